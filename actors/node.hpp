@@ -1,0 +1,32 @@
+// A node: device supervisor, devices, store and the control actor that
+// dsmilctl talks to. start_node() wires them up inside an actor system.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "runtime/node_config.hpp"
+#include "runtime/result.hpp"
+
+namespace dsmil {
+
+class sim_driver;
+
+struct node_handles {
+  /// Answers control_request with control_reply (see messages.hpp).
+  /// Untyped because it is a blocking actor: it runs on its own thread and
+  /// may wait for disk and for its own requests to the device actors.
+  std::shared_ptr<caf::actor> control;
+  /// The simulator behind the guard, for tests that count backend writes.
+  std::shared_ptr<sim_driver> sim;
+  /// The port the control actor was published on, once known (for status).
+  std::shared_ptr<std::atomic<uint16_t>> published_port;
+};
+
+/// Opens the store under cfg.data_dir/store, builds the simulator with the
+/// configured faults, and spawns the actor tree. Errors leave nothing running.
+result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg);
+
+} // namespace dsmil

@@ -1,0 +1,226 @@
+#include <map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/caf_glue.hpp"
+#include "actors/node.hpp"
+#include "actors/node_impl.hpp"
+#include "actors/supervisors.hpp"
+#include "simd/cpu_features.hpp"
+
+namespace dsmil {
+
+namespace {
+
+// Longest a device call can take: every attempt with its largest backoff.
+std::chrono::milliseconds device_timeout(const node_config& cfg) {
+  return std::chrono::milliseconds(10000 + static_cast<int64_t>(cfg.retry.attempts)
+                                             * (cfg.retry.max_ms + 60000));
+}
+
+const std::map<std::string, command_fn>& commands() {
+  static const std::map<std::string, command_fn> table = {
+    {"status", cmd_status},
+    {"device.list", cmd_device_list},
+    {"device.show", cmd_device_show},
+    {"device.set", cmd_device_set},
+    {"device.fault", cmd_device_fault},
+    {"device.crash", cmd_device_crash},
+    {"config.show", cmd_config_show},
+    {"config.set", cmd_config_set},
+    {"checkpoint.create", cmd_checkpoint_create},
+    {"checkpoint.list", cmd_checkpoint_list},
+    {"checkpoint.show", cmd_checkpoint_show},
+    {"checkpoint.verify", cmd_checkpoint_verify},
+    {"checkpoint.delete", cmd_checkpoint_delete},
+    {"rollback", cmd_rollback},
+  };
+  return table;
+}
+
+control_reply dispatch(node_context& ctx, device_calls& calls, const control_request& req) {
+  auto it = commands().find(req.command);
+  if (it == commands().end())
+    return error_reply(make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
+  auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
+  if (args.is_discarded() || !args.is_object())
+    return error_reply(make_error(errc::invalid_argument, "arguments are not a JSON object"));
+  try {
+    return it->second(ctx, calls, args);
+  } catch (const json::exception& e) {
+    return error_reply(make_error(errc::invalid_argument,
+                                  std::string("malformed arguments: ") + e.what()));
+  } catch (const std::exception& e) {
+    return error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
+  }
+}
+
+void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
+  device_calls calls(self, *ctx);
+  bool running = true;
+  self->receive_while([&] { return running; })(
+    [&](control_request& req) -> control_reply {
+      auto reply = dispatch(*ctx, calls, req);
+      if (reply.code != 0)
+        spdlog::info("{}: {}", req.command, reply.message);
+      else
+        spdlog::debug("{}: ok", req.command);
+      return reply;
+    },
+    [&](caf::exit_msg& em) {
+      spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
+      running = false;
+    });
+  self->send_exit(ctx->devices, caf::exit_reason::user_shutdown);
+}
+
+} // namespace
+
+// -- device_calls ---------------------------------------------------------------
+
+namespace {
+
+template <class Handle>
+result<device_state> collect(Handle& h) {
+  result<device_state> out = make_error(errc::internal, "no reply");
+  h.receive([&](device_state& s) { out = std::move(s); },
+            [&](caf::error& e) { out = from_caf(e); });
+  return out;
+}
+
+} // namespace
+
+result<device_state> device_calls::read(device_id id) {
+  auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id);
+  return collect(h);
+}
+
+result<device_state> device_calls::write(const device_patch& p) {
+  auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), p);
+  return collect(h);
+}
+
+std::vector<device_state> device_calls::read_many(const std::vector<device_id>& ids,
+                                                  std::vector<std::pair<device_id, error>>& errors) {
+  using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value,
+                                           device_id{}));
+  std::vector<handle_t> handles;
+  handles.reserve(ids.size());
+  for (auto id : ids)
+    handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id));
+  std::vector<device_state> out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto r = collect(handles[i]);
+    if (r) out.push_back(std::move(*r));
+    else errors.emplace_back(ids[i], r.err());
+  }
+  return out;
+}
+
+std::vector<device_state> device_calls::write_many(const std::vector<device_patch>& patches,
+                                                   std::vector<std::pair<device_id, error>>& errors) {
+  using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), device_patch{}));
+  std::vector<handle_t> handles;
+  handles.reserve(patches.size());
+  for (auto& p : patches) handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), p));
+  std::vector<device_state> out;
+  for (size_t i = 0; i < patches.size(); ++i) {
+    auto r = collect(handles[i]);
+    if (r) out.push_back(std::move(*r));
+    else errors.emplace_back(patches[i].id, r.err());
+  }
+  return out;
+}
+
+result<std::vector<device_health>> device_calls::health() {
+  result<std::vector<device_health>> out = make_error(errc::internal, "no reply");
+  self_->request(ctx_.devices, std::chrono::seconds(30), health_atom::value)
+    .receive([&](std::vector<device_health>& v) { out = std::move(v); },
+             [&](caf::error& e) { out = from_caf(e); });
+  return out;
+}
+
+// -- shared helpers ---------------------------------------------------------------
+
+control_reply ok_reply(const json& body) { return control_reply{0, "", body.dump()}; }
+
+control_reply error_reply(const error& e, const json& body) {
+  json b = body;
+  b["error"] = {{"code", to_string(e.code)}, {"message", e.message}};
+  return control_reply{static_cast<uint8_t>(e.code), e.message, b.dump()};
+}
+
+result<std::string> arg_string(const json& args, const char* key) {
+  auto it = args.find(key);
+  if (it == args.end() || !it->is_string() || it->get<std::string>().empty())
+    return make_error(errc::invalid_argument, std::string("missing argument '") + key + "'");
+  return it->get<std::string>();
+}
+
+result<device_id> arg_device(const node_context& ctx, const json& args, const char* key) {
+  auto s = arg_string(args, key);
+  if (!s) return s.err();
+  return parse_device_id(*s, ctx.cfg.devices);
+}
+
+json to_json(const checkpoint_info& i) {
+  return {{"id", i.id},
+          {"name", i.name},
+          {"description", i.description},
+          {"type", i.type},
+          {"created_at", i.created_at},
+          {"parent", i.parent_id.empty() ? json(nullptr) : json(i.parent_id)},
+          {"devices", i.device_count},
+          {"logical_bytes", i.logical_bytes},
+          {"new_bytes", i.new_bytes},
+          {"key_id", i.key_id},
+          {"provider", i.provider}};
+}
+
+json to_json(const system_config& c) {
+  return {{"config_version", c.config_version},
+          {"avx512_present", c.avx512_present},
+          {"agent_concurrency_limit", c.agent_concurrency_limit},
+          {"thermal_threshold_c", c.thermal_threshold_c},
+          {"config_data", c.config_data}};
+}
+
+// -- start ------------------------------------------------------------------------
+
+result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) {
+  auto ctx = std::make_shared<node_context>();
+  ctx->cfg = cfg;
+  ctx->started_ns = env::posix().now_unix_ns();
+  auto store = checkpoint_store::open(env::posix(), cfg.data_dir + "/store");
+  if (!store) return store.err();
+  ctx->store = std::move(*store);
+  ctx->configuration.config_version = cfg.configuration.config_version;
+  ctx->configuration.agent_concurrency_limit = cfg.configuration.agent_concurrency_limit;
+  ctx->configuration.thermal_threshold_c = cfg.configuration.thermal_threshold_c;
+  ctx->configuration.config_data = cfg.configuration.config_data;
+  ctx->configuration.avx512_present = simd::detect_cpu().avx512f;
+
+  ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, env::posix(),
+                                          cfg.thermal_critical_c);
+  for (auto& [id, f] : cfg.faults) ctx->sim->set_fault(id, f);
+  auto map = std::make_shared<const device_map>(ctx->cfg.devices);
+  auto guarded = std::make_shared<guarded_driver>(map, ctx->sim);
+
+  supervisor_config sc;
+  sc.drv = guarded;
+  sc.map = map;
+  sc.breaker = cfg.breaker;
+  sc.retry = cfg.retry;
+  sc.supervision = cfg.supervision;
+  ctx->devices = spawn_device_supervisor(sys, sc);
+
+  ctx->published_port = std::make_shared<std::atomic<uint16_t>>(cfg.listen_port);
+  node_handles h;
+  h.sim = ctx->sim;
+  h.published_port = ctx->published_port;
+  h.control = std::make_shared<caf::actor>(sys.spawn<caf::detached>(node_loop, ctx));
+  return h;
+}
+
+} // namespace dsmil

@@ -1,0 +1,83 @@
+// Node commands that create, list, show, verify and delete checkpoints.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/node_impl.hpp"
+
+namespace dsmil {
+
+namespace {
+
+result<std::string> arg_checkpoint(node_context& ctx, const json& args) {
+  auto id = arg_string(args, "id");
+  if (!id) return id.err();
+  return ctx.store->resolve(*id);
+}
+
+} // namespace
+
+control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, const json& args) {
+  auto start = env::posix().steady_ns();
+  checkpoint_request req;
+  req.name = args.value("name", std::string());
+  req.description = args.value("description", std::string());
+  std::vector<device_id> ids;
+  for (auto& d : ctx.cfg.devices.devices()) ids.push_back(d.id);
+  std::vector<std::pair<device_id, error>> errors;
+  auto states = calls.read_many(ids, errors);
+  if (!errors.empty()) {
+    auto& [id, e] = errors.front();
+    return error_reply(make_error(e.code, "cannot checkpoint: device " + format_device_id(id)
+                                            + " cannot be read (" + e.message + ")"
+                                            + (errors.size() > 1 ? " and " + std::to_string(errors.size() - 1) + " more" : "")));
+  }
+  auto info = ctx.store->create(req, states, ctx.configuration);
+  if (!info) return error_reply(info.err());
+  auto ms = static_cast<double>(env::posix().steady_ns() - start) / 1e6;
+  spdlog::info("checkpoint {} created: {} devices, {} new bytes, {:.1f} ms", info->id,
+               info->device_count, info->new_bytes, ms);
+  auto body = to_json(*info);
+  body["duration_ms"] = ms;
+  return ok_reply(body);
+}
+
+control_reply cmd_checkpoint_list(node_context& ctx, device_calls&, const json&) {
+  json out = json::array();
+  for (auto& i : ctx.store->list()) out.push_back(to_json(i));
+  return ok_reply({{"checkpoints", out}});
+}
+
+control_reply cmd_checkpoint_show(node_context& ctx, device_calls&, const json& args) {
+  auto id = arg_checkpoint(ctx, args);
+  if (!id) return error_reply(id.err());
+  auto c = ctx.store->load(*id);
+  if (!c) return error_reply(c.err());
+  auto body = to_json(c->info);
+  body["configuration"] = to_json(c->configuration);
+  json devices = json::array();
+  for (auto& d : c->devices)
+    devices.push_back({{"id", format_device_id(d.id)},
+                       {"enabled", d.enabled},
+                       {"security_level", d.security_level},
+                       {"registers", d.registers}});
+  body["device_states"] = devices;
+  return ok_reply(body);
+}
+
+control_reply cmd_checkpoint_verify(node_context& ctx, device_calls&, const json& args) {
+  auto id = arg_checkpoint(ctx, args);
+  if (!id) return error_reply(id.err());
+  auto report = ctx.store->verify(*id);
+  if (!report) return error_reply(report.err(), {{"id", *id}, {"valid", false}});
+  return ok_reply({{"id", *id}, {"valid", true}, {"checks", report->checks}});
+}
+
+control_reply cmd_checkpoint_delete(node_context& ctx, device_calls&, const json& args) {
+  auto id = arg_checkpoint(ctx, args);
+  if (!id) return error_reply(id.err());
+  if (auto err = ctx.store->remove(*id)) return error_reply(err);
+  spdlog::info("checkpoint {} deleted", *id);
+  return ok_reply({{"id", *id}, {"deleted", true}});
+}
+
+} // namespace dsmil

@@ -1,0 +1,85 @@
+// Internals of the node's control actor, shared by its command files.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/blocking_actor.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/device_service.hpp"
+#include "actors/messages.hpp"
+#include "dsmil/system_config.hpp"
+#include "runtime/node_config.hpp"
+#include "runtime/sim_driver.hpp"
+#include "runtime/store.hpp"
+
+namespace dsmil {
+
+using nlohmann::json;
+
+struct node_context {
+  node_config cfg;
+  std::shared_ptr<sim_driver> sim;
+  device_service devices; ///< the device supervisor
+  std::unique_ptr<checkpoint_store> store;
+  system_config configuration; ///< the `configuration` component's live state
+  int64_t started_ns = 0;
+  std::shared_ptr<std::atomic<uint16_t>> published_port;
+};
+
+/// Device calls from the (blocking) control actor. Requests to many devices
+/// go out together and are collected afterwards, so they run in parallel.
+class device_calls {
+public:
+  device_calls(caf::blocking_actor* self, node_context& ctx) : self_(self), ctx_(ctx) {}
+
+  result<device_state> read(device_id id);
+  result<device_state> write(const device_patch& p);
+  /// Reads many devices; `errors` gets one entry per device that failed.
+  std::vector<device_state> read_many(const std::vector<device_id>& ids,
+                                      std::vector<std::pair<device_id, error>>& errors);
+  std::vector<device_state> write_many(const std::vector<device_patch>& patches,
+                                       std::vector<std::pair<device_id, error>>& errors);
+  result<std::vector<device_health>> health();
+
+  caf::blocking_actor* self() { return self_; }
+
+private:
+  caf::blocking_actor* self_;
+  node_context& ctx_;
+};
+
+/// One command: parses args, does the work, answers.
+using command_fn = control_reply (*)(node_context&, device_calls&, const json& args);
+
+control_reply ok_reply(const json& body);
+control_reply error_reply(const error& e, const json& body = json::object());
+
+/// Argument helpers: errors are invalid_argument naming the argument.
+result<std::string> arg_string(const json& args, const char* key);
+result<device_id> arg_device(const node_context& ctx, const json& args, const char* key = "id");
+
+json to_json(const checkpoint_info& i);
+json to_json(const system_config& c);
+
+// Commands (node_devices.cpp)
+control_reply cmd_status(node_context&, device_calls&, const json&);
+control_reply cmd_device_list(node_context&, device_calls&, const json&);
+control_reply cmd_device_show(node_context&, device_calls&, const json&);
+control_reply cmd_device_set(node_context&, device_calls&, const json&);
+control_reply cmd_device_fault(node_context&, device_calls&, const json&);
+control_reply cmd_device_crash(node_context&, device_calls&, const json&);
+control_reply cmd_config_show(node_context&, device_calls&, const json&);
+control_reply cmd_config_set(node_context&, device_calls&, const json&);
+// Commands (node_checkpoints.cpp)
+control_reply cmd_checkpoint_create(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_list(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_show(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_verify(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_delete(node_context&, device_calls&, const json&);
+// Commands (node_rollback.cpp)
+control_reply cmd_rollback(node_context&, device_calls&, const json&);
+
+} // namespace dsmil

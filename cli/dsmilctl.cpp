@@ -1,0 +1,241 @@
+// dsmilctl: the operator's client for a dsmild node.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/caf_glue.hpp"
+#include "actors/messages.hpp"
+#include "cli/render.hpp"
+#include "dsmil/version.hpp"
+#include "runtime/node_config.hpp"
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* exit_codes =
+  "Exit codes: 0 success; 1 other failure; 2 bad input (usage, unknown or invalid device id, "
+  "bad value); 3 not found (checkpoint id); 4 refused (quarantined device, critical device "
+  "without --ack-critical, thermal limit); 5 integrity failure (tampered or damaged checkpoint); "
+  "6 node not reachable; 7 device or rollback failure.";
+
+int die(const std::string& line, int code) {
+  std::fprintf(stderr, "dsmilctl: %s\n", line.c_str());
+  return code;
+}
+
+// Parses "0x1F", "31" as a 32-bit register value.
+bool parse_value(const std::string& s, int64_t& out) {
+  if (s.empty() || s[0] == '-') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+  if (errno != 0 || end != s.c_str() + s.size() || v > 0xFFFFFFFFull) return false;
+  out = static_cast<int64_t>(v);
+  return true;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dsmilctl " DSMIL_VERSION ": control a dsmil-recovery node (dsmild)."};
+  app.require_subcommand(1);
+  app.footer(exit_codes);
+  const char* env_node = std::getenv("DSMIL_NODE");
+  std::string node = env_node ? env_node : "127.0.0.1:7411";
+  bool as_json = false;
+  int timeout_s = 120;
+  app.add_option("--node", node, "HOST:PORT of the node (default 127.0.0.1:7411 or $DSMIL_NODE)");
+  app.add_flag("--json", as_json, "print one JSON document on stdout");
+  app.add_option("--timeout", timeout_s, "seconds to wait for the node's answer")->check(CLI::PositiveNumber);
+
+  std::string command;
+  json args = json::object();
+
+  auto* status = app.add_subcommand("status", "node, devices, store and configuration at a glance");
+  status->callback([&] { command = "status"; });
+
+  auto* device = app.add_subcommand("device", "inspect and change devices")->require_subcommand(1);
+  std::string dev_id;
+  device->add_subcommand("list", "all 84 devices with state and health")->callback([&] {
+    command = "device.list";
+  });
+  auto* dshow = device->add_subcommand("show", "one device: registers, blob, flags, health");
+  dshow->add_option("ID", dev_id, "device id, e.g. 0x8005")->required();
+  dshow->callback([&] { command = "device.show"; args["id"] = dev_id; });
+
+  auto* dset = device->add_subcommand("set", "write to a device");
+  std::string reg_text, value_text;
+  bool enable = false, disable = false;
+  int level = -1;
+  dset->add_option("ID", dev_id, "device id")->required();
+  dset->add_option("--register", reg_text, "register index (with --value)");
+  dset->add_option("--value", value_text, "32-bit value, decimal or 0x hex (with --register)");
+  auto* en = dset->add_flag("--enable", enable, "enable the device");
+  dset->add_flag("--disable", disable, "disable the device")->excludes(en);
+  dset->add_option("--security-level", level, "security level 0-4");
+  dset->callback([&] { command = "device.set"; });
+
+  auto* dfault = device->add_subcommand("fault", "inject faults into a simulated device");
+  double error_rate = -1;
+  int latency = -1, stuck = -2;
+  bool offline = false, online = false, spike = false, no_spike = false, clear = false;
+  dfault->add_option("ID", dev_id, "device id")->required();
+  dfault->add_option("--error-rate", error_rate, "probability 0-1 that a driver call fails");
+  dfault->add_option("--latency-ms", latency, "added latency per call");
+  dfault->add_flag("--offline", offline, "the device stops answering");
+  dfault->add_flag("--online", online, "the device answers again");
+  dfault->add_option("--stuck-register", stuck, "writes to this register are lost (-1: none)");
+  dfault->add_flag("--thermal-spike", spike, "temperature above the critical limit");
+  dfault->add_flag("--no-thermal-spike", no_spike, "temperature back to normal");
+  dfault->add_flag("--clear", clear, "remove all faults first");
+  dfault->callback([&] { command = "device.fault"; });
+
+  auto* dcrash = device->add_subcommand("crash", "crash the device's actor (its supervisor restarts it)");
+  dcrash->add_option("ID", dev_id, "device id")->required();
+  dcrash->callback([&] { command = "device.crash"; args["id"] = dev_id; });
+
+  auto* config = app.add_subcommand("config", "the system configuration component")->require_subcommand(1);
+  config->add_subcommand("show", "current configuration")->callback([&] { command = "config.show"; });
+  auto* cset = config->add_subcommand("set", "change one key");
+  std::string key, value;
+  cset->add_option("KEY", key, "agent_concurrency_limit, thermal_threshold_c or config_data")->required();
+  cset->add_option("VALUE", value, "new value")->required();
+  cset->callback([&] { command = "config.set"; args["key"] = key; args["value"] = value; });
+
+  auto* cp = app.add_subcommand("checkpoint", "create, list, show, verify and delete checkpoints")
+               ->require_subcommand(1);
+  std::string cp_id, name, description;
+  auto* ccreate = cp->add_subcommand("create", "capture devices and configuration, signed");
+  ccreate->add_option("--name", name, "short name");
+  ccreate->add_option("--description", description, "why this checkpoint exists");
+  ccreate->callback([&] {
+    command = "checkpoint.create";
+    args["name"] = name;
+    args["description"] = description;
+  });
+  cp->add_subcommand("list", "all checkpoints, oldest first")->callback([&] { command = "checkpoint.list"; });
+  for (auto [sub, what] : {std::pair{"show", "contents of a checkpoint"},
+                           std::pair{"verify", "check signature and every stored byte"},
+                           std::pair{"delete", "remove a checkpoint"}}) {
+    auto* c = cp->add_subcommand(sub, what);
+    c->add_option("ID", cp_id, "checkpoint id (or a unique prefix of at least 4 characters)")->required();
+    std::string cmd = std::string("checkpoint.") + sub;
+    c->callback([&, cmd] { command = cmd; args["id"] = cp_id; });
+  }
+
+  auto* rb = app.add_subcommand("rollback", "roll devices and configuration back to a checkpoint");
+  std::string devices, groups;
+  bool dry_run = false, ack = false;
+  rb->add_option("ID", cp_id, "checkpoint id (or unique prefix)")->required();
+  rb->add_option("--devices", devices, "only these devices, e.g. 0x8010,0x8031");
+  rb->add_option("--groups", groups, "only these groups, e.g. 1,3");
+  rb->add_flag("--dry-run", dry_run, "print the plan and warnings; change nothing");
+  rb->add_flag("--ack-critical", ack, "allow changes to critical devices (TPM, boot, crypto)");
+  rb->callback([&] { command = "rollback"; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return die(std::string(e.what()) + "; see 'dsmilctl --help'", 2);
+  }
+
+  // Arguments that need checking before they go out.
+  if (command == "device.set") {
+    args["id"] = dev_id;
+    if (!reg_text.empty() || !value_text.empty()) {
+      int64_t r, v;
+      if (reg_text.empty() || value_text.empty())
+        return die("--register and --value go together", 2);
+      if (!parse_value(reg_text, r)) return die("--register must be a register index, got '" + reg_text + "'", 2);
+      if (!parse_value(value_text, v))
+        return die("--value must be a 32-bit number (decimal or 0x hex), got '" + value_text + "'", 2);
+      args["register"] = r;
+      args["value"] = v;
+    }
+    if (enable) args["enabled"] = true;
+    if (disable) args["enabled"] = false;
+    if (level != -1) args["security_level"] = level;
+  } else if (command == "device.fault") {
+    args["id"] = dev_id;
+    if (clear) args["clear"] = true;
+    if (error_rate >= 0) args["error_rate"] = error_rate;
+    if (latency >= 0) args["latency_ms"] = latency;
+    if (offline) args["offline"] = true;
+    if (online) args["offline"] = false;
+    if (stuck >= -1) args["stuck_register"] = stuck;
+    if (spike) args["thermal_spike"] = true;
+    if (no_spike) args["thermal_spike"] = false;
+  } else if (command == "rollback") {
+    args["id"] = cp_id;
+    args["dry_run"] = dry_run;
+    args["ack_critical"] = ack;
+    if (!devices.empty()) args["devices"] = split(devices);
+    if (!groups.empty()) {
+      json g = json::array();
+      for (auto& s : split(groups)) {
+        int64_t v;
+        if (!parse_value(s, v) || v > 6) return die("--groups takes group numbers 0-6, got '" + s + "'", 2);
+        g.push_back(v);
+      }
+      args["groups"] = g;
+    }
+  }
+
+  std::string host;
+  uint16_t port = 0;
+  if (auto err = dsmil::parse_host_port(node, host, port)) return die("--node: " + err.message, 2);
+
+  caf::actor_system_config caf_cfg;
+  dsmil::configure_actor_system(caf_cfg);
+  caf::actor_system sys{caf_cfg};
+  auto remote = sys.middleman().remote_actor(host, port);
+  if (!remote)
+    return die("cannot reach dsmild at " + node + " (" + dsmil::from_caf(remote.error()).message
+                 + "); start it with 'dsmild' or pass --node HOST:PORT",
+               6);
+
+  dsmil::control_reply reply;
+  bool got = false;
+  dsmil::error failure;
+  caf::scoped_actor self{sys};
+  self->request(*remote, std::chrono::seconds(timeout_s), dsmil::control_request{command, args.dump()})
+    .receive([&](dsmil::control_reply& r) { reply = std::move(r); got = true; },
+             [&](caf::error& e) { failure = dsmil::from_caf(e); });
+  if (!got) {
+    if (failure.code == dsmil::errc::timeout)
+      return die("dsmild at " + node + " did not answer within " + std::to_string(timeout_s)
+                   + " s; raise --timeout or check its log", 6);
+    return die("lost the connection to dsmild at " + node + " (" + failure.message + ")", 6);
+  }
+  auto body = json::parse(reply.body, nullptr, false);
+  if (body.is_discarded()) body = json::object();
+  auto code = static_cast<dsmil::errc>(reply.code);
+  if (as_json) {
+    std::cout << body.dump(2) << "\n";
+  } else {
+    dsmil::render(command, body, std::cout);
+  }
+  if (code != dsmil::errc::none) {
+    std::fprintf(stderr, "dsmilctl: %s\n", reply.message.c_str());
+    return dsmil::exit_code(code);
+  }
+  return 0;
+}

@@ -1,0 +1,200 @@
+#include "cli/render.hpp"
+
+#include <cstdio>
+
+namespace dsmil {
+
+using nlohmann::json;
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), f, v);
+  return buf;
+}
+
+std::string hex32(uint64_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%08llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string str(const json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_null()) return "-";
+  return j.dump();
+}
+
+void render_status(const json& b, std::ostream& out) {
+  auto& n = b["node"];
+  auto& d = b["devices"];
+  auto& c = b["checkpoints"];
+  out << "node        " << str(n["listen"]) << "  pid " << n["pid"] << "  up " << n["uptime_s"]
+      << " s  cpu " << str(n["cpu"]) << "\n";
+  out << "config      " << str(n["config"]) << "\n";
+  out << "devices     " << d["total"] << " (" << str(d["backend"]) << "), " << d["quarantined"]
+      << " quarantined, " << d["critical"] << " critical, " << d["breakers_not_closed"]
+      << " breakers not closed, " << d["actor_restarts"] << " actor restarts, " << d["given_up"]
+      << " given up\n";
+  out << "store       " << str(c["store"]) << ": " << c["count"] << " checkpoints, " << c["chunks"]
+      << " chunks, latest " << str(c["latest"]) << "\n";
+  out << "keys        " << str(b["keys"]["provider"]) << " key " << str(b["keys"]["key_id"]).substr(0, 16)
+      << "\n";
+  auto& cfg = b["configuration"];
+  out << "configuration version " << cfg["config_version"] << ", agent concurrency "
+      << cfg["agent_concurrency_limit"] << ", thermal threshold "
+      << fmt("%.1f C", cfg["thermal_threshold_c"].get<double>()) << "\n";
+}
+
+void render_device_list(const json& b, std::ostream& out) {
+  out << "ID      NAME      GRP  ENABLED  LEVEL  TEMP     BREAKER    FLAGS\n";
+  for (auto& d : b["devices"]) {
+    char line[160];
+    std::string flags;
+    if (d["quarantined"].get<bool>()) flags += "quarantined ";
+    if (d["critical"].get<bool>()) flags += "critical ";
+    if (d.contains("error")) flags += "error: " + str(d["error"]);
+    if (d.contains("enabled")) {
+      std::snprintf(line, sizeof(line), "%-7s %-9s %-4d %-8s %-6d %-8s %-10s %s",
+                    str(d["id"]).c_str(), str(d["name"]).c_str(), d["group"].get<int>(),
+                    d["enabled"].get<bool>() ? "yes" : "no", d["security_level"].get<int>(),
+                    fmt("%.1f C", d["temperature_c"].get<double>()).c_str(),
+                    str(d["breaker"]).c_str(), flags.c_str());
+    } else {
+      std::snprintf(line, sizeof(line), "%-7s %-9s %-4d %-8s %-6s %-8s %-10s %s",
+                    str(d["id"]).c_str(), str(d["name"]).c_str(), d["group"].get<int>(), "?", "?",
+                    "?", str(d["breaker"]).c_str(), flags.c_str());
+    }
+    out << line << "\n";
+  }
+}
+
+void render_device(const json& b, std::ostream& out) {
+  out << str(b["id"]) << " " << str(b["name"]) << "  group " << b["group"] << " ("
+      << str(b["group_role"]) << ")\n";
+  if (b["quarantined"].get<bool>()) out << "  QUARANTINED: " << str(b["quarantine_reason"]) << "\n";
+  if (b["critical"].get<bool>()) out << "  critical: " << str(b["critical_role"]) << "\n";
+  out << "  enabled " << (b["enabled"].get<bool>() ? "yes" : "no") << ", security level "
+      << b["security_level"] << ", temperature " << fmt("%.1f C", b["temperature_c"].get<double>())
+      << ", last write " << str(b["last_activity"]) << "\n";
+  out << "  registers:";
+  int i = 0;
+  for (auto& r : b["registers"]) {
+    if (i % 8 == 0) out << "\n   " << (i < 10 ? " " : "") << i << ":";
+    out << " " << hex32(r.get<uint64_t>());
+    ++i;
+  }
+  out << "\n  config blob: " << str(b["config_blob"]).size() / 2 << " bytes, sha256 "
+      << str(b["config_blob_sha256"]).substr(0, 16) << "\n";
+  auto& h = b["health"];
+  out << "  breaker " << str(h["breaker"]) << ", " << h["failures"] << " consecutive failures, "
+      << h["restarts"] << " actor restarts" << (h["given_up"].get<bool>() ? ", GIVEN UP" : "")
+      << "\n";
+  auto& f = b["faults"];
+  if (f["error_rate"].get<double>() > 0 || f["latency_ms"].get<int>() > 0 || f["offline"].get<bool>()
+      || f["stuck_register"].get<int>() >= 0 || f["thermal_spike"].get<bool>())
+    out << "  injected faults: " << f.dump() << "\n";
+}
+
+void render_checkpoint(const json& c, std::ostream& out) {
+  out << str(c["id"]) << "  " << str(c["created_at"]) << "  " << str(c["type"]);
+  if (!str(c["name"]).empty()) out << "  \"" << str(c["name"]) << "\"";
+  out << "\n";
+}
+
+void render_rollback(const json& b, std::ostream& out) {
+  bool dry = b.value("dry_run", false);
+  out << (dry ? "rollback plan for " : "rollback to ") << str(b.value("checkpoint", json("?")))
+      << " (" << str(b.value("type", json("?"))) << ")\n";
+  if (b.contains("plan")) {
+    auto& p = b["plan"];
+    out << "  configuration: "
+        << (p["configuration"].get<bool>()
+              ? (p["configuration_differs"].get<bool>() ? "restored (differs)" : "restored (unchanged)")
+              : "not included")
+        << "\n";
+    out << "  devices in order: " << p["order"].size() << "; differing: " << p["differences"].size() << "\n";
+    for (auto& d : p["differences"]) {
+      out << "    " << str(d["id"]) << ":";
+      if (!d["registers"].empty()) out << " registers " << d["registers"].dump();
+      if (d["config_blob"].get<bool>()) out << " config-blob";
+      if (d["enabled"].get<bool>()) out << " enabled";
+      if (d["security_level"].get<bool>()) out << " security-level";
+      out << "\n";
+    }
+  }
+  if (b.contains("skipped_quarantined") && !b["skipped_quarantined"].empty())
+    out << "  quarantined, never written: " << b["skipped_quarantined"].dump() << "\n";
+  if (b.contains("warnings"))
+    for (auto& w : b["warnings"]) out << "  warning: " << str(w) << "\n";
+  if (b.contains("rolled_back"))
+    out << "  rolled back: " << b["rolled_back"]["components"].dump() << ", "
+        << b["rolled_back"]["devices"].size() << " devices\n";
+  if (b.contains("failed"))
+    for (auto& f : b["failed"]) out << "  FAILED " << str(f["id"]) << ": " << str(f["error"]) << "\n";
+  std::string phases;
+  for (auto& p : b["phases_completed"]) phases += (phases.empty() ? "" : ", ") + str(p);
+  out << "  phases completed: " << (phases.empty() ? "none" : phases);
+  if (!b["failed_phase"].is_null()) out << "; failed in " << str(b["failed_phase"]);
+  out << "\n";
+  if (b.contains("duration_ms"))
+    out << "  " << (dry ? "planned" : (b["success"].get<bool>() ? "done" : "stopped")) << " in "
+        << fmt("%.1f ms", b["duration_ms"].get<double>()) << "\n";
+}
+
+} // namespace
+
+void render(const std::string& command, const json& b, std::ostream& out) {
+  if (command == "rollback") {
+    if (b.contains("checkpoint")) render_rollback(b, out);
+    return;
+  }
+  if (b.contains("error")) return;
+  if (command == "status") return render_status(b, out);
+  if (command == "device.list") return render_device_list(b, out);
+  if (command == "device.show" || command == "device.set") return render_device(b, out);
+  if (command == "device.fault") {
+    out << str(b["id"]) << " faults now " << b["faults"].dump() << "\n";
+    return;
+  }
+  if (command == "device.crash") {
+    out << str(b["id"]) << ": device actor crashed; its group supervisor restarts it\n";
+    return;
+  }
+  if (command == "config.show" || command == "config.set") {
+    for (auto& [k, v] : b.items()) out << k << " = " << v.dump() << "\n";
+    return;
+  }
+  if (command == "checkpoint.create") {
+    out << "created checkpoint " << str(b["id"]) << " (" << b["devices"] << " devices, "
+        << b["new_bytes"] << " new bytes of " << b["logical_bytes"] << ", "
+        << fmt("%.1f ms", b["duration_ms"].get<double>()) << ")\n";
+    return;
+  }
+  if (command == "checkpoint.list") {
+    if (b["checkpoints"].empty()) out << "no checkpoints yet: dsmilctl checkpoint create\n";
+    for (auto& c : b["checkpoints"]) render_checkpoint(c, out);
+    return;
+  }
+  if (command == "checkpoint.show") {
+    render_checkpoint(b, out);
+    out << "  description: " << str(b["description"]) << "\n  parent: " << str(b["parent"])
+        << "\n  signed by " << str(b["provider"]) << " key " << str(b["key_id"]).substr(0, 16)
+        << "\n  " << b["devices"] << " devices, " << b["logical_bytes"] << " bytes of state\n";
+    out << "  configuration: " << b["configuration"].dump() << "\n";
+    return;
+  }
+  if (command == "checkpoint.verify") {
+    out << str(b["id"]) << ": valid\n";
+    for (auto& c : b["checks"]) out << "  " << str(c) << "\n";
+    return;
+  }
+  if (command == "checkpoint.delete") {
+    out << "deleted checkpoint " << str(b["id"]) << "\n";
+    return;
+  }
+  out << b.dump(2) << "\n";
+}
+
+} // namespace dsmil

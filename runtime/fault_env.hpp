@@ -1,0 +1,60 @@
+// fault_env: an env that forwards to another and fails chosen operations,
+// for tests of the store's crash and error behaviour.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "runtime/env.hpp"
+
+namespace dsmil {
+
+class fault_env final : public env {
+public:
+  /// `base` must outlive this object.
+  explicit fault_env(env& base) : base_(base) {}
+
+  /// After `n` more successful fsyncs (files or directories), every fsync
+  /// fails with EIO until clear() is called. n = 0 fails the next one.
+  void fail_sync_after(int n) { sync_budget_ = n; }
+  /// After `n` more successful appends, every append fails (disk full).
+  void fail_append_after(int n) { append_budget_ = n; }
+  void clear() {
+    sync_budget_ = -1;
+    append_budget_ = -1;
+  }
+  int syncs() const { return syncs_; }
+
+  result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
+                                                           unsigned mode) override;
+  result<std::string> read_file(const std::string& path) override {
+    return base_.read_file(path);
+  }
+  status rename(const std::string& from, const std::string& to) override {
+    return base_.rename(from, to);
+  }
+  status remove(const std::string& path) override { return base_.remove(path); }
+  status sync_dir(const std::string& dir) override;
+  status create_dirs(const std::string& dir) override { return base_.create_dirs(dir); }
+  result<std::vector<std::string>> list_dir(const std::string& dir) override {
+    return base_.list_dir(dir);
+  }
+  bool exists(const std::string& path) override { return base_.exists(path); }
+  result<std::shared_ptr<void>> lock_file(const std::string& path) override {
+    return base_.lock_file(path);
+  }
+  int64_t now_unix_ns() override { return base_.now_unix_ns(); }
+  int64_t steady_ns() override { return base_.steady_ns(); }
+
+  /// Consumes one unit of the sync budget; true when this fsync must fail.
+  bool take_sync_fault();
+  bool take_append_fault();
+
+private:
+  env& base_;
+  std::atomic<int> sync_budget_{-1};
+  std::atomic<int> append_budget_{-1};
+  std::atomic<int> syncs_{0};
+};
+
+} // namespace dsmil

@@ -1,0 +1,40 @@
+// Key providers sign manifest digests; verification needs only the public
+// key (PEM) and OpenSSL, so any machine can verify a store offline.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/crypto.hpp"
+#include "runtime/env.hpp"
+#include "runtime/result.hpp"
+
+namespace dsmil {
+
+class key_provider {
+public:
+  virtual ~key_provider() = default;
+  virtual std::string provider() const = 0; ///< "software" or "tpm"
+  virtual std::string scheme() const = 0;   ///< e.g. "ecdsa-p256-sha256"
+  /// SHA-256 of the public key's DER encoding, hex.
+  virtual std::string key_id() const = 0;
+  virtual std::string public_pem() const = 0;
+  /// DER signature over a SHA-256 digest.
+  virtual result<std::string> sign_digest(const digest& d) = 0;
+};
+
+/// ECDSA P-256 with OpenSSL. The private key lives in `keys_dir`/signing.key
+/// (PEM, mode 0600), generated on first use; the public key is written to
+/// `keys_dir`/<key_id>.pem.
+result<std::unique_ptr<key_provider>> open_software_key(env& e, const std::string& keys_dir,
+                                                        const std::string& tmp_dir);
+
+/// Checks a DER ECDSA signature over `d` with a PEM public key. Errors:
+/// integrity_error when the signature does not match, invalid_argument when
+/// the key or signature cannot be parsed.
+status verify_digest(const std::string& public_pem, const digest& d, const std::string& sig_der);
+
+/// Key id (SHA-256 of the DER public key, hex) of a PEM public key.
+result<std::string> key_id_of(const std::string& public_pem);
+
+} // namespace dsmil

@@ -1,0 +1,150 @@
+#include "runtime/manifest.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/crypto.hpp"
+
+namespace dsmil {
+
+using nlohmann::json;
+
+namespace {
+
+std::string root_of(const std::vector<const std::string*>& ids) {
+  std::string raw;
+  for (auto* id : ids) {
+    std::string bytes;
+    from_hex(*id, bytes);
+    raw += bytes;
+  }
+  return sha256_hex(raw);
+}
+
+} // namespace
+
+void compute_roots(manifest& m) {
+  m.configuration_root = root_of({&m.configuration.id});
+  std::vector<const std::string*> ids;
+  for (auto& d : m.devices) ids.push_back(&d.chunk.id);
+  m.devices_root = root_of(ids);
+  m.merkle_root = root_of({&m.configuration_root, &m.devices_root});
+}
+
+std::string format_time(int64_t unix_ns) {
+  time_t secs = static_cast<time_t>(unix_ns / 1000000000);
+  int ms = static_cast<int>((unix_ns / 1000000) % 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return buf;
+}
+
+std::string encode_manifest(const manifest& m) {
+  const auto& i = m.info;
+  json devices = json::array();
+  for (auto& d : m.devices)
+    devices.push_back({{"id", format_device_id(d.device)}, {"chunk", d.chunk.id}, {"size", d.chunk.size}});
+  json parent = nullptr;
+  if (!i.parent_id.empty())
+    parent = {{"id", i.parent_id}, {"manifest_sha256", i.parent_manifest_sha256}};
+  json body = {
+    {"format", manifest_format},
+    {"id", i.id},
+    {"name", i.name},
+    {"description", i.description},
+    {"type", i.type},
+    {"created_at", i.created_at},
+    {"created_unix_ns", i.created_unix_ns},
+    {"parent", parent},
+    {"components",
+     {{"configuration", {{"root", m.configuration_root},
+                         {"chunks", json::array({{{"id", m.configuration.id}, {"size", m.configuration.size}}})}}},
+      {"devices", {{"root", m.devices_root}, {"count", m.devices.size()}, {"devices", devices}}}}},
+    {"sizes", {{"logical_bytes", i.logical_bytes}, {"new_bytes", i.new_bytes}}},
+    {"merkle_root", m.merkle_root},
+  };
+  return body.dump(2) + "\n";
+}
+
+result<manifest> decode_manifest(const std::string& body, const std::string& path) {
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error(errc::integrity_error, path + ": manifest is not valid JSON");
+  manifest m;
+  try {
+    if (j.at("format").get<int>() != manifest_format)
+      return make_error(errc::integrity_error, path + ": unknown manifest format "
+                                                 + j.at("format").dump());
+    auto& i = m.info;
+    i.id = j.at("id").get<std::string>();
+    i.name = j.at("name").get<std::string>();
+    i.description = j.at("description").get<std::string>();
+    i.type = j.at("type").get<std::string>();
+    i.created_at = j.at("created_at").get<std::string>();
+    i.created_unix_ns = j.at("created_unix_ns").get<int64_t>();
+    if (!j.at("parent").is_null()) {
+      i.parent_id = j["parent"].at("id").get<std::string>();
+      i.parent_manifest_sha256 = j["parent"].at("manifest_sha256").get<std::string>();
+    }
+    auto& comps = j.at("components");
+    auto& cfg = comps.at("configuration");
+    auto& chunks = cfg.at("chunks");
+    if (!chunks.is_array() || chunks.size() != 1)
+      return make_error(errc::integrity_error, path + ": configuration must have one chunk");
+    m.configuration.id = chunks[0].at("id").get<std::string>();
+    m.configuration.size = chunks[0].at("size").get<uint64_t>();
+    for (auto& d : comps.at("devices").at("devices")) {
+      device_chunk dc;
+      std::string id = d.at("id").get<std::string>();
+      dc.device = static_cast<device_id>(std::stoul(id, nullptr, 16));
+      dc.chunk.id = d.at("chunk").get<std::string>();
+      dc.chunk.size = d.at("size").get<uint64_t>();
+      m.devices.push_back(std::move(dc));
+    }
+    i.device_count = static_cast<uint32_t>(m.devices.size());
+    i.logical_bytes = j.at("sizes").at("logical_bytes").get<uint64_t>();
+    i.new_bytes = j.at("sizes").at("new_bytes").get<uint64_t>();
+    compute_roots(m);
+    if (cfg.at("root").get<std::string>() != m.configuration_root
+        || comps.at("devices").at("root").get<std::string>() != m.devices_root
+        || j.at("merkle_root").get<std::string>() != m.merkle_root)
+      return make_error(errc::integrity_error,
+                        path + ": component roots do not match the chunk lists");
+  } catch (const std::exception& e) {
+    return make_error(errc::integrity_error, path + ": malformed manifest (" + e.what() + ")");
+  }
+  return m;
+}
+
+std::string encode_signature(const signature_file& s) {
+  json j = {{"scheme", s.scheme},
+            {"provider", s.provider},
+            {"key_id", s.key_id},
+            {"manifest_sha256", s.manifest_sha256},
+            {"value", s.value_hex}};
+  return j.dump(2) + "\n";
+}
+
+result<signature_file> decode_signature(const std::string& text, const std::string& path) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error(errc::integrity_error, path + ": signature file is not valid JSON");
+  try {
+    signature_file s;
+    s.scheme = j.at("scheme").get<std::string>();
+    s.provider = j.at("provider").get<std::string>();
+    s.key_id = j.at("key_id").get<std::string>();
+    s.manifest_sha256 = j.at("manifest_sha256").get<std::string>();
+    s.value_hex = j.at("value").get<std::string>();
+    return s;
+  } catch (const std::exception& e) {
+    return make_error(errc::integrity_error, path + ": malformed signature file (" + e.what() + ")");
+  }
+}
+
+} // namespace dsmil

@@ -1,0 +1,76 @@
+// Checkpoint manifests: the signed JSON body that names every chunk of a
+// checkpoint, and the signature file beside it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dsmil/device.hpp"
+#include "runtime/result.hpp"
+
+namespace dsmil {
+
+constexpr int manifest_format = 1;
+
+struct chunk_ref {
+  std::string id; ///< hex SHA-256 of the plaintext
+  uint64_t size = 0;
+};
+
+struct device_chunk {
+  device_id device = 0;
+  chunk_ref chunk;
+};
+
+/// What `checkpoint list` and `show` print about a checkpoint.
+struct checkpoint_info {
+  std::string id; ///< UUIDv7
+  std::string name;
+  std::string description;
+  std::string type; ///< manual, automatic, emergency, pre-rollback
+  std::string created_at; ///< RFC 3339, UTC, milliseconds
+  int64_t created_unix_ns = 0;
+  std::string parent_id;       ///< empty for a root
+  std::string parent_manifest_sha256;
+  uint32_t device_count = 0;
+  uint64_t logical_bytes = 0;  ///< bytes of state captured
+  uint64_t new_bytes = 0;      ///< bytes this checkpoint added to packs (dedup)
+  std::string key_id;
+  std::string provider;
+};
+
+struct manifest {
+  checkpoint_info info;
+  chunk_ref configuration;
+  std::vector<device_chunk> devices; ///< sorted by id
+  std::string configuration_root;
+  std::string devices_root;
+  std::string merkle_root;
+};
+
+/// Component roots and Merkle root from the chunk lists: root of a component
+/// = SHA-256 over its chunk ids (raw) in order; Merkle root = SHA-256 over the
+/// component roots in the order configuration, devices.
+void compute_roots(manifest& m);
+
+/// The exact bytes that are signed.
+std::string encode_manifest(const manifest& m);
+/// Parses and checks the structure and the roots. Errors name `path`.
+result<manifest> decode_manifest(const std::string& body, const std::string& path);
+
+struct signature_file {
+  std::string scheme;
+  std::string provider;
+  std::string key_id;
+  std::string manifest_sha256;
+  std::string value_hex; ///< DER signature over the manifest body's SHA-256
+};
+
+std::string encode_signature(const signature_file& s);
+result<signature_file> decode_signature(const std::string& text, const std::string& path);
+
+/// RFC 3339 UTC with milliseconds, e.g. 2026-11-27T14:03:05.123Z.
+std::string format_time(int64_t unix_ns);
+
+} // namespace dsmil

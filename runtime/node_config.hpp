@@ -1,0 +1,87 @@
+// node_config: the settings of one node, read from dsmil.toml.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "dsmil/device.hpp"
+#include "runtime/device_map.hpp"
+#include "runtime/result.hpp"
+
+namespace dsmil {
+
+/// Faults the simulator injects into one device.
+struct fault_spec {
+  double error_rate = 0;     ///< probability (0-1) that a driver call fails
+  uint32_t latency_ms = 0;   ///< added to every call
+  bool offline = false;      ///< every call fails: device offline
+  int32_t stuck_register = -1; ///< writes to this register index are lost; -1 none
+  bool thermal_spike = false; ///< temperature above the critical limit
+
+  bool any() const {
+    return error_rate > 0 || latency_ms > 0 || offline || stuck_register >= 0 || thermal_spike;
+  }
+};
+
+struct breaker_config {
+  uint32_t failure_threshold = 5;
+  uint32_t open_ms = 60000;
+  uint32_t success_threshold = 3;
+};
+
+struct retry_config {
+  uint32_t attempts = 3; ///< calls in all
+  uint32_t base_ms = 1000;
+  uint32_t max_ms = 30000;
+  double jitter = 0.1;
+};
+
+struct supervision_config {
+  uint32_t max_restarts = 5;
+  uint32_t window_ms = 10000;
+};
+
+/// Initial values of the `configuration` component.
+struct system_config_defaults {
+  uint32_t config_version = 1;
+  uint32_t agent_concurrency_limit = 80;
+  double thermal_threshold_c = 85.0;
+  std::string config_data;
+};
+
+struct node_config {
+  std::string source; ///< file the config came from, or "embedded dsmil.toml"
+  std::string data_dir = "data";
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 7411;
+  std::string log_level = "info";
+  std::string backend = "sim";
+  uint64_t seed = 5450;
+  std::map<device_id, fault_spec> faults;
+  breaker_config breaker;
+  retry_config retry;
+  supervision_config supervision;
+  double thermal_warn_c = 85.0;
+  double thermal_critical_c = 100.0;
+  system_config_defaults configuration;
+  std::string key_provider = "software";
+  device_map devices;
+
+  /// Reads and validates a config file; the device map is resolved relative
+  /// to the file, falling back to the embedded one.
+  static result<node_config> load_file(const std::string& path);
+  /// The embedded defaults (config/dsmil.toml and config/devices.toml).
+  static result<node_config> embedded();
+  static result<node_config> parse(const std::string& text, const std::string& source,
+                                   const std::string& base_dir);
+};
+
+/// Splits "HOST:PORT"; errors name the text.
+status parse_host_port(const std::string& text, std::string& host, uint16_t& port);
+
+/// The texts of config/dsmil.toml and config/devices.toml, compiled in.
+const char* embedded_node_toml();
+const char* embedded_devices_toml();
+
+} // namespace dsmil

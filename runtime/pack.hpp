@@ -1,0 +1,59 @@
+// Pack files: immutable sequences of chunk records, each self-describing so
+// that a scrub can check it without the index, and the index can be rebuilt.
+//
+// pack   := "DSMPACK1" record*
+// record := header(56 bytes) payload(stored_len bytes)
+// header := "DSMC" u8 version u8 codec u8 cipher u8 0 u32 plain_len u32 stored_len
+//           u64 crc64(payload) u8[32] chunk id
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/crypto.hpp"
+#include "runtime/result.hpp"
+
+namespace dsmil {
+
+constexpr size_t pack_header_size = 8;
+constexpr size_t record_header_size = 56;
+
+enum class chunk_codec : uint8_t { none = 0 };
+enum class chunk_cipher : uint8_t { none = 0 };
+
+/// Where a chunk's record lives.
+struct chunk_location {
+  std::string pack; ///< pack name (hex SHA-256 of the pack bytes)
+  uint64_t offset = 0; ///< of the record header inside the pack
+  uint64_t length = 0; ///< header + payload
+};
+
+/// Collects records in memory and produces the pack bytes and its index.
+class pack_builder {
+public:
+  pack_builder();
+  /// Appends a record for `plain` under chunk id `id` (raw 32 bytes).
+  void add(const digest& id, const std::string& plain);
+  bool empty() const { return entries_.empty(); }
+  const std::string& bytes() const { return bytes_; }
+  /// Index text for a pack called `pack_name`: one "chunkid offset length" line per record.
+  std::string index_text() const;
+
+private:
+  std::string bytes_;
+  std::vector<std::pair<digest, std::pair<uint64_t, uint64_t>>> entries_;
+};
+
+/// Parses an index file into `out` (chunk id hex -> location). Errors name `path`.
+status parse_index(const std::string& text, const std::string& pack_name, const std::string& path,
+                   std::map<std::string, chunk_location>& out);
+
+/// Reads the record at `loc` from `pack_bytes` and returns the plaintext
+/// after checking magic, lengths, CRC64 and SHA-256 against `id_hex`.
+/// Errors are integrity_error and name `pack_path` and the chunk.
+result<std::string> read_record(const std::string& pack_bytes, const chunk_location& loc,
+                                const std::string& id_hex, const std::string& pack_path);
+
+} // namespace dsmil

@@ -1,0 +1,208 @@
+// The only file in the project that calls POSIX file functions and clocks.
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/env.hpp"
+
+namespace dsmil {
+
+namespace {
+
+error io_fail(const std::string& what, const std::string& path) {
+  return make_error(errc::io_error, what + " " + path + ": " + std::strerror(errno));
+}
+
+class posix_file final : public writable_file {
+public:
+  posix_file(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~posix_file() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  status append(std::string_view data) override {
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return io_fail("cannot write", path_);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    return {};
+  }
+
+  status sync() override {
+    if (::fsync(fd_) != 0) return io_fail("fsync failed for", path_);
+    return {};
+  }
+
+  status close() override {
+    int fd = fd_;
+    fd_ = -1;
+    if (fd >= 0 && ::close(fd) != 0) return io_fail("cannot close", path_);
+    return {};
+  }
+
+private:
+  int fd_;
+  std::string path_;
+};
+
+class posix_env final : public env {
+public:
+  result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
+                                                           unsigned mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return io_fail("cannot create", path);
+    ::fchmod(fd, mode); // open() applies the umask; the mode is a contract
+    return std::unique_ptr<writable_file>(new posix_file(fd, path));
+  }
+
+  result<std::string> read_file(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return make_error(errc::not_found, "no such file " + path);
+      return io_fail("cannot open", path);
+    }
+    std::string out;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        auto e = io_fail("cannot read", path);
+        ::close(fd);
+        return e;
+      }
+      if (n == 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+  }
+
+  status rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return io_fail("cannot rename to " + to + ":", from);
+    return {};
+  }
+
+  status remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return io_fail("cannot remove", path);
+    return {};
+  }
+
+  status sync_dir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return io_fail("cannot open directory", dir);
+    int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) return io_fail("fsync failed for directory", dir);
+    return {};
+  }
+
+  status create_dirs(const std::string& dir) override {
+    std::string cur;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+      pos = dir.find('/', pos + 1);
+      cur = dir.substr(0, pos);
+      if (cur.empty()) continue;
+      if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        return io_fail("cannot create directory", cur);
+    }
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return make_error(errc::io_error, dir + " exists and is not a directory");
+    return {};
+  }
+
+  result<std::vector<std::string>> list_dir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) return make_error(errc::not_found, "no such directory " + dir);
+      return io_fail("cannot list", dir);
+    }
+    std::vector<std::string> names;
+    while (auto* ent = ::readdir(d)) {
+      std::string n = ent->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  result<std::shared_ptr<void>> lock_file(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return io_fail("cannot open lock file", path);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return make_error(errc::busy, path + " is locked by another process");
+    }
+    return std::shared_ptr<void>(nullptr, [fd](void*) { ::close(fd); });
+  }
+
+  bool exists(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+  }
+
+  int64_t now_unix_ns() override {
+    using namespace std::chrono;
+    return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+  }
+
+  int64_t steady_ns() override {
+    using namespace std::chrono;
+    return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+  }
+};
+
+} // namespace
+
+env& env::posix() {
+  static posix_env instance;
+  return instance;
+}
+
+std::string parent_dir(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+status write_durable(env& e, const std::string& tmp_dir, const std::string& path,
+                     std::string_view data, unsigned mode) {
+  auto base = path.substr(path.find_last_of('/') + 1);
+  auto tmp = tmp_dir + "/" + base + ".tmp";
+  auto f = e.new_writable_file(tmp, mode);
+  if (!f) return f.err();
+  auto& file = **f;
+  if (auto err = file.append(data)) return err;
+  if (auto err = file.sync()) {
+    file.close();
+    e.remove(tmp);
+    return err;
+  }
+  if (auto err = file.close()) return err;
+  if (auto err = e.rename(tmp, path)) return err;
+  return e.sync_dir(parent_dir(path));
+}
+
+status remove_durable(env& e, const std::string& path) {
+  if (auto err = e.remove(path)) return err;
+  return e.sync_dir(parent_dir(path));
+}
+
+} // namespace dsmil

@@ -1,0 +1,54 @@
+// sim_driver: the in-process DSMIL simulator. Deterministic: the initial
+// state of every device is a pure function of the seed, and injected errors
+// come from a per-device generator seeded the same way.
+#pragma once
+
+#include <map>
+#include <mutex>
+
+#include "runtime/driver.hpp"
+#include "runtime/env.hpp"
+#include "runtime/node_config.hpp"
+
+namespace dsmil {
+
+class sim_driver final : public driver {
+public:
+  /// `map` and `clock` must outlive this object. Writes are refused while a
+  /// device's temperature is above `critical_c`.
+  sim_driver(const device_map& map, uint64_t seed, env& clock, double critical_c = 100.0);
+
+  result<device_state> read(device_id id) override;
+  status write(const device_patch& patch) override;
+  uint32_t latency_ms(device_id id) const override;
+
+  /// Replaces the faults of one device (fault_spec{} clears them).
+  void set_fault(device_id id, const fault_spec& f);
+  fault_spec fault(device_id id) const;
+
+  /// Writes that reached the simulator (after the guard), for tests.
+  uint64_t write_count() const;
+  uint64_t write_count(device_id id) const;
+
+private:
+  struct sim_device {
+    device_state state;
+    fault_spec fault;
+    uint64_t rng = 0;
+    uint64_t writes = 0;
+    double base_temperature = 0;
+  };
+
+  // REQUIRES: mu_ held. Rolls the injected-error dice for one call.
+  status inject(sim_device& d);
+
+  mutable std::mutex mu_;
+  std::map<device_id, sim_device> devices_;
+  env& clock_;
+  double critical_c_;
+};
+
+/// splitmix64: the simulator's deterministic generator.
+uint64_t splitmix64(uint64_t& state);
+
+} // namespace dsmil

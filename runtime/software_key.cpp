@@ -1,0 +1,148 @@
+// OpenSSL adapter: the only file that touches EVP_PKEY. Nothing here throws.
+#include "runtime/key_provider.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+namespace dsmil {
+
+namespace {
+
+struct pkey_free {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct bio_free {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct ctx_free {
+  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
+};
+using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_free>;
+using bio_ptr = std::unique_ptr<BIO, bio_free>;
+using ctx_ptr = std::unique_ptr<EVP_PKEY_CTX, ctx_free>;
+
+std::string ssl_error() {
+  unsigned long code = ERR_get_error();
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof(buf));
+  ERR_clear_error();
+  return buf;
+}
+
+std::string bio_string(BIO* b) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+result<std::string> public_der(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int n = i2d_PUBKEY(key, &der);
+  if (n <= 0) return make_error(errc::internal, "cannot encode public key: " + ssl_error());
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
+  OPENSSL_free(der);
+  return out;
+}
+
+pkey_ptr read_public(const std::string& pem) {
+  bio_ptr b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return pkey_ptr(PEM_read_bio_PUBKEY(b.get(), nullptr, nullptr, nullptr));
+}
+
+class software_key final : public key_provider {
+public:
+  software_key(pkey_ptr key, std::string id, std::string pem)
+    : key_(std::move(key)), id_(std::move(id)), pem_(std::move(pem)) {}
+
+  std::string provider() const override { return "software"; }
+  std::string scheme() const override { return "ecdsa-p256-sha256"; }
+  std::string key_id() const override { return id_; }
+  std::string public_pem() const override { return pem_; }
+
+  result<std::string> sign_digest(const digest& d) override {
+    ctx_ptr ctx(EVP_PKEY_CTX_new(key_.get(), nullptr));
+    size_t len = 0;
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1
+        || EVP_PKEY_sign(ctx.get(), nullptr, &len, d.data(), d.size()) != 1)
+      return make_error(errc::internal, "cannot sign: " + ssl_error());
+    std::string sig(len, '\0');
+    if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, d.data(),
+                      d.size())
+        != 1)
+      return make_error(errc::internal, "cannot sign: " + ssl_error());
+    sig.resize(len);
+    return sig;
+  }
+
+private:
+  pkey_ptr key_;
+  std::string id_;
+  std::string pem_;
+};
+
+} // namespace
+
+result<std::string> key_id_of(const std::string& public_pem) {
+  auto key = read_public(public_pem);
+  if (!key) return make_error(errc::invalid_argument, "not a PEM public key");
+  auto der = public_der(key.get());
+  if (!der) return der.err();
+  return sha256_hex(*der);
+}
+
+result<std::unique_ptr<key_provider>> open_software_key(env& e, const std::string& keys_dir,
+                                                        const std::string& tmp_dir) {
+  const std::string path = keys_dir + "/signing.key";
+  pkey_ptr key;
+  auto text = e.read_file(path);
+  if (text) {
+    bio_ptr b(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+    key.reset(PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr));
+    if (!key)
+      return make_error(errc::integrity_error, path + " is not a PEM private key; restore it "
+                                                      "from backup (checkpoints it signed stay "
+                                                      "verifiable with keys/<key_id>.pem)");
+  } else if (text.err().code == errc::not_found) {
+    key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    if (!key) return make_error(errc::internal, "cannot generate a P-256 key: " + ssl_error());
+    bio_ptr b(BIO_new(BIO_s_mem()));
+    if (PEM_write_bio_PrivateKey(b.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
+      return make_error(errc::internal, "cannot encode private key: " + ssl_error());
+    if (auto err = write_durable(e, tmp_dir, path, bio_string(b.get()), 0600)) return err;
+  } else {
+    return text.err();
+  }
+  bio_ptr pub(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1)
+    return make_error(errc::internal, "cannot encode public key: " + ssl_error());
+  std::string pem = bio_string(pub.get());
+  auto der = public_der(key.get());
+  if (!der) return der.err();
+  std::string id = sha256_hex(*der);
+  const std::string pub_path = keys_dir + "/" + id + ".pem";
+  if (!e.exists(pub_path))
+    if (auto err = write_durable(e, tmp_dir, pub_path, pem, 0644)) return err;
+  return std::unique_ptr<key_provider>(new software_key(std::move(key), id, pem));
+}
+
+status verify_digest(const std::string& public_pem, const digest& d, const std::string& sig_der) {
+  auto key = read_public(public_pem);
+  if (!key) {
+    ERR_clear_error();
+    return make_error(errc::integrity_error, "public key is not a valid PEM key");
+  }
+  ctx_ptr ctx(EVP_PKEY_CTX_new(key.get(), nullptr));
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1)
+    return make_error(errc::internal, "cannot verify: " + ssl_error());
+  int rc = EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(sig_der.data()),
+                           sig_der.size(), d.data(), d.size());
+  ERR_clear_error();
+  if (rc != 1) return make_error(errc::integrity_error, "signature does not match");
+  return {};
+}
+
+} // namespace dsmil

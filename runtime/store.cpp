@@ -1,0 +1,381 @@
+#include "runtime/store.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "runtime/state_codec.hpp"
+
+namespace dsmil {
+
+namespace {
+
+constexpr const char* store_toml_text = "# dsmil-recovery checkpoint store (see DESIGN.md)\n"
+                                        "format_version = 1\n"
+                                        "store_id = \"%s\"\n"
+                                        "chunking = \"per-component-record\"\n"
+                                        "codec = \"none\"\n"
+                                        "cipher = \"none\"\n";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string strip(const std::string& s, const std::string& suffix) {
+  return s.substr(0, s.size() - suffix.size());
+}
+
+} // namespace
+
+std::string checkpoint_store::rel(const std::string& path) const {
+  return path.compare(0, dir_.size() + 1, dir_ + "/") == 0 ? path.substr(dir_.size() + 1) : path;
+}
+
+result<std::unique_ptr<checkpoint_store>> checkpoint_store::open(env& e, const std::string& dir) {
+  std::unique_ptr<checkpoint_store> s(new checkpoint_store(e, dir));
+  if (auto err = s->init()) return err;
+  return s;
+}
+
+status checkpoint_store::init() {
+  for (auto sub : {"", "/keys", "/packs", "/index", "/manifests", "/journal", "/tmp"})
+    if (auto err = env_.create_dirs(dir_ + sub)) return err;
+  auto lock = env_.lock_file(dir_ + "/LOCK");
+  if (!lock) {
+    if (lock.err().code == errc::busy)
+      return make_error(errc::busy, "store " + dir_ + " is in use by another process (another "
+                                      "dsmild on the same data dir?); stop it or use --data-dir");
+    return lock.err();
+  }
+  lock_ = std::move(*lock);
+  // In-flight writes of a process that died: never visible, safe to drop.
+  auto tmp = env_.list_dir(dir_ + "/tmp");
+  if (!tmp) return tmp.err();
+  for (auto& name : *tmp)
+    if (auto err = env_.remove(dir_ + "/tmp/" + name)) return err;
+
+  const std::string meta = dir_ + "/store.toml";
+  auto text = env_.read_file(meta);
+  if (!text) {
+    if (text.err().code != errc::not_found) return text.err();
+    char buf[512];
+    std::snprintf(buf, sizeof(buf), store_toml_text, ids_.next(env_.now_unix_ns()).c_str());
+    if (auto err = write_durable(env_, dir_ + "/tmp", meta, buf)) return err;
+  } else if (text->find("format_version = 1\n") == std::string::npos) {
+    return make_error(errc::config_error, meta + ": unsupported store format (this build reads "
+                                                 "format_version = 1)");
+  }
+
+  auto key = open_software_key(env_, dir_ + "/keys", dir_ + "/tmp");
+  if (!key) return key.err();
+  key_ = std::move(*key);
+
+  auto idx = env_.list_dir(dir_ + "/index");
+  if (!idx) return idx.err();
+  for (auto& name : *idx) {
+    if (!ends_with(name, ".idx")) continue;
+    auto body = env_.read_file(dir_ + "/index/" + name);
+    if (!body) return body.err();
+    if (auto err = parse_index(*body, strip(name, ".idx"), "index/" + name, index_)) return err;
+  }
+
+  auto names = env_.list_dir(dir_ + "/manifests");
+  if (!names) return names.err();
+  std::set<std::string> have(names->begin(), names->end());
+  for (auto& name : *names) {
+    if (ends_with(name, ".sig") && !have.count(strip(name, ".sig") + ".json")) {
+      // A create that died between signature and manifest: the checkpoint never existed.
+      if (auto err = remove_durable(env_, dir_ + "/manifests/" + name)) return err;
+      continue;
+    }
+    if (!ends_with(name, ".json")) continue;
+    const std::string path = "manifests/" + name;
+    auto body = env_.read_file(dir_ + "/" + path);
+    if (!body) return body.err();
+    auto m = decode_manifest(*body, path);
+    checkpoint_info info;
+    if (m) {
+      info = m->info;
+    } else {
+      info.id = strip(name, ".json"); // listed, so that verify can say what is wrong with it
+      info.type = "damaged";
+    }
+    auto sig = env_.read_file(dir_ + "/manifests/" + strip(name, ".json") + ".sig");
+    if (sig) {
+      auto s = decode_signature(*sig, path);
+      if (s) {
+        info.key_id = s->key_id;
+        info.provider = s->provider;
+      }
+    }
+    checkpoints_[info.id] = info;
+  }
+  return {};
+}
+
+status checkpoint_store::write(const std::string& path, const std::string& data, unsigned mode) {
+  auto err = write_durable(env_, dir_ + "/tmp", path, data, mode);
+  if (err) {
+    env_.remove(dir_ + "/tmp/" + path.substr(path.find_last_of('/') + 1) + ".tmp");
+    sticky_ = make_error(err.code, err.message);
+  }
+  return err;
+}
+
+result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
+                                                 const std::vector<device_state>& devices,
+                                                 const system_config& configuration) {
+  if (sticky_)
+    return make_error(errc::io_error, "the store refuses writes after an earlier failure ("
+                                        + sticky_.message + "); restart the node to reopen it");
+  manifest m;
+  auto& info = m.info;
+  info.created_unix_ns = env_.now_unix_ns();
+  info.id = ids_.next(info.created_unix_ns);
+  info.created_at = format_time(info.created_unix_ns);
+  info.name = req.name;
+  info.description = req.description;
+  info.type = req.type;
+  info.key_id = key_->key_id();
+  info.provider = key_->provider();
+  if (!checkpoints_.empty()) {
+    auto& parent = checkpoints_.rbegin()->second;
+    auto body = env_.read_file(dir_ + "/manifests/" + parent.id + ".json");
+    if (body) {
+      info.parent_id = parent.id;
+      info.parent_manifest_sha256 = sha256_hex(*body);
+    }
+  }
+
+  pack_builder pack;
+  std::set<std::string> added;
+  auto add_chunk = [&](const std::string& bytes) {
+    auto d = sha256(bytes);
+    chunk_ref ref{to_hex(d), bytes.size()};
+    info.logical_bytes += bytes.size();
+    if (!index_.count(ref.id) && added.insert(ref.id).second) {
+      pack.add(d, bytes);
+      info.new_bytes += bytes.size();
+    }
+    return ref;
+  };
+  m.configuration = add_chunk(encode_config(configuration));
+  std::vector<const device_state*> sorted;
+  for (auto& d : devices) sorted.push_back(&d);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  for (auto* d : sorted) m.devices.push_back({d->id, add_chunk(encode_device(*d))});
+  info.device_count = static_cast<uint32_t>(m.devices.size());
+  compute_roots(m);
+
+  std::map<std::string, chunk_location> new_entries;
+  if (!pack.empty()) {
+    const std::string name = sha256_hex(pack.bytes());
+    const std::string sub = dir_ + "/packs/" + name.substr(0, 2);
+    if (!env_.exists(sub)) {
+      if (auto err = env_.create_dirs(sub)) return err;
+      if (auto err = env_.sync_dir(dir_ + "/packs")) return err;
+    }
+    if (auto err = write(sub + "/" + name + ".pack", pack.bytes())) return err;
+    const std::string idx_path = dir_ + "/index/" + name + ".idx";
+    if (auto err = write(idx_path, pack.index_text())) return err;
+    if (auto err = parse_index(pack.index_text(), name, idx_path, new_entries)) return err;
+  }
+
+  const std::string body = encode_manifest(m);
+  const digest body_digest = sha256(body);
+  auto sig = key_->sign_digest(body_digest);
+  if (!sig) return sig.err();
+  signature_file sf{key_->scheme(), key_->provider(), key_->key_id(), to_hex(body_digest),
+                    to_hex(reinterpret_cast<const uint8_t*>(sig->data()), sig->size())};
+  const std::string base = dir_ + "/manifests/" + info.id;
+  if (auto err = write(base + ".sig", encode_signature(sf))) return err;
+  // The commit point: once the manifest is durably renamed into place, the checkpoint exists.
+  if (auto err = write(base + ".json", body)) {
+    env_.remove(base + ".sig");
+    return err;
+  }
+  index_.insert(new_entries.begin(), new_entries.end());
+  checkpoints_[info.id] = info;
+  return info;
+}
+
+std::vector<checkpoint_info> checkpoint_store::list() const {
+  std::vector<checkpoint_info> out;
+  for (auto& [id, info] : checkpoints_) out.push_back(info);
+  return out;
+}
+
+result<std::string> checkpoint_store::resolve(const std::string& id_or_prefix) const {
+  const std::string hint = "; run 'dsmilctl checkpoint list' to see the ids";
+  if (checkpoints_.count(id_or_prefix)) return id_or_prefix;
+  if (id_or_prefix.size() < 4
+      || id_or_prefix.find_first_not_of("0123456789abcdef-") != std::string::npos)
+    return make_error(errc::not_found, "no checkpoint '" + id_or_prefix + "'" + hint);
+  std::vector<std::string> hits;
+  for (auto& [id, info] : checkpoints_)
+    if (id.compare(0, id_or_prefix.size(), id_or_prefix) == 0) hits.push_back(id);
+  if (hits.empty()) return make_error(errc::not_found, "no checkpoint '" + id_or_prefix + "'" + hint);
+  if (hits.size() > 1)
+    return make_error(errc::invalid_argument, "checkpoint id prefix '" + id_or_prefix + "' matches "
+                                                + std::to_string(hits.size())
+                                                + " checkpoints; give more characters");
+  return hits.front();
+}
+
+result<checkpoint_info> checkpoint_store::info(const std::string& id) const {
+  auto it = checkpoints_.find(id);
+  if (it == checkpoints_.end()) return make_error(errc::not_found, "no checkpoint '" + id + "'");
+  return it->second;
+}
+
+result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
+                                                          verify_report* report,
+                                                          std::string* sha_out) {
+  const std::string json_rel = "manifests/" + id + ".json";
+  const std::string sig_rel = "manifests/" + id + ".sig";
+  auto body = env_.read_file(dir_ + "/" + json_rel);
+  if (!body) {
+    if (body.err().code == errc::not_found)
+      return make_error(errc::not_found, "no checkpoint '" + id + "'");
+    return body.err();
+  }
+  auto sig_text = env_.read_file(dir_ + "/" + sig_rel);
+  if (!sig_text)
+    return make_error(errc::integrity_error, sig_rel + ": signature file is missing");
+  auto sig = decode_signature(*sig_text, sig_rel);
+  if (!sig) return sig.err();
+  const digest body_digest = sha256(*body);
+  if (sig->manifest_sha256 != to_hex(body_digest))
+    return make_error(errc::integrity_error,
+                      json_rel + ": manifest was modified (its SHA-256 is not the signed one)");
+  const std::string key_rel = "keys/" + sig->key_id + ".pem";
+  auto pem = env_.read_file(dir_ + "/" + key_rel);
+  if (!pem)
+    return make_error(errc::integrity_error,
+                      sig_rel + ": signed by unknown key " + sig->key_id.substr(0, 16) + " ("
+                        + key_rel + " not found)");
+  auto pem_id = key_id_of(*pem);
+  if (!pem_id || *pem_id != sig->key_id)
+    return make_error(errc::integrity_error, key_rel + ": public key does not match its key id");
+  std::string der;
+  if (!from_hex(sig->value_hex, der))
+    return make_error(errc::integrity_error, sig_rel + ": signature value is not hex");
+  if (auto err = verify_digest(*pem, body_digest, der))
+    return make_error(errc::integrity_error, sig_rel + ": signature does not verify with key "
+                                               + sig->key_id.substr(0, 16));
+  auto m = decode_manifest(*body, json_rel);
+  if (!m) return m.err();
+  if (m->info.id != id)
+    return make_error(errc::integrity_error, json_rel + ": manifest names id " + m->info.id);
+  m->info.key_id = sig->key_id;
+  m->info.provider = sig->provider;
+  if (report) {
+    report->checks.push_back("signature: valid (" + sig->scheme + ", " + sig->provider + " key "
+                             + sig->key_id.substr(0, 16) + ")");
+    report->checks.push_back("manifest: roots match the chunk lists (merkle root "
+                             + m->merkle_root.substr(0, 16) + ")");
+  }
+  if (sha_out) *sha_out = to_hex(body_digest);
+  return m;
+}
+
+result<std::string> checkpoint_store::read_chunk(const std::string& id_hex,
+                                                 std::map<std::string, std::string>& packs) {
+  auto it = index_.find(id_hex);
+  if (it == index_.end())
+    return make_error(errc::integrity_error,
+                      "chunk " + id_hex.substr(0, 16) + " is in no index (pack missing?)");
+  const auto& loc = it->second;
+  const std::string pack_rel = "packs/" + loc.pack.substr(0, 2) + "/" + loc.pack + ".pack";
+  auto cached = packs.find(loc.pack);
+  if (cached == packs.end()) {
+    auto bytes = env_.read_file(dir_ + "/" + pack_rel);
+    if (!bytes)
+      return make_error(errc::integrity_error, pack_rel + ": cannot read pack ("
+                                                 + bytes.err().message + ")");
+    cached = packs.emplace(loc.pack, std::move(*bytes)).first;
+  }
+  return read_record(cached->second, loc, id_hex, pack_rel);
+}
+
+result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
+  auto m = read_verified_manifest(id, nullptr, nullptr);
+  if (!m) return m.err();
+  checkpoint_contents c;
+  c.info = m->info;
+  std::map<std::string, std::string> packs;
+  auto cfg_bytes = read_chunk(m->configuration.id, packs);
+  if (!cfg_bytes) return cfg_bytes.err();
+  auto cfg = decode_config(*cfg_bytes);
+  if (!cfg) return cfg.err();
+  c.configuration = *cfg;
+  for (auto& d : m->devices) {
+    auto bytes = read_chunk(d.chunk.id, packs);
+    if (!bytes) return bytes.err();
+    auto s = decode_device(*bytes);
+    if (!s) return make_error(errc::integrity_error, "chunk " + d.chunk.id.substr(0, 16) + ": "
+                                                       + s.err().message);
+    if (s->id != d.device)
+      return make_error(errc::integrity_error, "manifests/" + id + ".json: chunk for "
+                                                 + format_device_id(d.device) + " holds "
+                                                 + format_device_id(s->id));
+    c.devices.push_back(std::move(*s));
+  }
+  return c;
+}
+
+result<verify_report> checkpoint_store::verify(const std::string& id) {
+  verify_report report;
+  auto m = read_verified_manifest(id, &report, nullptr);
+  if (!m) return m.err();
+  if (!m->info.parent_id.empty()) {
+    auto parent = env_.read_file(dir_ + "/manifests/" + m->info.parent_id + ".json");
+    if (!parent) {
+      report.checks.push_back("parent: " + m->info.parent_id + " no longer in the store (deleted)");
+    } else if (sha256_hex(*parent) != m->info.parent_manifest_sha256) {
+      return make_error(errc::integrity_error,
+                        "manifests/" + m->info.parent_id + ".json: parent manifest was modified "
+                          "(its SHA-256 is not the one this checkpoint recorded)");
+    } else {
+      report.checks.push_back("parent: " + m->info.parent_id + " link intact");
+    }
+  }
+  std::map<std::string, std::string> packs;
+  uint64_t bytes = 0;
+  size_t chunks = 0;
+  auto check = [&](const chunk_ref& ref) -> status {
+    auto plain = read_chunk(ref.id, packs);
+    if (!plain) return plain.err();
+    if (plain->size() != ref.size)
+      return make_error(errc::integrity_error, "manifests/" + id + ".json: chunk "
+                                                 + ref.id.substr(0, 16) + " has the wrong size");
+    bytes += plain->size();
+    ++chunks;
+    return {};
+  };
+  if (auto err = check(m->configuration)) return err;
+  for (auto& d : m->devices)
+    if (auto err = check(d.chunk)) return err;
+  report.checks.push_back("chunks: " + std::to_string(chunks) + " read, "
+                          + std::to_string(bytes) + " bytes, CRC64 and SHA-256 match");
+  return report;
+}
+
+status checkpoint_store::remove(const std::string& id) {
+  if (sticky_)
+    return make_error(errc::io_error, "the store refuses deletes after an earlier failure ("
+                                        + sticky_.message + "); restart the node to reopen it");
+  if (!checkpoints_.count(id)) return make_error(errc::not_found, "no checkpoint '" + id + "'");
+  const std::string base = dir_ + "/manifests/" + id;
+  // The manifest goes first: without it the checkpoint no longer exists, and
+  // a signature left behind by a crash is swept at the next open.
+  for (auto ext : {".json", ".sig"}) {
+    if (auto err = remove_durable(env_, base + ext)) {
+      sticky_ = make_error(err.code, err.message);
+      return err;
+    }
+  }
+  checkpoints_.erase(id);
+  return {};
+}
+
+} // namespace dsmil
