@@ -32,7 +32,7 @@ error from_caf(const caf::error& e) {
   return make_error(errc::internal, caf::to_string(e));
 }
 
-void configure_actor_system(caf::actor_system_config& cfg) {
+void configure_actor_system(caf::actor_system_config& cfg, bool with_middleman) {
   cfg.add_message_types<caf::id_block::dsmil>();
   cfg.add_error_category(caf::atom("dsmil"),
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
@@ -40,7 +40,7 @@ void configure_actor_system(caf::actor_system_config& cfg) {
                            if (ctx.match_elements<std::string>()) s += ": " + ctx.get_as<std::string>(0);
                            return s;
                          });
-  cfg.load<caf::io::middleman>();
+  if (with_middleman) cfg.load<caf::io::middleman>();
 }
 
 } // namespace dsmil

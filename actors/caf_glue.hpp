@@ -18,8 +18,9 @@ caf::error to_caf(const error& e);
 /// unreachable nodes) become timeout / unavailable with a readable message.
 error from_caf(const caf::error& e);
 
-/// Registers the message types and the error category, and loads the
-/// middleman so the node can publish and reach remote actors.
-void configure_actor_system(caf::actor_system_config& cfg);
+/// Registers the message types and the error category, and (unless
+/// `with_middleman` is false, as in deterministic tests) loads the middleman
+/// so the node can publish and reach remote actors.
+void configure_actor_system(caf::actor_system_config& cfg, bool with_middleman = true);
 
 } // namespace dsmil

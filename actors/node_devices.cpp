@@ -182,7 +182,7 @@ control_reply cmd_device_set(node_context& ctx, device_calls& calls, const json&
   return ok_reply(device_json(ctx, calls, *s));
 }
 
-control_reply cmd_device_fault(node_context& ctx, device_calls& calls, const json& args) {
+control_reply cmd_device_fault(node_context& ctx, device_calls&, const json& args) {
   auto id = arg_device(ctx, args);
   if (!id) return error_reply(id.err());
   fault_spec f = args.value("clear", false) ? fault_spec{} : ctx.sim->fault(*id);

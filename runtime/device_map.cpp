@@ -139,7 +139,7 @@ result<device_map> device_map::parse(const std::string& text, const std::string&
       return bad(tu::where(source, *t.get("id")),
                  format_device_id(static_cast<device_id>(id))
                    + " is not a device slot: ids end in 0-B (0x80G0-0x80GB)");
-    if (auto [it, fresh] = seen.emplace(id, &node); !fresh)
+    if (auto [it, fresh] = seen.emplace(id, t.get("id")); !fresh)
       return bad(tu::where(source, *t.get("id")),
                  "duplicate id " + format_device_id(static_cast<device_id>(id)) + " (first at line "
                    + std::to_string(it->second->source().begin.line) + ")");

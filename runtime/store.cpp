@@ -172,7 +172,10 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     const std::string sub = dir_ + "/packs/" + name.substr(0, 2);
     if (!env_.exists(sub)) {
       if (auto err = env_.create_dirs(sub)) return err;
-      if (auto err = env_.sync_dir(dir_ + "/packs")) return err;
+      if (auto err = env_.sync_dir(dir_ + "/packs")) {
+        sticky_ = err;
+        return err;
+      }
     }
     if (auto err = write(sub + "/" + name + ".pack", pack.bytes())) return err;
     const std::string idx_path = dir_ + "/index/" + name + ".idx";
@@ -244,9 +247,6 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   auto sig = decode_signature(*sig_text, sig_rel);
   if (!sig) return sig.err();
   const digest body_digest = sha256(*body);
-  if (sig->manifest_sha256 != to_hex(body_digest))
-    return make_error(errc::integrity_error,
-                      json_rel + ": manifest was modified (its SHA-256 is not the signed one)");
   const std::string key_rel = "keys/" + sig->key_id + ".pem";
   auto pem = env_.read_file(dir_ + "/" + key_rel);
   if (!pem)
@@ -256,12 +256,21 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   auto pem_id = key_id_of(*pem);
   if (!pem_id || *pem_id != sig->key_id)
     return make_error(errc::integrity_error, key_rel + ": public key does not match its key id");
-  std::string der;
+  std::string der, signed_digest;
   if (!from_hex(sig->value_hex, der))
     return make_error(errc::integrity_error, sig_rel + ": signature value is not hex");
-  if (auto err = verify_digest(*pem, body_digest, der))
+  if (!from_hex(sig->manifest_sha256, signed_digest) || signed_digest.size() != 32)
+    return make_error(errc::integrity_error, sig_rel + ": manifest_sha256 is not a SHA-256");
+  digest signed_d;
+  std::copy(signed_digest.begin(), signed_digest.end(), signed_d.begin());
+  // First the signature file on its own: does it sign the digest it names?
+  if (auto err = verify_digest(*pem, signed_d, der))
     return make_error(errc::integrity_error, sig_rel + ": signature does not verify with key "
                                                + sig->key_id.substr(0, 16));
+  // Then the manifest: is it the body that was signed?
+  if (signed_d != body_digest)
+    return make_error(errc::integrity_error,
+                      json_rel + ": manifest was modified (its SHA-256 is not the signed one)");
   auto m = decode_manifest(*body, json_rel);
   if (!m) return m.err();
   if (m->info.id != id)
