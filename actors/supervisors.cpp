@@ -67,7 +67,7 @@ void on_child_down(group_ptr self, const caf::down_msg& dm) {
     c.restarts_ms.push_back(now);
     ++c.restarts;
     spdlog::warn("device actor {} went down ({}); restarting (restart {} in window)",
-                 format_device_id(id), caf::to_string(dm.reason), c.restarts_ms.size());
+                 format_device_id(id), from_caf(dm.reason).message, c.restarts_ms.size());
     start_child(self, id);
     return;
   }
@@ -159,7 +159,7 @@ device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_conf
     for (auto& [g, h] : self->state.groups) {
       if (h.address() != dm.source) continue;
       spdlog::error("group supervisor {} went down ({}); restarting it and its devices", g,
-                    caf::to_string(dm.reason));
+                    from_caf(dm.reason).message);
       start_group(self, g);
       return;
     }

@@ -1,0 +1,288 @@
+// A whole node in-process (real scheduler, real store on disk): checkpoint,
+// change, rollback, and what the rollback refuses or reports.
+#include <map>
+
+#include <doctest/doctest.h>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/caf_glue.hpp"
+#include "actors/messages.hpp"
+#include "actors/node.hpp"
+#include "runtime/sim_driver.hpp"
+#include "test_util.hpp"
+
+using namespace dsmil;
+using nlohmann::json;
+
+namespace {
+
+struct node_fixture {
+  test::temp_dir dir;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  node_config ncfg;
+  node_handles node;
+  device_map map;
+
+  node_fixture() {
+    configure_actor_system(cfg, false);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    ncfg = *node_config::embedded();
+    ncfg.data_dir = dir.path();
+    map = ncfg.devices;
+    auto n = start_node(*sys, ncfg);
+    REQUIRE_MESSAGE(n.ok(), n.err().message);
+    node = *n;
+  }
+
+  ~node_fixture() { caf::anon_send_exit(*node.control, caf::exit_reason::user_shutdown); }
+
+  control_reply ctl(const std::string& command, const json& args = json::object()) {
+    caf::scoped_actor self{*sys};
+    control_reply out;
+    self->request(*node.control, std::chrono::seconds(60), control_request{command, args.dump()})
+      .receive([&](control_reply& r) { out = std::move(r); },
+               [&](caf::error& e) { FAIL(caf::to_string(e)); });
+    return out;
+  }
+
+  json ok(const std::string& command, const json& args = json::object()) {
+    auto r = ctl(command, args);
+    REQUIRE_MESSAGE(r.code == 0, command << ": " << r.message);
+    return json::parse(r.body);
+  }
+
+  std::map<device_id, device_state> snapshot() {
+    std::map<device_id, device_state> out;
+    for (auto& d : map.devices()) out[d.id] = *node.sim->read(d.id);
+    return out;
+  }
+
+  // Changes every restorable field of every non-quarantined device, behind
+  // the node's back (as a misbehaving component would).
+  void scramble(uint64_t seed, int only_group = -1) {
+    for (auto& d : map.devices()) {
+      if (d.quarantined || (only_group >= 0 && d.group != only_group)) continue;
+      auto s = *node.sim->read(d.id);
+      device_patch p;
+      p.id = d.id;
+      for (uint32_t i = 0; i < d.register_count; ++i) {
+        p.register_index.push_back(i);
+        p.register_value.push_back(static_cast<uint32_t>(splitmix64(seed)));
+      }
+      p.set_blob = true;
+      p.config_blob.resize(d.config_blob_size);
+      for (auto& b : p.config_blob) b = static_cast<uint8_t>(splitmix64(seed));
+      p.enabled = s.enabled ? 0 : 1;
+      p.security_level = static_cast<int8_t>((s.security_level + 1) % 5);
+      REQUIRE_FALSE(node.sim->write(p));
+    }
+  }
+
+  uint64_t quarantined_writes() {
+    uint64_t n = 0;
+    for (auto& d : map.devices())
+      if (d.quarantined) n += node.sim->write_count(d.id);
+    return n;
+  }
+};
+
+void check_equal(const std::map<device_id, device_state>& a,
+                 const std::map<device_id, device_state>& b, int only_group = -1) {
+  for (auto& [id, s] : a) {
+    if (only_group >= 0 && ((id >> 4) & 0xF) != only_group) continue;
+    CAPTURE(format_device_id(id));
+    auto& t = b.at(id);
+    CHECK(s.registers == t.registers);
+    CHECK(s.config_blob == t.config_blob);
+    CHECK(s.enabled == t.enabled);
+    CHECK(s.security_level == t.security_level);
+  }
+}
+
+} // namespace
+
+TEST_CASE("checkpoint, change everything, roll back: every register, blob, flag and level is restored") {
+  node_fixture f;
+  auto before = f.snapshot();
+  auto cp = f.ok("checkpoint.create", {{"name", "base"}});
+  const std::string id = cp["id"];
+  CHECK(cp["devices"] == 84);
+
+  f.scramble(99);
+  f.ok("config.set", {{"key", "agent_concurrency_limit"}, {"value", "7"}});
+  f.ok("config.set", {{"key", "config_data"}, {"value", "changed"}});
+  auto changed = f.snapshot();
+  for (auto& d : f.map.devices())
+    if (!d.quarantined) CHECK_FALSE(same_restorable_state(changed[d.id], before[d.id]));
+
+  auto plan = f.ok("rollback", {{"id", id}, {"dry_run", true}});
+  CHECK(plan["plan"]["differences"].size() == 79);
+  CHECK(plan["plan"]["order"].size() == 79);
+  CHECK(plan["skipped_quarantined"].size() == 5);
+  check_equal(f.snapshot(), changed); // a dry run changes nothing
+
+  auto r = f.ok("rollback", {{"id", id}, {"ack_critical", true}});
+  CHECK(r["success"] == true);
+  CHECK(r["phases_completed"] == json({"validation", "preparation", "execution", "verification", "cleanup"}));
+  CHECK(r["rolled_back"]["devices"].size() == 79);
+  CHECK(r["duration_ms"].get<double>() > 0);
+  check_equal(f.snapshot(), before);
+  auto cfg = f.ok("config.show");
+  CHECK(cfg["agent_concurrency_limit"] == 80);
+  CHECK(cfg["config_data"] == "profile=standard;audit=on");
+  CHECK(cfg["config_version"] == 1);
+  CHECK(f.quarantined_writes() == 0);
+}
+
+TEST_CASE("restore order follows the group dependencies") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  auto plan = f.ok("rollback", {{"id", id}, {"dry_run", true}});
+  int last_group = -1;
+  std::vector<int> seen;
+  for (auto& d : plan["plan"]["order"]) {
+    int g = (std::stoi(d.get<std::string>(), nullptr, 16) >> 4) & 0xF;
+    if (g != last_group) seen.push_back(g);
+    last_group = g;
+  }
+  auto& order = f.map.restore_order();
+  CHECK(seen == std::vector<int>(order.begin(), order.end()));
+}
+
+TEST_CASE("a selective rollback restores only the chosen groups and devices") {
+  node_fixture f;
+  auto before = f.snapshot();
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(5, 1);
+  f.scramble(6, 3);
+  f.ok("config.set", {{"key", "thermal_threshold_c"}, {"value", "90"}});
+  auto mid = f.snapshot();
+  auto r = f.ok("rollback", {{"id", id}, {"groups", {3}}});
+  CHECK(r["type"] == "selective");
+  CHECK(r["rolled_back"]["devices"].size() == 12);
+  auto now = f.snapshot();
+  check_equal(now, before, 3);
+  check_equal(now, mid, 1);
+  CHECK(f.ok("config.show")["thermal_threshold_c"] == 90.0); // not part of the selection
+
+  auto one = f.ok("rollback", {{"id", id}, {"devices", {"0x8013"}}});
+  CHECK(one["rolled_back"]["devices"] == json({"0x8013"}));
+  CHECK(same_restorable_state(*f.node.sim->read(0x8013), before[0x8013]));
+  CHECK_FALSE(same_restorable_state(*f.node.sim->read(0x8014), before[0x8014]));
+}
+
+TEST_CASE("a rollback that would change a critical device is refused without acknowledgement") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.ok("device.set", {{"id", "0x8005"}, {"security_level", 0}});
+  f.ok("device.set", {{"id", "0x8031"}, {"register", 1}, {"value", 5}});
+  auto writes = f.node.sim->write_count();
+  auto r = f.ctl("rollback", {{"id", id}});
+  CHECK(r.code == static_cast<uint8_t>(errc::critical_unacknowledged));
+  CHECK(r.message.find("0x8005 (TPM interface controller)") != std::string::npos);
+  CHECK(r.message.find("--ack-critical") != std::string::npos);
+  CHECK(f.node.sim->write_count() == writes);
+  CHECK(f.node.sim->read(0x8031)->registers[1] == 5);
+  auto warn = f.ok("rollback", {{"id", id}, {"dry_run", true}});
+  bool level_warning = false;
+  for (auto& w : warn["warnings"])
+    level_warning |= w.get<std::string>().find("0x8005") != std::string::npos;
+  CHECK(level_warning);
+}
+
+TEST_CASE("validation warns about devices that will be disabled or lose security level") {
+  node_fixture f;
+  f.ok("device.set", {{"id", "0x8031"}, {"enabled", false}, {"security_level", 1}});
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.ok("device.set", {{"id", "0x8031"}, {"enabled", true}, {"security_level", 4}});
+  auto plan = f.ok("rollback", {{"id", id}, {"dry_run", true}});
+  std::string all = plan["warnings"].dump();
+  CHECK(all.find("0x8031 (DSMIL3D1) will be disabled") != std::string::npos);
+  CHECK(all.find("0x8031 (DSMIL3D1) security level will drop from 4 to 1") != std::string::npos);
+}
+
+TEST_CASE("verification reads back and names a register that did not take the write") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.ok("device.set", {{"id", "0x8042"}, {"register", 3}, {"value", 1234}});
+  fault_spec stuck;
+  stuck.stuck_register = 3;
+  f.node.sim->set_fault(0x8042, stuck);
+  auto r = f.ctl("rollback", {{"id", id}});
+  CHECK(r.code == static_cast<uint8_t>(errc::rollback_failed));
+  auto body = json::parse(r.body);
+  CHECK(body["failed_phase"] == "verification");
+  CHECK(r.message.find("0x8042: register 3 reads 0x000004d2") != std::string::npos);
+}
+
+TEST_CASE("a device that refuses writes stops the rollback before the groups that depend on it") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(11);
+  fault_spec hot;
+  hot.thermal_spike = true;
+  f.node.sim->set_fault(0x8003, hot); // group 0: everything depends on it
+  auto r = f.ctl("rollback", {{"id", id}, {"ack_critical", true}});
+  CHECK(r.code == static_cast<uint8_t>(errc::rollback_failed));
+  auto body = json::parse(r.body);
+  CHECK(body["failed_phase"] == "execution");
+  CHECK(body["failed"][0]["id"] == "0x8003");
+  CHECK(r.message.find("critical limit") != std::string::npos);
+  CHECK(body["rolled_back"]["devices"].size() == 8); // group 0: 12 - 3 quarantined - 0x8003
+}
+
+TEST_CASE("a rollback to a damaged checkpoint fails validation, names the file, and writes nothing") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(3);
+  const std::string manifest = f.dir.path() + "/store/manifests/" + id + ".json";
+  auto body = test::slurp(manifest);
+  body[body.find("\"type\": \"manual\"") + 10] = 'M';
+  test::spit(manifest, body);
+  auto writes = f.node.sim->write_count();
+  auto r = f.ctl("rollback", {{"id", id}, {"ack_critical", true}});
+  CHECK(r.code == static_cast<uint8_t>(errc::integrity_error));
+  CHECK(r.message.find("manifests/" + id + ".json") != std::string::npos);
+  CHECK(json::parse(r.body)["failed_phase"] == "validation");
+  CHECK(f.node.sim->write_count() == writes);
+  auto v = f.ctl("checkpoint.verify", {{"id", id}});
+  CHECK(v.code == static_cast<uint8_t>(errc::integrity_error));
+  CHECK(v.message.find(".json: manifest was modified") != std::string::npos);
+}
+
+TEST_CASE("bad requests get one clear line and change nothing") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  auto before = f.snapshot();
+  auto writes = f.node.sim->write_count();
+  struct bad_case {
+    std::string command;
+    json args;
+    errc code;
+    std::string text;
+  } cases[] = {
+    {"device.show", {{"id", "0x800C"}}, errc::no_such_device, "no such device 0x800C"},
+    {"device.set", {{"id", "0x8009"}, {"enabled", true}}, errc::quarantined, "quarantined"},
+    {"device.set", {{"id", "0x8031"}}, errc::invalid_argument, "nothing to set"},
+    {"checkpoint.show", {{"id", "0190ffff"}}, errc::not_found, "no checkpoint '0190ffff'"},
+    {"rollback", {{"id", "0190ffff"}}, errc::not_found, "no checkpoint"},
+    {"rollback", {{"id", id}, {"devices", {"0x80FF"}}}, errc::no_such_device, "no such device"},
+    {"rollback", {{"id", id}, {"groups", {9}}}, errc::invalid_argument, "no such group 9"},
+    {"config.set", {{"key", "agent_concurrency_limit"}, {"value", "many"}}, errc::invalid_argument, "whole number"},
+    {"nonsense", json::object(), errc::invalid_argument, "unknown command"},
+  };
+  for (auto& c : cases) {
+    CAPTURE(c.command);
+    auto r = f.ctl(c.command, c.args);
+    CHECK(r.code == static_cast<uint8_t>(c.code));
+    CHECK(r.message.find(c.text) != std::string::npos);
+    CHECK(r.message.find('\n') == std::string::npos);
+  }
+  check_equal(f.snapshot(), before);
+  CHECK(f.node.sim->write_count() == writes);
+  CHECK(f.ok("checkpoint.list")["checkpoints"].size() == 1);
+  CHECK(f.ok("config.show")["config_version"] == 1);
+}
