@@ -12,8 +12,8 @@ namespace dsmil {
 
 int64_t clock_ms(caf::local_actor* self) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           self->clock().now().time_since_epoch())
-    .count();
+             self->clock().now().time_since_epoch())
+      .count();
 }
 
 namespace {
@@ -39,7 +39,9 @@ struct device_actor_state {
 
 using self_ptr = device_service::stateful_pointer<device_actor_state>;
 
-bool retryable(errc code) { return code == errc::driver_error || code == errc::device_offline; }
+bool retryable(errc code) {
+  return code == errc::driver_error || code == errc::device_offline;
+}
 
 void attempt(self_ptr self, uint64_t call_id);
 
@@ -72,10 +74,12 @@ void attempt(self_ptr self, uint64_t call_id) {
     if (!b.allow(clock_ms(self))) {
       auto wait_s = (b.retry_in_ms(clock_ms(self)) + 999) / 1000;
       return fail(self, call_id,
-                  make_error(errc::circuit_open,
-                             "device " + format_device_id(id) + " is failing: its circuit breaker is open "
-                               "after " + std::to_string(b.consecutive_failures())
-                               + " failures; next trial in " + std::to_string(wait_s) + " s"));
+                  make_error(errc::circuit_open, "device " + format_device_id(id) +
+                                                     " is failing: its circuit breaker is open "
+                                                     "after " +
+                                                     std::to_string(b.consecutive_failures()) +
+                                                     " failures; next trial in " +
+                                                     std::to_string(wait_s) + " s"));
     }
   }
   ++call.attempt;
@@ -85,13 +89,17 @@ void attempt(self_ptr self, uint64_t call_id) {
     err = st.cfg.drv->write(call.patch);
     if (!err) {
       auto r = st.cfg.drv->read(id);
-      if (r) after = std::move(*r);
-      else err = r.err();
+      if (r)
+        after = std::move(*r);
+      else
+        err = r.err();
     }
   } else {
     auto r = st.cfg.drv->read(id);
-    if (r) after = std::move(*r);
-    else err = r.err();
+    if (r)
+      after = std::move(*r);
+    else
+      err = r.err();
   }
   if (!err) {
     std::lock_guard<std::mutex> guard(st.cfg.slot->mu);
@@ -106,7 +114,8 @@ void attempt(self_ptr self, uint64_t call_id) {
       err.message += " (after " + std::to_string(call.attempt) + " attempts)";
     return fail(self, call_id, err);
   }
-  double unit = static_cast<double>(splitmix64(st.jitter_rng) >> 11) / static_cast<double>(1ull << 53);
+  double unit =
+      static_cast<double>(splitmix64(st.jitter_rng) >> 11) / static_cast<double>(1ull << 53);
   auto delay = backoff_delay_ms(st.cfg.retry, call.attempt, unit);
   self->delayed_send(self, std::chrono::milliseconds(delay), retry_atom::value, call_id);
 }
@@ -129,32 +138,33 @@ device_service::behavior_type device_actor(self_ptr self, device_actor_config cf
     spdlog::warn("device {} unreadable at start: {}", format_device_id(self->state.cfg.id),
                  first.err().message);
   return {
-    [=](read_atom, device_id id) -> caf::result<device_state> {
-      if (id != self->state.cfg.id) return to_caf(make_error(errc::internal, "misrouted read"));
-      return start_call(self, pending_call{});
-    },
-    [=](device_patch& p) -> caf::result<device_state> {
-      if (p.id != self->state.cfg.id) return to_caf(make_error(errc::internal, "misrouted write"));
-      pending_call call;
-      call.is_write = true;
-      call.patch = std::move(p);
-      return start_call(self, std::move(call));
-    },
-    [=](health_atom) -> std::vector<device_health> { return {}; },
-    [=](crash_atom, device_id) {
-      self->quit(to_caf(make_error(errc::internal, "crash injected into device actor "
-                                                     + format_device_id(self->state.cfg.id))));
-    },
-    [=](retry_atom, uint64_t call_id) {
-      auto it = self->state.calls.find(call_id);
-      if (it == self->state.calls.end()) return;
-      if (it->second.reply_due) {
-        it->second.promise.deliver(std::move(it->second.reply));
-        self->state.calls.erase(it);
-        return;
-      }
-      attempt(self, call_id);
-    },
+      [=](read_atom, device_id id) -> caf::result<device_state> {
+        if (id != self->state.cfg.id) return to_caf(make_error(errc::internal, "misrouted read"));
+        return start_call(self, pending_call{});
+      },
+      [=](device_patch& p) -> caf::result<device_state> {
+        if (p.id != self->state.cfg.id)
+          return to_caf(make_error(errc::internal, "misrouted write"));
+        pending_call call;
+        call.is_write = true;
+        call.patch = std::move(p);
+        return start_call(self, std::move(call));
+      },
+      [=](health_atom) -> std::vector<device_health> { return {}; },
+      [=](crash_atom, device_id) {
+        self->quit(to_caf(make_error(errc::internal, "crash injected into device actor " +
+                                                         format_device_id(self->state.cfg.id))));
+      },
+      [=](retry_atom, uint64_t call_id) {
+        auto it = self->state.calls.find(call_id);
+        if (it == self->state.calls.end()) return;
+        if (it->second.reply_due) {
+          it->second.promise.deliver(std::move(it->second.reply));
+          self->state.calls.erase(it);
+          return;
+        }
+        attempt(self, call_id);
+      },
   };
 }
 

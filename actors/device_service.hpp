@@ -16,15 +16,15 @@
 
 namespace dsmil {
 
-using device_service = caf::typed_actor<
-  caf::replies_to<read_atom, device_id>::with<device_state>,
-  /// Applies the patch; answers the state read back after the write.
-  caf::replies_to<device_patch>::with<device_state>,
-  caf::replies_to<health_atom>::with<std::vector<device_health>>,
-  /// Fault injection: the device actor crashes (its supervisor restarts it).
-  caf::reacts_to<crash_atom, device_id>,
-  /// Internal to a device actor: a retry or a delayed reply is due.
-  caf::reacts_to<retry_atom, uint64_t>>;
+using device_service =
+    caf::typed_actor<caf::replies_to<read_atom, device_id>::with<device_state>,
+                     /// Applies the patch; answers the state read back after the write.
+                     caf::replies_to<device_patch>::with<device_state>,
+                     caf::replies_to<health_atom>::with<std::vector<device_health>>,
+                     /// Fault injection: the device actor crashes (its supervisor restarts it).
+                     caf::reacts_to<crash_atom, device_id>,
+                     /// Internal to a device actor: a retry or a delayed reply is due.
+                     caf::reacts_to<retry_atom, uint64_t>>;
 
 /// What survives a device actor's restart: its breaker. Shared by the actor
 /// (which updates it) and its supervisor (which reads it for health and trips
@@ -37,7 +37,7 @@ struct device_slot {
 
 struct device_actor_config {
   device_id id = 0;
-  std::shared_ptr<driver> drv;          ///< the guarded driver, shared by all devices
+  std::shared_ptr<driver> drv; ///< the guarded driver, shared by all devices
   std::shared_ptr<device_slot> slot;
   retry_config retry;
 };

@@ -18,10 +18,10 @@ namespace dsmil {
 /// Health of one device as its group supervisor sees it.
 struct device_health {
   device_id id = 0;
-  uint32_t restarts = 0;        ///< restarts of its actor since the node started
-  std::string breaker;          ///< closed, open, half-open
-  uint32_t failures = 0;        ///< consecutive driver failures
-  bool given_up = false;        ///< restart intensity exceeded: escalated, not restarted
+  uint32_t restarts = 0; ///< restarts of its actor since the node started
+  std::string breaker;   ///< closed, open, half-open
+  uint32_t failures = 0; ///< consecutive driver failures
+  bool given_up = false; ///< restart intensity exceeded: escalated, not restarted
 };
 
 /// A command from dsmilctl (or any client) to a node. `args` is a JSON object.
@@ -37,26 +37,22 @@ struct control_reply {
   std::string body;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, device_state& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, device_state& x) {
   return f(caf::meta::type_name("device_state"), x.id, x.registers, x.config_blob, x.enabled,
            x.security_level, x.temperature_c, x.last_activity_ns);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, device_patch& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, device_patch& x) {
   return f(caf::meta::type_name("device_patch"), x.id, x.register_index, x.register_value,
            x.set_blob, x.config_blob, x.enabled, x.security_level);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, fault_spec& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, fault_spec& x) {
   return f(caf::meta::type_name("fault_spec"), x.error_rate, x.latency_ms, x.offline,
            x.stuck_register, x.thermal_spike);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, device_health& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, device_health& x) {
   return f(caf::meta::type_name("device_health"), x.id, x.restarts, x.breaker, x.failures,
            x.given_up);
 }
@@ -66,22 +62,21 @@ typename Inspector::result_type inspect(Inspector& f, control_request& x) {
   return f(caf::meta::type_name("control_request"), x.command, x.args);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, control_reply& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, control_reply& x) {
   return f(caf::meta::type_name("control_reply"), x.code, x.message, x.body);
 }
 
 } // namespace dsmil
 
 CAF_BEGIN_TYPE_ID_BLOCK(dsmil, caf::first_custom_type_id)
-  CAF_ADD_TYPE_ID(dsmil, (dsmil::device_state))
-  CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::device_state>))
-  CAF_ADD_TYPE_ID(dsmil, (dsmil::device_patch))
-  CAF_ADD_TYPE_ID(dsmil, (dsmil::fault_spec))
-  CAF_ADD_TYPE_ID(dsmil, (dsmil::device_health))
-  CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::device_health>))
-  CAF_ADD_TYPE_ID(dsmil, (dsmil::control_request))
-  CAF_ADD_TYPE_ID(dsmil, (dsmil::control_reply))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_state))
+CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::device_state>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_patch))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::fault_spec))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_health))
+CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::device_health>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::control_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::control_reply))
 CAF_END_TYPE_ID_BLOCK(dsmil)
 
 namespace dsmil {

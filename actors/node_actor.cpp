@@ -15,26 +15,26 @@ namespace {
 
 // Longest a device call can take: every attempt with its largest backoff.
 std::chrono::milliseconds device_timeout(const node_config& cfg) {
-  return std::chrono::milliseconds(10000 + static_cast<int64_t>(cfg.retry.attempts)
-                                             * (cfg.retry.max_ms + 60000));
+  return std::chrono::milliseconds(10000 + static_cast<int64_t>(cfg.retry.attempts) *
+                                               (cfg.retry.max_ms + 60000));
 }
 
 const std::map<std::string, command_fn>& commands() {
   static const std::map<std::string, command_fn> table = {
-    {"status", cmd_status},
-    {"device.list", cmd_device_list},
-    {"device.show", cmd_device_show},
-    {"device.set", cmd_device_set},
-    {"device.fault", cmd_device_fault},
-    {"device.crash", cmd_device_crash},
-    {"config.show", cmd_config_show},
-    {"config.set", cmd_config_set},
-    {"checkpoint.create", cmd_checkpoint_create},
-    {"checkpoint.list", cmd_checkpoint_list},
-    {"checkpoint.show", cmd_checkpoint_show},
-    {"checkpoint.verify", cmd_checkpoint_verify},
-    {"checkpoint.delete", cmd_checkpoint_delete},
-    {"rollback", cmd_rollback},
+      {"status", cmd_status},
+      {"device.list", cmd_device_list},
+      {"device.show", cmd_device_show},
+      {"device.set", cmd_device_set},
+      {"device.fault", cmd_device_fault},
+      {"device.crash", cmd_device_crash},
+      {"config.show", cmd_config_show},
+      {"config.set", cmd_config_set},
+      {"checkpoint.create", cmd_checkpoint_create},
+      {"checkpoint.list", cmd_checkpoint_list},
+      {"checkpoint.show", cmd_checkpoint_show},
+      {"checkpoint.verify", cmd_checkpoint_verify},
+      {"checkpoint.delete", cmd_checkpoint_delete},
+      {"rollback", cmd_rollback},
   };
   return table;
 }
@@ -49,8 +49,8 @@ control_reply dispatch(node_context& ctx, device_calls& calls, const control_req
   try {
     return it->second(ctx, calls, args);
   } catch (const json::exception& e) {
-    return error_reply(make_error(errc::invalid_argument,
-                                  std::string("malformed arguments: ") + e.what()));
+    return error_reply(
+        make_error(errc::invalid_argument, std::string("malformed arguments: ") + e.what()));
   } catch (const std::exception& e) {
     return error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
   }
@@ -60,18 +60,18 @@ void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
   device_calls calls(self, *ctx);
   bool running = true;
   self->receive_while([&] { return running; })(
-    [&](control_request& req) -> control_reply {
-      auto reply = dispatch(*ctx, calls, req);
-      if (reply.code != 0)
-        spdlog::info("{}: {}", req.command, reply.message);
-      else
-        spdlog::debug("{}: ok", req.command);
-      return reply;
-    },
-    [&](caf::exit_msg& em) {
-      spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
-      running = false;
-    });
+      [&](control_request& req) -> control_reply {
+        auto reply = dispatch(*ctx, calls, req);
+        if (reply.code != 0)
+          spdlog::info("{}: {}", req.command, reply.message);
+        else
+          spdlog::debug("{}: ok", req.command);
+        return reply;
+      },
+      [&](caf::exit_msg& em) {
+        spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
+        running = false;
+      });
   self->send_exit(ctx->devices, caf::exit_reason::user_shutdown);
 }
 
@@ -81,8 +81,7 @@ void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
 
 namespace {
 
-template <class Handle>
-result<device_state> collect(Handle& h) {
+template <class Handle> result<device_state> collect(Handle& h) {
   result<device_state> out = make_error(errc::internal, "no reply");
   h.receive([&](device_state& s) { out = std::move(s); },
             [&](caf::error& e) { out = from_caf(e); });
@@ -101,8 +100,9 @@ result<device_state> device_calls::write(const device_patch& p) {
   return collect(h);
 }
 
-std::vector<device_state> device_calls::read_many(const std::vector<device_id>& ids,
-                                                  std::vector<std::pair<device_id, error>>& errors) {
+std::vector<device_state>
+device_calls::read_many(const std::vector<device_id>& ids,
+                        std::vector<std::pair<device_id, error>>& errors) {
   using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value,
                                            device_id{}));
   std::vector<handle_t> handles;
@@ -112,23 +112,29 @@ std::vector<device_state> device_calls::read_many(const std::vector<device_id>& 
   std::vector<device_state> out;
   for (size_t i = 0; i < ids.size(); ++i) {
     auto r = collect(handles[i]);
-    if (r) out.push_back(std::move(*r));
-    else errors.emplace_back(ids[i], r.err());
+    if (r)
+      out.push_back(std::move(*r));
+    else
+      errors.emplace_back(ids[i], r.err());
   }
   return out;
 }
 
-std::vector<device_state> device_calls::write_many(const std::vector<device_patch>& patches,
-                                                   std::vector<std::pair<device_id, error>>& errors) {
+std::vector<device_state>
+device_calls::write_many(const std::vector<device_patch>& patches,
+                         std::vector<std::pair<device_id, error>>& errors) {
   using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), device_patch{}));
   std::vector<handle_t> handles;
   handles.reserve(patches.size());
-  for (auto& p : patches) handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), p));
+  for (auto& p : patches)
+    handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), p));
   std::vector<device_state> out;
   for (size_t i = 0; i < patches.size(); ++i) {
     auto r = collect(handles[i]);
-    if (r) out.push_back(std::move(*r));
-    else errors.emplace_back(patches[i].id, r.err());
+    if (r)
+      out.push_back(std::move(*r));
+    else
+      errors.emplace_back(patches[i].id, r.err());
   }
   return out;
 }
@@ -136,14 +142,16 @@ std::vector<device_state> device_calls::write_many(const std::vector<device_patc
 result<std::vector<device_health>> device_calls::health() {
   result<std::vector<device_health>> out = make_error(errc::internal, "no reply");
   self_->request(ctx_.devices, std::chrono::seconds(30), health_atom::value)
-    .receive([&](std::vector<device_health>& v) { out = std::move(v); },
-             [&](caf::error& e) { out = from_caf(e); });
+      .receive([&](std::vector<device_health>& v) { out = std::move(v); },
+               [&](caf::error& e) { out = from_caf(e); });
   return out;
 }
 
 // -- shared helpers ---------------------------------------------------------------
 
-control_reply ok_reply(const json& body) { return control_reply{0, "", body.dump()}; }
+control_reply ok_reply(const json& body) {
+  return control_reply{0, "", body.dump()};
+}
 
 control_reply error_reply(const error& e, const json& body) {
   json b = body;
@@ -203,7 +211,8 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
 
   ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, env::posix(),
                                           cfg.thermal_critical_c);
-  for (auto& [id, f] : cfg.faults) ctx->sim->set_fault(id, f);
+  for (auto& [id, f] : cfg.faults)
+    ctx->sim->set_fault(id, f);
   auto map = std::make_shared<const device_map>(ctx->cfg.devices);
   auto guarded = std::make_shared<guarded_driver>(map, ctx->sim);
 

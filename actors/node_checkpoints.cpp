@@ -22,14 +22,17 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
   req.name = args.value("name", std::string());
   req.description = args.value("description", std::string());
   std::vector<device_id> ids;
-  for (auto& d : ctx.cfg.devices.devices()) ids.push_back(d.id);
+  for (auto& d : ctx.cfg.devices.devices())
+    ids.push_back(d.id);
   std::vector<std::pair<device_id, error>> errors;
   auto states = calls.read_many(ids, errors);
   if (!errors.empty()) {
     auto& [id, e] = errors.front();
-    return error_reply(make_error(e.code, "cannot checkpoint: device " + format_device_id(id)
-                                            + " cannot be read (" + e.message + ")"
-                                            + (errors.size() > 1 ? " and " + std::to_string(errors.size() - 1) + " more" : "")));
+    return error_reply(make_error(
+        e.code,
+        "cannot checkpoint: device " + format_device_id(id) + " cannot be read (" + e.message +
+            ")" +
+            (errors.size() > 1 ? " and " + std::to_string(errors.size() - 1) + " more" : "")));
   }
   auto info = ctx.store->create(req, states, ctx.configuration);
   if (!info) return error_reply(info.err());
@@ -43,7 +46,8 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
 
 control_reply cmd_checkpoint_list(node_context& ctx, device_calls&, const json&) {
   json out = json::array();
-  for (auto& i : ctx.store->list()) out.push_back(to_json(i));
+  for (auto& i : ctx.store->list())
+    out.push_back(to_json(i));
   return ok_reply({{"checkpoints", out}});
 }
 

@@ -14,14 +14,19 @@ namespace dsmil {
 namespace {
 
 json health_json(const device_health* h) {
-  if (h == nullptr) return {{"breaker", "unknown"}, {"restarts", 0}, {"failures", 0}, {"given_up", false}};
-  return {{"breaker", h->breaker}, {"restarts", h->restarts}, {"failures", h->failures},
+  if (h == nullptr)
+    return {{"breaker", "unknown"}, {"restarts", 0}, {"failures", 0}, {"given_up", false}};
+  return {{"breaker", h->breaker},
+          {"restarts", h->restarts},
+          {"failures", h->failures},
           {"given_up", h->given_up}};
 }
 
 json fault_json(const fault_spec& f) {
-  return {{"error_rate", f.error_rate},   {"latency_ms", f.latency_ms},
-          {"offline", f.offline},         {"stuck_register", f.stuck_register},
+  return {{"error_rate", f.error_rate},
+          {"latency_ms", f.latency_ms},
+          {"offline", f.offline},
+          {"stuck_register", f.stuck_register},
           {"thermal_spike", f.thermal_spike}};
 }
 
@@ -49,35 +54,36 @@ control_reply cmd_status(node_context& ctx, device_calls& calls, const json&) {
   }
   auto list = ctx.store->list();
   json body = {
-    {"node",
-     {{"pid", ::getpid()},
-      {"listen", ctx.cfg.listen_host + ":" + std::to_string(ctx.published_port->load())},
-      {"data_dir", ctx.cfg.data_dir},
-      {"config", ctx.cfg.source},
-      {"uptime_s", (env::posix().now_unix_ns() - ctx.started_ns) / 1000000000},
-      {"cpu", simd::describe(simd::detect_cpu())}}},
-    {"devices",
-     {{"total", ctx.cfg.devices.devices().size()},
-      {"backend", ctx.cfg.backend},
-      {"quarantined", quarantined},
-      {"critical", critical},
-      {"breakers_not_closed", open},
-      {"actor_restarts", restarts},
-      {"given_up", given_up}}},
-    {"checkpoints",
-     {{"count", list.size()},
-      {"latest", list.empty() ? json(nullptr) : json(list.back().id)},
-      {"store", ctx.store->dir()},
-      {"chunks", ctx.store->chunk_count()}}},
-    {"keys", {{"provider", ctx.store->key().provider()}, {"key_id", ctx.store->key().key_id()}}},
-    {"configuration", to_json(ctx.configuration)},
+      {"node",
+       {{"pid", ::getpid()},
+        {"listen", ctx.cfg.listen_host + ":" + std::to_string(ctx.published_port->load())},
+        {"data_dir", ctx.cfg.data_dir},
+        {"config", ctx.cfg.source},
+        {"uptime_s", (env::posix().now_unix_ns() - ctx.started_ns) / 1000000000},
+        {"cpu", simd::describe(simd::detect_cpu())}}},
+      {"devices",
+       {{"total", ctx.cfg.devices.devices().size()},
+        {"backend", ctx.cfg.backend},
+        {"quarantined", quarantined},
+        {"critical", critical},
+        {"breakers_not_closed", open},
+        {"actor_restarts", restarts},
+        {"given_up", given_up}}},
+      {"checkpoints",
+       {{"count", list.size()},
+        {"latest", list.empty() ? json(nullptr) : json(list.back().id)},
+        {"store", ctx.store->dir()},
+        {"chunks", ctx.store->chunk_count()}}},
+      {"keys", {{"provider", ctx.store->key().provider()}, {"key_id", ctx.store->key().key_id()}}},
+      {"configuration", to_json(ctx.configuration)},
   };
   return ok_reply(body);
 }
 
 control_reply cmd_device_list(node_context& ctx, device_calls& calls, const json&) {
   std::vector<device_id> ids;
-  for (auto& d : ctx.cfg.devices.devices()) ids.push_back(d.id);
+  for (auto& d : ctx.cfg.devices.devices())
+    ids.push_back(d.id);
   std::vector<std::pair<device_id, error>> errors;
   auto states = calls.read_many(ids, errors);
   auto health = calls.health();
@@ -86,8 +92,10 @@ control_reply cmd_device_list(node_context& ctx, device_calls& calls, const json
   json out = json::array();
   size_t si = 0;
   for (auto& d : ctx.cfg.devices.devices()) {
-    json row = {{"id", format_device_id(d.id)},     {"name", d.name},
-                {"group", d.group},                  {"quarantined", d.quarantined},
+    json row = {{"id", format_device_id(d.id)},
+                {"name", d.name},
+                {"group", d.group},
+                {"quarantined", d.quarantined},
                 {"critical", d.critical}};
     if (si < states.size() && states[si].id == d.id) {
       auto& s = states[si++];
@@ -113,21 +121,22 @@ json device_json(node_context& ctx, device_calls& calls, const device_state& s) 
   auto& group = ctx.cfg.devices.groups()[info->group];
   auto health = calls.health();
   json body = {
-    {"id", format_device_id(s.id)},
-    {"name", info->name},
-    {"group", info->group},
-    {"group_role", group.role},
-    {"quarantined", info->quarantined},
-    {"critical", info->critical},
-    {"enabled", s.enabled},
-    {"security_level", s.security_level},
-    {"temperature_c", s.temperature_c},
-    {"last_activity", s.last_activity_ns == 0 ? json(nullptr) : json(format_time(s.last_activity_ns))},
-    {"registers", s.registers},
-    {"config_blob", to_hex(s.config_blob.data(), s.config_blob.size())},
-    {"config_blob_sha256", sha256_hex(std::string(s.config_blob.begin(), s.config_blob.end()))},
-    {"health", health_json(health ? find_health(*health, s.id) : nullptr)},
-    {"faults", fault_json(ctx.sim->fault(s.id))},
+      {"id", format_device_id(s.id)},
+      {"name", info->name},
+      {"group", info->group},
+      {"group_role", group.role},
+      {"quarantined", info->quarantined},
+      {"critical", info->critical},
+      {"enabled", s.enabled},
+      {"security_level", s.security_level},
+      {"temperature_c", s.temperature_c},
+      {"last_activity",
+       s.last_activity_ns == 0 ? json(nullptr) : json(format_time(s.last_activity_ns))},
+      {"registers", s.registers},
+      {"config_blob", to_hex(s.config_blob.data(), s.config_blob.size())},
+      {"config_blob_sha256", sha256_hex(std::string(s.config_blob.begin(), s.config_blob.end()))},
+      {"health", health_json(health ? find_health(*health, s.id) : nullptr)},
+      {"faults", fault_json(ctx.sim->fault(s.id))},
   };
   if (info->quarantined) body["quarantine_reason"] = info->quarantine_reason;
   if (info->critical) body["critical_role"] = info->critical_role;

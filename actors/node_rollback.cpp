@@ -32,13 +32,17 @@ std::string describe_mismatch(const device_state& got, const device_state& want)
 }
 
 json diff_json(const device_diff& d) {
-  return {{"id", format_device_id(d.id)}, {"registers", d.registers}, {"config_blob", d.blob},
-          {"enabled", d.enabled},         {"security_level", d.security_level}};
+  return {{"id", format_device_id(d.id)},
+          {"registers", d.registers},
+          {"config_blob", d.blob},
+          {"enabled", d.enabled},
+          {"security_level", d.security_level}};
 }
 
 json ids_json(const std::vector<device_id>& ids) {
   json a = json::array();
-  for (auto id : ids) a.push_back(format_device_id(id));
+  for (auto id : ids)
+    a.push_back(format_device_id(id));
   return a;
 }
 
@@ -50,7 +54,9 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
   const bool ack = args.value("ack_critical", false);
   auto elapsed_ms = [&] { return static_cast<double>(env::posix().steady_ns() - start) / 1e6; };
 
-  json result = {{"dry_run", dry_run}, {"success", false}, {"phases_completed", json::array()},
+  json result = {{"dry_run", dry_run},
+                 {"success", false},
+                 {"phases_completed", json::array()},
                  {"failed_phase", nullptr}};
   auto fail = [&](const char* phase, const error& e) {
     result["failed_phase"] = phase;
@@ -75,28 +81,31 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
     for (auto& g : args["groups"]) {
       auto v = g.get<int64_t>();
       if (v < 0 || v >= group_count)
-        return fail("validation", make_error(errc::invalid_argument,
-                                             "no such group " + std::to_string(v) + "; groups are 0-6"));
+        return fail("validation",
+                    make_error(errc::invalid_argument,
+                               "no such group " + std::to_string(v) + "; groups are 0-6"));
       sel.groups.push_back(static_cast<uint8_t>(v));
     }
   result["type"] = sel.full() ? "full" : "selective";
   auto target = ctx.store->load(*resolved); // checks signature, roots and every chunk
   if (!target)
-    return fail("validation", make_error(target.err().code, "checkpoint " + *resolved
-                                                              + " failed verification: "
-                                                              + target.err().message));
+    return fail("validation",
+                make_error(target.err().code, "checkpoint " + *resolved +
+                                                  " failed verification: " + target.err().message));
   std::vector<device_id> ids;
-  for (auto& d : ctx.cfg.devices.devices()) ids.push_back(d.id);
+  for (auto& d : ctx.cfg.devices.devices())
+    ids.push_back(d.id);
   std::vector<std::pair<device_id, error>> errors;
   auto current = calls.read_many(ids, errors);
   auto plan = plan_rollback(ctx.cfg.devices, *target, current, ctx.configuration, sel);
   if (!plan) return fail("validation", plan.err());
   for (auto& [dev, e] : errors)
     if (std::find(plan->devices.begin(), plan->devices.end(), dev) != plan->devices.end())
-      return fail("validation", make_error(e.code, "device " + format_device_id(dev)
-                                                     + " cannot be read: " + e.message));
+      return fail("validation", make_error(e.code, "device " + format_device_id(dev) +
+                                                       " cannot be read: " + e.message));
   json diffs = json::array();
-  for (auto& d : plan->diffs) diffs.push_back(diff_json(d));
+  for (auto& d : plan->diffs)
+    diffs.push_back(diff_json(d));
   result["plan"] = {{"configuration", plan->restore_configuration},
                     {"configuration_differs", plan->configuration_differs},
                     {"order", ids_json(plan->devices)},
@@ -112,18 +121,19 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
   if (!plan->critical_changes.empty() && !ack) {
     std::string list;
     for (auto d : plan->critical_changes)
-      list += (list.empty() ? "" : ", ") + format_device_id(d) + " ("
-              + ctx.cfg.devices.find(d)->critical_role + ")";
+      list += (list.empty() ? "" : ", ") + format_device_id(d) + " (" +
+              ctx.cfg.devices.find(d)->critical_role + ")";
     result["phases_completed"] = json::array();
     return fail("validation",
                 make_error(errc::critical_unacknowledged,
-                           "rollback would change critical device " + list
-                             + "; review with --dry-run, then repeat with --ack-critical"));
+                           "rollback would change critical device " + list +
+                               "; review with --dry-run, then repeat with --ack-critical"));
   }
 
   // -- preparation: the current state of everything the rollback touches -----------
   std::map<device_id, device_state> target_by_id;
-  for (auto& s : target->devices) target_by_id[s.id] = s;
+  for (auto& s : target->devices)
+    target_by_id[s.id] = s;
   result["phases_completed"].push_back("preparation");
 
   // -- execution: configuration, then devices group by group -----------------------
@@ -137,11 +147,13 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
   for (auto group : ctx.cfg.devices.restore_order()) {
     std::vector<device_patch> patches;
     for (auto dev : plan->devices)
-      if (ctx.cfg.devices.find(dev)->group == group) patches.push_back(restore_patch(target_by_id[dev]));
+      if (ctx.cfg.devices.find(dev)->group == group)
+        patches.push_back(restore_patch(target_by_id[dev]));
     if (patches.empty()) continue;
     std::vector<std::pair<device_id, error>> write_errors;
     auto written = calls.write_many(patches, write_errors);
-    for (auto& s : written) restored.push_back(s.id);
+    for (auto& s : written)
+      restored.push_back(s.id);
     if (!write_errors.empty()) {
       for (auto& [dev, e] : write_errors)
         failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
@@ -149,9 +161,10 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
       result["rolled_back"] = {{"components", rolled_back}, {"devices", ids_json(restored)}};
       result["failed"] = failed;
       auto& [dev, e] = write_errors.front();
-      return fail("execution", make_error(errc::rollback_failed,
-                                          "rollback stopped in group " + std::to_string(group)
-                                            + ": device " + format_device_id(dev) + ": " + e.message));
+      return fail("execution",
+                  make_error(errc::rollback_failed, "rollback stopped in group " +
+                                                        std::to_string(group) + ": device " +
+                                                        format_device_id(dev) + ": " + e.message));
     }
   }
   rolled_back.push_back("devices");
@@ -165,7 +178,8 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
     failed.push_back({{"id", format_device_id(dev)}, {"error", "cannot read back: " + e.message}});
   for (auto& s : after)
     if (!same_restorable_state(s, target_by_id[s.id]))
-      failed.push_back({{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, target_by_id[s.id])}});
+      failed.push_back(
+          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, target_by_id[s.id])}});
   if (plan->restore_configuration && !ctx.configuration.same_restorable(target->configuration))
     failed.push_back({{"id", "configuration"}, {"error", "configuration differs after restore"}});
   result["failed"] = failed;
@@ -173,9 +187,9 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
     auto first = failed.front();
     return fail("verification",
                 make_error(errc::rollback_failed,
-                           "verification failed for " + std::to_string(failed.size())
-                             + " item(s), first " + first["id"].get<std::string>() + ": "
-                             + first["error"].get<std::string>()));
+                           "verification failed for " + std::to_string(failed.size()) +
+                               " item(s), first " + first["id"].get<std::string>() + ": " +
+                               first["error"].get<std::string>()));
   }
   result["phases_completed"].push_back("verification");
 

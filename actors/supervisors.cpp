@@ -88,43 +88,43 @@ device_service::behavior_type group_supervisor(group_ptr self, supervisor_config
     if (it == self->state.children.end())
       return to_caf(make_error(errc::no_such_device, "no such device " + format_device_id(id)));
     if (it->second.given_up || !it->second.handle)
-      return to_caf(make_error(errc::unavailable,
-                               "device " + format_device_id(id) + " was given up after "
-                                 + std::to_string(it->second.restarts + 1)
-                                 + " crashes; group degraded; restart the node"));
+      return to_caf(
+          make_error(errc::unavailable, "device " + format_device_id(id) + " was given up after " +
+                                            std::to_string(it->second.restarts + 1) +
+                                            " crashes; group degraded; restart the node"));
     return it->second.handle;
   };
   return {
-    [=](read_atom a, device_id id) -> caf::result<device_state> {
-      auto h = route(id);
-      if (!h) return h.error();
-      return self->delegate(*h, a, id);
-    },
-    [=](device_patch& p) -> caf::result<device_state> {
-      auto h = route(p.id);
-      if (!h) return h.error();
-      return self->delegate(*h, std::move(p));
-    },
-    [=](health_atom) -> std::vector<device_health> {
-      std::vector<device_health> out;
-      for (auto& [id, c] : self->state.children) {
-        device_health h;
-        h.id = id;
-        h.restarts = c.restarts;
-        h.given_up = c.given_up;
-        std::lock_guard<std::mutex> guard(c.slot->mu);
-        c.slot->breaker.allow(clock_ms(self)); // let an expired open breaker show half-open
-        h.breaker = to_string(c.slot->breaker.state());
-        h.failures = c.slot->breaker.consecutive_failures();
-        out.push_back(std::move(h));
-      }
-      return out;
-    },
-    [=](crash_atom a, device_id id) {
-      auto h = route(id);
-      if (h) self->send(*h, a, id);
-    },
-    [=](retry_atom, uint64_t) {},
+      [=](read_atom a, device_id id) -> caf::result<device_state> {
+        auto h = route(id);
+        if (!h) return h.error();
+        return self->delegate(*h, a, id);
+      },
+      [=](device_patch& p) -> caf::result<device_state> {
+        auto h = route(p.id);
+        if (!h) return h.error();
+        return self->delegate(*h, std::move(p));
+      },
+      [=](health_atom) -> std::vector<device_health> {
+        std::vector<device_health> out;
+        for (auto& [id, c] : self->state.children) {
+          device_health h;
+          h.id = id;
+          h.restarts = c.restarts;
+          h.given_up = c.given_up;
+          std::lock_guard<std::mutex> guard(c.slot->mu);
+          c.slot->breaker.allow(clock_ms(self)); // let an expired open breaker show half-open
+          h.breaker = to_string(c.slot->breaker.state());
+          h.failures = c.slot->breaker.consecutive_failures();
+          out.push_back(std::move(h));
+        }
+        return out;
+      },
+      [=](crash_atom a, device_id id) {
+        auto h = route(id);
+        if (h) self->send(*h, a, id);
+      },
+      [=](retry_atom, uint64_t) {},
   };
 }
 
@@ -154,7 +154,8 @@ struct health_collector {
 
 device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_config cfg) {
   self->state.cfg = std::move(cfg);
-  for (uint8_t g = 0; g < group_count; ++g) start_group(self, g);
+  for (uint8_t g = 0; g < group_count; ++g)
+    start_group(self, g);
   self->set_down_handler([=](caf::down_msg& dm) {
     for (auto& [g, h] : self->state.groups) {
       if (h.address() != dm.source) continue;
@@ -167,53 +168,53 @@ device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_conf
   auto route = [=](device_id id) -> caf::expected<device_service> {
     uint8_t g = static_cast<uint8_t>((id >> 4) & 0xF);
     auto it = self->state.groups.find(g);
-    if (id < first_device_id || id > last_device_id || it == self->state.groups.end()
-        || self->state.cfg.map->find(id) == nullptr)
+    if (id < first_device_id || id > last_device_id || it == self->state.groups.end() ||
+        self->state.cfg.map->find(id) == nullptr)
       return to_caf(make_error(errc::no_such_device,
-                               "no such device " + format_device_id(id)
-                                 + "; device ids are 0x80G0-0x80GB for groups G = 0-6"));
+                               "no such device " + format_device_id(id) +
+                                   "; device ids are 0x80G0-0x80GB for groups G = 0-6"));
     return it->second;
   };
   return {
-    [=](read_atom a, device_id id) -> caf::result<device_state> {
-      auto h = route(id);
-      if (!h) return h.error();
-      return self->delegate(*h, a, id);
-    },
-    [=](device_patch& p) -> caf::result<device_state> {
-      auto h = route(p.id);
-      if (!h) return h.error();
-      return self->delegate(*h, std::move(p));
-    },
-    [=](health_atom a) -> caf::result<std::vector<device_health>> {
-      auto c = std::make_shared<health_collector>();
-      c->promise = self->make_response_promise<std::vector<device_health>>();
-      c->left = self->state.groups.size();
-      for (auto& [g, h] : self->state.groups)
-        self->request(h, fan_out_timeout, a)
-          .then(
-            [=](std::vector<device_health>& part) {
-              c->all.insert(c->all.end(), part.begin(), part.end());
-              if (--c->left == 0 && !c->done) {
-                c->done = true;
-                std::sort(c->all.begin(), c->all.end(),
-                          [](auto& x, auto& y) { return x.id < y.id; });
-                c->promise.deliver(std::move(c->all));
-              }
-            },
-            [=](caf::error& err) {
-              if (!c->done) {
-                c->done = true;
-                c->promise.deliver(std::move(err));
-              }
-            });
-      return c->promise;
-    },
-    [=](crash_atom a, device_id id) {
-      auto h = route(id);
-      if (h) self->send(*h, a, id);
-    },
-    [=](retry_atom, uint64_t) {},
+      [=](read_atom a, device_id id) -> caf::result<device_state> {
+        auto h = route(id);
+        if (!h) return h.error();
+        return self->delegate(*h, a, id);
+      },
+      [=](device_patch& p) -> caf::result<device_state> {
+        auto h = route(p.id);
+        if (!h) return h.error();
+        return self->delegate(*h, std::move(p));
+      },
+      [=](health_atom a) -> caf::result<std::vector<device_health>> {
+        auto c = std::make_shared<health_collector>();
+        c->promise = self->make_response_promise<std::vector<device_health>>();
+        c->left = self->state.groups.size();
+        for (auto& [g, h] : self->state.groups)
+          self->request(h, fan_out_timeout, a)
+              .then(
+                  [=](std::vector<device_health>& part) {
+                    c->all.insert(c->all.end(), part.begin(), part.end());
+                    if (--c->left == 0 && !c->done) {
+                      c->done = true;
+                      std::sort(c->all.begin(), c->all.end(),
+                                [](auto& x, auto& y) { return x.id < y.id; });
+                      c->promise.deliver(std::move(c->all));
+                    }
+                  },
+                  [=](caf::error& err) {
+                    if (!c->done) {
+                      c->done = true;
+                      c->promise.deliver(std::move(err));
+                    }
+                  });
+        return c->promise;
+      },
+      [=](crash_atom a, device_id id) {
+        auto h = route(id);
+        if (h) self->send(*h, a, id);
+      },
+      [=](retry_atom, uint64_t) {},
   };
 }
 

@@ -20,10 +20,10 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* exit_codes =
-  "Exit codes: 0 success; 1 other failure; 2 bad input (usage, unknown or invalid device id, "
-  "bad value); 3 not found (checkpoint id); 4 refused (quarantined device, critical device "
-  "without --ack-critical, thermal limit); 5 integrity failure (tampered or damaged checkpoint); "
-  "6 node not reachable; 7 device or rollback failure.";
+    "Exit codes: 0 success; 1 other failure; 2 bad input (usage, unknown or invalid device id, "
+    "bad value); 3 not found (checkpoint id); 4 refused (quarantined device, critical device "
+    "without --ack-critical, thermal limit); 5 integrity failure (tampered or damaged checkpoint); "
+    "6 node not reachable; 7 device or rollback failure.";
 
 int die(const std::string& line, int code) {
   std::fprintf(stderr, "dsmilctl: %s\n", line.c_str());
@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   int timeout_s = 120;
   app.add_option("--node", node, "HOST:PORT of the node (default 127.0.0.1:7411 or $DSMIL_NODE)");
   app.add_flag("--json", as_json, "print one JSON document on stdout");
-  app.add_option("--timeout", timeout_s, "seconds to wait for the node's answer")->check(CLI::PositiveNumber);
+  app.add_option("--timeout", timeout_s, "seconds to wait for the node's answer")
+      ->check(CLI::PositiveNumber);
 
   std::string command;
   json args = json::object();
@@ -77,7 +78,10 @@ int main(int argc, char** argv) {
   });
   auto* dshow = device->add_subcommand("show", "one device: registers, blob, flags, health");
   dshow->add_option("ID", dev_id, "device id, e.g. 0x8005")->required();
-  dshow->callback([&] { command = "device.show"; args["id"] = dev_id; });
+  dshow->callback([&] {
+    command = "device.show";
+    args["id"] = dev_id;
+  });
 
   auto* dset = device->add_subcommand("set", "write to a device");
   std::string reg_text, value_text;
@@ -106,20 +110,32 @@ int main(int argc, char** argv) {
   dfault->add_flag("--clear", clear, "remove all faults first");
   dfault->callback([&] { command = "device.fault"; });
 
-  auto* dcrash = device->add_subcommand("crash", "crash the device's actor (its supervisor restarts it)");
+  auto* dcrash =
+      device->add_subcommand("crash", "crash the device's actor (its supervisor restarts it)");
   dcrash->add_option("ID", dev_id, "device id")->required();
-  dcrash->callback([&] { command = "device.crash"; args["id"] = dev_id; });
+  dcrash->callback([&] {
+    command = "device.crash";
+    args["id"] = dev_id;
+  });
 
-  auto* config = app.add_subcommand("config", "the system configuration component")->require_subcommand(1);
-  config->add_subcommand("show", "current configuration")->callback([&] { command = "config.show"; });
+  auto* config =
+      app.add_subcommand("config", "the system configuration component")->require_subcommand(1);
+  config->add_subcommand("show", "current configuration")->callback([&] {
+    command = "config.show";
+  });
   auto* cset = config->add_subcommand("set", "change one key");
   std::string key, value;
-  cset->add_option("KEY", key, "agent_concurrency_limit, thermal_threshold_c or config_data")->required();
+  cset->add_option("KEY", key, "agent_concurrency_limit, thermal_threshold_c or config_data")
+      ->required();
   cset->add_option("VALUE", value, "new value")->required();
-  cset->callback([&] { command = "config.set"; args["key"] = key; args["value"] = value; });
+  cset->callback([&] {
+    command = "config.set";
+    args["key"] = key;
+    args["value"] = value;
+  });
 
   auto* cp = app.add_subcommand("checkpoint", "create, list, show, verify and delete checkpoints")
-               ->require_subcommand(1);
+                 ->require_subcommand(1);
   std::string cp_id, name, description;
   auto* ccreate = cp->add_subcommand("create", "capture devices and configuration, signed");
   ccreate->add_option("--name", name, "short name");
@@ -129,14 +145,20 @@ int main(int argc, char** argv) {
     args["name"] = name;
     args["description"] = description;
   });
-  cp->add_subcommand("list", "all checkpoints, oldest first")->callback([&] { command = "checkpoint.list"; });
+  cp->add_subcommand("list", "all checkpoints, oldest first")->callback([&] {
+    command = "checkpoint.list";
+  });
   for (auto [sub, what] : {std::pair{"show", "contents of a checkpoint"},
                            std::pair{"verify", "check signature and every stored byte"},
                            std::pair{"delete", "remove a checkpoint"}}) {
     auto* c = cp->add_subcommand(sub, what);
-    c->add_option("ID", cp_id, "checkpoint id (or a unique prefix of at least 4 characters)")->required();
+    c->add_option("ID", cp_id, "checkpoint id (or a unique prefix of at least 4 characters)")
+        ->required();
     std::string cmd = std::string("checkpoint.") + sub;
-    c->callback([&, cmd] { command = cmd; args["id"] = cp_id; });
+    c->callback([&, cmd] {
+      command = cmd;
+      args["id"] = cp_id;
+    });
   }
 
   auto* rb = app.add_subcommand("rollback", "roll devices and configuration back to a checkpoint");
@@ -164,9 +186,11 @@ int main(int argc, char** argv) {
       int64_t r, v;
       if (reg_text.empty() || value_text.empty())
         return die("--register and --value go together", 2);
-      if (!parse_value(reg_text, r)) return die("--register must be a register index, got '" + reg_text + "'", 2);
+      if (!parse_value(reg_text, r))
+        return die("--register must be a register index, got '" + reg_text + "'", 2);
       if (!parse_value(value_text, v))
-        return die("--value must be a 32-bit number (decimal or 0x hex), got '" + value_text + "'", 2);
+        return die("--value must be a 32-bit number (decimal or 0x hex), got '" + value_text + "'",
+                   2);
       args["register"] = r;
       args["value"] = v;
     }
@@ -192,7 +216,8 @@ int main(int argc, char** argv) {
       json g = json::array();
       for (auto& s : split(groups)) {
         int64_t v;
-        if (!parse_value(s, v) || v > 6) return die("--groups takes group numbers 0-6, got '" + s + "'", 2);
+        if (!parse_value(s, v) || v > 6)
+          return die("--groups takes group numbers 0-6, got '" + s + "'", 2);
         g.push_back(v);
       }
       args["groups"] = g;
@@ -208,21 +233,27 @@ int main(int argc, char** argv) {
   caf::actor_system sys{caf_cfg};
   auto remote = sys.middleman().remote_actor(host, port);
   if (!remote)
-    return die("cannot reach dsmild at " + node + " (" + dsmil::from_caf(remote.error()).message
-                 + "); start it with 'dsmild' or pass --node HOST:PORT",
+    return die("cannot reach dsmild at " + node + " (" + dsmil::from_caf(remote.error()).message +
+                   "); start it with 'dsmild' or pass --node HOST:PORT",
                6);
 
   dsmil::control_reply reply;
   bool got = false;
   dsmil::error failure;
   caf::scoped_actor self{sys};
-  self->request(*remote, std::chrono::seconds(timeout_s), dsmil::control_request{command, args.dump()})
-    .receive([&](dsmil::control_reply& r) { reply = std::move(r); got = true; },
-             [&](caf::error& e) { failure = dsmil::from_caf(e); });
+  self->request(*remote, std::chrono::seconds(timeout_s),
+                dsmil::control_request{command, args.dump()})
+      .receive(
+          [&](dsmil::control_reply& r) {
+            reply = std::move(r);
+            got = true;
+          },
+          [&](caf::error& e) { failure = dsmil::from_caf(e); });
   if (!got) {
     if (failure.code == dsmil::errc::timeout)
-      return die("dsmild at " + node + " did not answer within " + std::to_string(timeout_s)
-                   + " s; raise --timeout or check its log", 6);
+      return die("dsmild at " + node + " did not answer within " + std::to_string(timeout_s) +
+                     " s; raise --timeout or check its log",
+                 6);
     return die("lost the connection to dsmild at " + node + " (" + failure.message + ")", 6);
   }
   auto body = json::parse(reply.body, nullptr, false);

@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
   auto port = sys.middleman().publish(*node->control, cfg->listen_port, cfg->listen_host.c_str());
   if (!port) {
     caf::anon_send_exit(*node->control, caf::exit_reason::user_shutdown);
-    return die("cannot listen on " + cfg->listen_host + ":" + std::to_string(cfg->listen_port)
-                 + " (port in use or not permitted); is another dsmild running? pick another "
+    return die("cannot listen on " + cfg->listen_host + ":" + std::to_string(cfg->listen_port) +
+                   " (port in use or not permitted); is another dsmild running? pick another "
                    "with --listen HOST:PORT",
                1);
   }

@@ -39,8 +39,8 @@ void render_status(const json& b, std::ostream& out) {
       << " given up\n";
   out << "store       " << str(c["store"]) << ": " << c["count"] << " checkpoints, " << c["chunks"]
       << " chunks, latest " << str(c["latest"]) << "\n";
-  out << "keys        " << str(b["keys"]["provider"]) << " key " << str(b["keys"]["key_id"]).substr(0, 16)
-      << "\n";
+  out << "keys        " << str(b["keys"]["provider"]) << " key "
+      << str(b["keys"]["key_id"]).substr(0, 16) << "\n";
   auto& cfg = b["configuration"];
   out << "configuration version " << cfg["config_version"] << ", agent concurrency "
       << cfg["agent_concurrency_limit"] << ", thermal threshold "
@@ -92,8 +92,9 @@ void render_device(const json& b, std::ostream& out) {
       << h["restarts"] << " actor restarts" << (h["given_up"].get<bool>() ? ", GIVEN UP" : "")
       << "\n";
   auto& f = b["faults"];
-  if (f["error_rate"].get<double>() > 0 || f["latency_ms"].get<int>() > 0 || f["offline"].get<bool>()
-      || f["stuck_register"].get<int>() >= 0 || f["thermal_spike"].get<bool>())
+  if (f["error_rate"].get<double>() > 0 || f["latency_ms"].get<int>() > 0 ||
+      f["offline"].get<bool>() || f["stuck_register"].get<int>() >= 0 ||
+      f["thermal_spike"].get<bool>())
     out << "  injected faults: " << f.dump() << "\n";
 }
 
@@ -111,10 +112,12 @@ void render_rollback(const json& b, std::ostream& out) {
     auto& p = b["plan"];
     out << "  configuration: "
         << (p["configuration"].get<bool>()
-              ? (p["configuration_differs"].get<bool>() ? "restored (differs)" : "restored (unchanged)")
-              : "not included")
+                ? (p["configuration_differs"].get<bool>() ? "restored (differs)"
+                                                          : "restored (unchanged)")
+                : "not included")
         << "\n";
-    out << "  devices in order: " << p["order"].size() << "; differing: " << p["differences"].size() << "\n";
+    out << "  devices in order: " << p["order"].size() << "; differing: " << p["differences"].size()
+        << "\n";
     for (auto& d : p["differences"]) {
       out << "    " << str(d["id"]) << ":";
       if (!d["registers"].empty()) out << " registers " << d["registers"].dump();
@@ -127,14 +130,17 @@ void render_rollback(const json& b, std::ostream& out) {
   if (b.contains("skipped_quarantined") && !b["skipped_quarantined"].empty())
     out << "  quarantined, never written: " << b["skipped_quarantined"].dump() << "\n";
   if (b.contains("warnings"))
-    for (auto& w : b["warnings"]) out << "  warning: " << str(w) << "\n";
+    for (auto& w : b["warnings"])
+      out << "  warning: " << str(w) << "\n";
   if (b.contains("rolled_back"))
     out << "  rolled back: " << b["rolled_back"]["components"].dump() << ", "
         << b["rolled_back"]["devices"].size() << " devices\n";
   if (b.contains("failed"))
-    for (auto& f : b["failed"]) out << "  FAILED " << str(f["id"]) << ": " << str(f["error"]) << "\n";
+    for (auto& f : b["failed"])
+      out << "  FAILED " << str(f["id"]) << ": " << str(f["error"]) << "\n";
   std::string phases;
-  for (auto& p : b["phases_completed"]) phases += (phases.empty() ? "" : ", ") + str(p);
+  for (auto& p : b["phases_completed"])
+    phases += (phases.empty() ? "" : ", ") + str(p);
   out << "  phases completed: " << (phases.empty() ? "none" : phases);
   if (!b["failed_phase"].is_null()) out << "; failed in " << str(b["failed_phase"]);
   out << "\n";
@@ -163,7 +169,8 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     return;
   }
   if (command == "config.show" || command == "config.set") {
-    for (auto& [k, v] : b.items()) out << k << " = " << v.dump() << "\n";
+    for (auto& [k, v] : b.items())
+      out << k << " = " << v.dump() << "\n";
     return;
   }
   if (command == "checkpoint.create") {
@@ -174,7 +181,8 @@ void render(const std::string& command, const json& b, std::ostream& out) {
   }
   if (command == "checkpoint.list") {
     if (b["checkpoints"].empty()) out << "no checkpoints yet: dsmilctl checkpoint create\n";
-    for (auto& c : b["checkpoints"]) render_checkpoint(c, out);
+    for (auto& c : b["checkpoints"])
+      render_checkpoint(c, out);
     return;
   }
   if (command == "checkpoint.show") {
@@ -187,7 +195,8 @@ void render(const std::string& command, const json& b, std::ostream& out) {
   }
   if (command == "checkpoint.verify") {
     out << str(b["id"]) << ": valid\n";
-    for (auto& c : b["checks"]) out << "  " << str(c) << "\n";
+    for (auto& c : b["checks"])
+      out << "  " << str(c) << "\n";
     return;
   }
   if (command == "checkpoint.delete") {

@@ -24,7 +24,9 @@ std::string to_hex(const uint8_t* data, size_t size) {
   return s;
 }
 
-std::string sha256_hex(std::string_view data) { return to_hex(sha256(data)); }
+std::string sha256_hex(std::string_view data) {
+  return to_hex(sha256(data));
+}
 
 bool from_hex(std::string_view hex, std::string& out) {
   if (hex.size() % 2 != 0) return false;

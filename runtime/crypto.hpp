@@ -12,7 +12,9 @@ using digest = std::array<uint8_t, 32>;
 
 digest sha256(std::string_view data);
 std::string to_hex(const uint8_t* data, size_t size);
-inline std::string to_hex(const digest& d) { return to_hex(d.data(), d.size()); }
+inline std::string to_hex(const digest& d) {
+  return to_hex(d.data(), d.size());
+}
 std::string sha256_hex(std::string_view data);
 /// Decodes lower- or upper-case hex; false on malformed input.
 bool from_hex(std::string_view hex, std::string& out);

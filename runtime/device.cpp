@@ -11,15 +11,16 @@ std::string format_device_id(device_id id) {
 }
 
 bool same_restorable_state(const device_state& a, const device_state& b) {
-  return a.id == b.id && a.registers == b.registers && a.config_blob == b.config_blob
-         && a.enabled == b.enabled && a.security_level == b.security_level;
+  return a.id == b.id && a.registers == b.registers && a.config_blob == b.config_blob &&
+         a.enabled == b.enabled && a.security_level == b.security_level;
 }
 
 device_patch restore_patch(const device_state& target) {
   device_patch p;
   p.id = target.id;
   p.register_index.reserve(target.registers.size());
-  for (uint32_t i = 0; i < target.registers.size(); ++i) p.register_index.push_back(i);
+  for (uint32_t i = 0; i < target.registers.size(); ++i)
+    p.register_index.push_back(i);
   p.register_value = target.registers;
   p.set_blob = true;
   p.config_blob = target.config_blob;

@@ -47,8 +47,8 @@ const toml::array* get_array(const toml::table& root, const char* key, const std
   auto* n = root.get(key);
   if (n == nullptr) return nullptr;
   if (!n->is_array_of_tables()) {
-    err = bad(tu::where(source, *n), std::string("'") + key + "' must be an array of tables ([["
-                                         + key + "]])");
+    err = bad(tu::where(source, *n),
+              std::string("'") + key + "' must be an array of tables ([[" + key + "]])");
     return nullptr;
   }
   return n->as_array();
@@ -59,7 +59,8 @@ const toml::array* get_array(const toml::table& root, const char* key, const std
 result<device_map> device_map::load_file(const std::string& path) {
   auto text = env::posix().read_file(path);
   if (!text)
-    return make_error(errc::config_error, "cannot read device map " + path + ": " + text.err().message);
+    return make_error(errc::config_error,
+                      "cannot read device map " + path + ": " + text.err().message);
   return parse(*text, path);
 }
 
@@ -89,11 +90,13 @@ result<device_map> device_map::parse(const std::string& text, const std::string&
   // Groups.
   auto* groups = get_array(root, "group", source, err);
   if (err) return err;
-  if (groups == nullptr) return bad(source + ": ", "no [[group]] entries: the map needs groups 0-6");
+  if (groups == nullptr)
+    return bad(source + ": ", "no [[group]] entries: the map needs groups 0-6");
   std::set<int64_t> seen_groups;
   for (auto& node : *groups) {
     auto& t = *node.as_table();
-    if (auto e = tu::check_keys(t, {"index", "role", "depends_on", "optional"}, source, "[[group]]"))
+    if (auto e =
+            tu::check_keys(t, {"index", "role", "depends_on", "optional"}, source, "[[group]]"))
       return e;
     group_info g;
     int64_t index = -1;
@@ -106,7 +109,8 @@ result<device_map> device_map::parse(const std::string& text, const std::string&
     if (auto e = tu::get_string(t, "role", g.role, source)) return e;
     if (auto e = tu::get_bool(t, "optional", g.optional, source)) return e;
     if (auto* deps = t.get("depends_on")) {
-      if (!deps->is_array()) return bad(tu::where(source, *deps), "'depends_on' must be an array of group indexes");
+      if (!deps->is_array())
+        return bad(tu::where(source, *deps), "'depends_on' must be an array of group indexes");
       for (auto& d : *deps->as_array()) {
         auto v = d.value<int64_t>();
         if (!d.is_integer() || !v || *v < 0 || *v >= group_count)
@@ -118,10 +122,9 @@ result<device_map> device_map::parse(const std::string& text, const std::string&
     m.groups_.push_back(std::move(g));
   }
   if (static_cast<int>(m.groups_.size()) != group_count)
-    return bad(source + ": ", "the map defines " + std::to_string(m.groups_.size())
-                                + " groups; DSMIL has exactly 7 (index 0-6)");
-  std::sort(m.groups_.begin(), m.groups_.end(),
-            [](auto& a, auto& b) { return a.index < b.index; });
+    return bad(source + ": ", "the map defines " + std::to_string(m.groups_.size()) +
+                                  " groups; DSMIL has exactly 7 (index 0-6)");
+  std::sort(m.groups_.begin(), m.groups_.end(), [](auto& a, auto& b) { return a.index < b.index; });
 
   // Devices.
   auto* devices = get_array(root, "device", source, err);
@@ -137,12 +140,12 @@ result<device_map> device_map::parse(const std::string& text, const std::string&
     if (auto e = read_id(t, source, "[[device]]", id)) return e;
     if ((id & 0xF) >= devices_per_group)
       return bad(tu::where(source, *t.get("id")),
-                 format_device_id(static_cast<device_id>(id))
-                   + " is not a device slot: ids end in 0-B (0x80G0-0x80GB)");
+                 format_device_id(static_cast<device_id>(id)) +
+                     " is not a device slot: ids end in 0-B (0x80G0-0x80GB)");
     if (auto [it, fresh] = seen.emplace(id, t.get("id")); !fresh)
       return bad(tu::where(source, *t.get("id")),
-                 "duplicate id " + format_device_id(static_cast<device_id>(id)) + " (first at line "
-                   + std::to_string(it->second->source().begin.line) + ")");
+                 "duplicate id " + format_device_id(static_cast<device_id>(id)) +
+                     " (first at line " + std::to_string(it->second->source().begin.line) + ")");
     device_info d;
     d.id = static_cast<device_id>(id);
     d.group = static_cast<uint8_t>((id >> 4) & 0xF);
@@ -165,8 +168,8 @@ result<device_map> device_map::parse(const std::string& text, const std::string&
     for (int x = 0; x < devices_per_group; ++x) {
       auto id = static_cast<device_id>(first_device_id + g * 16 + x);
       if (m.find(id) == nullptr)
-        return bad(source + ": ", "device " + format_device_id(id)
-                                    + " is missing: the map must list all 84 devices");
+        return bad(source + ": ", "device " + format_device_id(id) +
+                                      " is missing: the map must list all 84 devices");
     }
 
   // Quarantine and critical lists name existing devices, once each.
@@ -187,16 +190,16 @@ result<device_map> device_map::parse(const std::string& text, const std::string&
       auto* dev = const_cast<device_info*>(m.find(static_cast<device_id>(id)));
       if (dev == nullptr)
         return bad(tu::where(source, *t.get("id")),
-                   std::string(key) + " entry names " + format_device_id(static_cast<device_id>(id))
-                     + ", which is not a device");
+                   std::string(key) + " entry names " +
+                       format_device_id(static_cast<device_id>(id)) + ", which is not a device");
       if (!once.insert(id).second)
         return bad(tu::where(source, *t.get("id")),
                    "duplicate " + std::string(key) + " entry for " + format_device_id(dev->id));
       std::string text;
       if (auto e2 = tu::get_string(t, q ? "reason" : "role", text, source)) return e2;
       if (q && text.empty())
-        return bad(tu::where(source, t), "quarantine entry for " + format_device_id(dev->id)
-                                            + " needs a 'reason'");
+        return bad(tu::where(source, t),
+                   "quarantine entry for " + format_device_id(dev->id) + " needs a 'reason'");
       apply(*dev, std::move(text));
     }
     return {};
@@ -254,9 +257,9 @@ result<device_id> parse_device_id(const std::string& text, const device_map& map
     base = 16; // "8005" is read as hex: DSMIL ids are always written in hex
   }
   const std::string hint = "; device ids are 0x80G0-0x80GB for groups G = 0-6 (see 'device list')";
-  if (s.empty() || s.size() > 8
-      || s.find_first_not_of(base == 16 ? "0123456789abcdefABCDEF" : "0123456789")
-           != std::string::npos)
+  if (s.empty() || s.size() > 8 ||
+      s.find_first_not_of(base == 16 ? "0123456789abcdefABCDEF" : "0123456789") !=
+          std::string::npos)
     return make_error(errc::invalid_argument, "'" + text + "' is not a device id" + hint);
   unsigned long v = std::stoul(s, nullptr, base);
   if (v > 0xFFFF || map.find(static_cast<device_id>(v)) == nullptr)

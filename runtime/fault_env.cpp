@@ -15,7 +15,7 @@ bool take(std::atomic<int>& budget) {
 class fault_file final : public writable_file {
 public:
   fault_file(fault_env& owner, std::unique_ptr<writable_file> base, std::string path)
-    : owner_(owner), base_(std::move(base)), path_(std::move(path)) {}
+      : owner_(owner), base_(std::move(base)), path_(std::move(path)) {}
 
   status append(std::string_view data) override {
     if (owner_.take_append_fault())
@@ -42,7 +42,9 @@ bool fault_env::take_sync_fault() {
   return take(sync_budget_);
 }
 
-bool fault_env::take_append_fault() { return take(append_budget_); }
+bool fault_env::take_append_fault() {
+  return take(append_budget_);
+}
 
 result<std::unique_ptr<writable_file>> fault_env::new_writable_file(const std::string& path,
                                                                     unsigned mode) {

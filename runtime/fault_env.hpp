@@ -27,9 +27,7 @@ public:
 
   result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
                                                            unsigned mode) override;
-  result<std::string> read_file(const std::string& path) override {
-    return base_.read_file(path);
-  }
+  result<std::string> read_file(const std::string& path) override { return base_.read_file(path); }
   status rename(const std::string& from, const std::string& to) override {
     return base_.rename(from, to);
   }

@@ -28,7 +28,8 @@ std::string root_of(const std::vector<const std::string*>& ids) {
 void compute_roots(manifest& m) {
   m.configuration_root = root_of({&m.configuration.id});
   std::vector<const std::string*> ids;
-  for (auto& d : m.devices) ids.push_back(&d.chunk.id);
+  for (auto& d : m.devices)
+    ids.push_back(&d.chunk.id);
   m.devices_root = root_of(ids);
   m.merkle_root = root_of({&m.configuration_root, &m.devices_root});
 }
@@ -48,25 +49,28 @@ std::string encode_manifest(const manifest& m) {
   const auto& i = m.info;
   json devices = json::array();
   for (auto& d : m.devices)
-    devices.push_back({{"id", format_device_id(d.device)}, {"chunk", d.chunk.id}, {"size", d.chunk.size}});
+    devices.push_back(
+        {{"id", format_device_id(d.device)}, {"chunk", d.chunk.id}, {"size", d.chunk.size}});
   json parent = nullptr;
   if (!i.parent_id.empty())
     parent = {{"id", i.parent_id}, {"manifest_sha256", i.parent_manifest_sha256}};
   json body = {
-    {"format", manifest_format},
-    {"id", i.id},
-    {"name", i.name},
-    {"description", i.description},
-    {"type", i.type},
-    {"created_at", i.created_at},
-    {"created_unix_ns", i.created_unix_ns},
-    {"parent", parent},
-    {"components",
-     {{"configuration", {{"root", m.configuration_root},
-                         {"chunks", json::array({{{"id", m.configuration.id}, {"size", m.configuration.size}}})}}},
-      {"devices", {{"root", m.devices_root}, {"count", m.devices.size()}, {"devices", devices}}}}},
-    {"sizes", {{"logical_bytes", i.logical_bytes}, {"new_bytes", i.new_bytes}}},
-    {"merkle_root", m.merkle_root},
+      {"format", manifest_format},
+      {"id", i.id},
+      {"name", i.name},
+      {"description", i.description},
+      {"type", i.type},
+      {"created_at", i.created_at},
+      {"created_unix_ns", i.created_unix_ns},
+      {"parent", parent},
+      {"components",
+       {{"configuration",
+         {{"root", m.configuration_root},
+          {"chunks", json::array({{{"id", m.configuration.id}, {"size", m.configuration.size}}})}}},
+        {"devices",
+         {{"root", m.devices_root}, {"count", m.devices.size()}, {"devices", devices}}}}},
+      {"sizes", {{"logical_bytes", i.logical_bytes}, {"new_bytes", i.new_bytes}}},
+      {"merkle_root", m.merkle_root},
   };
   return body.dump(2) + "\n";
 }
@@ -78,8 +82,8 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
   manifest m;
   try {
     if (j.at("format").get<int>() != manifest_format)
-      return make_error(errc::integrity_error, path + ": unknown manifest format "
-                                                 + j.at("format").dump());
+      return make_error(errc::integrity_error,
+                        path + ": unknown manifest format " + j.at("format").dump());
     auto& i = m.info;
     i.id = j.at("id").get<std::string>();
     i.name = j.at("name").get<std::string>();
@@ -110,9 +114,9 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
     i.logical_bytes = j.at("sizes").at("logical_bytes").get<uint64_t>();
     i.new_bytes = j.at("sizes").at("new_bytes").get<uint64_t>();
     compute_roots(m);
-    if (cfg.at("root").get<std::string>() != m.configuration_root
-        || comps.at("devices").at("root").get<std::string>() != m.devices_root
-        || j.at("merkle_root").get<std::string>() != m.merkle_root)
+    if (cfg.at("root").get<std::string>() != m.configuration_root ||
+        comps.at("devices").at("root").get<std::string>() != m.devices_root ||
+        j.at("merkle_root").get<std::string>() != m.merkle_root)
       return make_error(errc::integrity_error,
                         path + ": component roots do not match the chunk lists");
   } catch (const std::exception& e) {
@@ -143,7 +147,8 @@ result<signature_file> decode_signature(const std::string& text, const std::stri
     s.value_hex = j.at("value").get<std::string>();
     return s;
   } catch (const std::exception& e) {
-    return make_error(errc::integrity_error, path + ": malformed signature file (" + e.what() + ")");
+    return make_error(errc::integrity_error,
+                      path + ": malformed signature file (" + e.what() + ")");
   }
 }
 

@@ -28,14 +28,14 @@ struct checkpoint_info {
   std::string id; ///< UUIDv7
   std::string name;
   std::string description;
-  std::string type; ///< manual, automatic, emergency, pre-rollback
+  std::string type;       ///< manual, automatic, emergency, pre-rollback
   std::string created_at; ///< RFC 3339, UTC, milliseconds
   int64_t created_unix_ns = 0;
-  std::string parent_id;       ///< empty for a root
+  std::string parent_id; ///< empty for a root
   std::string parent_manifest_sha256;
   uint32_t device_count = 0;
-  uint64_t logical_bytes = 0;  ///< bytes of state captured
-  uint64_t new_bytes = 0;      ///< bytes this checkpoint added to packs (dedup)
+  uint64_t logical_bytes = 0; ///< bytes of state captured
+  uint64_t new_bytes = 0;     ///< bytes this checkpoint added to packs (dedup)
   std::string key_id;
   std::string provider;
 };

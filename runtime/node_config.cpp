@@ -15,9 +15,9 @@ status get_uint(const toml::table& t, const char* key, T& out, int64_t lo, int64
   int64_t v = static_cast<int64_t>(out);
   if (auto err = tu::get_int(t, key, v, source)) return err;
   if (v < lo || v > hi)
-    return make_error(errc::config_error, tu::where(source, *t.get(key)) + "'" + key
-                                            + "' must be between " + std::to_string(lo) + " and "
-                                            + std::to_string(hi));
+    return make_error(errc::config_error, tu::where(source, *t.get(key)) + "'" + key +
+                                              "' must be between " + std::to_string(lo) + " and " +
+                                              std::to_string(hi));
   out = static_cast<T>(v);
   return {};
 }
@@ -38,15 +38,15 @@ status parse_faults(const toml::table& t, const std::string& source, const devic
   for (auto&& [k, v] : t) {
     auto id = parse_device_id(std::string(k.str()), map);
     if (!id)
-      return make_error(errc::config_error, tu::where(source, v) + "[devices.faults]: "
-                                              + id.err().message);
+      return make_error(errc::config_error,
+                        tu::where(source, v) + "[devices.faults]: " + id.err().message);
     if (!v.is_table())
       return make_error(errc::config_error,
                         tu::where(source, v) + "fault entry must be a table of settings");
     auto& ft = *v.as_table();
-    if (auto err = tu::check_keys(ft, {"error_rate", "latency_ms", "offline", "stuck_register",
-                                       "thermal_spike"},
-                                  source, "[devices.faults]"))
+    if (auto err = tu::check_keys(
+            ft, {"error_rate", "latency_ms", "offline", "stuck_register", "thermal_spike"}, source,
+            "[devices.faults]"))
       return err;
     fault_spec f;
     if (auto err = tu::get_double(ft, "error_rate", f.error_rate, source)) return err;
@@ -86,8 +86,9 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   auto parsed = tu::parse(text, source);
   if (!parsed) return parsed.err();
   const toml::table& root = *parsed;
-  if (auto err = tu::check_keys(root, {"node", "devices", "breaker", "retry", "supervision",
-                                       "thermal", "configuration", "keys"},
+  if (auto err = tu::check_keys(root,
+                                {"node", "devices", "breaker", "retry", "supervision", "thermal",
+                                 "configuration", "keys"},
                                 source, "the node config"))
     return err;
   node_config c;
@@ -101,14 +102,15 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
                          [&](const toml::table& t) -> status {
                            if (auto e = tu::get_string(t, "data_dir", c.data_dir, source)) return e;
                            if (auto e = tu::get_string(t, "listen", listen, source)) return e;
-                           if (auto e = tu::get_string(t, "log_level", c.log_level, source)) return e;
+                           if (auto e = tu::get_string(t, "log_level", c.log_level, source))
+                             return e;
                            return tu::get_string(t, "device_map", map_file, source);
                          }))
     return err;
   if (auto err = parse_host_port(listen, c.listen_host, c.listen_port))
     return make_error(errc::config_error, source + ": [node] listen: " + err.message);
-  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info"
-      && c.log_level != "warn" && c.log_level != "error")
+  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
+      c.log_level != "warn" && c.log_level != "error")
     return make_error(errc::config_error,
                       source + ": [node] log_level must be trace, debug, info, warn or error");
 
@@ -125,63 +127,79 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
                          }))
     return err;
   if (c.backend != "sim")
-    return make_error(errc::config_error, source + ": [devices] backend '" + c.backend
-                                            + "' is not available; use \"sim\"");
+    return make_error(errc::config_error, source + ": [devices] backend '" + c.backend +
+                                              "' is not available; use \"sim\"");
 
-  if (auto err = section(root, "breaker", {"failure_threshold", "open_ms", "success_threshold"},
-                         source, [&](const toml::table& t) -> status {
-                           if (auto e = get_uint(t, "failure_threshold", c.breaker.failure_threshold, 1, 1000, source)) return e;
-                           if (auto e = get_uint(t, "open_ms", c.breaker.open_ms, 1, 86400000, source)) return e;
-                           return get_uint(t, "success_threshold", c.breaker.success_threshold, 1, 1000, source);
-                         }))
+  if (auto err = section(
+          root, "breaker", {"failure_threshold", "open_ms", "success_threshold"}, source,
+          [&](const toml::table& t) -> status {
+            if (auto e =
+                    get_uint(t, "failure_threshold", c.breaker.failure_threshold, 1, 1000, source))
+              return e;
+            if (auto e = get_uint(t, "open_ms", c.breaker.open_ms, 1, 86400000, source)) return e;
+            return get_uint(t, "success_threshold", c.breaker.success_threshold, 1, 1000, source);
+          }))
     return err;
   if (auto err = section(root, "retry", {"attempts", "base_ms", "max_ms", "jitter"}, source,
                          [&](const toml::table& t) -> status {
-                           if (auto e = get_uint(t, "attempts", c.retry.attempts, 1, 100, source)) return e;
-                           if (auto e = get_uint(t, "base_ms", c.retry.base_ms, 0, 3600000, source)) return e;
-                           if (auto e = get_uint(t, "max_ms", c.retry.max_ms, 0, 3600000, source)) return e;
-                           if (auto e = tu::get_double(t, "jitter", c.retry.jitter, source)) return e;
+                           if (auto e = get_uint(t, "attempts", c.retry.attempts, 1, 100, source))
+                             return e;
+                           if (auto e = get_uint(t, "base_ms", c.retry.base_ms, 0, 3600000, source))
+                             return e;
+                           if (auto e = get_uint(t, "max_ms", c.retry.max_ms, 0, 3600000, source))
+                             return e;
+                           if (auto e = tu::get_double(t, "jitter", c.retry.jitter, source))
+                             return e;
                            if (c.retry.jitter < 0 || c.retry.jitter > 1)
-                             return make_error(errc::config_error, source + ": [retry] jitter must be 0-1");
+                             return make_error(errc::config_error,
+                                               source + ": [retry] jitter must be 0-1");
                            return {};
                          }))
     return err;
-  if (auto err = section(root, "supervision", {"max_restarts", "window_ms"}, source,
-                         [&](const toml::table& t) -> status {
-                           if (auto e = get_uint(t, "max_restarts", c.supervision.max_restarts, 0, 1000, source)) return e;
-                           return get_uint(t, "window_ms", c.supervision.window_ms, 1, 86400000, source);
-                         }))
+  if (auto err = section(
+          root, "supervision", {"max_restarts", "window_ms"}, source,
+          [&](const toml::table& t) -> status {
+            if (auto e = get_uint(t, "max_restarts", c.supervision.max_restarts, 0, 1000, source))
+              return e;
+            return get_uint(t, "window_ms", c.supervision.window_ms, 1, 86400000, source);
+          }))
     return err;
   if (auto err = section(root, "thermal", {"warn_c", "critical_c"}, source,
                          [&](const toml::table& t) -> status {
-                           if (auto e = tu::get_double(t, "warn_c", c.thermal_warn_c, source)) return e;
+                           if (auto e = tu::get_double(t, "warn_c", c.thermal_warn_c, source))
+                             return e;
                            return tu::get_double(t, "critical_c", c.thermal_critical_c, source);
                          }))
     return err;
-  if (auto err = section(root, "configuration",
-                         {"config_version", "agent_concurrency_limit", "thermal_threshold_c",
-                          "config_data"},
-                         source, [&](const toml::table& t) -> status {
-                           auto& s = c.configuration;
-                           if (auto e = get_uint(t, "config_version", s.config_version, 0, 0xFFFFFFFF, source)) return e;
-                           if (auto e = get_uint(t, "agent_concurrency_limit", s.agent_concurrency_limit, 1, 100000, source)) return e;
-                           if (auto e = tu::get_double(t, "thermal_threshold_c", s.thermal_threshold_c, source)) return e;
-                           return tu::get_string(t, "config_data", s.config_data, source);
-                         }))
+  if (auto err = section(
+          root, "configuration",
+          {"config_version", "agent_concurrency_limit", "thermal_threshold_c", "config_data"},
+          source, [&](const toml::table& t) -> status {
+            auto& s = c.configuration;
+            if (auto e = get_uint(t, "config_version", s.config_version, 0, 0xFFFFFFFF, source))
+              return e;
+            if (auto e = get_uint(t, "agent_concurrency_limit", s.agent_concurrency_limit, 1,
+                                  100000, source))
+              return e;
+            if (auto e = tu::get_double(t, "thermal_threshold_c", s.thermal_threshold_c, source))
+              return e;
+            return tu::get_string(t, "config_data", s.config_data, source);
+          }))
     return err;
   if (auto err = section(root, "keys", {"provider"}, source, [&](const toml::table& t) -> status {
         return tu::get_string(t, "provider", c.key_provider, source);
       }))
     return err;
   if (c.key_provider != "software")
-    return make_error(errc::config_error, source + ": [keys] provider '" + c.key_provider
-                                            + "' is not available; use \"software\"");
+    return make_error(errc::config_error, source + ": [keys] provider '" + c.key_provider +
+                                              "' is not available; use \"software\"");
 
   // Device map: beside the config file, else the embedded one.
-  std::string map_path = map_file.empty() || map_file[0] == '/' ? map_file : base_dir + "/" + map_file;
+  std::string map_path =
+      map_file.empty() || map_file[0] == '/' ? map_file : base_dir + "/" + map_file;
   result<device_map> map = base_dir.empty() || !env::posix().exists(map_path)
-                             ? device_map::parse(embedded_devices_toml(), "embedded devices.toml")
-                             : device_map::load_file(map_path);
+                               ? device_map::parse(embedded_devices_toml(), "embedded devices.toml")
+                               : device_map::load_file(map_path);
   if (!map) return map.err();
   c.devices = std::move(*map);
   if (faults != nullptr)

@@ -13,15 +13,13 @@ constexpr char pack_magic[8] = {'D', 'S', 'M', 'P', 'A', 'C', 'K', '1'};
 constexpr char record_magic[4] = {'D', 'S', 'M', 'C'};
 constexpr uint8_t record_version = 1;
 
-template <class T>
-void put(std::string& out, T v) {
+template <class T> void put(std::string& out, T v) {
   char buf[sizeof(T)];
   std::memcpy(buf, &v, sizeof(T));
   out.append(buf, sizeof(T));
 }
 
-template <class T>
-T get(const char* p) {
+template <class T> T get(const char* p) {
   T v;
   std::memcpy(&v, p, sizeof(T));
   return v;
@@ -29,7 +27,9 @@ T get(const char* p) {
 
 } // namespace
 
-pack_builder::pack_builder() { bytes_.append(pack_magic, sizeof(pack_magic)); }
+pack_builder::pack_builder() {
+  bytes_.append(pack_magic, sizeof(pack_magic));
+}
 
 void pack_builder::add(const digest& id, const std::string& plain) {
   uint64_t offset = bytes_.size();
@@ -74,12 +74,12 @@ status parse_index(const std::string& text, const std::string& pack_name, const 
 result<std::string> read_record(const std::string& pack_bytes, const chunk_location& loc,
                                 const std::string& id_hex, const std::string& pack_path) {
   auto fail = [&](const std::string& what) {
-    return make_error(errc::integrity_error, pack_path + ": chunk " + id_hex.substr(0, 16)
-                                               + " at offset " + std::to_string(loc.offset) + ": "
-                                               + what);
+    return make_error(errc::integrity_error, pack_path + ": chunk " + id_hex.substr(0, 16) +
+                                                 " at offset " + std::to_string(loc.offset) + ": " +
+                                                 what);
   };
-  if (pack_bytes.size() < pack_header_size
-      || std::memcmp(pack_bytes.data(), pack_magic, sizeof(pack_magic)) != 0)
+  if (pack_bytes.size() < pack_header_size ||
+      std::memcmp(pack_bytes.data(), pack_magic, sizeof(pack_magic)) != 0)
     return make_error(errc::integrity_error, pack_path + ": not a pack file (bad magic)");
   if (loc.offset + loc.length > pack_bytes.size() || loc.length < record_header_size)
     return fail("record extends past the end of the pack (truncated?)");
@@ -94,7 +94,8 @@ result<std::string> read_record(const std::string& pack_bytes, const chunk_locat
   if (stored_len != loc.length - record_header_size || plain_len != stored_len)
     return fail("record length does not match the index");
   std::string stored_id = to_hex(reinterpret_cast<const uint8_t*>(h + 24), 32);
-  if (stored_id != id_hex) return fail("record holds chunk " + stored_id.substr(0, 16) + " instead");
+  if (stored_id != id_hex)
+    return fail("record holds chunk " + stored_id.substr(0, 16) + " instead");
   const char* payload = h + record_header_size;
   if (simd::crc64(payload, stored_len) != crc) return fail("CRC64 mismatch (stored bytes damaged)");
   std::string plain(payload, stored_len);

@@ -25,7 +25,7 @@ enum class chunk_cipher : uint8_t { none = 0 };
 
 /// Where a chunk's record lives.
 struct chunk_location {
-  std::string pack; ///< pack name (hex SHA-256 of the pack bytes)
+  std::string pack;    ///< pack name (hex SHA-256 of the pack bytes)
   uint64_t offset = 0; ///< of the record header inside the pack
   uint64_t length = 0; ///< header + payload
 };

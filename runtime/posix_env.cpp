@@ -92,7 +92,8 @@ public:
   }
 
   status rename(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) return io_fail("cannot rename to " + to + ":", from);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return io_fail("cannot rename to " + to + ":", from);
     return {};
   }
 

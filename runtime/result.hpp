@@ -10,8 +10,7 @@
 
 namespace dsmil {
 
-template <class T>
-class result {
+template <class T> class result {
 public:
   result(T value) : v_(std::move(value)) {}
   result(error err) : v_(std::move(err)) { assert(std::get<error>(v_).code != errc::none); }

@@ -11,8 +11,8 @@ device_diff diff_device(const device_state& current, const device_state& target)
   d.id = target.id;
   size_t n = std::max(current.registers.size(), target.registers.size());
   for (size_t i = 0; i < n; ++i) {
-    bool same = i < current.registers.size() && i < target.registers.size()
-                && current.registers[i] == target.registers[i];
+    bool same = i < current.registers.size() && i < target.registers.size() &&
+                current.registers[i] == target.registers[i];
     if (!same) d.registers.push_back(static_cast<uint32_t>(i));
   }
   d.blob = current.config_blob != target.config_blob;
@@ -39,11 +39,14 @@ result<rollback_plan> plan_rollback(const device_map& map, const checkpoint_cont
       if (d.group == g) wanted.insert(d.id);
   }
   if (selection.full())
-    for (auto& d : map.devices()) wanted.insert(d.id);
+    for (auto& d : map.devices())
+      wanted.insert(d.id);
 
   std::map<device_id, const device_state*> now, then;
-  for (auto& s : current) now[s.id] = &s;
-  for (auto& s : target.devices) then[s.id] = &s;
+  for (auto& s : current)
+    now[s.id] = &s;
+  for (auto& s : target.devices)
+    then[s.id] = &s;
 
   rollback_plan plan;
   plan.restore_configuration = selection.full();
@@ -59,14 +62,13 @@ result<rollback_plan> plan_rollback(const device_map& map, const checkpoint_cont
         plan.warnings.push_back("device " + name + " is not in the checkpoint: left as it is");
         continue;
       }
-      if (c == now.end())
-        return make_error(errc::internal, "no current state for " + name);
+      if (c == now.end()) return make_error(errc::internal, "no current state for " + name);
       auto diff = diff_device(*c->second, *t->second);
       if (info.quarantined) {
         plan.quarantined.push_back(info.id);
         if (diff.any())
-          plan.warnings.push_back("device " + name + " is quarantined (" + info.quarantine_reason
-                                  + "): it differs from the checkpoint but is never written");
+          plan.warnings.push_back("device " + name + " is quarantined (" + info.quarantine_reason +
+                                  "): it differs from the checkpoint but is never written");
         continue;
       }
       plan.devices.push_back(info.id);
@@ -74,13 +76,13 @@ result<rollback_plan> plan_rollback(const device_map& map, const checkpoint_cont
       if (c->second->enabled && !t->second->enabled)
         plan.warnings.push_back("device " + name + " will be disabled");
       if (t->second->security_level < c->second->security_level)
-        plan.warnings.push_back("device " + name + " security level will drop from "
-                                + std::to_string(c->second->security_level) + " to "
-                                + std::to_string(t->second->security_level));
+        plan.warnings.push_back("device " + name + " security level will drop from " +
+                                std::to_string(c->second->security_level) + " to " +
+                                std::to_string(t->second->security_level));
       if (info.critical) {
         plan.critical_changes.push_back(info.id);
-        plan.warnings.push_back("critical device " + name + " (" + info.critical_role
-                                + ") will change; needs --ack-critical");
+        plan.warnings.push_back("critical device " + name + " (" + info.critical_role +
+                                ") will change; needs --ack-critical");
       }
       plan.diffs.push_back(std::move(diff));
     }

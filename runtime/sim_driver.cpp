@@ -18,15 +18,17 @@ constexpr double spike_temperature_c = 105.0;
 } // namespace
 
 sim_driver::sim_driver(const device_map& map, uint64_t seed, env& clock, double critical_c)
-  : clock_(clock), critical_c_(critical_c) {
+    : clock_(clock), critical_c_(critical_c) {
   for (auto& info : map.devices()) {
     sim_device d;
     uint64_t s = seed ^ (static_cast<uint64_t>(info.id) << 32);
     d.state.id = info.id;
     d.state.registers.resize(info.register_count);
-    for (auto& r : d.state.registers) r = static_cast<uint32_t>(splitmix64(s));
+    for (auto& r : d.state.registers)
+      r = static_cast<uint32_t>(splitmix64(s));
     d.state.config_blob.resize(info.config_blob_size);
-    for (auto& b : d.state.config_blob) b = static_cast<uint8_t>(splitmix64(s));
+    for (auto& b : d.state.config_blob)
+      b = static_cast<uint8_t>(splitmix64(s));
     d.state.enabled = info.group != 6 && !info.quarantined; // training group starts disabled
     d.state.security_level = static_cast<uint8_t>(splitmix64(s) % (max_security_level + 1));
     d.base_temperature = 40.0 + static_cast<double>(splitmix64(s) % 200) / 10.0;
@@ -38,7 +40,8 @@ sim_driver::sim_driver(const device_map& map, uint64_t seed, env& clock, double 
 
 status sim_driver::inject(sim_device& d) {
   if (d.fault.offline)
-    return make_error(errc::device_offline, "device " + format_device_id(d.state.id) + " is offline");
+    return make_error(errc::device_offline,
+                      "device " + format_device_id(d.state.id) + " is offline");
   if (d.fault.error_rate > 0) {
     double roll = static_cast<double>(splitmix64(d.rng) >> 11) / static_cast<double>(1ull << 53);
     if (roll < d.fault.error_rate)
@@ -95,7 +98,8 @@ void sim_driver::set_fault(device_id id, const fault_spec& f) {
   auto it = devices_.find(id);
   if (it == devices_.end()) return;
   it->second.fault = f;
-  it->second.state.temperature_c = f.thermal_spike ? spike_temperature_c : it->second.base_temperature;
+  it->second.state.temperature_c =
+      f.thermal_spike ? spike_temperature_c : it->second.base_temperature;
 }
 
 fault_spec sim_driver::fault(device_id id) const {
@@ -107,7 +111,8 @@ fault_spec sim_driver::fault(device_id id) const {
 uint64_t sim_driver::write_count() const {
   std::lock_guard<std::mutex> guard(mu_);
   uint64_t n = 0;
-  for (auto& [id, d] : devices_) n += d.writes;
+  for (auto& [id, d] : devices_)
+    n += d.writes;
   return n;
 }
 

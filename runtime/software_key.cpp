@@ -56,7 +56,7 @@ pkey_ptr read_public(const std::string& pem) {
 class software_key final : public key_provider {
 public:
   software_key(pkey_ptr key, std::string id, std::string pem)
-    : key_(std::move(key)), id_(std::move(id)), pem_(std::move(pem)) {}
+      : key_(std::move(key)), id_(std::move(id)), pem_(std::move(pem)) {}
 
   std::string provider() const override { return "software"; }
   std::string scheme() const override { return "ecdsa-p256-sha256"; }
@@ -66,13 +66,12 @@ public:
   result<std::string> sign_digest(const digest& d) override {
     ctx_ptr ctx(EVP_PKEY_CTX_new(key_.get(), nullptr));
     size_t len = 0;
-    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1
-        || EVP_PKEY_sign(ctx.get(), nullptr, &len, d.data(), d.size()) != 1)
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
+        EVP_PKEY_sign(ctx.get(), nullptr, &len, d.data(), d.size()) != 1)
       return make_error(errc::internal, "cannot sign: " + ssl_error());
     std::string sig(len, '\0');
     if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, d.data(),
-                      d.size())
-        != 1)
+                      d.size()) != 1)
       return make_error(errc::internal, "cannot sign: " + ssl_error());
     sig.resize(len);
     return sig;

@@ -11,8 +11,7 @@ namespace {
 constexpr char device_magic[4] = {'D', 'S', 'D', 'V'};
 constexpr uint8_t device_format = 1;
 
-template <class T>
-void put(std::string& out, T v) {
+template <class T> void put(std::string& out, T v) {
   char buf[sizeof(T)];
   std::memcpy(buf, &v, sizeof(T)); // x86-64 and aarch64 are little-endian; the format is LE
   out.append(buf, sizeof(T));
@@ -21,8 +20,7 @@ void put(std::string& out, T v) {
 class reader {
 public:
   explicit reader(const std::string& s) : s_(s) {}
-  template <class T>
-  bool get(T& v) {
+  template <class T> bool get(T& v) {
     if (s_.size() - pos_ < sizeof(T)) return false;
     std::memcpy(&v, s_.data() + pos_, sizeof(T));
     pos_ += sizeof(T);
@@ -53,7 +51,8 @@ std::string encode_device(const device_state& s) {
   put<uint8_t>(out, s.enabled ? 1 : 0);
   put<uint8_t>(out, s.security_level);
   put<uint32_t>(out, static_cast<uint32_t>(s.registers.size()));
-  for (auto r : s.registers) put<uint32_t>(out, r);
+  for (auto r : s.registers)
+    put<uint32_t>(out, r);
   put<uint32_t>(out, static_cast<uint32_t>(s.config_blob.size()));
   out.append(reinterpret_cast<const char*>(s.config_blob.data()), s.config_blob.size());
   put<double>(out, s.temperature_c);
@@ -68,9 +67,9 @@ result<device_state> decode_device(const std::string& bytes) {
   uint8_t version, enabled, level;
   uint32_t nregs, nblob;
   device_state s;
-  if (!r.bytes(magic, 4) || std::memcmp(magic, device_magic, 4) != 0 || !r.get(version)
-      || version != device_format || !r.get(s.id) || !r.get(enabled) || !r.get(level)
-      || !r.get(nregs) || nregs > r.left() / 4)
+  if (!r.bytes(magic, 4) || std::memcmp(magic, device_magic, 4) != 0 || !r.get(version) ||
+      version != device_format || !r.get(s.id) || !r.get(enabled) || !r.get(level) ||
+      !r.get(nregs) || nregs > r.left() / 4)
     return bad;
   s.enabled = enabled != 0;
   s.security_level = level;
@@ -79,19 +78,19 @@ result<device_state> decode_device(const std::string& bytes) {
     if (!r.get(reg)) return bad;
   if (!r.get(nblob) || nblob > r.left()) return bad;
   s.config_blob.resize(nblob);
-  if (!r.bytes(s.config_blob.data(), nblob) || !r.get(s.temperature_c)
-      || !r.get(s.last_activity_ns) || !r.done() || level > max_security_level)
+  if (!r.bytes(s.config_blob.data(), nblob) || !r.get(s.temperature_c) ||
+      !r.get(s.last_activity_ns) || !r.done() || level > max_security_level)
     return bad;
   return s;
 }
 
 std::string encode_config(const system_config& c) {
   nlohmann::json j = {
-    {"config_version", c.config_version},
-    {"avx512_present", c.avx512_present},
-    {"agent_concurrency_limit", c.agent_concurrency_limit},
-    {"thermal_threshold_c", c.thermal_threshold_c},
-    {"config_data", c.config_data},
+      {"config_version", c.config_version},
+      {"avx512_present", c.avx512_present},
+      {"agent_concurrency_limit", c.agent_concurrency_limit},
+      {"thermal_threshold_c", c.thermal_threshold_c},
+      {"config_data", c.config_data},
   };
   return j.dump(); // nlohmann::json objects keep keys sorted: canonical
 }

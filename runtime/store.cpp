@@ -17,7 +17,8 @@ constexpr const char* store_toml_text = "# dsmil-recovery checkpoint store (see 
                                         "cipher = \"none\"\n";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string strip(const std::string& s, const std::string& suffix) {
@@ -42,8 +43,9 @@ status checkpoint_store::init() {
   auto lock = env_.lock_file(dir_ + "/LOCK");
   if (!lock) {
     if (lock.err().code == errc::busy)
-      return make_error(errc::busy, "store " + dir_ + " is in use by another process (another "
-                                      "dsmild on the same data dir?); stop it or use --data-dir");
+      return make_error(errc::busy, "store " + dir_ +
+                                        " is in use by another process (another "
+                                        "dsmild on the same data dir?); stop it or use --data-dir");
     return lock.err();
   }
   lock_ = std::move(*lock);
@@ -125,8 +127,8 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
                                                  const std::vector<device_state>& devices,
                                                  const system_config& configuration) {
   if (sticky_)
-    return make_error(errc::io_error, "the store refuses writes after an earlier failure ("
-                                        + sticky_.message + "); restart the node to reopen it");
+    return make_error(errc::io_error, "the store refuses writes after an earlier failure (" +
+                                          sticky_.message + "); restart the node to reopen it");
   manifest m;
   auto& info = m.info;
   info.created_unix_ns = env_.now_unix_ns();
@@ -160,9 +162,11 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   };
   m.configuration = add_chunk(encode_config(configuration));
   std::vector<const device_state*> sorted;
-  for (auto& d : devices) sorted.push_back(&d);
+  for (auto& d : devices)
+    sorted.push_back(&d);
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->id < b->id; });
-  for (auto* d : sorted) m.devices.push_back({d->id, add_chunk(encode_device(*d))});
+  for (auto* d : sorted)
+    m.devices.push_back({d->id, add_chunk(encode_device(*d))});
   info.device_count = static_cast<uint32_t>(m.devices.size());
   compute_roots(m);
 
@@ -203,24 +207,26 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
 
 std::vector<checkpoint_info> checkpoint_store::list() const {
   std::vector<checkpoint_info> out;
-  for (auto& [id, info] : checkpoints_) out.push_back(info);
+  for (auto& [id, info] : checkpoints_)
+    out.push_back(info);
   return out;
 }
 
 result<std::string> checkpoint_store::resolve(const std::string& id_or_prefix) const {
   const std::string hint = "; run 'dsmilctl checkpoint list' to see the ids";
   if (checkpoints_.count(id_or_prefix)) return id_or_prefix;
-  if (id_or_prefix.size() < 4
-      || id_or_prefix.find_first_not_of("0123456789abcdef-") != std::string::npos)
+  if (id_or_prefix.size() < 4 ||
+      id_or_prefix.find_first_not_of("0123456789abcdef-") != std::string::npos)
     return make_error(errc::not_found, "no checkpoint '" + id_or_prefix + "'" + hint);
   std::vector<std::string> hits;
   for (auto& [id, info] : checkpoints_)
     if (id.compare(0, id_or_prefix.size(), id_or_prefix) == 0) hits.push_back(id);
-  if (hits.empty()) return make_error(errc::not_found, "no checkpoint '" + id_or_prefix + "'" + hint);
+  if (hits.empty())
+    return make_error(errc::not_found, "no checkpoint '" + id_or_prefix + "'" + hint);
   if (hits.size() > 1)
-    return make_error(errc::invalid_argument, "checkpoint id prefix '" + id_or_prefix + "' matches "
-                                                + std::to_string(hits.size())
-                                                + " checkpoints; give more characters");
+    return make_error(errc::invalid_argument, "checkpoint id prefix '" + id_or_prefix +
+                                                  "' matches " + std::to_string(hits.size()) +
+                                                  " checkpoints; give more characters");
   return hits.front();
 }
 
@@ -242,17 +248,16 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
     return body.err();
   }
   auto sig_text = env_.read_file(dir_ + "/" + sig_rel);
-  if (!sig_text)
-    return make_error(errc::integrity_error, sig_rel + ": signature file is missing");
+  if (!sig_text) return make_error(errc::integrity_error, sig_rel + ": signature file is missing");
   auto sig = decode_signature(*sig_text, sig_rel);
   if (!sig) return sig.err();
   const digest body_digest = sha256(*body);
   const std::string key_rel = "keys/" + sig->key_id + ".pem";
   auto pem = env_.read_file(dir_ + "/" + key_rel);
   if (!pem)
-    return make_error(errc::integrity_error,
-                      sig_rel + ": signed by unknown key " + sig->key_id.substr(0, 16) + " ("
-                        + key_rel + " not found)");
+    return make_error(errc::integrity_error, sig_rel + ": signed by unknown key " +
+                                                 sig->key_id.substr(0, 16) + " (" + key_rel +
+                                                 " not found)");
   auto pem_id = key_id_of(*pem);
   if (!pem_id || *pem_id != sig->key_id)
     return make_error(errc::integrity_error, key_rel + ": public key does not match its key id");
@@ -265,8 +270,8 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   std::copy(signed_digest.begin(), signed_digest.end(), signed_d.begin());
   // First the signature file on its own: does it sign the digest it names?
   if (auto err = verify_digest(*pem, signed_d, der))
-    return make_error(errc::integrity_error, sig_rel + ": signature does not verify with key "
-                                               + sig->key_id.substr(0, 16));
+    return make_error(errc::integrity_error, sig_rel + ": signature does not verify with key " +
+                                                 sig->key_id.substr(0, 16));
   // Then the manifest: is it the body that was signed?
   if (signed_d != body_digest)
     return make_error(errc::integrity_error,
@@ -278,10 +283,10 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   m->info.key_id = sig->key_id;
   m->info.provider = sig->provider;
   if (report) {
-    report->checks.push_back("signature: valid (" + sig->scheme + ", " + sig->provider + " key "
-                             + sig->key_id.substr(0, 16) + ")");
-    report->checks.push_back("manifest: roots match the chunk lists (merkle root "
-                             + m->merkle_root.substr(0, 16) + ")");
+    report->checks.push_back("signature: valid (" + sig->scheme + ", " + sig->provider + " key " +
+                             sig->key_id.substr(0, 16) + ")");
+    report->checks.push_back("manifest: roots match the chunk lists (merkle root " +
+                             m->merkle_root.substr(0, 16) + ")");
   }
   if (sha_out) *sha_out = to_hex(body_digest);
   return m;
@@ -299,8 +304,8 @@ result<std::string> checkpoint_store::read_chunk(const std::string& id_hex,
   if (cached == packs.end()) {
     auto bytes = env_.read_file(dir_ + "/" + pack_rel);
     if (!bytes)
-      return make_error(errc::integrity_error, pack_rel + ": cannot read pack ("
-                                                 + bytes.err().message + ")");
+      return make_error(errc::integrity_error,
+                        pack_rel + ": cannot read pack (" + bytes.err().message + ")");
     cached = packs.emplace(loc.pack, std::move(*bytes)).first;
   }
   return read_record(cached->second, loc, id_hex, pack_rel);
@@ -321,12 +326,13 @@ result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
     auto bytes = read_chunk(d.chunk.id, packs);
     if (!bytes) return bytes.err();
     auto s = decode_device(*bytes);
-    if (!s) return make_error(errc::integrity_error, "chunk " + d.chunk.id.substr(0, 16) + ": "
-                                                       + s.err().message);
+    if (!s)
+      return make_error(errc::integrity_error,
+                        "chunk " + d.chunk.id.substr(0, 16) + ": " + s.err().message);
     if (s->id != d.device)
-      return make_error(errc::integrity_error, "manifests/" + id + ".json: chunk for "
-                                                 + format_device_id(d.device) + " holds "
-                                                 + format_device_id(s->id));
+      return make_error(errc::integrity_error, "manifests/" + id + ".json: chunk for " +
+                                                   format_device_id(d.device) + " holds " +
+                                                   format_device_id(s->id));
     c.devices.push_back(std::move(*s));
   }
   return c;
@@ -342,8 +348,9 @@ result<verify_report> checkpoint_store::verify(const std::string& id) {
       report.checks.push_back("parent: " + m->info.parent_id + " no longer in the store (deleted)");
     } else if (sha256_hex(*parent) != m->info.parent_manifest_sha256) {
       return make_error(errc::integrity_error,
-                        "manifests/" + m->info.parent_id + ".json: parent manifest was modified "
-                          "(its SHA-256 is not the one this checkpoint recorded)");
+                        "manifests/" + m->info.parent_id +
+                            ".json: parent manifest was modified "
+                            "(its SHA-256 is not the one this checkpoint recorded)");
     } else {
       report.checks.push_back("parent: " + m->info.parent_id + " link intact");
     }
@@ -355,8 +362,8 @@ result<verify_report> checkpoint_store::verify(const std::string& id) {
     auto plain = read_chunk(ref.id, packs);
     if (!plain) return plain.err();
     if (plain->size() != ref.size)
-      return make_error(errc::integrity_error, "manifests/" + id + ".json: chunk "
-                                                 + ref.id.substr(0, 16) + " has the wrong size");
+      return make_error(errc::integrity_error, "manifests/" + id + ".json: chunk " +
+                                                   ref.id.substr(0, 16) + " has the wrong size");
     bytes += plain->size();
     ++chunks;
     return {};
@@ -364,15 +371,15 @@ result<verify_report> checkpoint_store::verify(const std::string& id) {
   if (auto err = check(m->configuration)) return err;
   for (auto& d : m->devices)
     if (auto err = check(d.chunk)) return err;
-  report.checks.push_back("chunks: " + std::to_string(chunks) + " read, "
-                          + std::to_string(bytes) + " bytes, CRC64 and SHA-256 match");
+  report.checks.push_back("chunks: " + std::to_string(chunks) + " read, " + std::to_string(bytes) +
+                          " bytes, CRC64 and SHA-256 match");
   return report;
 }
 
 status checkpoint_store::remove(const std::string& id) {
   if (sticky_)
-    return make_error(errc::io_error, "the store refuses deletes after an earlier failure ("
-                                        + sticky_.message + "); restart the node to reopen it");
+    return make_error(errc::io_error, "the store refuses deletes after an earlier failure (" +
+                                          sticky_.message + "); restart the node to reopen it");
   if (!checkpoints_.count(id)) return make_error(errc::not_found, "no checkpoint '" + id + "'");
   const std::string base = dir_ + "/manifests/" + id;
   // The manifest goes first: without it the checkpoint no longer exists, and

@@ -84,10 +84,10 @@ private:
   env& env_;
   std::string dir_;
   std::unique_ptr<key_provider> key_;
-  std::map<std::string, chunk_location> index_;   // chunk id hex -> location
+  std::map<std::string, chunk_location> index_;        // chunk id hex -> location
   std::map<std::string, checkpoint_info> checkpoints_; // by id; UUIDv7 sorts by time
   uuid_v7_generator ids_;
-  error sticky_; // set by a failed durable write; refuses changes until reopened
+  error sticky_;               // set by a failed durable write; refuses changes until reopened
   std::shared_ptr<void> lock_; // one process per store
 };
 

@@ -19,20 +19,22 @@ bool parse_number(const std::string& s, double& out) {
 
 status set_config_value(system_config& cfg, const std::string& key, const std::string& value) {
   const std::string keys =
-    "; settable keys: agent_concurrency_limit, thermal_threshold_c, config_data";
+      "; settable keys: agent_concurrency_limit, thermal_threshold_c, config_data";
   system_config next = cfg;
   if (key == "agent_concurrency_limit") {
     double v;
-    if (!parse_number(value, v) || v != static_cast<double>(static_cast<long>(v)) || v < 1
-        || v > 100000)
+    if (!parse_number(value, v) || v != static_cast<double>(static_cast<long>(v)) || v < 1 ||
+        v > 100000)
       return make_error(errc::invalid_argument,
-                        "agent_concurrency_limit must be a whole number 1-100000, got '" + value + "'");
+                        "agent_concurrency_limit must be a whole number 1-100000, got '" + value +
+                            "'");
     next.agent_concurrency_limit = static_cast<uint32_t>(v);
   } else if (key == "thermal_threshold_c") {
     double v;
     if (!parse_number(value, v) || v < 0 || v > 150)
       return make_error(errc::invalid_argument,
-                        "thermal_threshold_c must be a number 0-150 (Celsius), got '" + value + "'");
+                        "thermal_threshold_c must be a number 0-150 (Celsius), got '" + value +
+                            "'");
     next.thermal_threshold_c = v;
   } else if (key == "config_data") {
     next.config_data = value;

@@ -16,9 +16,11 @@ status check_keys(const toml::table& tbl, std::initializer_list<const char*> all
       if (k.str() == a) ok = true;
     if (!ok) {
       std::string list;
-      for (auto* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-      return make_error(errc::config_error, where(source, v) + "unknown key '" + std::string(k.str())
-                                              + "' in " + context + " (allowed: " + list + ")");
+      for (auto* a : allowed)
+        list += std::string(list.empty() ? "" : ", ") + a;
+      return make_error(errc::config_error, where(source, v) + "unknown key '" +
+                                                std::string(k.str()) + "' in " + context +
+                                                " (allowed: " + list + ")");
     }
   }
   return {};
@@ -30,8 +32,8 @@ error type_error(const std::string& source, const toml::node& n, const char* key
                  const char* want) {
   std::ostringstream got;
   got << n.type();
-  return make_error(errc::config_error, where(source, n) + "'" + key + "' must be " + want
-                                          + ", got " + got.str());
+  return make_error(errc::config_error,
+                    where(source, n) + "'" + key + "' must be " + want + ", got " + got.str());
 }
 
 } // namespace
@@ -45,8 +47,7 @@ status get_int(const toml::table& tbl, const char* key, int64_t& out, const std:
   return {};
 }
 
-status get_double(const toml::table& tbl, const char* key, double& out,
-                  const std::string& source) {
+status get_double(const toml::table& tbl, const char* key, double& out, const std::string& source) {
   auto* n = tbl.get(key);
   if (n == nullptr) return {};
   if (!n->is_number()) return type_error(source, *n, key, "a number");
@@ -83,8 +84,8 @@ result<toml::table> parse(const std::string& text, const std::string& source) {
   try {
     return toml::parse(text, source);
   } catch (const toml::parse_error& e) {
-    return make_error(errc::config_error, source + ":" + std::to_string(e.source().begin.line)
-                                            + ": " + std::string(e.description()));
+    return make_error(errc::config_error, source + ":" + std::to_string(e.source().begin.line) +
+                                              ": " + std::string(e.description()));
   }
 }
 

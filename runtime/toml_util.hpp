@@ -20,8 +20,7 @@ status check_keys(const toml::table& tbl, std::initializer_list<const char*> all
 
 /// Reads an optional integer; type mismatch is a config_error naming the key.
 status get_int(const toml::table& tbl, const char* key, int64_t& out, const std::string& source);
-status get_double(const toml::table& tbl, const char* key, double& out,
-                  const std::string& source);
+status get_double(const toml::table& tbl, const char* key, double& out, const std::string& source);
 status get_bool(const toml::table& tbl, const char* key, bool& out, const std::string& source);
 status get_string(const toml::table& tbl, const char* key, std::string& out,
                   const std::string& source);

@@ -23,11 +23,12 @@ std::string uuid_v7_generator::next(int64_t unix_ns) {
     b[6] = static_cast<uint8_t>(0x70 | ((counter_ >> 8) & 0x0F));
     b[7] = static_cast<uint8_t>(counter_ & 0xFF);
   }
-  for (int i = 0; i < 6; ++i) b[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
+  for (int i = 0; i < 6; ++i)
+    b[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
   b[8] = static_cast<uint8_t>(0x80 | (b[8] & 0x3F)); // variant 10
   auto hex = to_hex(b, sizeof(b));
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-"
-         + hex.substr(16, 4) + "-" + hex.substr(20);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
 }
 
 bool is_uuid_v7(const std::string& s) {

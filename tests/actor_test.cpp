@@ -48,8 +48,7 @@ struct actor_fixture {
 
   // Sends a request, runs the scheduler (advancing time `step` at a time while
   // timers are pending), and returns the answer.
-  template <class... Ts>
-  result<device_state> call(Ts&&... xs) {
+  template <class... Ts> result<device_state> call(Ts&&... xs) {
     result<device_state> out = make_error(errc::internal, "no answer");
     auto h = (*self)->request(sup, caf::infinite, std::forward<Ts>(xs)...);
     sched->run();
@@ -62,10 +61,7 @@ struct actor_fixture {
     return out;
   }
 
-  template <class Handle>
-  bool answered(Handle&) {
-    return (*self)->mailbox().size() > 0;
-  }
+  template <class Handle> bool answered(Handle&) { return (*self)->mailbox().size() > 0; }
 
   std::vector<device_health> health() {
     std::vector<device_health> out;
@@ -125,7 +121,8 @@ TEST_CASE("a crashed device actor is restarted and the device keeps answering wi
   CHECK(f.health_of(0x8041).restarts == 0);
 }
 
-TEST_CASE("restarts beyond the intensity limit escalate: the device is given up and its breaker opens") {
+TEST_CASE(
+    "restarts beyond the intensity limit escalate: the device is given up and its breaker opens") {
   actor_fixture f;
   f.crash(0x8052);
   f.crash(0x8052);
@@ -152,7 +149,8 @@ TEST_CASE("crashes spread over more than the window are restarted each time") {
   CHECK_FALSE(h.given_up);
 }
 
-TEST_CASE("driver errors are retried with backoff on the actor clock, then the breaker opens and recovers") {
+TEST_CASE("driver errors are retried with backoff on the actor clock, then the breaker opens and "
+          "recovers") {
   actor_fixture f;
   fault_spec off;
   off.offline = true;
@@ -163,7 +161,8 @@ TEST_CASE("driver errors are retried with backoff on the actor clock, then the b
   CHECK(r.err().code == errc::device_offline);
   CHECK(r.err().message.find("after 3 attempts") != std::string::npos);
   // Two backoff waits: ~100 ms and ~200 ms (+/- 10%), in virtual time.
-  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(f.sched->clock().now() - start);
+  auto waited =
+      std::chrono::duration_cast<std::chrono::milliseconds>(f.sched->clock().now() - start);
   CHECK(waited.count() >= 250);
   CHECK(waited.count() <= 400);
   CHECK(f.health_of(0x8033).breaker == "open"); // 3 failures = threshold
@@ -206,6 +205,7 @@ TEST_CASE("injected latency delays the reply on the actor clock instead of block
   auto start = f.sched->clock().now();
   auto r = f.call(read_atom::value, device_id{0x8021});
   REQUIRE(r.ok());
-  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(f.sched->clock().now() - start);
+  auto waited =
+      std::chrono::duration_cast<std::chrono::milliseconds>(f.sched->clock().now() - start);
   CHECK(waited.count() >= 400);
 }

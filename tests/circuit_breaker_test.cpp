@@ -4,7 +4,8 @@
 
 using namespace dsmil;
 
-TEST_CASE("breaker: closed -> open after the threshold, half-open after open_ms, closed after successes") {
+TEST_CASE("breaker: closed -> open after the threshold, half-open after open_ms, closed after "
+          "successes") {
   circuit_breaker b(breaker_config{3, 1000, 2});
   int64_t t = 0;
   CHECK(b.state() == breaker_state::closed);

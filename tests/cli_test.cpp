@@ -17,8 +17,9 @@ struct running_node {
   std::string endpoint;
 
   explicit running_node(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {program("DSMILD"), "--listen", "127.0.0.1:0", "--data-dir",
-                                     dir.path() + "/data", "--log-level", "warn"};
+    std::vector<std::string> argv = {
+        program("DSMILD"),    "--listen",    "127.0.0.1:0", "--data-dir",
+        dir.path() + "/data", "--log-level", "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc = std::make_unique<child_process>(argv);
     auto line = proc->read_line();
@@ -80,7 +81,9 @@ TEST_CASE("the README scenario: checkpoint, change, roll back, read back the che
 
   auto rb = n.ctl({"rollback", id});
   CHECK_MESSAGE(rb.rc == 0, rb.err);
-  CHECK(rb.out.find("phases completed: validation, preparation, execution, verification, cleanup") != std::string::npos);
+  CHECK(
+      rb.out.find("phases completed: validation, preparation, execution, verification, cleanup") !=
+      std::string::npos);
   CHECK(rb.out.find("done in ") != std::string::npos);
   auto after = n.ctl_json({"device", "show", "0x8031"});
   CHECK(after["registers"] == before["registers"]);
@@ -144,7 +147,8 @@ TEST_CASE("bad input: one clear line, a non-zero exit, and nothing changed") {
   auto devices_after = n.ctl_json({"device", "list"});
   for (size_t i = 0; i < 84; ++i) {
     CHECK(devices_after["devices"][i]["enabled"] == devices_before["devices"][i]["enabled"]);
-    CHECK(devices_after["devices"][i]["security_level"] == devices_before["devices"][i]["security_level"]);
+    CHECK(devices_after["devices"][i]["security_level"] ==
+          devices_before["devices"][i]["security_level"]);
   }
   CHECK(n.ctl_json({"device", "show", "0x8009"})["registers"] == dev_before["registers"]);
 }
@@ -169,7 +173,8 @@ TEST_CASE("a tampered checkpoint fails verify and rollback with the file named")
   CHECK(rb.err.find(".sig") != std::string::npos);
 }
 
-TEST_CASE("the node not running, the port taken, a malformed config: one line each, non-zero exit") {
+TEST_CASE(
+    "the node not running, the port taken, a malformed config: one line each, non-zero exit") {
   auto none = run({program("DSMILCTL"), "--node", "127.0.0.1:1", "status"});
   CHECK(none.rc == 6);
   CHECK(none.err.find("cannot reach dsmild at 127.0.0.1:1") != std::string::npos);
@@ -181,14 +186,17 @@ TEST_CASE("the node not running, the port taken, a malformed config: one line ea
   CHECK(taken.rc == 1);
   CHECK(taken.err.find("cannot listen on " + n.endpoint) != std::string::npos);
 
-  auto same_dir = run({program("DSMILD"), "--listen", "127.0.0.1:0", "--data-dir", n.dir.path() + "/data"});
+  auto same_dir =
+      run({program("DSMILD"), "--listen", "127.0.0.1:0", "--data-dir", n.dir.path() + "/data"});
   CHECK(same_dir.rc == 1);
   CHECK(same_dir.err.find("in use by another process") != std::string::npos);
 
-  spit(other.path() + "/bad.toml", "[node]\nlisten = \"127.0.0.1:7411\"\n[retry]\nattempts = \"3\"\n");
+  spit(other.path() + "/bad.toml",
+       "[node]\nlisten = \"127.0.0.1:7411\"\n[retry]\nattempts = \"3\"\n");
   auto bad = run({program("DSMILD"), "--config", other.path() + "/bad.toml"});
   CHECK(bad.rc == 2);
-  CHECK(bad.err == "dsmild: " + other.path() + "/bad.toml:4: 'attempts' must be an integer, got string\n");
+  CHECK(bad.err ==
+        "dsmild: " + other.path() + "/bad.toml:4: 'attempts' must be an integer, got string\n");
 
   auto missing = run({program("DSMILD"), "--config", other.path() + "/nope.toml"});
   CHECK(missing.rc == 2);

@@ -14,7 +14,8 @@ std::string base_map() {
   std::string s = "[defaults]\nregister_count = 16\nconfig_blob_size = 64\n";
   const char* deps[] = {"[]", "[0]", "[0, 1]", "[0]", "[0, 3]", "[0]", "[]"};
   for (int g = 0; g < 7; ++g)
-    s += "[[group]]\nindex = " + std::to_string(g) + "\nrole = \"g\"\ndepends_on = " + deps[g] + "\n";
+    s += "[[group]]\nindex = " + std::to_string(g) + "\nrole = \"g\"\ndepends_on = " + deps[g] +
+         "\n";
   for (int g = 0; g < 7; ++g)
     for (int x = 0; x < 12; ++x) {
       char buf[64];
@@ -34,12 +35,14 @@ std::string error_of(const std::string& text) {
 int line_of(const std::string& text, const std::string& needle) {
   auto pos = text.find(needle);
   REQUIRE(pos != std::string::npos);
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+  return 1 +
+         static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
 }
 
 } // namespace
 
-TEST_CASE("the embedded device map has the 84 DSMIL devices with their quarantine and critical lists") {
+TEST_CASE(
+    "the embedded device map has the 84 DSMIL devices with their quarantine and critical lists") {
   auto m = device_map::parse(embedded_devices_toml(), "devices.toml");
   REQUIRE_MESSAGE(m.ok(), m.err().message);
   CHECK(m->devices().size() == 84);
@@ -63,7 +66,8 @@ TEST_CASE("the embedded device map has the 84 DSMIL devices with their quarantin
   REQUIRE(order.size() == 7);
   auto pos = [&](uint8_t g) { return std::find(order.begin(), order.end(), g) - order.begin(); };
   for (auto& g : m->groups())
-    for (auto dep : g.depends_on) CHECK(pos(dep) < pos(g.index));
+    for (auto dep : g.depends_on)
+      CHECK(pos(dep) < pos(g.index));
 }
 
 TEST_CASE("device map errors name the file and the line") {
@@ -82,9 +86,12 @@ TEST_CASE("device map errors name the file and the line") {
     auto msg = error_of(text);
     CHECK(msg.find("duplicate id 0x8031") != std::string::npos);
     auto second = text.rfind("id = 0x8031");
-    int second_line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(second), '\n'));
+    int second_line =
+        1 +
+        static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(second), '\n'));
     CHECK(msg.find("test.toml:" + std::to_string(second_line) + ":") == 0);
-    CHECK(msg.find("(first at line " + std::to_string(line_of(text, "id = 0x8031")) + ")") != std::string::npos);
+    CHECK(msg.find("(first at line " + std::to_string(line_of(text, "id = 0x8031")) + ")") !=
+          std::string::npos);
   }
   SUBCASE("id outside 0x8000-0x806B") {
     auto text = base_map() + "[[device]]\nid = 0x9000\n";
@@ -110,11 +117,12 @@ TEST_CASE("device map errors name the file and the line") {
   }
   SUBCASE("TOML syntax error") {
     auto msg = error_of(base_map() + "[[device]\nid = \n");
-    CHECK(msg.find("test.toml:" ) == 0);
+    CHECK(msg.find("test.toml:") == 0);
   }
   SUBCASE("a missing device") {
     auto text = base_map();
-    text.erase(text.find("[[device]]\nid = 0x8044\n"), std::string("[[device]]\nid = 0x8044\n").size());
+    text.erase(text.find("[[device]]\nid = 0x8044\n"),
+               std::string("[[device]]\nid = 0x8044\n").size());
     CHECK(error_of(text).find("device 0x8044 is missing") != std::string::npos);
   }
   SUBCASE("a dependency cycle") {
@@ -145,21 +153,22 @@ TEST_CASE("the embedded node configuration loads, and node config errors name th
   CHECK(c->retry.attempts == 3);
   CHECK(c->devices.devices().size() == 84);
 
-  auto bad = node_config::parse("[node]\nlisten = \"127.0.0.1:7411\"\n\n[retry]\nattempts = \"three\"\n",
-                                "node.toml", "");
+  auto bad = node_config::parse(
+      "[node]\nlisten = \"127.0.0.1:7411\"\n\n[retry]\nattempts = \"three\"\n", "node.toml", "");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.err().message == "node.toml:5: 'attempts' must be an integer, got string");
 
   auto unknown = node_config::parse("[breaker]\nfailure_treshold = 3\n", "node.toml", "");
   REQUIRE_FALSE(unknown.ok());
-  CHECK(unknown.err().message.find("node.toml:2: unknown key 'failure_treshold' in [breaker]") == 0);
+  CHECK(unknown.err().message.find("node.toml:2: unknown key 'failure_treshold' in [breaker]") ==
+        0);
 
   auto fault = node_config::parse("[devices.faults.\"0x800C\"]\noffline = true\n", "node.toml", "");
   REQUIRE_FALSE(fault.ok());
   CHECK(fault.err().message.find("no such device 0x800C") != std::string::npos);
 
-  auto faults = node_config::parse("[devices.faults.\"0x8031\"]\nerror_rate = 0.5\nstuck_register = 2\n",
-                                   "node.toml", "");
+  auto faults = node_config::parse(
+      "[devices.faults.\"0x8031\"]\nerror_rate = 0.5\nstuck_register = 2\n", "node.toml", "");
   REQUIRE_MESSAGE(faults.ok(), faults.err().message);
   CHECK(faults->faults.at(0x8031).error_rate == 0.5);
   CHECK(faults->faults.at(0x8031).stuck_register == 2);

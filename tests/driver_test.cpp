@@ -16,9 +16,8 @@ struct fixture {
   guarded_driver drv;
 
   explicit fixture(uint64_t seed = 5450)
-    : map(std::make_shared<const device_map>(*device_map::parse(embedded_devices_toml(), "d"))),
-      sim(std::make_shared<sim_driver>(*map, seed, env::posix())),
-      drv(map, sim) {}
+      : map(std::make_shared<const device_map>(*device_map::parse(embedded_devices_toml(), "d"))),
+        sim(std::make_shared<sim_driver>(*map, seed, env::posix())), drv(map, sim) {}
 };
 
 device_patch set_register(device_id id, uint32_t idx, uint32_t value) {
@@ -31,7 +30,8 @@ device_patch set_register(device_id id, uint32_t idx, uint32_t value) {
 
 } // namespace
 
-TEST_CASE("a write to a quarantined device is refused below every caller; the backend never sees it") {
+TEST_CASE(
+    "a write to a quarantined device is refused below every caller; the backend never sees it") {
   fixture f;
   for (device_id q : {0x8009, 0x800A, 0x800B, 0x8019, 0x8029}) {
     auto before = *f.drv.read(q);

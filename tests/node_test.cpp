@@ -43,8 +43,8 @@ struct node_fixture {
     caf::scoped_actor self{*sys};
     control_reply out;
     self->request(*node.control, std::chrono::seconds(60), control_request{command, args.dump()})
-      .receive([&](control_reply& r) { out = std::move(r); },
-               [&](caf::error& e) { FAIL(caf::to_string(e)); });
+        .receive([&](control_reply& r) { out = std::move(r); },
+                 [&](caf::error& e) { FAIL(caf::to_string(e)); });
     return out;
   }
 
@@ -56,7 +56,8 @@ struct node_fixture {
 
   std::map<device_id, device_state> snapshot() {
     std::map<device_id, device_state> out;
-    for (auto& d : map.devices()) out[d.id] = *node.sim->read(d.id);
+    for (auto& d : map.devices())
+      out[d.id] = *node.sim->read(d.id);
     return out;
   }
 
@@ -74,7 +75,8 @@ struct node_fixture {
       }
       p.set_blob = true;
       p.config_blob.resize(d.config_blob_size);
-      for (auto& b : p.config_blob) b = static_cast<uint8_t>(splitmix64(seed));
+      for (auto& b : p.config_blob)
+        b = static_cast<uint8_t>(splitmix64(seed));
       p.enabled = s.enabled ? 0 : 1;
       p.security_level = static_cast<int8_t>((s.security_level + 1) % 5);
       REQUIRE_FALSE(node.sim->write(p));
@@ -104,7 +106,8 @@ void check_equal(const std::map<device_id, device_state>& a,
 
 } // namespace
 
-TEST_CASE("checkpoint, change everything, roll back: every register, blob, flag and level is restored") {
+TEST_CASE(
+    "checkpoint, change everything, roll back: every register, blob, flag and level is restored") {
   node_fixture f;
   auto before = f.snapshot();
   auto cp = f.ok("checkpoint.create", {{"name", "base"}});
@@ -126,7 +129,8 @@ TEST_CASE("checkpoint, change everything, roll back: every register, blob, flag 
 
   auto r = f.ok("rollback", {{"id", id}, {"ack_critical", true}});
   CHECK(r["success"] == true);
-  CHECK(r["phases_completed"] == json({"validation", "preparation", "execution", "verification", "cleanup"}));
+  CHECK(r["phases_completed"] ==
+        json({"validation", "preparation", "execution", "verification", "cleanup"}));
   CHECK(r["rolled_back"]["devices"].size() == 79);
   CHECK(r["duration_ms"].get<double>() > 0);
   check_equal(f.snapshot(), before);
@@ -234,7 +238,8 @@ TEST_CASE("a device that refuses writes stops the rollback before the groups tha
   CHECK(body["rolled_back"]["devices"].size() == 8); // group 0: 12 - 3 quarantined - 0x8003
 }
 
-TEST_CASE("a rollback to a damaged checkpoint fails validation, names the file, and writes nothing") {
+TEST_CASE(
+    "a rollback to a damaged checkpoint fails validation, names the file, and writes nothing") {
   node_fixture f;
   auto id = f.ok("checkpoint.create")["id"].get<std::string>();
   f.scramble(3);
@@ -264,15 +269,18 @@ TEST_CASE("bad requests get one clear line and change nothing") {
     errc code;
     std::string text;
   } cases[] = {
-    {"device.show", {{"id", "0x800C"}}, errc::no_such_device, "no such device 0x800C"},
-    {"device.set", {{"id", "0x8009"}, {"enabled", true}}, errc::quarantined, "quarantined"},
-    {"device.set", {{"id", "0x8031"}}, errc::invalid_argument, "nothing to set"},
-    {"checkpoint.show", {{"id", "0190ffff"}}, errc::not_found, "no checkpoint '0190ffff'"},
-    {"rollback", {{"id", "0190ffff"}}, errc::not_found, "no checkpoint"},
-    {"rollback", {{"id", id}, {"devices", {"0x80FF"}}}, errc::no_such_device, "no such device"},
-    {"rollback", {{"id", id}, {"groups", {9}}}, errc::invalid_argument, "no such group 9"},
-    {"config.set", {{"key", "agent_concurrency_limit"}, {"value", "many"}}, errc::invalid_argument, "whole number"},
-    {"nonsense", json::object(), errc::invalid_argument, "unknown command"},
+      {"device.show", {{"id", "0x800C"}}, errc::no_such_device, "no such device 0x800C"},
+      {"device.set", {{"id", "0x8009"}, {"enabled", true}}, errc::quarantined, "quarantined"},
+      {"device.set", {{"id", "0x8031"}}, errc::invalid_argument, "nothing to set"},
+      {"checkpoint.show", {{"id", "0190ffff"}}, errc::not_found, "no checkpoint '0190ffff'"},
+      {"rollback", {{"id", "0190ffff"}}, errc::not_found, "no checkpoint"},
+      {"rollback", {{"id", id}, {"devices", {"0x80FF"}}}, errc::no_such_device, "no such device"},
+      {"rollback", {{"id", id}, {"groups", {9}}}, errc::invalid_argument, "no such group 9"},
+      {"config.set",
+       {{"key", "agent_concurrency_limit"}, {"value", "many"}},
+       errc::invalid_argument,
+       "whole number"},
+      {"nonsense", json::object(), errc::invalid_argument, "unknown command"},
   };
   for (auto& c : cases) {
     CAPTURE(c.command);

@@ -19,7 +19,8 @@ namespace {
 
 std::vector<char*> c_argv(const std::vector<std::string>& argv) {
   std::vector<char*> v;
-  for (auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
+  for (auto& a : argv)
+    v.push_back(const_cast<char*>(a.c_str()));
   v.push_back(nullptr);
   return v;
 }

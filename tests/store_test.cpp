@@ -23,7 +23,8 @@ struct state_fixture {
 
   std::vector<device_state> devices() {
     std::vector<device_state> out;
-    for (auto& d : map.devices()) out.push_back(*sim.read(d.id));
+    for (auto& d : map.devices())
+      out.push_back(*sim.read(d.id));
     return out;
   }
 };
@@ -92,7 +93,8 @@ TEST_CASE("unchanged chunks are stored once; a change stores only the changed de
   auto second = *store->create({}, s.devices(), s.cfg);
   CHECK(second.new_bytes == 0);
   CHECK(second.parent_id == first.id);
-  CHECK(second.parent_manifest_sha256 == sha256_hex(slurp(tmp.path() + "/manifests/" + first.id + ".json")));
+  CHECK(second.parent_manifest_sha256 ==
+        sha256_hex(slurp(tmp.path() + "/manifests/" + first.id + ".json")));
   device_patch p;
   p.id = 0x8031;
   p.register_index = {0};
@@ -152,14 +154,15 @@ TEST_CASE("tampering is found, and the error names the damaged file") {
     REQUIRE_FALSE(v.ok());
     auto rel = pack.substr(tmp.path().size() + 1);
     CHECK(v.err().message.find(rel + ": chunk ") == 0);
-    CHECK((v.err().message.find("CRC64 mismatch") != std::string::npos
-           || v.err().message.find("bad record") != std::string::npos
-           || v.err().message.find("record holds chunk") != std::string::npos));
+    CHECK((v.err().message.find("CRC64 mismatch") != std::string::npos ||
+           v.err().message.find("bad record") != std::string::npos ||
+           v.err().message.find("record holds chunk") != std::string::npos));
     CHECK_FALSE(store->load(info.id).ok());
   }
   SUBCASE("a missing signature") {
     std::remove(sig_path.c_str());
-    CHECK(store->verify(info.id).err().message == "manifests/" + info.id + ".sig: signature file is missing");
+    CHECK(store->verify(info.id).err().message ==
+          "manifests/" + info.id + ".sig: signature file is missing");
   }
 }
 

@@ -22,8 +22,8 @@ struct device_state {
   std::vector<uint32_t> registers;
   std::vector<uint8_t> config_blob;
   bool enabled = false;
-  uint8_t security_level = 0; ///< 0 (UNCLASSIFIED) .. 4 (SCI)
-  double temperature_c = 0;   ///< read-only sensor value, not restored
+  uint8_t security_level = 0;   ///< 0 (UNCLASSIFIED) .. 4 (SCI)
+  double temperature_c = 0;     ///< read-only sensor value, not restored
   int64_t last_activity_ns = 0; ///< Unix time of the last write, not restored
 };
 

@@ -10,23 +10,23 @@ namespace dsmil {
 /// between nodes and map onto `dsmilctl` exit codes (see exit_code()).
 enum class errc : uint8_t {
   none = 0,
-  invalid_argument,   ///< malformed input from the user
-  config_error,       ///< a configuration file is invalid
-  no_such_device,     ///< id outside the device map (e.g. 0x800C)
-  quarantined,        ///< write to a quarantined device: refused below every caller
-  permission_denied,  ///< other refused operations (thermal limit, read-only key)
-  device_offline,     ///< the device does not answer
-  driver_error,       ///< transient driver failure (retried)
-  circuit_open,       ///< the device's breaker is open: failing fast
-  not_found,          ///< unknown checkpoint id or file
-  integrity_error,    ///< signature, hash or CRC mismatch
-  io_error,           ///< a file operation failed
+  invalid_argument,        ///< malformed input from the user
+  config_error,            ///< a configuration file is invalid
+  no_such_device,          ///< id outside the device map (e.g. 0x800C)
+  quarantined,             ///< write to a quarantined device: refused below every caller
+  permission_denied,       ///< other refused operations (thermal limit, read-only key)
+  device_offline,          ///< the device does not answer
+  driver_error,            ///< transient driver failure (retried)
+  circuit_open,            ///< the device's breaker is open: failing fast
+  not_found,               ///< unknown checkpoint id or file
+  integrity_error,         ///< signature, hash or CRC mismatch
+  io_error,                ///< a file operation failed
   critical_unacknowledged, ///< rollback changes a critical device without --ack-critical
-  rollback_failed,    ///< a rollback did not reach its target
-  busy,               ///< another operation holds the resource
-  timeout,            ///< an operation ran past its deadline
-  unavailable,        ///< a node or actor is not reachable
-  internal,           ///< a bug: please report
+  rollback_failed,         ///< a rollback did not reach its target
+  busy,                    ///< another operation holds the resource
+  timeout,                 ///< an operation ran past its deadline
+  unavailable,             ///< a node or actor is not reachable
+  internal,                ///< a bug: please report
 };
 
 /// Short stable name, e.g. "no_such_device".
