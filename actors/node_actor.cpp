@@ -222,7 +222,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
   sc.breaker = cfg.breaker;
   sc.retry = cfg.retry;
   sc.supervision = cfg.supervision;
-  ctx->devices = spawn_device_supervisor(sys, sc);
+  ctx->devices = spawn_root_supervisor(sys, sc);
 
   ctx->published_port = std::make_shared<std::atomic<uint16_t>>(cfg.listen_port);
   node_handles h;

@@ -22,7 +22,7 @@ using nlohmann::json;
 struct node_context {
   node_config cfg;
   std::shared_ptr<sim_driver> sim;
-  device_service devices; ///< the device supervisor
+  device_service devices; ///< the root supervisor
   std::unique_ptr<checkpoint_store> store;
   system_config configuration; ///< the `configuration` component's live state
   int64_t started_ns = 0;

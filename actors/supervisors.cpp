@@ -83,6 +83,11 @@ device_service::behavior_type group_supervisor(group_ptr self, supervisor_config
     start_child(self, d.id);
   }
   self->set_down_handler([=](caf::down_msg& dm) { on_child_down(self, dm); });
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    for (auto& [id, c] : self->state.children)
+      if (c.handle) self->send_exit(c.handle, em.reason);
+    self->quit(em.reason);
+  });
   auto route = [=](device_id id) -> caf::expected<device_service> {
     auto it = self->state.children.find(id);
     if (it == self->state.children.end())
@@ -156,9 +161,13 @@ device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_conf
   self->state.cfg = std::move(cfg);
   for (uint8_t g = 0; g < group_count; ++g)
     start_group(self, g);
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    for (auto& [g, h] : self->state.groups) self->send_exit(h, em.reason);
+    self->quit(em.reason);
+  });
   self->set_down_handler([=](caf::down_msg& dm) {
     for (auto& [g, h] : self->state.groups) {
-      if (h.address() != dm.source) continue;
+      if (h.address() != dm.source || !abnormal(dm.reason)) continue;
       spdlog::error("group supervisor {} went down ({}); restarting it and its devices", g,
                     from_caf(dm.reason).message);
       start_group(self, g);
@@ -218,10 +227,68 @@ device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_conf
   };
 }
 
+// -- root supervisor ------------------------------------------------------------
+
+// Top of the tree: owns the device supervisor, restarts it within the same
+// intensity limit, and stops (taking the node's devices down with an error
+// every caller sees) when that limit is exceeded.
+struct root_state {
+  supervisor_config cfg;
+  device_service devices;
+  std::deque<int64_t> restarts_ms;
+  static inline const char* name = "dsmil.root_supervisor";
+};
+
+using root_ptr = device_service::stateful_pointer<root_state>;
+
+void start_devices(root_ptr self) {
+  self->state.devices = self->spawn(device_supervisor, self->state.cfg);
+  self->monitor(self->state.devices);
+}
+
+device_service::behavior_type root_supervisor(root_ptr self, supervisor_config cfg) {
+  self->state.cfg = std::move(cfg);
+  start_devices(self);
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    self->send_exit(self->state.devices, em.reason);
+    self->quit(em.reason);
+  });
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.devices.address() || !abnormal(dm.reason)) return;
+    auto now = clock_ms(self);
+    while (!st.restarts_ms.empty() && now - st.restarts_ms.front() >= st.cfg.supervision.window_ms)
+      st.restarts_ms.pop_front();
+    if (st.restarts_ms.size() >= st.cfg.supervision.max_restarts) {
+      spdlog::critical("device supervisor failed {} times within {} ms: stopping the device tree",
+                       st.restarts_ms.size() + 1, st.cfg.supervision.window_ms);
+      self->quit(dm.reason);
+      return;
+    }
+    st.restarts_ms.push_back(now);
+    spdlog::error("device supervisor went down ({}); restarting the device tree",
+                  from_caf(dm.reason).message);
+    start_devices(self);
+  });
+  return {
+      [=](read_atom a, device_id id) -> caf::result<device_state> {
+        return self->delegate(self->state.devices, a, id);
+      },
+      [=](device_patch& p) -> caf::result<device_state> {
+        return self->delegate(self->state.devices, std::move(p));
+      },
+      [=](health_atom a) -> caf::result<std::vector<device_health>> {
+        return self->delegate(self->state.devices, a);
+      },
+      [=](crash_atom a, device_id id) { self->send(self->state.devices, a, id); },
+      [=](retry_atom, uint64_t) {},
+  };
+}
+
 } // namespace
 
-device_service spawn_device_supervisor(caf::actor_system& sys, supervisor_config cfg) {
-  return sys.spawn(device_supervisor, std::move(cfg));
+device_service spawn_root_supervisor(caf::actor_system& sys, supervisor_config cfg) {
+  return sys.spawn(root_supervisor, std::move(cfg));
 }
 
 } // namespace dsmil

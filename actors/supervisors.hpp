@@ -1,7 +1,8 @@
 // Supervision of the device actors: one group supervisor per DSMIL group
 // (one-for-one restarts with an intensity limit, then escalation: the device
 // is given up and its breaker opened), under one device supervisor that
-// routes requests by device id and restarts crashed group supervisors.
+// routes requests by device id and restarts crashed group supervisors, under
+// the root supervisor that restarts the device supervisor.
 #pragma once
 
 #include "actors/device_service.hpp"
@@ -16,7 +17,8 @@ struct supervisor_config {
   supervision_config supervision;
 };
 
-/// Spawns the device supervisor with its 7 group supervisors and 84 device actors.
-device_service spawn_device_supervisor(caf::actor_system& sys, supervisor_config cfg);
+/// Spawns the root supervisor, which starts the device supervisor with its 7
+/// group supervisors and 84 device actors. Every device request goes in here.
+device_service spawn_root_supervisor(caf::actor_system& sys, supervisor_config cfg);
 
 } // namespace dsmil

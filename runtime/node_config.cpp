@@ -94,6 +94,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   node_config c;
   c.source = source;
   std::string map_file = "devices.toml";
+  bool map_explicit = false;
   std::string listen = "127.0.0.1:7411";
   const toml::table* faults = nullptr;
   std::string faults_where;
@@ -104,6 +105,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
                            if (auto e = tu::get_string(t, "listen", listen, source)) return e;
                            if (auto e = tu::get_string(t, "log_level", c.log_level, source))
                              return e;
+                           map_explicit = t.contains("device_map");
                            return tu::get_string(t, "device_map", map_file, source);
                          }))
     return err;
@@ -194,9 +196,13 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
     return make_error(errc::config_error, source + ": [keys] provider '" + c.key_provider +
                                               "' is not available; use \"software\"");
 
-  // Device map: beside the config file, else the embedded one.
-  std::string map_path =
-      map_file.empty() || map_file[0] == '/' ? map_file : base_dir + "/" + map_file;
+  // Device map: the file the config names (relative to the config file); when
+  // it names none, devices.toml beside it, else the embedded map.
+  if (map_file.empty())
+    return make_error(errc::config_error, source + ": [node] device_map must name a file");
+  std::string map_path = map_file[0] == '/' ? map_file : base_dir + "/" + map_file;
+  if (map_explicit && !base_dir.empty() && !env::posix().exists(map_path))
+    return make_error(errc::config_error, source + ": [node] device_map: no such file " + map_path);
   result<device_map> map = base_dir.empty() || !env::posix().exists(map_path)
                                ? device_map::parse(embedded_devices_toml(), "embedded devices.toml")
                                : device_map::load_file(map_path);

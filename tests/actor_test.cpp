@@ -36,7 +36,7 @@ struct actor_fixture {
     sc.breaker = {3, 10000, 2};     // open after 3 failures, for 10 s, 2 successes to close
     sc.retry = {3, 100, 1000, 0.1}; // 3 calls, 100 ms, 200 ms (+/- 10%)
     sc.supervision = {2, 5000};     // 2 restarts in 5 s, then give up
-    sup = spawn_device_supervisor(*sys, sc);
+    sup = spawn_root_supervisor(*sys, sc);
     self = std::make_unique<caf::scoped_actor>(*sys);
     sched->run();
   }
