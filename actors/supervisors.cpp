@@ -162,7 +162,8 @@ device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_conf
   for (uint8_t g = 0; g < group_count; ++g)
     start_group(self, g);
   self->set_exit_handler([=](caf::exit_msg& em) {
-    for (auto& [g, h] : self->state.groups) self->send_exit(h, em.reason);
+    for (auto& [g, h] : self->state.groups)
+      self->send_exit(h, em.reason);
     self->quit(em.reason);
   });
   self->set_down_handler([=](caf::down_msg& dm) {

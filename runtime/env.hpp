@@ -29,6 +29,9 @@ public:
   virtual result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
                                                                    unsigned mode = 0644) = 0;
   virtual result<std::string> read_file(const std::string& path) = 0;
+  /// `size` bytes at `offset`; fewer only at the end of the file.
+  virtual result<std::string> read_range(const std::string& path, uint64_t offset,
+                                         uint64_t size) = 0;
   virtual status rename(const std::string& from, const std::string& to) = 0;
   virtual status remove(const std::string& path) = 0;
   /// fsync of a directory, making renames and removals inside it durable.

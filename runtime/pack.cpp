@@ -31,19 +31,30 @@ pack_builder::pack_builder() {
   bytes_.append(pack_magic, sizeof(pack_magic));
 }
 
-void pack_builder::add(const digest& id, const std::string& plain) {
+std::string encode_record(const digest& id, const std::string& plain, simd::deflater* d) {
+  std::string packed;
+  bool deflated = d != nullptr &&
+                  d->compress(reinterpret_cast<const uint8_t*>(plain.data()), plain.size(), packed);
+  const std::string& stored = deflated ? packed : plain;
+  std::string r;
+  r.reserve(record_header_size + stored.size());
+  r.append(record_magic, 4);
+  put<uint8_t>(r, record_version);
+  put<uint8_t>(r, static_cast<uint8_t>(deflated ? chunk_codec::deflate : chunk_codec::none));
+  put<uint8_t>(r, static_cast<uint8_t>(chunk_cipher::none));
+  put<uint8_t>(r, 0);
+  put<uint32_t>(r, static_cast<uint32_t>(plain.size()));
+  put<uint32_t>(r, static_cast<uint32_t>(stored.size()));
+  put<uint64_t>(r, simd::crc64(stored.data(), stored.size()));
+  r.append(reinterpret_cast<const char*>(id.data()), id.size());
+  r.append(stored);
+  return r;
+}
+
+void pack_builder::append(const digest& id, const std::string& record) {
   uint64_t offset = bytes_.size();
-  bytes_.append(record_magic, 4);
-  put<uint8_t>(bytes_, record_version);
-  put<uint8_t>(bytes_, static_cast<uint8_t>(chunk_codec::none));
-  put<uint8_t>(bytes_, static_cast<uint8_t>(chunk_cipher::none));
-  put<uint8_t>(bytes_, 0);
-  put<uint32_t>(bytes_, static_cast<uint32_t>(plain.size()));
-  put<uint32_t>(bytes_, static_cast<uint32_t>(plain.size()));
-  put<uint64_t>(bytes_, simd::crc64(plain.data(), plain.size()));
-  bytes_.append(reinterpret_cast<const char*>(id.data()), id.size());
-  bytes_.append(plain);
-  entries_.push_back({id, {offset, bytes_.size() - offset}});
+  bytes_.append(record);
+  entries_.push_back({id, {offset, record.size()}});
 }
 
 std::string pack_builder::index_text() const {
@@ -71,34 +82,47 @@ status parse_index(const std::string& text, const std::string& pack_name, const 
   return {};
 }
 
-result<std::string> read_record(const std::string& pack_bytes, const chunk_location& loc,
-                                const std::string& id_hex, const std::string& pack_path) {
+bool is_pack_header(const std::string& head) {
+  return head.size() >= pack_header_size &&
+         std::memcmp(head.data(), pack_magic, pack_header_size) == 0;
+}
+
+result<std::string> decode_record(const std::string& record, const chunk_location& loc,
+                                  const std::string& id_hex, const std::string& pack_path) {
   auto fail = [&](const std::string& what) {
     return make_error(errc::integrity_error, pack_path + ": chunk " + id_hex.substr(0, 16) +
                                                  " at offset " + std::to_string(loc.offset) + ": " +
                                                  what);
   };
-  if (pack_bytes.size() < pack_header_size ||
-      std::memcmp(pack_bytes.data(), pack_magic, sizeof(pack_magic)) != 0)
-    return make_error(errc::integrity_error, pack_path + ": not a pack file (bad magic)");
-  if (loc.offset + loc.length > pack_bytes.size() || loc.length < record_header_size)
+  if (record.size() != loc.length || loc.length < record_header_size)
     return fail("record extends past the end of the pack (truncated?)");
-  const char* h = pack_bytes.data() + loc.offset;
+  const char* h = record.data();
   if (std::memcmp(h, record_magic, 4) != 0) return fail("bad record magic");
   if (static_cast<uint8_t>(h[4]) != record_version) return fail("unknown record version");
-  if (h[5] != static_cast<char>(chunk_codec::none) || h[6] != static_cast<char>(chunk_cipher::none))
+  auto codec = static_cast<chunk_codec>(h[5]);
+  if ((codec != chunk_codec::none && codec != chunk_codec::deflate) ||
+      h[6] != static_cast<char>(chunk_cipher::none))
     return fail("unknown codec or cipher");
   auto plain_len = get<uint32_t>(h + 8);
   auto stored_len = get<uint32_t>(h + 12);
   auto crc = get<uint64_t>(h + 16);
-  if (stored_len != loc.length - record_header_size || plain_len != stored_len)
+  if (stored_len != loc.length - record_header_size ||
+      (codec == chunk_codec::none && plain_len != stored_len))
     return fail("record length does not match the index");
   std::string stored_id = to_hex(reinterpret_cast<const uint8_t*>(h + 24), 32);
   if (stored_id != id_hex)
     return fail("record holds chunk " + stored_id.substr(0, 16) + " instead");
   const char* payload = h + record_header_size;
   if (simd::crc64(payload, stored_len) != crc) return fail("CRC64 mismatch (stored bytes damaged)");
-  std::string plain(payload, stored_len);
+  std::string plain;
+  if (codec == chunk_codec::deflate) {
+    plain.resize(plain_len);
+    if (!simd::inflate(reinterpret_cast<const uint8_t*>(payload), stored_len,
+                       reinterpret_cast<uint8_t*>(plain.data()), plain_len))
+      return fail("cannot inflate the stored bytes");
+  } else {
+    plain.assign(payload, stored_len);
+  }
   if (sha256_hex(plain) != id_hex) return fail("SHA-256 mismatch (content damaged)");
   return plain;
 }

@@ -14,13 +14,14 @@
 
 #include "runtime/crypto.hpp"
 #include "runtime/result.hpp"
+#include "simd/deflate.hpp"
 
 namespace dsmil {
 
 constexpr size_t pack_header_size = 8;
 constexpr size_t record_header_size = 56;
 
-enum class chunk_codec : uint8_t { none = 0 };
+enum class chunk_codec : uint8_t { none = 0, deflate = 1 };
 enum class chunk_cipher : uint8_t { none = 0 };
 
 /// Where a chunk's record lives.
@@ -30,12 +31,22 @@ struct chunk_location {
   uint64_t length = 0; ///< header + payload
 };
 
+/// A record for `plain` under chunk id `id`: deflated with `d` when that
+/// makes it smaller (d may be null: stored raw), CRC64 over the stored bytes.
+std::string encode_record(const digest& id, const std::string& plain, simd::deflater* d);
+inline std::string encode_record(const digest& id, const std::string& plain) {
+  return encode_record(id, plain, nullptr);
+}
+
 /// Collects records in memory and produces the pack bytes and its index.
 class pack_builder {
 public:
   pack_builder();
-  /// Appends a record for `plain` under chunk id `id` (raw 32 bytes).
-  void add(const digest& id, const std::string& plain);
+  /// Appends a record for `plain` under chunk id `id` (raw 32 bytes), raw.
+  void add(const digest& id, const std::string& plain) { append(id, encode_record(id, plain)); }
+  /// Appends an encoded record (see encode_record).
+  void append(const digest& id, const std::string& record);
+  size_t size() const { return bytes_.size(); }
   bool empty() const { return entries_.empty(); }
   const std::string& bytes() const { return bytes_; }
   /// Index text for a pack called `pack_name`: one "chunkid offset length" line per record.
@@ -50,10 +61,14 @@ private:
 status parse_index(const std::string& text, const std::string& pack_name, const std::string& path,
                    std::map<std::string, chunk_location>& out);
 
-/// Reads the record at `loc` from `pack_bytes` and returns the plaintext
-/// after checking magic, lengths, CRC64 and SHA-256 against `id_hex`.
-/// Errors are integrity_error and name `pack_path` and the chunk.
-result<std::string> read_record(const std::string& pack_bytes, const chunk_location& loc,
-                                const std::string& id_hex, const std::string& pack_path);
+/// Decodes one record (exactly the `loc.length` bytes at `loc.offset` of the
+/// pack) and returns the plaintext after checking magic, lengths, CRC64,
+/// decoding and SHA-256 against `id_hex`. Errors are integrity_error and name
+/// `pack_path`, the chunk and the offset.
+result<std::string> decode_record(const std::string& record, const chunk_location& loc,
+                                  const std::string& id_hex, const std::string& pack_path);
+
+/// True when `head` starts with the pack magic.
+bool is_pack_header(const std::string& head);
 
 } // namespace dsmil

@@ -91,6 +91,30 @@ public:
     return out;
   }
 
+  result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t size) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return make_error(errc::not_found, "no such file " + path);
+      return io_fail("cannot open", path);
+    }
+    std::string out(size, '\0');
+    uint64_t got = 0;
+    while (got < size) {
+      ssize_t n = ::pread(fd, out.data() + got, size - got, static_cast<off_t>(offset + got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        auto e = io_fail("cannot read", path);
+        ::close(fd);
+        return e;
+      }
+      if (n == 0) break;
+      got += static_cast<uint64_t>(n);
+    }
+    ::close(fd);
+    out.resize(got);
+    return out;
+  }
+
   status rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0)
       return io_fail("cannot rename to " + to + ":", from);

@@ -292,23 +292,22 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   return m;
 }
 
-result<std::string> checkpoint_store::read_chunk(const std::string& id_hex,
-                                                 std::map<std::string, std::string>& packs) {
-  auto it = index_.find(id_hex);
-  if (it == index_.end())
-    return make_error(errc::integrity_error,
-                      "chunk " + id_hex.substr(0, 16) + " is in no index (pack missing?)");
-  const auto& loc = it->second;
-  const std::string pack_rel = "packs/" + loc.pack.substr(0, 2) + "/" + loc.pack + ".pack";
-  auto cached = packs.find(loc.pack);
-  if (cached == packs.end()) {
-    auto bytes = env_.read_file(dir_ + "/" + pack_rel);
-    if (!bytes)
+result<std::string> checkpoint_store::read_chunk(const std::string& id_hex) {
+  chunk_location loc;
+  {
+    std::lock_guard<std::mutex> guard(index_mu_);
+    auto it = index_.find(id_hex);
+    if (it == index_.end())
       return make_error(errc::integrity_error,
-                        pack_rel + ": cannot read pack (" + bytes.err().message + ")");
-    cached = packs.emplace(loc.pack, std::move(*bytes)).first;
+                        "chunk " + id_hex.substr(0, 16) + " is in no index (pack missing?)");
+    loc = it->second;
   }
-  return read_record(cached->second, loc, id_hex, pack_rel);
+  const std::string pack_rel = "packs/" + loc.pack.substr(0, 2) + "/" + loc.pack + ".pack";
+  auto bytes = env_.read_range(dir_ + "/" + pack_rel, loc.offset, loc.length);
+  if (!bytes)
+    return make_error(errc::integrity_error,
+                      pack_rel + ": cannot read pack (" + bytes.err().message + ")");
+  return decode_record(*bytes, loc, id_hex, pack_rel);
 }
 
 result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
@@ -316,14 +315,13 @@ result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
   if (!m) return m.err();
   checkpoint_contents c;
   c.info = m->info;
-  std::map<std::string, std::string> packs;
-  auto cfg_bytes = read_chunk(m->configuration.id, packs);
+  auto cfg_bytes = read_chunk(m->configuration.id);
   if (!cfg_bytes) return cfg_bytes.err();
   auto cfg = decode_config(*cfg_bytes);
   if (!cfg) return cfg.err();
   c.configuration = *cfg;
   for (auto& d : m->devices) {
-    auto bytes = read_chunk(d.chunk.id, packs);
+    auto bytes = read_chunk(d.chunk.id);
     if (!bytes) return bytes.err();
     auto s = decode_device(*bytes);
     if (!s)
@@ -355,11 +353,10 @@ result<verify_report> checkpoint_store::verify(const std::string& id) {
       report.checks.push_back("parent: " + m->info.parent_id + " link intact");
     }
   }
-  std::map<std::string, std::string> packs;
   uint64_t bytes = 0;
   size_t chunks = 0;
   auto check = [&](const chunk_ref& ref) -> status {
-    auto plain = read_chunk(ref.id, packs);
+    auto plain = read_chunk(ref.id);
     if (!plain) return plain.err();
     if (plain->size() != ref.size)
       return make_error(errc::integrity_error, "manifests/" + id + ".json: chunk " +

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,14 +76,14 @@ private:
   // Reads the manifest of `id`, checks its signature; `sha_out` gets the body's SHA-256.
   result<manifest> read_verified_manifest(const std::string& id, verify_report* report,
                                           std::string* sha_out);
-  // Reads and checks one chunk, with `packs` caching pack bytes for one operation.
-  result<std::string> read_chunk(const std::string& id_hex,
-                                 std::map<std::string, std::string>& packs);
+  // Reads and checks one chunk: CRC64, decode, SHA-256.
+  result<std::string> read_chunk(const std::string& id_hex);
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
   std::string rel(const std::string& path) const;
 
   env& env_;
   std::string dir_;
+  std::mutex index_mu_; // guards index_ (pipeline workers add to it)
   std::unique_ptr<key_provider> key_;
   std::map<std::string, chunk_location> index_;        // chunk id hex -> location
   std::map<std::string, checkpoint_info> checkpoints_; // by id; UUIDv7 sorts by time
