@@ -14,7 +14,8 @@ const std::array<uint64_t, 256>& gear() {
   static const std::array<uint64_t, 256> table = [] {
     std::array<uint64_t, 256> t{};
     uint64_t s = 0x44534D494C434443ull; // "DSMILCDC"
-    for (auto& v : t) v = splitmix64(s);
+    for (auto& v : t)
+      v = splitmix64(s);
     return t;
   }();
   return table;
@@ -22,22 +23,25 @@ const std::array<uint64_t, 256>& gear() {
 
 int log2_exact(uint32_t v) {
   int b = 0;
-  while ((1u << b) < v) ++b;
+  while ((1u << b) < v)
+    ++b;
   return b;
 }
 
 // `bits` one-bits taken from the top of the word: the gear hash's high bits
 // depend on the most bytes.
-uint64_t top_mask(int bits) { return bits <= 0 ? 0 : ~uint64_t{0} << (64 - bits); }
+uint64_t top_mask(int bits) {
+  return bits <= 0 ? 0 : ~uint64_t{0} << (64 - bits);
+}
 
 } // namespace
 
 status validate(const chunker_params& p) {
   if (p.min_size < 64 || p.min_size >= p.avg_size || p.avg_size >= p.max_size)
-    return make_error(errc::config_error, "chunk sizes must satisfy 64 <= min < avg < max (got min "
-                                            + std::to_string(p.min_size) + ", avg "
-                                            + std::to_string(p.avg_size) + ", max "
-                                            + std::to_string(p.max_size) + ")");
+    return make_error(errc::config_error,
+                      "chunk sizes must satisfy 64 <= min < avg < max (got min " +
+                          std::to_string(p.min_size) + ", avg " + std::to_string(p.avg_size) +
+                          ", max " + std::to_string(p.max_size) + ")");
   if ((p.avg_size & (p.avg_size - 1)) != 0)
     return make_error(errc::config_error,
                       "avg chunk size must be a power of two, got " + std::to_string(p.avg_size));

@@ -31,7 +31,15 @@ void compute_roots(manifest& m) {
   for (auto& d : m.devices)
     ids.push_back(&d.chunk.id);
   m.devices_root = root_of(ids);
-  m.merkle_root = root_of({&m.configuration_root, &m.devices_root});
+  std::vector<const std::string*> roots = {&m.configuration_root, &m.devices_root};
+  for (auto& s : m.streams) {
+    std::vector<const std::string*> sids;
+    for (auto& c : s.chunks)
+      sids.push_back(&c.id);
+    s.root = root_of(sids);
+    roots.push_back(&s.root);
+  }
+  m.merkle_root = root_of(roots);
 }
 
 std::string format_time(int64_t unix_ns) {
@@ -51,6 +59,13 @@ std::string encode_manifest(const manifest& m) {
   for (auto& d : m.devices)
     devices.push_back(
         {{"id", format_device_id(d.device)}, {"chunk", d.chunk.id}, {"size", d.chunk.size}});
+  json streams = json::array();
+  for (auto& s : m.streams) {
+    json chunks = json::array();
+    for (auto& c : s.chunks)
+      chunks.push_back(json::array({c.id, c.size}));
+    streams.push_back({{"name", s.name}, {"size", s.size}, {"root", s.root}, {"chunks", chunks}});
+  }
   json parent = nullptr;
   if (!i.parent_id.empty())
     parent = {{"id", i.parent_id}, {"manifest_sha256", i.parent_manifest_sha256}};
@@ -67,8 +82,8 @@ std::string encode_manifest(const manifest& m) {
        {{"configuration",
          {{"root", m.configuration_root},
           {"chunks", json::array({{{"id", m.configuration.id}, {"size", m.configuration.size}}})}}},
-        {"devices",
-         {{"root", m.devices_root}, {"count", m.devices.size()}, {"devices", devices}}}}},
+        {"devices", {{"root", m.devices_root}, {"count", m.devices.size()}, {"devices", devices}}},
+        {"streams", streams}}},
       {"sizes", {{"logical_bytes", i.logical_bytes}, {"new_bytes", i.new_bytes}}},
       {"merkle_root", m.merkle_root},
   };
@@ -111,6 +126,16 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
       m.devices.push_back(std::move(dc));
     }
     i.device_count = static_cast<uint32_t>(m.devices.size());
+    std::vector<std::string> stream_roots;
+    for (auto& s : comps.at("streams")) {
+      stream_entry e;
+      e.name = s.at("name").get<std::string>();
+      e.size = s.at("size").get<uint64_t>();
+      for (auto& c : s.at("chunks"))
+        e.chunks.push_back({c.at(0).get<std::string>(), c.at(1).get<uint64_t>()});
+      stream_roots.push_back(s.at("root").get<std::string>());
+      m.streams.push_back(std::move(e));
+    }
     i.logical_bytes = j.at("sizes").at("logical_bytes").get<uint64_t>();
     i.new_bytes = j.at("sizes").at("new_bytes").get<uint64_t>();
     compute_roots(m);
@@ -119,6 +144,10 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
         j.at("merkle_root").get<std::string>() != m.merkle_root)
       return make_error(errc::integrity_error,
                         path + ": component roots do not match the chunk lists");
+    for (size_t k = 0; k < m.streams.size(); ++k)
+      if (stream_roots[k] != m.streams[k].root)
+        return make_error(errc::integrity_error, path + ": stream '" + m.streams[k].name +
+                                                     "' root does not match its chunks");
   } catch (const std::exception& e) {
     return make_error(errc::integrity_error, path + ": malformed manifest (" + e.what() + ")");
   }

@@ -40,10 +40,18 @@ struct checkpoint_info {
   std::string provider;
 };
 
+struct stream_entry {
+  std::string name;
+  uint64_t size = 0;
+  std::vector<chunk_ref> chunks;
+  std::string root;
+};
+
 struct manifest {
   checkpoint_info info;
   chunk_ref configuration;
   std::vector<device_chunk> devices; ///< sorted by id
+  std::vector<stream_entry> streams;
   std::string configuration_root;
   std::string devices_root;
   std::string merkle_root;
@@ -51,7 +59,7 @@ struct manifest {
 
 /// Component roots and Merkle root from the chunk lists: root of a component
 /// = SHA-256 over its chunk ids (raw) in order; Merkle root = SHA-256 over the
-/// component roots in the order configuration, devices.
+/// component roots in the order configuration, devices, then each stream.
 void compute_roots(manifest& m);
 
 /// The exact bytes that are signed.

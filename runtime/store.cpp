@@ -4,17 +4,65 @@
 #include <set>
 
 #include "runtime/state_codec.hpp"
+#include "runtime/toml_util.hpp"
 
 namespace dsmil {
 
 namespace {
 
-constexpr const char* store_toml_text = "# dsmil-recovery checkpoint store (see DESIGN.md)\n"
-                                        "format_version = 1\n"
-                                        "store_id = \"%s\"\n"
-                                        "chunking = \"per-component-record\"\n"
-                                        "codec = \"none\"\n"
-                                        "cipher = \"none\"\n";
+std::string store_toml(const std::string& store_id, const store_options& o) {
+  return "# dsmil-recovery checkpoint store (see DESIGN.md). Written once, at creation.\n"
+         "format_version = 1\n"
+         "store_id = \"" +
+         store_id +
+         "\"\n"
+         "codec = \"deflate\"\n"
+         "deflate_level = " +
+         std::to_string(o.deflate_level) +
+         "\n"
+         "cipher = \"none\"\n"
+         "pack_target_bytes = " +
+         std::to_string(o.pack_target_bytes) +
+         "\n"
+         "\n[chunking]\n"
+         "min_size = " +
+         std::to_string(o.chunking.min_size) +
+         "\n"
+         "avg_size = " +
+         std::to_string(o.chunking.avg_size) +
+         "\n"
+         "max_size = " +
+         std::to_string(o.chunking.max_size) + "\n";
+}
+
+// Reads the parameters a store was created with; they win over the caller's.
+status read_store_toml(const std::string& text, const std::string& path, store_options& o) {
+  auto parsed = toml_util::parse(text, path);
+  if (!parsed) return parsed.err();
+  const auto& t = *parsed;
+  int64_t version = 0, level = o.deflate_level, pack = static_cast<int64_t>(o.pack_target_bytes);
+  if (auto err = toml_util::get_int(t, "format_version", version, path)) return err;
+  if (version != 1)
+    return make_error(errc::config_error, path + ": unsupported store format " +
+                                              std::to_string(version) +
+                                              " (this build reads format_version = 1)");
+  if (auto err = toml_util::get_int(t, "deflate_level", level, path)) return err;
+  if (auto err = toml_util::get_int(t, "pack_target_bytes", pack, path)) return err;
+  auto chunking = toml_util::get_table(t, "chunking", path);
+  if (!chunking) return chunking.err();
+  if (*chunking) {
+    int64_t mn = o.chunking.min_size, av = o.chunking.avg_size, mx = o.chunking.max_size;
+    if (auto err = toml_util::get_int(**chunking, "min_size", mn, path)) return err;
+    if (auto err = toml_util::get_int(**chunking, "avg_size", av, path)) return err;
+    if (auto err = toml_util::get_int(**chunking, "max_size", mx, path)) return err;
+    o.chunking = {static_cast<uint32_t>(mn), static_cast<uint32_t>(av), static_cast<uint32_t>(mx)};
+  }
+  o.deflate_level = static_cast<int>(level);
+  o.pack_target_bytes = static_cast<uint64_t>(pack);
+  if (auto err = validate(o.chunking))
+    return make_error(errc::config_error, path + ": " + err.message);
+  return {};
+}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -31,8 +79,10 @@ std::string checkpoint_store::rel(const std::string& path) const {
   return path.compare(0, dir_.size() + 1, dir_ + "/") == 0 ? path.substr(dir_.size() + 1) : path;
 }
 
-result<std::unique_ptr<checkpoint_store>> checkpoint_store::open(env& e, const std::string& dir) {
-  std::unique_ptr<checkpoint_store> s(new checkpoint_store(e, dir));
+result<std::unique_ptr<checkpoint_store>> checkpoint_store::open(env& e, const std::string& dir,
+                                                                 const store_options& opts) {
+  if (auto err = validate(opts.chunking)) return err;
+  std::unique_ptr<checkpoint_store> s(new checkpoint_store(e, dir, opts));
   if (auto err = s->init()) return err;
   return s;
 }
@@ -59,12 +109,11 @@ status checkpoint_store::init() {
   auto text = env_.read_file(meta);
   if (!text) {
     if (text.err().code != errc::not_found) return text.err();
-    char buf[512];
-    std::snprintf(buf, sizeof(buf), store_toml_text, ids_.next(env_.now_unix_ns()).c_str());
-    if (auto err = write_durable(env_, dir_ + "/tmp", meta, buf)) return err;
-  } else if (text->find("format_version = 1\n") == std::string::npos) {
-    return make_error(errc::config_error, meta + ": unsupported store format (this build reads "
-                                                 "format_version = 1)");
+    if (auto err = write_durable(env_, dir_ + "/tmp", meta,
+                                 store_toml(ids_.next(env_.now_unix_ns()), opts_)))
+      return err;
+  } else if (auto err = read_store_toml(*text, meta, opts_)) {
+    return err;
   }
 
   auto key = open_software_key(env_, dir_ + "/keys", dir_ + "/tmp");
@@ -118,14 +167,16 @@ status checkpoint_store::write(const std::string& path, const std::string& data,
   auto err = write_durable(env_, dir_ + "/tmp", path, data, mode);
   if (err) {
     env_.remove(dir_ + "/tmp/" + path.substr(path.find_last_of('/') + 1) + ".tmp");
-    sticky_ = make_error(err.code, err.message);
+    std::lock_guard<std::mutex> guard(sticky_mu_);
+    if (!sticky_) sticky_ = err;
   }
   return err;
 }
 
 result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
                                                  const std::vector<device_state>& devices,
-                                                 const system_config& configuration) {
+                                                 const system_config& configuration,
+                                                 const std::vector<stream_ref>& streams) {
   if (sticky_)
     return make_error(errc::io_error, "the store refuses writes after an earlier failure (" +
                                           sticky_.message + "); restart the node to reopen it");
@@ -154,7 +205,12 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     auto d = sha256(bytes);
     chunk_ref ref{to_hex(d), bytes.size()};
     info.logical_bytes += bytes.size();
-    if (!index_.count(ref.id) && added.insert(ref.id).second) {
+    bool stored;
+    {
+      std::lock_guard<std::mutex> guard(index_mu_);
+      stored = index_.count(ref.id) > 0;
+    }
+    if (!stored && added.insert(ref.id).second) {
       pack.add(d, bytes);
       info.new_bytes += bytes.size();
     }
@@ -168,24 +224,22 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   for (auto* d : sorted)
     m.devices.push_back({d->id, add_chunk(encode_device(*d))});
   info.device_count = static_cast<uint32_t>(m.devices.size());
+  {
+    std::lock_guard<std::mutex> guard(index_mu_);
+    for (auto& st : streams) {
+      stream_entry e{st.name, st.size, st.chunks, {}};
+      for (auto& c : st.chunks)
+        if (!index_.count(c.id))
+          return make_error(errc::internal, "stream '" + st.name + "' names chunk " +
+                                                c.id.substr(0, 16) + ", which is not stored");
+      info.logical_bytes += st.size;
+      m.streams.push_back(std::move(e));
+    }
+  }
   compute_roots(m);
 
-  std::map<std::string, chunk_location> new_entries;
-  if (!pack.empty()) {
-    const std::string name = sha256_hex(pack.bytes());
-    const std::string sub = dir_ + "/packs/" + name.substr(0, 2);
-    if (!env_.exists(sub)) {
-      if (auto err = env_.create_dirs(sub)) return err;
-      if (auto err = env_.sync_dir(dir_ + "/packs")) {
-        sticky_ = err;
-        return err;
-      }
-    }
-    if (auto err = write(sub + "/" + name + ".pack", pack.bytes())) return err;
-    const std::string idx_path = dir_ + "/index/" + name + ".idx";
-    if (auto err = write(idx_path, pack.index_text())) return err;
-    if (auto err = parse_index(pack.index_text(), name, idx_path, new_entries)) return err;
-  }
+  if (!pack.empty())
+    if (auto err = seal_pack(pack)) return err;
 
   const std::string body = encode_manifest(m);
   const digest body_digest = sha256(body);
@@ -200,7 +254,6 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     env_.remove(base + ".sig");
     return err;
   }
-  index_.insert(new_entries.begin(), new_entries.end());
   checkpoints_[info.id] = info;
   return info;
 }
@@ -333,6 +386,8 @@ result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
                                                    format_device_id(s->id));
     c.devices.push_back(std::move(*s));
   }
+  for (auto& st : m->streams)
+    c.streams.push_back({st.name, st.size, st.chunks});
   return c;
 }
 
@@ -368,6 +423,9 @@ result<verify_report> checkpoint_store::verify(const std::string& id) {
   if (auto err = check(m->configuration)) return err;
   for (auto& d : m->devices)
     if (auto err = check(d.chunk)) return err;
+  for (auto& st : m->streams)
+    for (auto& c : st.chunks)
+      if (auto err = check(c)) return err;
   report.checks.push_back("chunks: " + std::to_string(chunks) + " read, " + std::to_string(bytes) +
                           " bytes, CRC64 and SHA-256 match");
   return report;

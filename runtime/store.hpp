@@ -13,6 +13,9 @@
 
 #include "dsmil/device.hpp"
 #include "dsmil/system_config.hpp"
+#include <functional>
+
+#include "runtime/chunker.hpp"
 #include "runtime/env.hpp"
 #include "runtime/key_provider.hpp"
 #include "runtime/manifest.hpp"
@@ -27,10 +30,41 @@ struct checkpoint_request {
   std::string type = "manual";
 };
 
+/// How a new store cuts, compresses and packs data. Kept in store.toml at
+/// creation: reopening uses the stored values so that chunk ids stay stable.
+struct store_options {
+  chunker_params chunking;
+  int deflate_level = 1;                  ///< ISA-L level 0-3
+  uint64_t pack_target_bytes = 64u << 20; ///< a pack is sealed once this large
+  unsigned threads = 0;                   ///< pipeline workers; 0 = all cores
+};
+
+/// Fills `buf` with up to `cap` bytes; 0 at the end of the stream.
+using byte_source = std::function<result<size_t>(uint8_t* buf, size_t cap)>;
+/// Takes the bytes of a stream in order.
+using byte_sink = std::function<status(const std::string& bytes)>;
+
+/// A stream component of a checkpoint: any byte stream (a database dump, an
+/// agent's execution context), cut into content-defined chunks.
+struct stream_ref {
+  std::string name;
+  uint64_t size = 0;
+  std::vector<chunk_ref> chunks;
+};
+
+struct stream_stats {
+  uint64_t bytes = 0; ///< stream length
+  uint64_t chunks = 0;
+  uint64_t new_chunks = 0;   ///< not stored before
+  uint64_t new_bytes = 0;    ///< plaintext bytes of the new chunks
+  uint64_t stored_bytes = 0; ///< bytes the new records take in packs
+};
+
 struct checkpoint_contents {
   checkpoint_info info;
   std::vector<device_state> devices; ///< sorted by id
   system_config configuration;
+  std::vector<stream_ref> streams; ///< chunk lists; read with read_stream()
 };
 
 /// What a verification checked, one line each, for the user.
@@ -42,13 +76,24 @@ class checkpoint_store {
 public:
   /// Opens (creating when absent) the store in `dir`: sweeps tmp/, loads the
   /// indexes and manifests, and opens the software signing key.
-  static result<std::unique_ptr<checkpoint_store>> open(env& e, const std::string& dir);
+  static result<std::unique_ptr<checkpoint_store>> open(env& e, const std::string& dir,
+                                                        const store_options& opts = {});
+
+  /// Cuts `src` into chunks and stores those not stored yet, on all worker
+  /// threads with bounded queues (memory does not grow with the stream).
+  /// The chunks are durable when this returns; they belong to a checkpoint
+  /// once create() names the returned stream_ref.
+  result<stream_ref> write_stream(const std::string& name, const byte_source& src,
+                                  stream_stats* stats = nullptr);
+  /// Streams a stored stream back in order, checking every chunk.
+  status read_stream(const stream_ref& s, const byte_sink& sink);
 
   /// Writes the chunks this checkpoint needs that are not stored yet, then
   /// the signed manifest. On error nothing visible changes.
   result<checkpoint_info> create(const checkpoint_request& req,
                                  const std::vector<device_state>& devices,
-                                 const system_config& configuration);
+                                 const system_config& configuration,
+                                 const std::vector<stream_ref>& streams = {});
 
   /// All checkpoints, oldest first.
   std::vector<checkpoint_info> list() const;
@@ -67,10 +112,12 @@ public:
 
   const std::string& dir() const { return dir_; }
   const key_provider& key() const { return *key_; }
+  const store_options& options() const { return opts_; }
   size_t chunk_count() const { return index_.size(); }
 
 private:
-  checkpoint_store(env& e, std::string dir) : env_(e), dir_(std::move(dir)) {}
+  checkpoint_store(env& e, std::string dir, store_options opts)
+      : env_(e), dir_(std::move(dir)), opts_(opts) {}
 
   status init();
   // Reads the manifest of `id`, checks its signature; `sha_out` gets the body's SHA-256.
@@ -79,15 +126,19 @@ private:
   // Reads and checks one chunk: CRC64, decode, SHA-256.
   result<std::string> read_chunk(const std::string& id_hex);
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
+  // Writes a pack and its index durably, then makes its chunks visible.
+  status seal_pack(const pack_builder& pack);
   std::string rel(const std::string& path) const;
 
   env& env_;
   std::string dir_;
+  store_options opts_;
   std::mutex index_mu_; // guards index_ (pipeline workers add to it)
   std::unique_ptr<key_provider> key_;
   std::map<std::string, chunk_location> index_;        // chunk id hex -> location
   std::map<std::string, checkpoint_info> checkpoints_; // by id; UUIDv7 sorts by time
   uuid_v7_generator ids_;
+  std::mutex sticky_mu_;       // sticky_ may be set by pipeline workers
   error sticky_;               // set by a failed durable write; refuses changes until reopened
   std::shared_ptr<void> lock_; // one process per store
 };

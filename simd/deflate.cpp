@@ -8,17 +8,24 @@ namespace {
 
 size_t level_buf_size(int level) {
   switch (level) {
-    case 1: return ISAL_DEF_LVL1_DEFAULT;
-    case 2: return ISAL_DEF_LVL2_DEFAULT;
-    case 3: return ISAL_DEF_LVL3_DEFAULT;
-    default: return 0;
+  case 1:
+    return ISAL_DEF_LVL1_DEFAULT;
+  case 2:
+    return ISAL_DEF_LVL2_DEFAULT;
+  case 3:
+    return ISAL_DEF_LVL3_DEFAULT;
+  default:
+    return 0;
   }
 }
 
 } // namespace
 
 deflater::deflater(int level)
-  : level_(level < 0 ? 0 : level > 3 ? 3 : level), level_buf_(level_buf_size(level_)) {}
+    : level_(level < 0   ? 0
+             : level > 3 ? 3
+                         : level),
+      level_buf_(level_buf_size(level_)) {}
 
 bool deflater::compress(const uint8_t* in, size_t size, std::string& out) {
   if (size == 0 || size > UINT32_MAX) return false;

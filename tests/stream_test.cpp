@@ -1,0 +1,162 @@
+#include <cstring>
+#include <set>
+
+#include <doctest/doctest.h>
+
+#include "runtime/chunker.hpp"
+#include "runtime/sim_driver.hpp"
+#include "runtime/store.hpp"
+#include "simd/deflate.hpp"
+#include "test_util.hpp"
+
+using namespace dsmil;
+
+namespace {
+
+std::string random_bytes_of(size_t n, uint64_t seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = splitmix64(seed);
+    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
+  }
+  return s;
+}
+
+std::string text_of(size_t n, uint64_t seed) {
+  static const char* words[] = {"device", "rollback", "checkpoint", "0x8031", "enabled",
+                                "level", "register", "agent", "workflow", "RUNNING"};
+  std::string s;
+  while (s.size() < n) {
+    s += words[splitmix64(seed) % 10];
+    s += (splitmix64(seed) % 8 == 0) ? '\n' : ' ';
+  }
+  s.resize(n);
+  return s;
+}
+
+std::vector<size_t> cuts(const chunker& c, const std::string& data) {
+  std::vector<size_t> out;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    auto len = c.next_cut(reinterpret_cast<const uint8_t*>(data.data()) + pos, data.size() - pos, true);
+    pos += len;
+    out.push_back(pos);
+  }
+  return out;
+}
+
+byte_source source_of(const std::string& data, size_t step = 100000) {
+  auto pos = std::make_shared<size_t>(0);
+  return [&data, pos, step](uint8_t* buf, size_t cap) -> result<size_t> {
+    size_t n = std::min({cap, step, data.size() - *pos});
+    std::memcpy(buf, data.data() + *pos, n);
+    *pos += n;
+    return n;
+  };
+}
+
+const chunker_params small{4096, 16384, 65536};
+
+} // namespace
+
+TEST_CASE("chunk boundaries are stable under insertions and deletions") {
+  chunker c(small);
+  auto data = random_bytes_of(2 << 20, 1);
+  auto before = cuts(c, data);
+  CHECK(before.size() > 64);
+  CHECK(before.size() < 512);
+  // Insert 100 bytes in the middle: every cut well after the insertion moves by exactly 100.
+  auto edited = data.substr(0, 1 << 20) + random_bytes_of(100, 2) + data.substr(1 << 20);
+  auto after = cuts(c, edited);
+  std::set<size_t> shifted;
+  for (auto p : after) shifted.insert(p >= (1u << 20) ? p - 100 : p);
+  size_t kept = 0;
+  for (auto p : before) kept += shifted.count(p);
+  CHECK(kept >= before.size() - 3);
+  // Sizes respect min and max.
+  size_t prev = 0;
+  for (size_t i = 0; i + 1 < before.size(); ++i) {
+    CHECK(before[i] - prev >= small.min_size);
+    CHECK(before[i] - prev <= small.max_size);
+    prev = before[i];
+  }
+}
+
+TEST_CASE("chunker parameters are validated") {
+  CHECK(validate({4096, 16384, 65536}).code == errc::none);
+  CHECK(validate({16384, 16384, 65536}).code == errc::config_error);
+  CHECK(validate({4096, 10000, 65536}).message.find("power of two") != std::string::npos);
+}
+
+TEST_CASE("deflate round trip; incompressible input is refused so it is stored raw") {
+  simd::deflater d(1);
+  auto text = text_of(200000, 3);
+  std::string packed;
+  REQUIRE(d.compress(reinterpret_cast<const uint8_t*>(text.data()), text.size(), packed));
+  CHECK(packed.size() < text.size() / 2);
+  std::string back(text.size(), '\0');
+  CHECK(simd::inflate(reinterpret_cast<const uint8_t*>(packed.data()), packed.size(),
+                      reinterpret_cast<uint8_t*>(back.data()), back.size()));
+  CHECK(back == text);
+  auto noise = random_bytes_of(100000, 4);
+  CHECK_FALSE(d.compress(reinterpret_cast<const uint8_t*>(noise.data()), noise.size(), packed));
+  packed[packed.size() / 2] ^= 1;
+  CHECK_FALSE(simd::inflate(reinterpret_cast<const uint8_t*>(packed.data()), packed.size(),
+                            reinterpret_cast<uint8_t*>(back.data()), back.size()));
+}
+
+TEST_CASE("streams round-trip through the store for every codec and thread count, and dedup") {
+  for (int level : {0, 1, 3}) {
+    for (unsigned threads : {1u, 4u}) {
+      CAPTURE(level);
+      CAPTURE(threads);
+      test::temp_dir tmp;
+      store_options o;
+      o.chunking = small;
+      o.deflate_level = level;
+      o.threads = threads;
+      o.pack_target_bytes = 256 * 1024; // several packs
+      auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path(), o));
+      auto data = text_of(1 << 20, 5) + random_bytes_of(1 << 20, 6);
+      stream_stats st;
+      auto s = store->write_stream("db", source_of(data), &st);
+      REQUIRE_MESSAGE(s.ok(), s.err().message);
+      CHECK(s->size == data.size());
+      CHECK(st.new_bytes == data.size());
+      if (level > 0) CHECK(st.stored_bytes < data.size() * 3 / 4);
+      auto info = store->create({"s", "", "manual"}, {}, system_config{}, {*s});
+      REQUIRE_MESSAGE(info.ok(), info.err().message);
+      auto loaded = store->load(info->id);
+      REQUIRE_MESSAGE(loaded.ok(), loaded.err().message);
+      REQUIRE(loaded->streams.size() == 1);
+      std::string back;
+      CHECK_FALSE(store->read_stream(loaded->streams[0], [&](const std::string& b) {
+        back += b;
+        return status{};
+      }));
+      CHECK(back == data);
+      CHECK(store->verify(info->id).ok());
+
+      // The same stream again stores nothing new; an edit stores little.
+      stream_stats again;
+      REQUIRE(store->write_stream("db", source_of(data), &again).ok());
+      CHECK(again.new_chunks == 0);
+      auto edited = data;
+      edited.insert(500000, "inserted bytes");
+      stream_stats inc;
+      REQUIRE(store->write_stream("db", source_of(edited), &inc).ok());
+      CHECK(inc.new_bytes < 3 * small.max_size);
+    }
+  }
+}
+
+TEST_CASE("a store keeps the chunking it was created with") {
+  test::temp_dir tmp;
+  store_options o;
+  o.chunking = small;
+  { auto s = checkpoint_store::open(env::posix(), tmp.path(), o); REQUIRE(s.ok()); }
+  auto reopened = checkpoint_store::open(env::posix(), tmp.path()); // default options
+  REQUIRE(reopened.ok());
+  CHECK((*reopened)->options().chunking.avg_size == small.avg_size);
+  CHECK(test::slurp(tmp.path() + "/store.toml").find("avg_size = 16384") != std::string::npos);
+}
