@@ -9,8 +9,7 @@
 
 namespace dsmil {
 
-template <class T>
-class bounded_queue {
+template <class T> class bounded_queue {
 public:
   explicit bounded_queue(size_t capacity) : capacity_(capacity) {}
 
@@ -28,6 +27,16 @@ public:
   std::optional<T> pop() {
     std::unique_lock<std::mutex> lock(mu_);
     not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return std::nullopt;
+    T v = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return v;
+  }
+
+  /// An item if one is there, without waiting.
+  std::optional<T> try_pop() {
+    std::lock_guard<std::mutex> lock(mu_);
     if (items_.empty()) return std::nullopt;
     T v = std::move(items_.front());
     items_.pop_front();

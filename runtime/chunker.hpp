@@ -11,9 +11,11 @@
 namespace dsmil {
 
 struct chunker_params {
-  uint32_t min_size = 256 * 1024;
-  uint32_t avg_size = 1024 * 1024; ///< a power of two
-  uint32_t max_size = 4 * 1024 * 1024;
+  // Small enough that a scattered edit re-stores little (restic cuts ~1 MiB),
+  // large enough that per-chunk costs (index entry, record header) stay small.
+  uint32_t min_size = 16 * 1024;
+  uint32_t avg_size = 64 * 1024; ///< a power of two
+  uint32_t max_size = 256 * 1024;
 };
 
 /// Errors name what is wrong with the sizes (min < avg < max, avg a power of two).

@@ -27,28 +27,41 @@ template <class T> T get(const char* p) {
 
 } // namespace
 
+std::string pack_header() {
+  return std::string(pack_magic, sizeof(pack_magic));
+}
+
+std::string index_line(const std::string& id_hex, uint64_t offset, uint64_t length) {
+  return id_hex + " " + std::to_string(offset) + " " + std::to_string(length) + "\n";
+}
+
 pack_builder::pack_builder() {
   bytes_.append(pack_magic, sizeof(pack_magic));
 }
 
-std::string encode_record(const digest& id, const std::string& plain, simd::deflater* d) {
-  std::string packed;
-  bool deflated = d != nullptr &&
-                  d->compress(reinterpret_cast<const uint8_t*>(plain.data()), plain.size(), packed);
-  const std::string& stored = deflated ? packed : plain;
-  std::string r;
-  r.reserve(record_header_size + stored.size());
-  r.append(record_magic, 4);
-  put<uint8_t>(r, record_version);
-  put<uint8_t>(r, static_cast<uint8_t>(deflated ? chunk_codec::deflate : chunk_codec::none));
-  put<uint8_t>(r, static_cast<uint8_t>(chunk_cipher::none));
-  put<uint8_t>(r, 0);
-  put<uint32_t>(r, static_cast<uint32_t>(plain.size()));
-  put<uint32_t>(r, static_cast<uint32_t>(stored.size()));
-  put<uint64_t>(r, simd::crc64(stored.data(), stored.size()));
-  r.append(reinterpret_cast<const char*>(id.data()), id.size());
-  r.append(stored);
-  return r;
+void encode_record(const digest& id, const std::string& plain, simd::deflater* d,
+                   std::string& out) {
+  const size_t size = plain.size();
+  out.resize(record_header_size + size);
+  char* payload = out.data() + record_header_size;
+  size_t packed = 0;
+  if (d != nullptr && size > 1)
+    packed = d->compress(reinterpret_cast<const uint8_t*>(plain.data()), size,
+                         reinterpret_cast<uint8_t*>(payload), size - 1);
+  const size_t stored = packed > 0 ? packed : size;
+  if (packed == 0) std::memcpy(payload, plain.data(), size);
+  out.resize(record_header_size + stored);
+  char* h = out.data();
+  auto put_at = [](char* p, auto v) { std::memcpy(p, &v, sizeof(v)); };
+  std::memcpy(h, record_magic, 4);
+  h[4] = static_cast<char>(record_version);
+  h[5] = static_cast<char>(packed > 0 ? chunk_codec::deflate : chunk_codec::none);
+  h[6] = static_cast<char>(chunk_cipher::none);
+  h[7] = 0;
+  put_at(h + 8, static_cast<uint32_t>(size));
+  put_at(h + 12, static_cast<uint32_t>(stored));
+  put_at(h + 16, simd::crc64(h + record_header_size, stored));
+  std::memcpy(h + 24, id.data(), id.size());
 }
 
 void pack_builder::append(const digest& id, const std::string& record) {
@@ -60,7 +73,7 @@ void pack_builder::append(const digest& id, const std::string& record) {
 std::string pack_builder::index_text() const {
   std::string out;
   for (auto& [id, loc] : entries_)
-    out += to_hex(id) + " " + std::to_string(loc.first) + " " + std::to_string(loc.second) + "\n";
+    out += index_line(to_hex(id), loc.first, loc.second);
   return out;
 }
 

@@ -33,10 +33,18 @@ struct chunk_location {
 
 /// A record for `plain` under chunk id `id`: deflated with `d` when that
 /// makes it smaller (d may be null: stored raw), CRC64 over the stored bytes.
-std::string encode_record(const digest& id, const std::string& plain, simd::deflater* d);
+/// `out` is replaced; its capacity is reused, so a worker keeps one.
+void encode_record(const digest& id, const std::string& plain, simd::deflater* d, std::string& out);
 inline std::string encode_record(const digest& id, const std::string& plain) {
-  return encode_record(id, plain, nullptr);
+  std::string out;
+  encode_record(id, plain, nullptr, out);
+  return out;
 }
+
+/// The 8 bytes every pack starts with.
+std::string pack_header();
+/// One index line: "chunkid offset length\n".
+std::string index_line(const std::string& id_hex, uint64_t offset, uint64_t length);
 
 /// Collects records in memory and produces the pack bytes and its index.
 class pack_builder {

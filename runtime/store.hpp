@@ -35,7 +35,7 @@ struct checkpoint_request {
 struct store_options {
   chunker_params chunking;
   int deflate_level = 1;                  ///< ISA-L level 0-3
-  uint64_t pack_target_bytes = 64u << 20; ///< a pack is sealed once this large
+  uint64_t pack_target_bytes = 16u << 20; ///< a pack is sealed once this large
   unsigned threads = 0;                   ///< pipeline workers; 0 = all cores
 };
 
@@ -71,6 +71,8 @@ struct checkpoint_contents {
 struct verify_report {
   std::vector<std::string> checks;
 };
+
+struct open_pack;
 
 class checkpoint_store {
 public:
@@ -128,6 +130,9 @@ private:
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
   // Writes a pack and its index durably, then makes its chunks visible.
   status seal_pack(const pack_builder& pack);
+  // A pack written record by record into tmp/, then sealed like seal_pack.
+  result<std::unique_ptr<open_pack>> start_pack();
+  status finish_pack(open_pack& p);
   std::string rel(const std::string& path) const;
 
   env& env_;

@@ -14,9 +14,12 @@ public:
   /// `level` 0-3 (ISA-L's levels; 1 is the fast default).
   explicit deflater(int level);
 
-  /// Compresses `in` into `out` (replacing its contents). Returns false, and
-  /// leaves `out` unspecified, when the result would not be smaller than the
-  /// input: the caller stores those bytes raw.
+  /// Compresses `in` into `out` (at most `cap` bytes). Returns the compressed
+  /// size, or 0 when it would not fit in `cap` (`out` then holds garbage):
+  /// pass cap = size - 1 and store the input raw when this returns 0.
+  size_t compress(const uint8_t* in, size_t size, uint8_t* out, size_t cap);
+
+  /// Same, into a string: false when the result would not be smaller.
   bool compress(const uint8_t* in, size_t size, std::string& out);
 
 private:

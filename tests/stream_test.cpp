@@ -23,8 +23,8 @@ std::string random_bytes_of(size_t n, uint64_t seed) {
 }
 
 std::string text_of(size_t n, uint64_t seed) {
-  static const char* words[] = {"device", "rollback", "checkpoint", "0x8031", "enabled",
-                                "level", "register", "agent", "workflow", "RUNNING"};
+  static const char* words[] = {"device", "rollback", "checkpoint", "0x8031",   "enabled",
+                                "level",  "register", "agent",      "workflow", "RUNNING"};
   std::string s;
   while (s.size() < n) {
     s += words[splitmix64(seed) % 10];
@@ -38,7 +38,8 @@ std::vector<size_t> cuts(const chunker& c, const std::string& data) {
   std::vector<size_t> out;
   size_t pos = 0;
   while (pos < data.size()) {
-    auto len = c.next_cut(reinterpret_cast<const uint8_t*>(data.data()) + pos, data.size() - pos, true);
+    auto len =
+        c.next_cut(reinterpret_cast<const uint8_t*>(data.data()) + pos, data.size() - pos, true);
     pos += len;
     out.push_back(pos);
   }
@@ -69,9 +70,11 @@ TEST_CASE("chunk boundaries are stable under insertions and deletions") {
   auto edited = data.substr(0, 1 << 20) + random_bytes_of(100, 2) + data.substr(1 << 20);
   auto after = cuts(c, edited);
   std::set<size_t> shifted;
-  for (auto p : after) shifted.insert(p >= (1u << 20) ? p - 100 : p);
+  for (auto p : after)
+    shifted.insert(p >= (1u << 20) ? p - 100 : p);
   size_t kept = 0;
-  for (auto p : before) kept += shifted.count(p);
+  for (auto p : before)
+    kept += shifted.count(p);
   CHECK(kept >= before.size() - 3);
   // Sizes respect min and max.
   size_t prev = 0;
@@ -154,7 +157,10 @@ TEST_CASE("a store keeps the chunking it was created with") {
   test::temp_dir tmp;
   store_options o;
   o.chunking = small;
-  { auto s = checkpoint_store::open(env::posix(), tmp.path(), o); REQUIRE(s.ok()); }
+  {
+    auto s = checkpoint_store::open(env::posix(), tmp.path(), o);
+    REQUIRE(s.ok());
+  }
   auto reopened = checkpoint_store::open(env::posix(), tmp.path()); // default options
   REQUIRE(reopened.ok());
   CHECK((*reopened)->options().chunking.avg_size == small.avg_size);

@@ -1,0 +1,28 @@
+// Timing, sizes and file helpers for dsmil-bench.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/result.hpp"
+
+namespace dsmil::bench {
+
+/// Seconds on the monotonic clock.
+double now_s();
+/// Bytes under a directory (files only), recursively.
+uint64_t dir_bytes(const std::string& dir);
+/// Peak resident set size of this process, in bytes.
+uint64_t peak_rss_bytes();
+/// "1GiB", "512MiB", "100MB", "4096" -> bytes.
+result<uint64_t> parse_size(const std::string& text);
+/// "1%", "0.5%" -> 0.01, 0.005.
+result<double> parse_percent(const std::string& text);
+/// SHA-256 of a file, hex (streamed).
+result<std::string> file_sha256(const std::string& path);
+/// Human size: "1.00 GiB".
+std::string human(double bytes);
+/// Runs a shell command with stdout and stderr appended to `log`; returns its exit code.
+int sh(const std::string& command, const std::string& log);
+
+} // namespace dsmil::bench
