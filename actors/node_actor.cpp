@@ -34,6 +34,7 @@ const std::map<std::string, command_fn>& commands() {
       {"checkpoint.show", cmd_checkpoint_show},
       {"checkpoint.verify", cmd_checkpoint_verify},
       {"checkpoint.delete", cmd_checkpoint_delete},
+      {"store.check", cmd_store_check},
       {"rollback", cmd_rollback},
   };
   return table;

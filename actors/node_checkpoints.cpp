@@ -71,9 +71,33 @@ control_reply cmd_checkpoint_show(node_context& ctx, device_calls&, const json& 
 control_reply cmd_checkpoint_verify(node_context& ctx, device_calls&, const json& args) {
   auto id = arg_checkpoint(ctx, args);
   if (!id) return error_reply(id.err());
-  auto report = ctx.store->verify(*id);
-  if (!report) return error_reply(report.err(), {{"id", *id}, {"valid", false}});
-  return ok_reply({{"id", *id}, {"valid", true}, {"checks", report->checks}});
+  const bool chain = args.value("chain", false);
+  auto report = chain ? ctx.store->verify_chain(*id) : ctx.store->verify(*id);
+  if (!report) return error_reply(report.err(), {{"id", *id}, {"valid", false}, {"chain", chain}});
+  return ok_reply({{"id", *id}, {"valid", true}, {"chain", chain}, {"checks", report->checks}});
+}
+
+control_reply cmd_store_check(node_context& ctx, device_calls&, const json& args) {
+  auto rep = ctx.store->check(args.value("read_data", false));
+  if (!rep) return error_reply(rep.err());
+  json damaged = json::array();
+  for (auto& d : rep->damaged)
+    damaged.push_back({{"chunk", d.chunk_id},
+                       {"pack", d.pack},
+                       {"offset", d.offset},
+                       {"problem", d.problem},
+                       {"checkpoints", d.checkpoints}});
+  json body = {{"read_data", rep->read_data}, {"packs", rep->packs},
+               {"chunks", rep->chunks},       {"bytes_read", rep->bytes_read},
+               {"damaged", damaged},          {"damaged_checkpoints", rep->damaged_checkpoints},
+               {"problems", rep->problems},   {"clean", rep->clean()}};
+  if (rep->clean()) return ok_reply(body);
+  return error_reply(make_error(errc::integrity_error,
+                                std::to_string(rep->damaged.size()) + " damaged chunk(s) and " +
+                                    std::to_string(rep->problems.size()) + " bad manifest(s); " +
+                                    std::to_string(rep->damaged_checkpoints.size()) +
+                                    " checkpoint(s) affected"),
+                     body);
 }
 
 control_reply cmd_checkpoint_delete(node_context& ctx, device_calls&, const json& args) {

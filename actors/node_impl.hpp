@@ -79,6 +79,7 @@ control_reply cmd_checkpoint_list(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_show(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_verify(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_delete(node_context&, device_calls&, const json&);
+control_reply cmd_store_check(node_context&, device_calls&, const json&);
 // Commands (node_rollback.cpp)
 control_reply cmd_rollback(node_context&, device_calls&, const json&);
 

@@ -41,13 +41,20 @@ result<uint64_t> parse_size(const std::string& text) {
   }
   std::string unit = text.substr(pos);
   double mul = 0;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "KiB" || unit == "K") mul = 1024.0;
-  else if (unit == "MiB" || unit == "M") mul = 1024.0 * 1024;
-  else if (unit == "GiB" || unit == "G") mul = 1024.0 * 1024 * 1024;
-  else if (unit == "KB") mul = 1e3;
-  else if (unit == "MB") mul = 1e6;
-  else if (unit == "GB") mul = 1e9;
+  if (unit.empty() || unit == "B")
+    mul = 1;
+  else if (unit == "KiB" || unit == "K")
+    mul = 1024.0;
+  else if (unit == "MiB" || unit == "M")
+    mul = 1024.0 * 1024;
+  else if (unit == "GiB" || unit == "G")
+    mul = 1024.0 * 1024 * 1024;
+  else if (unit == "KB")
+    mul = 1e3;
+  else if (unit == "MB")
+    mul = 1e6;
+  else if (unit == "GB")
+    mul = 1e9;
   if (pos == 0 || mul == 0 || v <= 0)
     return make_error(errc::invalid_argument,
                       "'" + text + "' is not a size; use e.g. 1GiB, 256MiB, 100MB or bytes");
@@ -76,7 +83,8 @@ result<std::string> file_sha256(const std::string& path) {
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   std::string buf(1 << 20, '\0');
   size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) EVP_DigestUpdate(ctx, buf.data(), n);
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+    EVP_DigestUpdate(ctx, buf.data(), n);
   unsigned char md[32];
   unsigned len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);

@@ -22,7 +22,9 @@ using nlohmann::json;
 
 namespace {
 
-void progress(const char* what) { std::fprintf(stderr, "dsmil-bench: %s\n", what); }
+void progress(const char* what) {
+  std::fprintf(stderr, "dsmil-bench: %s\n", what);
+}
 
 byte_source file_source(FILE* f) {
   return [f](uint8_t* buf, size_t cap) -> result<size_t> {
@@ -53,9 +55,11 @@ double hash_deflate_pass(const std::string& path, unsigned threads, uint64_t siz
   double t0 = now_s();
   std::string buf(1 << 20, '\0');
   size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) q.push(buf.substr(0, n));
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+    q.push(buf.substr(0, n));
   q.close();
-  for (auto& t : pool) t.join();
+  for (auto& t : pool)
+    t.join();
   double t = now_s() - t0;
   std::fclose(f);
   return static_cast<double>(size) / t / 1e9;
@@ -86,12 +90,17 @@ json kernels() {
   const auto& c = simd::detect_cpu();
   bool avx512 = c.avx512f && c.avx512bw;
   return {
-    {"cpu_features", simd::describe(c)},
-    {"sha256", std::string(OPENSSL_VERSION_TEXT) + (c.sha_ni ? ": SHA-NI" : c.avx2 ? ": AVX2" : ": generic")},
-    {"crc64", std::string("ISA-L crc64_ecma_refl: ") +
-                (avx512 && c.vpclmulqdq ? "AVX-512 VPCLMULQDQ" : "PCLMULQDQ")},
-    {"deflate", std::string("ISA-L igzip level 1: ") + (avx512 ? "AVX-512" : c.avx2 ? "AVX2" : "SSE")},
-    {"note", "ISA-L and OpenSSL dispatch at run time; kernels named from the CPU features they test"},
+      {"cpu_features", simd::describe(c)},
+      {"sha256", std::string(OPENSSL_VERSION_TEXT) + (c.sha_ni ? ": SHA-NI"
+                                                      : c.avx2 ? ": AVX2"
+                                                               : ": generic")},
+      {"crc64", std::string("ISA-L crc64_ecma_refl: ") +
+                    (avx512 && c.vpclmulqdq ? "AVX-512 VPCLMULQDQ" : "PCLMULQDQ")},
+      {"deflate", std::string("ISA-L igzip level 1: ") + (avx512   ? "AVX-512"
+                                                          : c.avx2 ? "AVX2"
+                                                                   : "SSE")},
+      {"note",
+       "ISA-L and OpenSSL dispatch at run time; kernels named from the CPU features they test"},
   };
 }
 
@@ -101,15 +110,19 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   std::string dir = o.dir;
   if (dir.empty()) {
     char tmpl[] = "/var/tmp/dsmil-bench.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return make_error(errc::io_error, "cannot create a work directory under /var/tmp");
+    if (::mkdtemp(tmpl) == nullptr)
+      return make_error(errc::io_error, "cannot create a work directory under /var/tmp");
     dir = tmpl;
   } else if (auto err = env::posix().create_dirs(dir)) {
     return err;
   }
-  const unsigned threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads =
+      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::string input = o.input;
   uint64_t size = o.size;
-  const char* kind_name = o.kind == data_kind::random ? "random" : o.kind == data_kind::rows ? "rows" : "mixed";
+  const char* kind_name = o.kind == data_kind::random ? "random"
+                          : o.kind == data_kind::rows ? "rows"
+                                                      : "mixed";
   if (input.empty()) {
     progress("generating input");
     input = dir + "/input.bin";
@@ -129,8 +142,9 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   if (!changed_bytes) return changed_bytes.err();
 
   json r;
-  r["input"] = {{"bytes", size}, {"kind", kind_name}, {"change", o.change},
-                {"changed_bytes", *changed_bytes}, {"threads", threads}, {"dir", dir}};
+  r["input"] = {{"bytes", size},      {"kind", kind_name},
+                {"change", o.change}, {"changed_bytes", *changed_bytes},
+                {"threads", threads}, {"dir", dir}};
   r["kernels"] = kernels();
 
   progress("measuring the ceiling: SHA-256 + deflate-L1, 1 thread and all threads; disk fdatasync");
@@ -217,7 +231,8 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   r["ratio_to_ceiling"] = r["full_gbps"].get<double>() / ceiling;
 
   if (o.compare) {
-    if (!ensure_peers()) return make_error(errc::unavailable, "restic and borg are not available for --compare");
+    if (!ensure_peers())
+      return make_error(errc::unavailable, "restic and borg are not available for --compare");
     progress("restic (same data, same machine, now)");
     r["peers"]["restic"] = run_restic(dir, input, changed, size);
     progress("borg (same data, same machine, now)");
@@ -228,8 +243,8 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
         if (p.contains(key) && p[key].get<double>() > 0)
           ratios[key] = r[key].get<double>() / p[key].get<double>();
       if (p.contains("incremental_new_bytes") && p["incremental_new_bytes"].get<uint64_t>() > 0)
-        ratios["incremental_new_bytes"] = r["incremental_new_bytes"].get<double>() /
-                                          p["incremental_new_bytes"].get<double>();
+        ratios["incremental_new_bytes"] =
+            r["incremental_new_bytes"].get<double>() / p["incremental_new_bytes"].get<double>();
       r["ratios"][name] = ratios;
     }
   }
@@ -251,17 +266,21 @@ void print_checkpoint_report(const json& r) {
   std::printf("ceiling    %.3f GB/s (SHA-256+deflate: %.3f GB/s 1 thread, %.3f GB/s all; disk "
               "fdatasync %.3f GB/s, stores %.0f%% of input)\n",
               r["ceiling_gbps"].get<double>(), c["hash_deflate_1_thread_gbps"].get<double>(),
-              c["hash_deflate_all_threads_gbps"].get<double>(), c["disk_fdatasync_gbps"].get<double>(),
-              c["stored_fraction"].get<double>() * 100);
-  std::printf("full       %.3f GB/s  (%.2f s, %.2f of ceiling, stored %s)\n", r["full_gbps"].get<double>(),
-              r["full_seconds"].get<double>(), r["ratio_to_ceiling"].get<double>(),
+              c["hash_deflate_all_threads_gbps"].get<double>(),
+              c["disk_fdatasync_gbps"].get<double>(), c["stored_fraction"].get<double>() * 100);
+  std::printf("full       %.3f GB/s  (%.2f s, %.2f of ceiling, stored %s)\n",
+              r["full_gbps"].get<double>(), r["full_seconds"].get<double>(),
+              r["ratio_to_ceiling"].get<double>(),
               human(r["full_stored_bytes"].get<double>()).c_str());
   std::printf("incremental %.3f GB/s (%.2f s, new bytes %s)\n", r["incremental_gbps"].get<double>(),
-              r["incremental_seconds"].get<double>(), human(r["incremental_new_bytes"].get<double>()).c_str());
+              r["incremental_seconds"].get<double>(),
+              human(r["incremental_new_bytes"].get<double>()).c_str());
   std::printf("restore    %.3f GB/s  (%.2f s, %s)\n", r["restore_gbps"].get<double>(),
               r["restore_seconds"].get<double>(),
-              r["restore_identical"].get<bool>() ? "identical to the input" : "DIFFERS FROM THE INPUT");
-  std::printf("verify     %.3f GB/s  (%.2f s)\n", r["verify_gbps"].get<double>(), r["verify_seconds"].get<double>());
+              r["restore_identical"].get<bool>() ? "identical to the input"
+                                                 : "DIFFERS FROM THE INPUT");
+  std::printf("verify     %.3f GB/s  (%.2f s)\n", r["verify_gbps"].get<double>(),
+              r["verify_seconds"].get<double>());
   std::printf("peak RSS   %s\n", human(r["peak_rss_bytes"].get<double>()).c_str());
   if (!r.contains("peers")) return;
   for (auto& [name, p] : r["peers"].items()) {
@@ -269,14 +288,18 @@ void print_checkpoint_report(const json& r) {
       std::printf("%-10s error: %s\n", name.c_str(), p["error"].get<std::string>().c_str());
       continue;
     }
-    std::printf("%-10s %s: full %.3f GB/s, incremental %.3f GB/s (new %s), restore %.3f GB/s, verify %.3f GB/s\n",
+    std::printf("%-10s %s: full %.3f GB/s, incremental %.3f GB/s (new %s), restore %.3f GB/s, "
+                "verify %.3f GB/s\n",
                 name.c_str(), p.value("version", std::string()).c_str(), p.value("full_gbps", 0.0),
-                p.value("incremental_gbps", 0.0), human(p.value("incremental_new_bytes", 0.0)).c_str(),
-                p.value("restore_gbps", 0.0), p.value("verify_gbps", 0.0));
+                p.value("incremental_gbps", 0.0),
+                human(p.value("incremental_new_bytes", 0.0)).c_str(), p.value("restore_gbps", 0.0),
+                p.value("verify_gbps", 0.0));
     auto& x = r["ratios"][name];
-    std::printf("%-10s ratios (dsmil / %s): full %.1fx, incremental %.1fx, new bytes %.2f, restore %.1fx, verify %.1fx\n",
+    std::printf("%-10s ratios (dsmil / %s): full %.1fx, incremental %.1fx, new bytes %.2f, restore "
+                "%.1fx, verify %.1fx\n",
                 "", name.c_str(), x.value("full_gbps", 0.0), x.value("incremental_gbps", 0.0),
-                x.value("incremental_new_bytes", 0.0), x.value("restore_gbps", 0.0), x.value("verify_gbps", 0.0));
+                x.value("incremental_new_bytes", 0.0), x.value("restore_gbps", 0.0),
+                x.value("verify_gbps", 0.0));
   }
 }
 

@@ -14,12 +14,12 @@ namespace dsmil::bench {
 struct checkpoint_bench_options {
   uint64_t size = 1ull << 30;
   data_kind kind = data_kind::mixed;
-  std::string input;  ///< a file to checkpoint instead of generated data
+  std::string input; ///< a file to checkpoint instead of generated data
   double change = 0.01;
-  std::string dir;    ///< work directory; a fresh one under /var/tmp when empty
+  std::string dir; ///< work directory; a fresh one under /var/tmp when empty
   unsigned threads = 0;
   bool compare = false;
-  bool keep = false;  ///< keep the work directory
+  bool keep = false; ///< keep the work directory
 };
 
 /// Runs the benchmark; the result has the keys documented in README.md.

@@ -20,7 +20,8 @@ void fill_random(char* p, size_t n, uint64_t& s) {
     uint64_t v = splitmix64(s);
     std::memcpy(p + i, &v, 8);
   }
-  for (; i < n; ++i) p[i] = static_cast<char>(splitmix64(s));
+  for (; i < n; ++i)
+    p[i] = static_cast<char>(splitmix64(s));
 }
 
 const char* const words[] = {"checkpoint", "rollback", "device", "register", "enabled",
@@ -33,7 +34,8 @@ void fill_text(char* p, size_t n, uint64_t& s) {
   while (i < n) {
     const char* w = words[splitmix64(s) % 20];
     size_t len = std::strlen(w);
-    for (size_t k = 0; k < len && i < n; ++k) p[i++] = w[k];
+    for (size_t k = 0; k < len && i < n; ++k)
+      p[i++] = w[k];
     if (i < n) p[i++] = (splitmix64(s) % 10 == 0) ? '\n' : ' ';
   }
 }
@@ -55,12 +57,12 @@ void fill_rows(char* p, size_t n, uint64_t& s, uint64_t& row) {
   char line[160];
   while (i < n) {
     uint64_t r = splitmix64(s);
-    int len = std::snprintf(line, sizeof(line), "%llu|account-%05llu|%llu.%02llu|2026-11-%02llu|%s\n",
-                            static_cast<unsigned long long>(row++),
-                            static_cast<unsigned long long>(r % 50000),
-                            static_cast<unsigned long long>((r >> 16) % 100000),
-                            static_cast<unsigned long long>((r >> 40) % 100),
-                            static_cast<unsigned long long>(1 + (r >> 48) % 28), status[(r >> 60) % 4]);
+    int len = std::snprintf(
+        line, sizeof(line), "%llu|account-%05llu|%llu.%02llu|2026-11-%02llu|%s\n",
+        static_cast<unsigned long long>(row++), static_cast<unsigned long long>(r % 50000),
+        static_cast<unsigned long long>((r >> 16) % 100000),
+        static_cast<unsigned long long>((r >> 40) % 100),
+        static_cast<unsigned long long>(1 + (r >> 48) % 28), status[(r >> 60) % 4]);
     size_t take = std::min(static_cast<size_t>(len), n - i);
     std::memcpy(p + i, line, take);
     i += take;
@@ -77,14 +79,18 @@ status generate(const std::string& path, uint64_t size, data_kind kind, uint64_t
   for (uint64_t done = 0; done < size;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(block, size - done));
     switch (kind) {
-      case data_kind::random: fill_random(buf.data(), n, s); break;
-      case data_kind::rows: fill_rows(buf.data(), n, s, row); break;
-      case data_kind::mixed:
-        // 1 MiB: half text, 3/8 structured binary, 1/8 noise: about 3:1 with deflate.
-        fill_text(buf.data(), n / 2, s);
-        fill_binary(buf.data() + n / 2, n * 3 / 8, s);
-        fill_random(buf.data() + n / 2 + n * 3 / 8, n - n / 2 - n * 3 / 8, s);
-        break;
+    case data_kind::random:
+      fill_random(buf.data(), n, s);
+      break;
+    case data_kind::rows:
+      fill_rows(buf.data(), n, s, row);
+      break;
+    case data_kind::mixed:
+      // 1 MiB: half text, 3/8 structured binary, 1/8 noise: about 3:1 with deflate.
+      fill_text(buf.data(), n / 2, s);
+      fill_binary(buf.data() + n / 2, n * 3 / 8, s);
+      fill_random(buf.data() + n / 2 + n * 3 / 8, n - n / 2 - n * 3 / 8, s);
+      break;
     }
     if (std::fwrite(buf.data(), 1, n, f) != n) {
       std::fclose(f);
@@ -106,7 +112,8 @@ result<uint64_t> edit_scattered(const std::string& from, const std::string& to, 
   uint64_t regions = std::max<uint64_t>(1, static_cast<uint64_t>(size * fraction / region));
   std::vector<uint64_t> at;
   uint64_t s = seed;
-  for (uint64_t i = 0; i < regions; ++i) at.push_back(splitmix64(s) % (size > region ? size - region : 1));
+  for (uint64_t i = 0; i < regions; ++i)
+    at.push_back(splitmix64(s) % (size > region ? size - region : 1));
   std::sort(at.begin(), at.end());
   FILE* out = std::fopen(to.c_str(), "wb");
   if (out == nullptr) {

@@ -21,12 +21,16 @@ int main(int argc, char** argv) {
   checkpoint_bench_options o;
   bool as_json = false;
   cp->add_option("--size", size, "input size (e.g. 1GiB, 256MiB)");
-  cp->add_option("--kind", kind, "random, mixed (compressible text/binary) or rows (database-like)");
+  cp->add_option("--kind", kind,
+                 "random, mixed (compressible text/binary) or rows (database-like)");
   cp->add_option("--input", o.input, "checkpoint this file's bytes instead of generated data");
-  cp->add_option("--change", change, "scattered overwrites and insertions for the incremental (e.g. 1%)");
-  cp->add_option("--dir", o.dir, "work directory (default: a fresh one under /var/tmp, removed after)");
+  cp->add_option("--change", change,
+                 "scattered overwrites and insertions for the incremental (e.g. 1%)");
+  cp->add_option("--dir", o.dir,
+                 "work directory (default: a fresh one under /var/tmp, removed after)");
   cp->add_option("--threads", o.threads, "worker threads (default: all cores)");
-  cp->add_flag("--compare", o.compare, "also run restic and borg on the same data (installed if missing)");
+  cp->add_flag("--compare", o.compare,
+               "also run restic and borg on the same data (installed if missing)");
   cp->add_flag("--keep", o.keep, "keep the work directory");
   cp->add_flag("--json", as_json, "print one JSON document on stdout");
   try {
@@ -38,22 +42,32 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto bytes = parse_size(size);
-  if (!bytes) return std::fprintf(stderr, "dsmil-bench: --size: %s\n", bytes.err().message.c_str()), 2;
+  if (!bytes)
+    return std::fprintf(stderr, "dsmil-bench: --size: %s\n", bytes.err().message.c_str()), 2;
   o.size = *bytes;
   auto pct = parse_percent(change);
-  if (!pct) return std::fprintf(stderr, "dsmil-bench: --change: %s\n", pct.err().message.c_str()), 2;
+  if (!pct)
+    return std::fprintf(stderr, "dsmil-bench: --change: %s\n", pct.err().message.c_str()), 2;
   o.change = *pct;
-  if (kind == "random") o.kind = data_kind::random;
-  else if (kind == "mixed") o.kind = data_kind::mixed;
-  else if (kind == "rows") o.kind = data_kind::rows;
-  else return std::fprintf(stderr, "dsmil-bench: --kind must be random, mixed or rows, got '%s'\n", kind.c_str()), 2;
+  if (kind == "random")
+    o.kind = data_kind::random;
+  else if (kind == "mixed")
+    o.kind = data_kind::mixed;
+  else if (kind == "rows")
+    o.kind = data_kind::rows;
+  else
+    return std::fprintf(stderr, "dsmil-bench: --kind must be random, mixed or rows, got '%s'\n",
+                        kind.c_str()),
+           2;
 
   auto r = run_checkpoint_bench(o);
   if (!r) {
     std::fprintf(stderr, "dsmil-bench: %s\n", r.err().message.c_str());
     return 1;
   }
-  if (as_json) std::cout << r->dump(2) << "\n";
-  else print_checkpoint_report(*r);
+  if (as_json)
+    std::cout << r->dump(2) << "\n";
+  else
+    print_checkpoint_report(*r);
   return 0;
 }

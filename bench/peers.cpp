@@ -2,8 +2,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "bench/bench_util.hpp"
 
@@ -16,13 +14,6 @@ namespace dsmil::bench {
 using nlohmann::json;
 
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string first_line_of(const std::string& command) {
   FILE* p = ::popen(command.c_str(), "r");
@@ -51,7 +42,9 @@ bool timed(json& out, const char* key, const std::string& command, const std::st
   return true;
 }
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+std::string q(const std::string& s) {
+  return "'" + s + "'";
+}
 
 } // namespace
 
@@ -73,23 +66,33 @@ json run_restic(const std::string& dir, const std::string& input, const std::str
   r["version"] = first_line_of("restic version");
   const std::string repo = dir + "/restic-repo", work = dir + "/restic-work",
                     log = dir + "/restic.log", restore = dir + "/restic-restore";
-  const std::string env = "RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=" + q(dir + "/restic-cache") + " ";
+  const std::string env =
+      "RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=" + q(dir + "/restic-cache") + " ";
   sh("rm -rf " + q(repo) + " " + q(work) + " " + q(restore) + "; mkdir -p " + q(work), log);
   if (sh(env + "restic init --repo " + q(repo), log) != 0) return {{"error", "restic init failed"}};
   sh("cp " + q(input) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "full_gbps", "cd " + q(work) + " && " + env + "restic -r " + q(repo) + " backup --host bench data.bin", log, size))
+  if (!timed(r, "full_gbps",
+             "cd " + q(work) + " && " + env + "restic -r " + q(repo) +
+                 " backup --host bench data.bin",
+             log, size))
     return r;
   uint64_t after_full = dir_bytes(repo);
   r["full_stored_bytes"] = after_full;
   sh("cp " + q(changed) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "incremental_gbps", "cd " + q(work) + " && " + env + "restic -r " + q(repo) + " backup --host bench data.bin", log, size))
+  if (!timed(r, "incremental_gbps",
+             "cd " + q(work) + " && " + env + "restic -r " + q(repo) +
+                 " backup --host bench data.bin",
+             log, size))
     return r;
   r["incremental_new_bytes"] = dir_bytes(repo) - after_full;
-  std::string first = first_line_of(env + "restic -r " + q(repo) +
-                                    " snapshots --json | python3 -c 'import json,sys; "
-                                    "print(sorted(json.load(sys.stdin), key=lambda s: s[\"time\"])[0][\"id\"])'");
+  std::string first =
+      first_line_of(env + "restic -r " + q(repo) +
+                    " snapshots --json | python3 -c 'import json,sys; "
+                    "print(sorted(json.load(sys.stdin), key=lambda s: s[\"time\"])[0][\"id\"])'");
   if (first.empty()) return r["error"] = "cannot list restic snapshots", r;
-  if (!timed(r, "restore_gbps", env + "restic -r " + q(repo) + " restore " + first + " --target " + q(restore), log, size))
+  if (!timed(r, "restore_gbps",
+             env + "restic -r " + q(repo) + " restore " + first + " --target " + q(restore), log,
+             size))
     return r;
   timed(r, "verify_gbps", env + "restic -r " + q(repo) + " check --read-data", log, size);
   sh("rm -rf " + q(restore) + " " + q(work), log);
@@ -105,18 +108,28 @@ json run_borg(const std::string& dir, const std::string& input, const std::strin
   const std::string env = "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes "
                           "BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_BASE_DIR=" +
                           q(dir + "/borg-base") + " ";
-  sh("rm -rf " + q(repo) + " " + q(work) + " " + q(restore) + "; mkdir -p " + q(work) + " " + q(restore), log);
-  if (sh(env + "borg init --encryption=none " + q(repo), log) != 0) return {{"error", "borg init failed"}};
+  sh("rm -rf " + q(repo) + " " + q(work) + " " + q(restore) + "; mkdir -p " + q(work) + " " +
+         q(restore),
+     log);
+  if (sh(env + "borg init --encryption=none " + q(repo), log) != 0)
+    return {{"error", "borg init failed"}};
   sh("cp " + q(input) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "full_gbps", "cd " + q(work) + " && " + env + "borg create --compression lz4 " + q(repo) + "::full data.bin", log, size))
+  if (!timed(r, "full_gbps",
+             "cd " + q(work) + " && " + env + "borg create --compression lz4 " + q(repo) +
+                 "::full data.bin",
+             log, size))
     return r;
   uint64_t after_full = dir_bytes(repo);
   r["full_stored_bytes"] = after_full;
   sh("cp " + q(changed) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "incremental_gbps", "cd " + q(work) + " && " + env + "borg create --compression lz4 " + q(repo) + "::inc data.bin", log, size))
+  if (!timed(r, "incremental_gbps",
+             "cd " + q(work) + " && " + env + "borg create --compression lz4 " + q(repo) +
+                 "::inc data.bin",
+             log, size))
     return r;
   r["incremental_new_bytes"] = dir_bytes(repo) - after_full;
-  if (!timed(r, "restore_gbps", "cd " + q(restore) + " && " + env + "borg extract " + q(repo) + "::full", log, size))
+  if (!timed(r, "restore_gbps",
+             "cd " + q(restore) + " && " + env + "borg extract " + q(repo) + "::full", log, size))
     return r;
   timed(r, "verify_gbps", env + "borg check --verify-data " + q(repo), log, size);
   sh("rm -rf " + q(restore) + " " + q(work), log);

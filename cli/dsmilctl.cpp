@@ -148,6 +148,7 @@ int main(int argc, char** argv) {
   cp->add_subcommand("list", "all checkpoints, oldest first")->callback([&] {
     command = "checkpoint.list";
   });
+  bool chain = false;
   for (auto [sub, what] : {std::pair{"show", "contents of a checkpoint"},
                            std::pair{"verify", "check signature and every stored byte"},
                            std::pair{"delete", "remove a checkpoint"}}) {
@@ -155,11 +156,25 @@ int main(int argc, char** argv) {
     c->add_option("ID", cp_id, "checkpoint id (or a unique prefix of at least 4 characters)")
         ->required();
     std::string cmd = std::string("checkpoint.") + sub;
+    if (cmd == "checkpoint.verify")
+      c->add_flag("--chain", chain, "walk parent links and signatures to the root");
     c->callback([&, cmd] {
       command = cmd;
       args["id"] = cp_id;
+      if (chain) args["chain"] = true;
     });
   }
+
+  auto* store =
+      app.add_subcommand("store", "the checkpoint store as a whole")->require_subcommand(1);
+  bool read_data = false;
+  auto* scheck =
+      store->add_subcommand("check", "find damaged chunks and the checkpoints they affect");
+  scheck->add_flag("--read-data", read_data, "read every stored byte (CRC64, inflate, SHA-256)");
+  scheck->callback([&] {
+    command = "store.check";
+    args["read_data"] = read_data;
+  });
 
   auto* rb = app.add_subcommand("rollback", "roll devices and configuration back to a checkpoint");
   std::string devices, groups;

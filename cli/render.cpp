@@ -152,6 +152,23 @@ void render_rollback(const json& b, std::ostream& out) {
 } // namespace
 
 void render(const std::string& command, const json& b, std::ostream& out) {
+  if (command == "store.check") {
+    if (!b.contains("clean")) return;
+    out << "store check" << (b["read_data"].get<bool>() ? " (read every byte)" : " (structure)")
+        << ": " << b["packs"] << " packs, " << b["chunks"] << " chunks";
+    if (b["read_data"].get<bool>()) out << ", " << b["bytes_read"] << " bytes read";
+    out << "\n";
+    for (auto& p : b["problems"])
+      out << "  BAD MANIFEST " << str(p) << "\n";
+    for (auto& d : b["damaged"]) {
+      out << "  DAMAGED chunk " << str(d["chunk"]).substr(0, 16) << " in " << str(d["pack"])
+          << " at " << d["offset"] << ": " << str(d["problem"]) << "\n";
+      for (auto& c : d["checkpoints"])
+        out << "    needed by checkpoint " << str(c) << "\n";
+    }
+    if (b["clean"].get<bool>()) out << "  clean\n";
+    return;
+  }
   if (command == "rollback") {
     if (b.contains("checkpoint")) render_rollback(b, out);
     return;

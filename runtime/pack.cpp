@@ -35,10 +35,6 @@ std::string index_line(const std::string& id_hex, uint64_t offset, uint64_t leng
   return id_hex + " " + std::to_string(offset) + " " + std::to_string(length) + "\n";
 }
 
-pack_builder::pack_builder() {
-  bytes_.append(pack_magic, sizeof(pack_magic));
-}
-
 void encode_record(const digest& id, const std::string& plain, simd::deflater* d,
                    std::string& out) {
   const size_t size = plain.size();
@@ -62,19 +58,6 @@ void encode_record(const digest& id, const std::string& plain, simd::deflater* d
   put_at(h + 12, static_cast<uint32_t>(stored));
   put_at(h + 16, simd::crc64(h + record_header_size, stored));
   std::memcpy(h + 24, id.data(), id.size());
-}
-
-void pack_builder::append(const digest& id, const std::string& record) {
-  uint64_t offset = bytes_.size();
-  bytes_.append(record);
-  entries_.push_back({id, {offset, record.size()}});
-}
-
-std::string pack_builder::index_text() const {
-  std::string out;
-  for (auto& [id, loc] : entries_)
-    out += index_line(to_hex(id), loc.first, loc.second);
-  return out;
 }
 
 status parse_index(const std::string& text, const std::string& pack_name, const std::string& path,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/crypto.hpp"
+#include "runtime/env.hpp"
 #include "runtime/result.hpp"
 #include "simd/deflate.hpp"
 
@@ -26,7 +27,7 @@ enum class chunk_cipher : uint8_t { none = 0 };
 
 /// Where a chunk's record lives.
 struct chunk_location {
-  std::string pack;    ///< pack name (hex SHA-256 of the pack bytes)
+  std::string pack;    ///< pack name (64 random hex digits)
   uint64_t offset = 0; ///< of the record header inside the pack
   uint64_t length = 0; ///< header + payload
 };
@@ -35,34 +36,27 @@ struct chunk_location {
 /// makes it smaller (d may be null: stored raw), CRC64 over the stored bytes.
 /// `out` is replaced; its capacity is reused, so a worker keeps one.
 void encode_record(const digest& id, const std::string& plain, simd::deflater* d, std::string& out);
-inline std::string encode_record(const digest& id, const std::string& plain) {
-  std::string out;
-  encode_record(id, plain, nullptr, out);
-  return out;
-}
 
 /// The 8 bytes every pack starts with.
 std::string pack_header();
 /// One index line: "chunkid offset length\n".
 std::string index_line(const std::string& id_hex, uint64_t offset, uint64_t length);
 
-/// Collects records in memory and produces the pack bytes and its index.
-class pack_builder {
-public:
-  pack_builder();
-  /// Appends a record for `plain` under chunk id `id` (raw 32 bytes), raw.
-  void add(const digest& id, const std::string& plain) { append(id, encode_record(id, plain)); }
-  /// Appends an encoded record (see encode_record).
-  void append(const digest& id, const std::string& record);
-  size_t size() const { return bytes_.size(); }
-  bool empty() const { return entries_.empty(); }
-  const std::string& bytes() const { return bytes_; }
-  /// Index text for a pack called `pack_name`: one "chunkid offset length" line per record.
-  std::string index_text() const;
+/// A pack being written: records go straight to its tmp file, so no pack is
+/// ever held in memory.
+struct open_pack {
+  std::string name; // 64 hex digits, random: packs are named once, never by content
+  std::string tmp_path;
+  std::unique_ptr<writable_file> file;
+  uint64_t size = 0;
+  std::string index;
 
-private:
-  std::string bytes_;
-  std::vector<std::pair<digest, std::pair<uint64_t, uint64_t>>> entries_;
+  status append(const std::string& id_hex, const std::string& record) {
+    if (auto err = file->append(record)) return err;
+    index += index_line(id_hex, size, record.size());
+    size += record.size();
+    return {};
+  }
 };
 
 /// Parses an index file into `out` (chunk id hex -> location). Errors name `path`.

@@ -199,7 +199,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     }
   }
 
-  pack_builder pack;
+  std::vector<std::pair<digest, std::string>> fresh; // chunks not stored yet
   std::set<std::string> added;
   auto add_chunk = [&](const std::string& bytes) {
     auto d = sha256(bytes);
@@ -211,7 +211,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
       stored = index_.count(ref.id) > 0;
     }
     if (!stored && added.insert(ref.id).second) {
-      pack.add(d, bytes);
+      fresh.emplace_back(d, bytes);
       info.new_bytes += bytes.size();
     }
     return ref;
@@ -238,8 +238,20 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   }
   compute_roots(m);
 
-  if (!pack.empty())
-    if (auto err = seal_pack(pack)) return err;
+  if (!fresh.empty()) {
+    auto pack = start_pack();
+    if (!pack) return pack.err();
+    simd::deflater deflate(opts_.deflate_level);
+    std::string record;
+    for (auto& [d, bytes] : fresh) {
+      encode_record(d, bytes, &deflate, record);
+      if (auto err = (*pack)->append(to_hex(d), record)) {
+        env_.remove((*pack)->tmp_path);
+        return err;
+      }
+    }
+    if (auto err = finish_pack(**pack)) return err;
+  }
 
   const std::string body = encode_manifest(m);
   const digest body_digest = sha256(body);

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,12 +68,30 @@ struct checkpoint_contents {
   std::vector<stream_ref> streams; ///< chunk lists; read with read_stream()
 };
 
+/// A chunk that failed a store check, and the checkpoints that need it.
+struct damaged_chunk {
+  std::string chunk_id;
+  std::string pack; ///< relative path of its pack, empty when in no index
+  uint64_t offset = 0;
+  std::string problem;
+  std::vector<std::string> checkpoints;
+};
+
+struct store_check_report {
+  bool read_data = false;
+  size_t packs = 0;
+  size_t chunks = 0;
+  uint64_t bytes_read = 0;
+  std::vector<damaged_chunk> damaged;
+  std::set<std::string> damaged_checkpoints;
+  std::vector<std::string> problems; ///< manifests that do not verify
+  bool clean() const { return damaged.empty() && problems.empty(); }
+};
+
 /// What a verification checked, one line each, for the user.
 struct verify_report {
   std::vector<std::string> checks;
 };
-
-struct open_pack;
 
 class checkpoint_store {
 public:
@@ -108,6 +127,13 @@ public:
   /// Full verification: signature, roots, parent link, and every byte of
   /// every chunk (CRC64 and SHA-256). Errors name the damaged file.
   result<verify_report> verify(const std::string& id);
+  /// Follows parent links from `id` to the root, checking every signature and
+  /// that each parent is the manifest its child recorded.
+  result<verify_report> verify_chain(const std::string& id);
+  /// Checks the whole store: every manifest's signature, every chunk a
+  /// checkpoint needs is indexed, every pack is present; with `read_data`,
+  /// every record's CRC64, decoding and SHA-256.
+  result<store_check_report> check(bool read_data);
   /// Removes the checkpoint's manifest and signature, durably. Chunks stay
   /// until garbage collection.
   status remove(const std::string& id);
@@ -128,9 +154,8 @@ private:
   // Reads and checks one chunk: CRC64, decode, SHA-256.
   result<std::string> read_chunk(const std::string& id_hex);
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
-  // Writes a pack and its index durably, then makes its chunks visible.
-  status seal_pack(const pack_builder& pack);
-  // A pack written record by record into tmp/, then sealed like seal_pack.
+  // A pack written record by record into tmp/; finish_pack makes pack and
+  // index durable, and only then its chunks visible to manifests.
   result<std::unique_ptr<open_pack>> start_pack();
   status finish_pack(open_pack& p);
   std::string rel(const std::string& path) const;

@@ -13,29 +13,6 @@
 
 namespace dsmil {
 
-status checkpoint_store::seal_pack(const pack_builder& pack) {
-  const std::string name = sha256_hex(pack.bytes());
-  const std::string sub = dir_ + "/packs/" + name.substr(0, 2);
-  if (!env_.exists(sub)) {
-    if (auto err = env_.create_dirs(sub)) return err;
-    if (auto err = env_.sync_dir(dir_ + "/packs")) {
-      std::lock_guard<std::mutex> guard(sticky_mu_);
-      if (!sticky_) sticky_ = err;
-      return err;
-    }
-  }
-  if (auto err = write(sub + "/" + name + ".pack", pack.bytes())) return err;
-  const std::string idx_path = dir_ + "/index/" + name + ".idx";
-  const std::string idx = pack.index_text();
-  if (auto err = write(idx_path, idx)) return err;
-  // Only now, with pack and index durable, may a manifest name these chunks.
-  std::map<std::string, chunk_location> entries;
-  if (auto err = parse_index(idx, name, idx_path, entries)) return err;
-  std::lock_guard<std::mutex> guard(index_mu_);
-  index_.insert(entries.begin(), entries.end());
-  return {};
-}
-
 namespace {
 
 struct chunk_job {
@@ -44,16 +21,6 @@ struct chunk_job {
 };
 
 } // namespace
-
-// A pack being written: records go straight to its tmp file, so no pack is
-// ever held in memory.
-struct open_pack {
-  std::string name; // 64 hex digits, random: packs are named once, never by content
-  std::string tmp_path;
-  std::unique_ptr<writable_file> file;
-  uint64_t size = 0;
-  std::string index;
-};
 
 result<std::unique_ptr<open_pack>> checkpoint_store::start_pack() {
   auto p = std::make_unique<open_pack>();
@@ -169,10 +136,8 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
             else
               err = p.err();
           }
-          if (!err) err = current->file->append(record);
+          if (!err) err = current->append(id, record);
           if (!err) {
-            current->index += index_line(id, current->size, record.size());
-            current->size += record.size();
             ++st.new_chunks;
             st.new_bytes += job->data.size();
             st.stored_bytes += record.size();

@@ -1,4 +1,6 @@
 // dsmilctl against a real dsmild process, as an operator uses them.
+#include <filesystem>
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>

@@ -166,3 +166,83 @@ TEST_CASE("a store keeps the chunking it was created with") {
   CHECK((*reopened)->options().chunking.avg_size == small.avg_size);
   CHECK(test::slurp(tmp.path() + "/store.toml").find("avg_size = 16384") != std::string::npos);
 }
+
+TEST_CASE("a flipped bit anywhere in a pack is found by a full store check, which names it") {
+  test::temp_dir tmp;
+  store_options o;
+  o.chunking = small;
+  o.pack_target_bytes = 128 * 1024;
+  auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path(), o));
+  auto data = text_of(300000, 8) + random_bytes_of(300000, 9);
+  auto s = *store->write_stream("db", source_of(data));
+  auto a = *store->create({"a", "", "manual"}, {}, system_config{}, {s});
+  auto clean = store->check(true);
+  REQUIRE(clean.ok());
+  CHECK(clean->clean());
+  CHECK(clean->packs >= 3);
+  CHECK(clean->bytes_read > 0);
+
+  std::vector<std::string> packs;
+  for (auto& sub : *env::posix().list_dir(tmp.path() + "/packs"))
+    for (auto& p : *env::posix().list_dir(tmp.path() + "/packs/" + sub))
+      packs.push_back("packs/" + sub + "/" + p);
+  uint64_t seed = 11;
+  for (int trial = 0; trial < 40; ++trial) {
+    const std::string rel = packs[splitmix64(seed) % packs.size()];
+    const std::string path = tmp.path() + "/" + rel;
+    auto bytes = test::slurp(path);
+    size_t at = splitmix64(seed) % bytes.size();
+    int bit = static_cast<int>(splitmix64(seed) % 8);
+    CAPTURE(rel);
+    CAPTURE(at);
+    bytes[at] = static_cast<char>(bytes[at] ^ (1 << bit));
+    test::spit(path, bytes);
+    auto rep = store->check(true);
+    REQUIRE(rep.ok());
+    CHECK_FALSE(rep->clean());
+    REQUIRE_FALSE(rep->damaged.empty());
+    CHECK(rep->damaged[0].pack == rel);
+    CHECK(rep->damaged_checkpoints.count(a.id) == 1);
+    bytes[at] = static_cast<char>(bytes[at] ^ (1 << bit));
+    test::spit(path, bytes);
+  }
+  CHECK(store->check(true)->clean());
+
+  // Without reading data, a missing pack is still found.
+  std::remove((tmp.path() + "/" + packs[0]).c_str());
+  auto quick = store->check(false);
+  REQUIRE(quick.ok());
+  CHECK_FALSE(quick->clean());
+  CHECK(quick->damaged[0].problem == "pack missing");
+}
+
+TEST_CASE("verify --chain walks parent links and signatures to the root") {
+  test::temp_dir tmp;
+  auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path()));
+  auto a = *store->create({"a", "", "manual"}, {}, system_config{});
+  system_config c;
+  c.config_data = "b";
+  auto b = *store->create({"b", "", "manual"}, {}, c);
+  c.config_data = "c";
+  auto cc = *store->create({"c", "", "manual"}, {}, c);
+  auto chain = store->verify_chain(cc.id);
+  REQUIRE_MESSAGE(chain.ok(), chain.err().message);
+  REQUIRE(chain->checks.size() == 3);
+  CHECK(chain->checks[2].find(a.id) != std::string::npos);
+  CHECK(chain->checks[2].find("root") != std::string::npos);
+
+  // A parent whose manifest was changed breaks the chain, and the error names it.
+  const std::string pb = tmp.path() + "/manifests/" + b.id + ".json";
+  auto body = test::slurp(pb);
+  test::spit(pb, body + " ");
+  auto broken = store->verify_chain(cc.id);
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.err().message.find("manifests/" + b.id + ".json") != std::string::npos);
+  test::spit(pb, body);
+
+  // A deleted parent ends the walk, and says so.
+  REQUIRE_FALSE(store->remove(b.id));
+  auto cut = store->verify_chain(cc.id);
+  REQUIRE(cut.ok());
+  CHECK(cut->checks.back().find("was deleted") != std::string::npos);
+}
