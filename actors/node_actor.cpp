@@ -35,6 +35,8 @@ const std::map<std::string, command_fn>& commands() {
       {"checkpoint.verify", cmd_checkpoint_verify},
       {"checkpoint.delete", cmd_checkpoint_delete},
       {"store.check", cmd_store_check},
+      {"store.gc", cmd_store_gc},
+      {"checkpoint.pin", cmd_checkpoint_pin},
       {"rollback", cmd_rollback},
   };
   return table;
@@ -184,6 +186,7 @@ json to_json(const checkpoint_info& i) {
           {"logical_bytes", i.logical_bytes},
           {"new_bytes", i.new_bytes},
           {"key_id", i.key_id},
+          {"pinned", i.pinned},
           {"provider", i.provider}};
 }
 

@@ -105,7 +105,33 @@ control_reply cmd_checkpoint_delete(node_context& ctx, device_calls&, const json
   if (!id) return error_reply(id.err());
   if (auto err = ctx.store->remove(*id)) return error_reply(err);
   spdlog::info("checkpoint {} deleted", *id);
-  return ok_reply({{"id", *id}, {"deleted", true}});
+  json body = {{"id", *id}, {"deleted", true}};
+  // Reclaim its space now; if that fails the checkpoint is still gone and
+  // the next gc finishes the job.
+  auto gc = ctx.store->gc();
+  if (gc)
+    body["bytes_reclaimed"] = gc->bytes_reclaimed;
+  else
+    body["gc_error"] = gc.err().message;
+  return ok_reply(body);
+}
+
+control_reply cmd_checkpoint_pin(node_context& ctx, device_calls&, const json& args) {
+  auto id = arg_checkpoint(ctx, args);
+  if (!id) return error_reply(id.err());
+  const bool on = args.value("pin", true);
+  if (auto err = ctx.store->pin(*id, on)) return error_reply(err);
+  return ok_reply({{"id", *id}, {"pinned", on}});
+}
+
+control_reply cmd_store_gc(node_context& ctx, device_calls&, const json&) {
+  auto r = ctx.store->gc();
+  if (!r) return error_reply(r.err());
+  return ok_reply({{"packs_removed", r->packs_removed},
+                   {"packs_rewritten", r->packs_rewritten},
+                   {"orphan_packs_removed", r->orphan_packs_removed},
+                   {"chunks_dropped", r->chunks_dropped},
+                   {"bytes_reclaimed", r->bytes_reclaimed}});
 }
 
 } // namespace dsmil

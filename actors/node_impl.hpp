@@ -80,6 +80,8 @@ control_reply cmd_checkpoint_show(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_verify(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_delete(node_context&, device_calls&, const json&);
 control_reply cmd_store_check(node_context&, device_calls&, const json&);
+control_reply cmd_store_gc(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_pin(node_context&, device_calls&, const json&);
 // Commands (node_rollback.cpp)
 control_reply cmd_rollback(node_context&, device_calls&, const json&);
 

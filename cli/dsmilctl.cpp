@@ -165,8 +165,22 @@ int main(int argc, char** argv) {
     });
   }
 
+  for (auto [sub, on] : {std::pair{"pin", true}, std::pair{"unpin", false}}) {
+    auto* c = cp->add_subcommand(sub, on ? "keep a checkpoint: delete and retention skip it"
+                                         : "let a checkpoint be deleted again");
+    c->add_option("ID", cp_id, "checkpoint id (or unique prefix)")->required();
+    c->callback([&, on] {
+      command = "checkpoint.pin";
+      args["id"] = cp_id;
+      args["pin"] = on;
+    });
+  }
+
   auto* store =
       app.add_subcommand("store", "the checkpoint store as a whole")->require_subcommand(1);
+  store->add_subcommand("gc", "reclaim the space of chunks no checkpoint needs")->callback([&] {
+    command = "store.gc";
+  });
   bool read_data = false;
   auto* scheck =
       store->add_subcommand("check", "find damaged chunks and the checkpoints they affect");

@@ -100,6 +100,7 @@ void render_device(const json& b, std::ostream& out) {
 
 void render_checkpoint(const json& c, std::ostream& out) {
   out << str(c["id"]) << "  " << str(c["created_at"]) << "  " << str(c["type"]);
+  if (c.value("pinned", false)) out << "  pinned";
   if (!str(c["name"]).empty()) out << "  \"" << str(c["name"]) << "\"";
   out << "\n";
 }
@@ -217,7 +218,20 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     return;
   }
   if (command == "checkpoint.delete") {
-    out << "deleted checkpoint " << str(b["id"]) << "\n";
+    out << "deleted checkpoint " << str(b["id"]);
+    if (b.contains("bytes_reclaimed")) out << ", " << b["bytes_reclaimed"] << " bytes reclaimed";
+    if (b.contains("gc_error")) out << " (space not reclaimed yet: " << str(b["gc_error"]) << ")";
+    out << "\n";
+    return;
+  }
+  if (command == "checkpoint.pin") {
+    out << str(b["id"]) << (b["pinned"].get<bool>() ? " pinned\n" : " unpinned\n");
+    return;
+  }
+  if (command == "store.gc") {
+    out << "gc: " << b["packs_removed"] << " packs removed, " << b["packs_rewritten"]
+        << " rewritten, " << b["orphan_packs_removed"] << " orphans removed, "
+        << b["bytes_reclaimed"] << " bytes reclaimed\n";
     return;
   }
   out << b.dump(2) << "\n";

@@ -38,6 +38,7 @@ struct checkpoint_info {
   uint64_t new_bytes = 0;     ///< bytes this checkpoint added to packs (dedup)
   std::string key_id;
   std::string provider;
+  bool pinned = false; ///< a pin file beside the manifest; not part of the signed body
 };
 
 struct stream_entry {

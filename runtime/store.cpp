@@ -133,8 +133,10 @@ status checkpoint_store::init() {
   if (!names) return names.err();
   std::set<std::string> have(names->begin(), names->end());
   for (auto& name : *names) {
-    if (ends_with(name, ".sig") && !have.count(strip(name, ".sig") + ".json")) {
-      // A create that died between signature and manifest: the checkpoint never existed.
+    const bool side = ends_with(name, ".sig") || ends_with(name, ".pin");
+    if (side && !have.count(name.substr(0, name.size() - 4) + ".json")) {
+      // A create that died between signature and manifest (the checkpoint
+      // never existed), or a delete that died after removing the manifest.
       if (auto err = remove_durable(env_, dir_ + "/manifests/" + name)) return err;
       continue;
     }
@@ -158,6 +160,7 @@ status checkpoint_store::init() {
         info.provider = s->provider;
       }
     }
+    info.pinned = env_.exists(dir_ + "/manifests/" + info.id + ".pin");
     checkpoints_[info.id] = info;
   }
   return {};
@@ -461,11 +464,15 @@ status checkpoint_store::remove(const std::string& id) {
   if (sticky_)
     return make_error(errc::io_error, "the store refuses deletes after an earlier failure (" +
                                           sticky_.message + "); restart the node to reopen it");
-  if (!checkpoints_.count(id)) return make_error(errc::not_found, "no checkpoint '" + id + "'");
+  auto it = checkpoints_.find(id);
+  if (it == checkpoints_.end()) return make_error(errc::not_found, "no checkpoint '" + id + "'");
+  if (it->second.pinned)
+    return make_error(errc::permission_denied,
+                      "checkpoint " + id + " is pinned; unpin it first ('checkpoint unpin')");
   const std::string base = dir_ + "/manifests/" + id;
   // The manifest goes first: without it the checkpoint no longer exists, and
   // a signature left behind by a crash is swept at the next open.
-  for (auto ext : {".json", ".sig"}) {
+  for (auto ext : {".json", ".sig", ".pin"}) {
     if (auto err = remove_durable(env_, base + ext)) {
       sticky_ = make_error(err.code, err.message);
       return err;

@@ -88,6 +88,14 @@ struct store_check_report {
   bool clean() const { return damaged.empty() && problems.empty(); }
 };
 
+struct gc_report {
+  size_t packs_removed = 0;        ///< held nothing any checkpoint needs
+  size_t packs_rewritten = 0;      ///< mostly garbage: live records moved to a new pack
+  size_t orphan_packs_removed = 0; ///< left without an index by a process that died
+  size_t chunks_dropped = 0;
+  uint64_t bytes_reclaimed = 0;
+};
+
 /// What a verification checked, one line each, for the user.
 struct verify_report {
   std::vector<std::string> checks;
@@ -134,6 +142,13 @@ public:
   /// checkpoint needs is indexed, every pack is present; with `read_data`,
   /// every record's CRC64, decoding and SHA-256.
   result<store_check_report> check(bool read_data);
+  /// Reclaims the space of chunks no checkpoint needs: packs with nothing
+  /// live are removed, packs with less than `rewrite_below` of their bytes
+  /// live are rewritten. Safe to kill at any instant; the next gc finishes.
+  result<gc_report> gc(double rewrite_below = 0.5);
+  /// Pins or unpins a checkpoint: pinned ones are never removed (delete
+  /// refuses them; retention skips them).
+  status pin(const std::string& id, bool on);
   /// Removes the checkpoint's manifest and signature, durably. Chunks stay
   /// until garbage collection.
   status remove(const std::string& id);

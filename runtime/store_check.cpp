@@ -92,8 +92,9 @@ result<store_check_report> checkpoint_store::check(bool read_data) {
     pool.emplace_back(worker);
   for (auto& t : pool)
     t.join();
-  std::sort(rep.damaged.begin(), rep.damaged.end(),
-            [](auto& a, auto& b) { return std::tie(a.pack, a.offset) < std::tie(b.pack, b.offset); });
+  std::sort(rep.damaged.begin(), rep.damaged.end(), [](auto& a, auto& b) {
+    return std::tie(a.pack, a.offset) < std::tie(b.pack, b.offset);
+  });
   return rep;
 }
 
@@ -113,9 +114,9 @@ result<verify_report> checkpoint_store::verify_chain(const std::string& id) {
       return m.err();
     }
     if (!expect_sha.empty() && sha != expect_sha)
-      return make_error(errc::integrity_error,
-                        "manifests/" + cur + ".json: not the manifest its child recorded "
-                        "(parent replaced or modified)");
+      return make_error(errc::integrity_error, "manifests/" + cur +
+                                                   ".json: not the manifest its child recorded "
+                                                   "(parent replaced or modified)");
     rep.checks.push_back("chain: " + cur + " (" + m->info.created_at + ") signature valid" +
                          (m->info.parent_id.empty() ? ", root" : ""));
     expect_sha = m->info.parent_manifest_sha256;

@@ -59,7 +59,8 @@ status checkpoint_store::finish_pack(open_pack& p) {
   std::map<std::string, chunk_location> entries;
   if (auto err = parse_index(p.index, p.name, idx_path, entries)) return err;
   std::lock_guard<std::mutex> guard(index_mu_);
-  index_.insert(entries.begin(), entries.end());
+  for (auto& [id, loc] : entries)
+    index_[id] = loc; // gc moves live chunks: the newest copy wins
   return {};
 }
 

@@ -288,3 +288,21 @@ TEST_CASE("device records round-trip and malformed ones are rejected") {
   bad[0] = 'X';
   CHECK_FALSE(decode_device(bad).ok());
 }
+
+TEST_CASE("after a failed fsync, gc refuses to delete anything until the store is reopened") {
+  test::temp_dir tmp;
+  state_fixture s;
+  fault_env faults(env::posix());
+  auto store = std::move(*checkpoint_store::open(faults, tmp.path()));
+  auto a = *store->create({"a", "", "manual"}, s.devices(), s.cfg);
+  faults.fail_sync_after(0);
+  CHECK_FALSE(store->create({"b", "", "manual"}, s.devices(), s.cfg).ok());
+  faults.clear();
+  auto gc = store->gc();
+  REQUIRE_FALSE(gc.ok());
+  CHECK(gc.err().message.find("refuses deletes") != std::string::npos);
+  store.reset();
+  store = std::move(*checkpoint_store::open(faults, tmp.path()));
+  CHECK(store->gc().ok());
+  CHECK(store->verify(a.id).ok());
+}

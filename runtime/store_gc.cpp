@@ -1,0 +1,149 @@
+// Garbage collection: packs no manifest needs are removed; packs that are
+// mostly garbage are rewritten. Every step keeps the store valid if the
+// process dies right after it: live records are durably in a new pack before
+// the old pack's index and then the pack itself are removed.
+#include <set>
+
+#include "runtime/store.hpp"
+
+namespace dsmil {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+} // namespace
+
+result<gc_report> checkpoint_store::gc(double rewrite_below) {
+  {
+    std::lock_guard<std::mutex> guard(sticky_mu_);
+    if (sticky_)
+      return make_error(errc::io_error, "the store refuses deletes after an earlier failure (" +
+                                            sticky_.message + "); restart the node to reopen it");
+  }
+  gc_report rep;
+  auto sticky = [&](const error& e) {
+    std::lock_guard<std::mutex> guard(sticky_mu_);
+    if (!sticky_) sticky_ = e;
+    return e;
+  };
+
+  // What every checkpoint needs. A manifest gc cannot read stops it: it
+  // would not know which chunks that checkpoint needs.
+  std::set<std::string> live;
+  for (auto& [id, info] : checkpoints_) {
+    const std::string rel = "manifests/" + id + ".json";
+    auto body = env_.read_file(dir_ + "/" + rel);
+    if (!body) return body.err();
+    auto m = decode_manifest(*body, rel);
+    if (!m)
+      return make_error(m.err().code, "gc stopped: " + m.err().message +
+                                          "; repair or delete that checkpoint first");
+    live.insert(m->configuration.id);
+    for (auto& d : m->devices)
+      live.insert(d.chunk.id);
+    for (auto& s : m->streams)
+      for (auto& c : s.chunks)
+        live.insert(c.id);
+  }
+
+  auto idx_names = env_.list_dir(dir_ + "/index");
+  if (!idx_names) return idx_names.err();
+  std::set<std::string> indexed;
+  for (auto& n : *idx_names)
+    if (ends_with(n, ".idx")) indexed.insert(n.substr(0, n.size() - 4));
+
+  // Packs without an index: left by a process that died while sealing or
+  // collecting. Nothing can reach them.
+  auto subs = env_.list_dir(dir_ + "/packs");
+  if (!subs) return subs.err();
+  for (auto& sub : *subs) {
+    auto names = env_.list_dir(dir_ + "/packs/" + sub);
+    if (!names) continue;
+    for (auto& n : *names) {
+      if (!ends_with(n, ".pack") || indexed.count(n.substr(0, n.size() - 5))) continue;
+      if (auto err = remove_durable(env_, dir_ + "/packs/" + sub + "/" + n)) return sticky(err);
+      ++rep.orphan_packs_removed;
+    }
+  }
+
+  for (auto& pack : indexed) {
+    const std::string idx_path = dir_ + "/index/" + pack + ".idx";
+    const std::string pack_path = dir_ + "/packs/" + pack.substr(0, 2) + "/" + pack + ".pack";
+    auto text = env_.read_file(idx_path);
+    if (!text) return text.err();
+    std::map<std::string, chunk_location> entries;
+    if (auto err = parse_index(*text, pack, "index/" + pack + ".idx", entries)) return err;
+    uint64_t total = 0, keep = 0;
+    std::vector<std::pair<std::string, chunk_location>> keepers;
+    {
+      std::lock_guard<std::mutex> guard(index_mu_);
+      for (auto& [id, loc] : entries) {
+        total += loc.length;
+        auto it = index_.find(id);
+        // Live here only if needed and this is the copy the index uses.
+        if (live.count(id) && it != index_.end() && it->second.pack == pack) {
+          keep += loc.length;
+          keepers.emplace_back(id, loc);
+        }
+      }
+    }
+    if (keep == total) continue;
+    if (keep > 0 && static_cast<double>(keep) >= rewrite_below * static_cast<double>(total))
+      continue;
+    if (keep > 0) {
+      // Copy the live records into a new pack, checked on the way.
+      auto fresh = start_pack();
+      if (!fresh) return fresh.err();
+      for (auto& [id, loc] : keepers) {
+        auto rec = env_.read_range(pack_path, loc.offset, loc.length);
+        if (!rec) return rec.err();
+        auto plain =
+            decode_record(*rec, loc, id, "packs/" + pack.substr(0, 2) + "/" + pack + ".pack");
+        if (!plain) {
+          env_.remove((*fresh)->tmp_path);
+          return make_error(plain.err().code, "gc stopped: " + plain.err().message);
+        }
+        if (auto err = (*fresh)->append(id, *rec)) {
+          env_.remove((*fresh)->tmp_path);
+          return err;
+        }
+      }
+      if (auto err = finish_pack(**fresh)) return err;
+      ++rep.packs_rewritten;
+    } else {
+      ++rep.packs_removed;
+    }
+    // The index first: a pack without an index is an orphan the next gc removes.
+    if (auto err = remove_durable(env_, idx_path)) return sticky(err);
+    if (auto err = remove_durable(env_, pack_path)) return sticky(err);
+    rep.bytes_reclaimed += total - keep;
+    std::lock_guard<std::mutex> guard(index_mu_);
+    for (auto& [id, loc] : entries) {
+      auto it = index_.find(id);
+      if (it != index_.end() && it->second.pack == pack) {
+        index_.erase(it);
+        ++rep.chunks_dropped;
+      }
+    }
+  }
+  return rep;
+}
+
+status checkpoint_store::pin(const std::string& id, bool on) {
+  auto it = checkpoints_.find(id);
+  if (it == checkpoints_.end()) return make_error(errc::not_found, "no checkpoint '" + id + "'");
+  const std::string path = dir_ + "/manifests/" + id + ".pin";
+  if (on) {
+    if (auto err = write(path, "pinned\n")) return err;
+  } else if (auto err = remove_durable(env_, path)) {
+    return err;
+  }
+  it->second.pinned = on;
+  return {};
+}
+
+} // namespace dsmil
