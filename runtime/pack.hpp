@@ -23,7 +23,9 @@ constexpr size_t pack_header_size = 8;
 constexpr size_t record_header_size = 56;
 
 enum class chunk_codec : uint8_t { none = 0, deflate = 1 };
-enum class chunk_cipher : uint8_t { none = 0 };
+enum class chunk_cipher : uint8_t { none = 0, aes_256_gcm = 1 };
+
+struct store_keys;
 
 /// Where a chunk's record lives.
 struct chunk_location {
@@ -34,8 +36,10 @@ struct chunk_location {
 
 /// A record for `plain` under chunk id `id`: deflated with `d` when that
 /// makes it smaller (d may be null: stored raw), CRC64 over the stored bytes.
-/// `out` is replaced; its capacity is reused, so a worker keeps one.
-void encode_record(const digest& id, const std::string& plain, simd::deflater* d, std::string& out);
+/// With `keys`, what would be stored is then sealed with AES-256-GCM (the id
+/// as associated data). `out` is replaced; its capacity is reused.
+void encode_record(const digest& id, const std::string& plain, simd::deflater* d, std::string& out,
+                   const store_keys* keys = nullptr);
 
 /// The 8 bytes every pack starts with.
 std::string pack_header();
@@ -65,10 +69,13 @@ status parse_index(const std::string& text, const std::string& pack_name, const 
 
 /// Decodes one record (exactly the `loc.length` bytes at `loc.offset` of the
 /// pack) and returns the plaintext after checking magic, lengths, CRC64,
-/// decoding and SHA-256 against `id_hex`. Errors are integrity_error and name
-/// `pack_path`, the chunk and the offset.
+/// decryption (with `keys`), decoding and the id (SHA-256, or HMAC with keys)
+/// against `id_hex`. Errors are integrity_error and name `pack_path`, the
+/// chunk and the offset; an encrypted record without keys is `unavailable`.
+/// With `content` false only structure and CRC64 are checked ("" returned).
 result<std::string> decode_record(const std::string& record, const chunk_location& loc,
-                                  const std::string& id_hex, const std::string& pack_path);
+                                  const std::string& id_hex, const std::string& pack_path,
+                                  const store_keys* keys = nullptr, bool content = true);
 
 /// True when `head` starts with the pack magic.
 bool is_pack_header(const std::string& head);

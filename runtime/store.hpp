@@ -17,6 +17,7 @@
 #include <functional>
 
 #include "runtime/chunker.hpp"
+#include "runtime/cipher.hpp"
 #include "runtime/env.hpp"
 #include "runtime/key_provider.hpp"
 #include "runtime/manifest.hpp"
@@ -38,6 +39,9 @@ struct store_options {
   int deflate_level = 1;                  ///< ISA-L level 0-3
   uint64_t pack_target_bytes = 16u << 20; ///< a pack is sealed once this large
   unsigned threads = 0;                   ///< pipeline workers; 0 = all cores
+  /// Encryption at rest: AES-256-GCM records, HMAC-SHA-256 chunk ids, with a
+  /// data key in keys/data.key (mode 0600). Chosen at creation.
+  bool encrypt = false;
 };
 
 /// Fills `buf` with up to `cap` bytes; 0 at the end of the stream.
@@ -112,6 +116,8 @@ public:
   /// threads with bounded queues (memory does not grow with the stream).
   /// The chunks are durable when this returns; they belong to a checkpoint
   /// once create() names the returned stream_ref.
+  /// REQUIRES: no gc() between this and that create() (gc would collect the
+  /// chunks no manifest names yet; create() then fails instead of committing).
   result<stream_ref> write_stream(const std::string& name, const byte_source& src,
                                   stream_stats* stats = nullptr);
   /// Streams a stored stream back in order, checking every chunk.
@@ -156,6 +162,11 @@ public:
   const std::string& dir() const { return dir_; }
   const key_provider& key() const { return *key_; }
   const store_options& options() const { return opts_; }
+  /// The id a chunk with this content has in this store.
+  digest chunk_id(const std::string& plain) const;
+  /// False for an encrypted store opened without its data key: structure and
+  /// CRC64 can be checked, content cannot, and nothing can be written.
+  bool can_read_content() const { return !opts_.encrypt || keys_ != nullptr; }
   size_t chunk_count() const { return index_.size(); }
 
 private:
@@ -180,7 +191,8 @@ private:
   store_options opts_;
   std::mutex index_mu_; // guards index_ (pipeline workers add to it)
   std::unique_ptr<key_provider> key_;
-  std::map<std::string, chunk_location> index_;        // chunk id hex -> location
+  std::unique_ptr<store_keys> keys_;            // data keys of an encrypted store, when available
+  std::map<std::string, chunk_location> index_; // chunk id hex -> location
   std::map<std::string, checkpoint_info> checkpoints_; // by id; UUIDv7 sorts by time
   uuid_v7_generator ids_;
   std::mutex sticky_mu_;       // sticky_ may be set by pipeline workers

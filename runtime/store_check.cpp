@@ -67,7 +67,7 @@ result<store_check_report> checkpoint_store::check(bool read_data) {
             found.push_back({id, rel, loc.offset, rec.err().message, {}});
             continue;
           }
-          auto plain = decode_record(*rec, loc, id, rel);
+          auto plain = decode_record(*rec, loc, id, rel, keys_.get(), can_read_content());
           if (!plain) found.push_back({id, rel, loc.offset, plain.err().message, {}});
           bytes += loc.length;
         }

@@ -102,7 +102,8 @@ result<gc_report> checkpoint_store::gc(double rewrite_below) {
         auto rec = env_.read_range(pack_path, loc.offset, loc.length);
         if (!rec) return rec.err();
         auto plain =
-            decode_record(*rec, loc, id, "packs/" + pack.substr(0, 2) + "/" + pack + ".pack");
+            decode_record(*rec, loc, id, "packs/" + pack.substr(0, 2) + "/" + pack + ".pack",
+                          keys_.get(), can_read_content());
         if (!plain) {
           env_.remove((*fresh)->tmp_path);
           return make_error(plain.err().code, "gc stopped: " + plain.err().message);

@@ -72,6 +72,9 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
       return make_error(errc::io_error, "the store refuses writes after an earlier failure (" +
                                             sticky_.message + "); restart to reopen it");
   }
+  if (!can_read_content())
+    return make_error(errc::unavailable, "store " + dir_ + " is encrypted and its data key " +
+                                             "(keys/data.key) is not available; restore the key");
   const unsigned threads =
       opts_.threads > 0 ? opts_.threads : std::max(1u, std::thread::hardware_concurrency());
   const chunker cut(opts_.chunking);
@@ -111,7 +114,7 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
     std::string record;
     while (auto job = jobs.pop()) {
       if (failed) continue; // drain
-      const digest d = sha256(job->data);
+      const digest d = chunk_id(job->data);
       const std::string id = to_hex(d);
       bool is_new;
       {
@@ -125,7 +128,7 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
         is_new = is_new && claimed.insert(id).second;
       }
       if (is_new) {
-        encode_record(d, job->data, &deflate, record);
+        encode_record(d, job->data, &deflate, record, keys_.get());
         std::unique_ptr<open_pack> full;
         error err;
         {
@@ -201,6 +204,9 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
 }
 
 status checkpoint_store::read_stream(const stream_ref& s, const byte_sink& sink) {
+  if (!can_read_content())
+    return make_error(errc::unavailable, "store " + dir_ + " is encrypted and its data key " +
+                                             "(keys/data.key) is not available; restore the key");
   // Workers read and decode chunks ahead, at most `window` past the one the
   // sink takes next; the sink gets them in order on this thread.
   const unsigned threads =
