@@ -204,7 +204,13 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
   auto ctx = std::make_shared<node_context>();
   ctx->cfg = cfg;
   ctx->started_ns = env::posix().now_unix_ns();
-  auto store = checkpoint_store::open(env::posix(), cfg.data_dir + "/store");
+  store_options so;
+  so.encrypt = cfg.store_encrypt;
+  so.deflate_level = cfg.store_deflate_level;
+  so.chunking = {cfg.chunk_min_kib * 1024, cfg.chunk_avg_kib * 1024, cfg.chunk_max_kib * 1024};
+  so.pack_target_bytes = uint64_t{cfg.pack_target_mib} << 20;
+  so.threads = cfg.store_threads;
+  auto store = checkpoint_store::open(env::posix(), cfg.data_dir + "/store", so);
   if (!store) return store.err();
   ctx->store = std::move(*store);
   ctx->configuration.config_version = cfg.configuration.config_version;

@@ -1,5 +1,6 @@
 #include "runtime/node_config.hpp"
 
+#include "runtime/chunker.hpp"
 #include "runtime/env.hpp"
 #include "runtime/toml_util.hpp"
 
@@ -88,7 +89,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   const toml::table& root = *parsed;
   if (auto err = tu::check_keys(root,
                                 {"node", "devices", "breaker", "retry", "supervision", "thermal",
-                                 "configuration", "keys"},
+                                 "configuration", "store", "keys"},
                                 source, "the node config"))
     return err;
   node_config c;
@@ -188,6 +189,28 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
             return tu::get_string(t, "config_data", s.config_data, source);
           }))
     return err;
+  if (auto err =
+          section(root, "store",
+                  {"encrypt", "deflate_level", "chunk_min_kib", "chunk_avg_kib", "chunk_max_kib",
+                   "pack_target_mib", "threads"},
+                  source, [&](const toml::table& t) -> status {
+                    if (auto e = tu::get_bool(t, "encrypt", c.store_encrypt, source)) return e;
+                    if (auto e = get_uint(t, "deflate_level", c.store_deflate_level, 0, 3, source))
+                      return e;
+                    if (auto e = get_uint(t, "chunk_min_kib", c.chunk_min_kib, 1, 65536, source))
+                      return e;
+                    if (auto e = get_uint(t, "chunk_avg_kib", c.chunk_avg_kib, 1, 65536, source))
+                      return e;
+                    if (auto e = get_uint(t, "chunk_max_kib", c.chunk_max_kib, 1, 65536, source))
+                      return e;
+                    if (auto e = get_uint(t, "pack_target_mib", c.pack_target_mib, 1, 4096, source))
+                      return e;
+                    return get_uint(t, "threads", c.store_threads, 0, 1024, source);
+                  }))
+    return err;
+  if (auto err = validate(
+          chunker_params{c.chunk_min_kib * 1024, c.chunk_avg_kib * 1024, c.chunk_max_kib * 1024}))
+    return make_error(errc::config_error, source + ": [store] " + err.message);
   if (auto err = section(root, "keys", {"provider"}, source, [&](const toml::table& t) -> status {
         return tu::get_string(t, "provider", c.key_provider, source);
       }))

@@ -66,6 +66,11 @@ struct node_config {
   double thermal_critical_c = 100.0;
   system_config_defaults configuration;
   std::string key_provider = "software";
+  bool store_encrypt = false;
+  int store_deflate_level = 1;
+  uint32_t chunk_min_kib = 16, chunk_avg_kib = 64, chunk_max_kib = 256;
+  uint32_t pack_target_mib = 16;
+  uint32_t store_threads = 0;
   device_map devices;
 
   /// Reads and validates a config file; the device map is resolved relative

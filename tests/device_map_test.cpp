@@ -173,3 +173,15 @@ TEST_CASE("the embedded node configuration loads, and node config errors name th
   CHECK(faults->faults.at(0x8031).error_rate == 0.5);
   CHECK(faults->faults.at(0x8031).stuck_register == 2);
 }
+
+TEST_CASE("store settings in the node config are checked") {
+  auto bad = node_config::parse("[store]\nchunk_avg_kib = 48\n", "node.toml", "");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.err().message.find("node.toml: [store] avg chunk size must be a power of two") == 0);
+  auto level = node_config::parse("[store]\ndeflate_level = 9\n", "node.toml", "");
+  REQUIRE_FALSE(level.ok());
+  CHECK(level.err().message.find("node.toml:2: 'deflate_level' must be between 0 and 3") == 0);
+  auto ok = node_config::parse("[store]\nencrypt = true\n", "node.toml", "");
+  REQUIRE(ok.ok());
+  CHECK(ok->store_encrypt);
+}

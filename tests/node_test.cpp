@@ -26,11 +26,12 @@ struct node_fixture {
   node_handles node;
   device_map map;
 
-  node_fixture() {
+  explicit node_fixture(bool encrypt = false) {
     configure_actor_system(cfg, false);
     sys = std::make_unique<caf::actor_system>(cfg);
     ncfg = *node_config::embedded();
     ncfg.data_dir = dir.path();
+    ncfg.store_encrypt = encrypt;
     map = ncfg.devices;
     auto n = start_node(*sys, ncfg);
     REQUIRE_MESSAGE(n.ok(), n.err().message);
@@ -293,4 +294,17 @@ TEST_CASE("bad requests get one clear line and change nothing") {
   CHECK(f.node.sim->write_count() == writes);
   CHECK(f.ok("checkpoint.list")["checkpoints"].size() == 1);
   CHECK(f.ok("config.show")["config_version"] == 1);
+}
+
+TEST_CASE("a node with an encrypted store checkpoints and rolls back the same way") {
+  node_fixture f(true);
+  auto before = f.snapshot();
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(17);
+  auto r = f.ok("rollback", {{"id", id}, {"ack_critical", true}});
+  CHECK(r["success"] == true);
+  check_equal(f.snapshot(), before);
+  CHECK(test::slurp(f.dir.path() + "/store/store.toml").find("cipher = \"aes-256-gcm\"") !=
+        std::string::npos);
+  CHECK(f.ok("checkpoint.verify", {{"id", id}})["valid"] == true);
 }
