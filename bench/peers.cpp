@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 #include "bench/bench_util.hpp"
 
@@ -60,80 +61,93 @@ bool ensure_peers() {
   return true;
 }
 
-json run_restic(const std::string& dir, const std::string& input, const std::string& changed,
-                uint64_t size) {
+namespace {
+
+// How to drive one peer; commands run with `env` in front.
+struct peer_spec {
+  std::string name;
+  std::string version_cmd;
+  std::string env;
+  std::string init;
+  std::function<std::string(const std::string& label)> backup; ///< runs in the work dir
+  std::function<std::string(const std::string& target)> restore_first;
+  std::string verify;
+};
+
+// Full backup, incremental after the change, restore of the first backup,
+// full read check: the same steps, timed the same way, for every peer.
+json run_peer(const std::string& dir, const peer_spec& p, const std::string& input,
+              const std::string& changed, uint64_t size) {
   json r;
-  r["version"] = first_line_of("restic version");
-  const std::string repo = dir + "/restic-repo", work = dir + "/restic-work",
-                    log = dir + "/restic.log", restore = dir + "/restic-restore";
-  const std::string env =
-      "RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=" + q(dir + "/restic-cache") + " ";
-  sh("rm -rf " + q(repo) + " " + q(work) + " " + q(restore) + "; mkdir -p " + q(work), log);
-  if (sh(env + "restic init --repo " + q(repo), log) != 0) return {{"error", "restic init failed"}};
+  r["version"] = first_line_of(p.version_cmd);
+  const std::string repo = dir + "/" + p.name + "-repo", work = dir + "/" + p.name + "-work",
+                    log = dir + "/" + p.name + ".log", restore = dir + "/" + p.name + "-restore";
+  sh("rm -rf " + q(repo) + " " + q(work) + " " + q(restore) + "; mkdir -p " + q(work) + " " +
+         q(restore),
+     log);
+  if (sh(p.env + p.init, log) != 0) return {{"error", p.name + " init failed; see " + log}};
+  const std::string in_work = "cd " + q(work) + " && " + p.env;
   sh("cp " + q(input) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "full_gbps",
-             "cd " + q(work) + " && " + env + "restic -r " + q(repo) +
-                 " backup --host bench data.bin",
-             log, size))
-    return r;
+  if (!timed(r, "full_gbps", in_work + p.backup("full"), log, size)) return r;
   uint64_t after_full = dir_bytes(repo);
   r["full_stored_bytes"] = after_full;
   sh("cp " + q(changed) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "incremental_gbps",
-             "cd " + q(work) + " && " + env + "restic -r " + q(repo) +
-                 " backup --host bench data.bin",
-             log, size))
-    return r;
+  if (!timed(r, "incremental_gbps", in_work + p.backup("inc"), log, size)) return r;
   r["incremental_new_bytes"] = dir_bytes(repo) - after_full;
-  std::string first =
-      first_line_of(env + "restic -r " + q(repo) +
-                    " snapshots --json | python3 -c 'import json,sys; "
-                    "print(sorted(json.load(sys.stdin), key=lambda s: s[\"time\"])[0][\"id\"])'");
-  if (first.empty()) return r["error"] = "cannot list restic snapshots", r;
-  if (!timed(r, "restore_gbps",
-             env + "restic -r " + q(repo) + " restore " + first + " --target " + q(restore), log,
-             size))
-    return r;
-  timed(r, "verify_gbps", env + "restic -r " + q(repo) + " check --read-data", log, size);
+  std::string restore_cmd = p.restore_first(restore);
+  if (restore_cmd.empty()) return {{"error", p.name + ": cannot find the first backup"}};
+  if (!timed(r, "restore_gbps", restore_cmd, log, size)) return r;
+  timed(r, "verify_gbps", p.env + p.verify, log, size);
   sh("rm -rf " + q(restore) + " " + q(work), log);
   return r;
 }
 
+} // namespace
+
+json run_restic(const std::string& dir, const std::string& input, const std::string& changed,
+                uint64_t size) {
+  const std::string repo = q(dir + "/restic-repo");
+  peer_spec p;
+  p.name = "restic";
+  p.version_cmd = "restic version";
+  p.env = "RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=" + q(dir + "/restic-cache") + " ";
+  p.init = "restic init --repo " + repo;
+  p.backup = [=](const std::string&) {
+    return "restic -r " + repo + " backup --host bench data.bin";
+  };
+  const std::string env = p.env;
+  p.restore_first = [=](const std::string& target) {
+    std::string first =
+        first_line_of(env + "restic -r " + repo +
+                      " snapshots --json | python3 -c 'import json,sys; "
+                      "print(sorted(json.load(sys.stdin), key=lambda s: s[\"time\"])[0][\"id\"])'");
+    return first.empty()
+               ? first
+               : env + "restic -r " + repo + " restore " + first + " --target " + q(target);
+  };
+  p.verify = "restic -r " + repo + " check --read-data";
+  return run_peer(dir, p, input, changed, size);
+}
+
 json run_borg(const std::string& dir, const std::string& input, const std::string& changed,
               uint64_t size) {
-  json r;
-  r["version"] = first_line_of("borg --version");
-  const std::string repo = dir + "/borg-repo", work = dir + "/borg-work", log = dir + "/borg.log",
-                    restore = dir + "/borg-restore";
-  const std::string env = "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes "
-                          "BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_BASE_DIR=" +
-                          q(dir + "/borg-base") + " ";
-  sh("rm -rf " + q(repo) + " " + q(work) + " " + q(restore) + "; mkdir -p " + q(work) + " " +
-         q(restore),
-     log);
-  if (sh(env + "borg init --encryption=none " + q(repo), log) != 0)
-    return {{"error", "borg init failed"}};
-  sh("cp " + q(input) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "full_gbps",
-             "cd " + q(work) + " && " + env + "borg create --compression lz4 " + q(repo) +
-                 "::full data.bin",
-             log, size))
-    return r;
-  uint64_t after_full = dir_bytes(repo);
-  r["full_stored_bytes"] = after_full;
-  sh("cp " + q(changed) + " " + q(work + "/data.bin"), log);
-  if (!timed(r, "incremental_gbps",
-             "cd " + q(work) + " && " + env + "borg create --compression lz4 " + q(repo) +
-                 "::inc data.bin",
-             log, size))
-    return r;
-  r["incremental_new_bytes"] = dir_bytes(repo) - after_full;
-  if (!timed(r, "restore_gbps",
-             "cd " + q(restore) + " && " + env + "borg extract " + q(repo) + "::full", log, size))
-    return r;
-  timed(r, "verify_gbps", env + "borg check --verify-data " + q(repo), log, size);
-  sh("rm -rf " + q(restore) + " " + q(work), log);
-  return r;
+  const std::string repo = q(dir + "/borg-repo");
+  peer_spec p;
+  p.name = "borg";
+  p.version_cmd = "borg --version";
+  p.env = "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes "
+          "BORG_BASE_DIR=" +
+          q(dir + "/borg-base") + " ";
+  p.init = "borg init --encryption=none " + repo;
+  p.backup = [=](const std::string& label) {
+    return "borg create --compression lz4 " + repo + "::" + label + " data.bin";
+  };
+  const std::string env = p.env;
+  p.restore_first = [=](const std::string& target) {
+    return "cd " + q(target) + " && " + env + "borg extract " + repo + "::full";
+  };
+  p.verify = "borg check --verify-data " + repo;
+  return run_peer(dir, p, input, changed, size);
 }
 
 } // namespace dsmil::bench

@@ -204,9 +204,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   if (sticky_)
     return make_error(errc::io_error, "the store refuses writes after an earlier failure (" +
                                           sticky_.message + "); restart the node to reopen it");
-  if (!can_read_content())
-    return make_error(errc::unavailable, "store " + dir_ + " is encrypted and its data key " +
-                                             "(keys/data.key) is not available; restore the key");
+  if (!can_read_content()) return no_key_error();
   manifest m;
   auto& info = m.info;
   info.created_unix_ns = env_.now_unix_ns();
@@ -403,9 +401,7 @@ result<std::string> checkpoint_store::read_chunk(const std::string& id_hex) {
 }
 
 result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
-  if (!can_read_content())
-    return make_error(errc::unavailable, "store " + dir_ + " is encrypted and its data key " +
-                                             "(keys/data.key) is not available; restore the key");
+  if (!can_read_content()) return no_key_error();
   auto m = read_verified_manifest(id, nullptr, nullptr);
   if (!m) return m.err();
   checkpoint_contents c;

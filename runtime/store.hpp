@@ -167,6 +167,12 @@ public:
   /// False for an encrypted store opened without its data key: structure and
   /// CRC64 can be checked, content cannot, and nothing can be written.
   bool can_read_content() const { return !opts_.encrypt || keys_ != nullptr; }
+  /// What refuses content access when !can_read_content().
+  error no_key_error() const {
+    return make_error(errc::unavailable, "store " + dir_ +
+                                             " is encrypted and its data key (keys/data.key) is "
+                                             "not available; restore the key");
+  }
   size_t chunk_count() const { return index_.size(); }
 
 private:

@@ -72,9 +72,7 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
       return make_error(errc::io_error, "the store refuses writes after an earlier failure (" +
                                             sticky_.message + "); restart to reopen it");
   }
-  if (!can_read_content())
-    return make_error(errc::unavailable, "store " + dir_ + " is encrypted and its data key " +
-                                             "(keys/data.key) is not available; restore the key");
+  if (!can_read_content()) return no_key_error();
   const unsigned threads =
       opts_.threads > 0 ? opts_.threads : std::max(1u, std::thread::hardware_concurrency());
   const chunker cut(opts_.chunking);
@@ -204,9 +202,7 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
 }
 
 status checkpoint_store::read_stream(const stream_ref& s, const byte_sink& sink) {
-  if (!can_read_content())
-    return make_error(errc::unavailable, "store " + dir_ + " is encrypted and its data key " +
-                                             "(keys/data.key) is not available; restore the key");
+  if (!can_read_content()) return no_key_error();
   // Workers read and decode chunks ahead, at most `window` past the one the
   // sink takes next; the sink gets them in order on this thread.
   const unsigned threads =
