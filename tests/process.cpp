@@ -33,8 +33,9 @@ int exit_code(int status) {
 
 std::string temp_path(const char* tag) {
   char tmpl[] = "/tmp/dsmil-proc.XXXXXX";
-  int fd = ::mkstemp(tmpl);
+  int fd = ::mkstemp(tmpl); // reserves a unique name; the file used is name + tag
   ::close(fd);
+  ::unlink(tmpl);
   return std::string(tmpl) + tag;
 }
 
