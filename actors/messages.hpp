@@ -85,6 +85,6 @@ using read_atom = caf::atom_constant<caf::atom("read")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
-using fault_atom = caf::atom_constant<caf::atom("fault")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 } // namespace dsmil

@@ -21,6 +21,8 @@ struct node_handles {
   std::shared_ptr<caf::actor> control;
   /// The simulator behind the guard, for tests that count backend writes.
   std::shared_ptr<sim_driver> sim;
+  /// The automatic checkpoint timer, when configured (linked to control).
+  std::shared_ptr<caf::actor> scheduler;
   /// The port the control actor was published on, once known (for status).
   std::shared_ptr<std::atomic<uint16_t>> published_port;
 };

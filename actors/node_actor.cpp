@@ -36,6 +36,8 @@ const std::map<std::string, command_fn>& commands() {
       {"checkpoint.delete", cmd_checkpoint_delete},
       {"store.check", cmd_store_check},
       {"store.gc", cmd_store_gc},
+      {"store.prune", cmd_store_prune},
+      {"retention", cmd_retention},
       {"checkpoint.pin", cmd_checkpoint_pin},
       {"rollback", cmd_rollback},
   };
@@ -218,6 +220,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
   ctx->configuration.thermal_threshold_c = cfg.configuration.thermal_threshold_c;
   ctx->configuration.config_data = cfg.configuration.config_data;
   ctx->configuration.avx512_present = simd::detect_cpu().avx512f;
+  ctx->retention = cfg.retention;
 
   ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, env::posix(),
                                           cfg.thermal_critical_c);
@@ -239,6 +242,25 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
   h.sim = ctx->sim;
   h.published_port = ctx->published_port;
   h.control = std::make_shared<caf::actor>(sys.spawn<caf::detached>(node_loop, ctx));
+  if (cfg.automatic_interval_s > 0) {
+    // Automatic checkpoints: a timer on the actor clock asks the control
+    // actor, like any client would; retention runs after each one.
+    auto control = *h.control;
+    auto every = std::chrono::seconds(cfg.automatic_interval_s);
+    auto timer = sys.spawn([control, every](caf::event_based_actor* self) -> caf::behavior {
+      self->link_to(control);
+      self->delayed_send(self, every, tick_atom::value);
+      return {[=](tick_atom) {
+        json args = {{"type", "automatic"}, {"name", "automatic"}};
+        self->request(control, caf::infinite, control_request{"checkpoint.create", args.dump()})
+            .then([](const control_reply& r) {
+              if (r.code != 0) spdlog::warn("automatic checkpoint failed: {}", r.message);
+            });
+        self->delayed_send(self, every, tick_atom::value);
+      }};
+    });
+    h.scheduler = std::make_shared<caf::actor>(timer);
+  }
   return h;
 }
 

@@ -14,6 +14,22 @@ result<std::string> arg_checkpoint(node_context& ctx, const json& args) {
   return ctx.store->resolve(*id);
 }
 
+// Applies the retention policy: deletes the automatic checkpoints it drops,
+// then collects their chunks. Returns the ids removed and the first error.
+std::pair<json, error> prune(node_context& ctx) {
+  json removed = json::array();
+  for (auto& id : retention_victims(ctx.retention, ctx.store->list())) {
+    if (auto err = ctx.store->remove(id)) return {removed, err};
+    removed.push_back(id);
+  }
+  if (!removed.empty()) {
+    spdlog::info("retention removed {} automatic checkpoint(s)", removed.size());
+    auto gc = ctx.store->gc();
+    if (!gc) return {removed, gc.err()};
+  }
+  return {removed, {}};
+}
+
 } // namespace
 
 control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, const json& args) {
@@ -21,6 +37,11 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
   checkpoint_request req;
   req.name = args.value("name", std::string());
   req.description = args.value("description", std::string());
+  req.type = args.value("type", std::string("manual"));
+  if (req.type != "manual" && req.type != "automatic" && req.type != "emergency")
+    return error_reply(make_error(errc::invalid_argument,
+                                  "checkpoint type must be manual, automatic or emergency, got '" +
+                                      req.type + "'"));
   std::vector<device_id> ids;
   for (auto& d : ctx.cfg.devices.devices())
     ids.push_back(d.id);
@@ -41,7 +62,35 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
                info->device_count, info->new_bytes, ms);
   auto body = to_json(*info);
   body["duration_ms"] = ms;
+  if (req.type == "automatic") {
+    auto pruned = prune(ctx);
+    body["pruned"] = pruned.first;
+    if (pruned.second) body["prune_error"] = pruned.second.message;
+  }
   return ok_reply(body);
+}
+
+control_reply cmd_store_prune(node_context& ctx, device_calls&, const json&) {
+  auto pruned = prune(ctx);
+  if (pruned.second) return error_reply(pruned.second, {{"pruned", pruned.first}});
+  return ok_reply({{"pruned", pruned.first}});
+}
+
+control_reply cmd_retention(node_context& ctx, device_calls&, const json& args) {
+  if (args.contains("key")) {
+    auto value = arg_string(args, "value");
+    if (!value) return error_reply(value.err());
+    auto next = ctx.retention;
+    if (auto err = set_retention_value(next, args["key"].get<std::string>(), *value))
+      return error_reply(err);
+    ctx.retention = next;
+  }
+  auto& r = ctx.retention;
+  return ok_reply({{"keep_last", r.keep_last},
+                   {"keep_hourly", r.keep_hourly},
+                   {"keep_daily", r.keep_daily},
+                   {"keep_weekly", r.keep_weekly},
+                   {"max_count", r.max_count}});
 }
 
 control_reply cmd_checkpoint_list(node_context& ctx, device_calls&, const json&) {

@@ -25,6 +25,7 @@ struct node_context {
   device_service devices; ///< the root supervisor
   std::unique_ptr<checkpoint_store> store;
   system_config configuration; ///< the `configuration` component's live state
+  retention_policy retention;  ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
   std::shared_ptr<std::atomic<uint16_t>> published_port;
 };
@@ -81,6 +82,8 @@ control_reply cmd_checkpoint_verify(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_delete(node_context&, device_calls&, const json&);
 control_reply cmd_store_check(node_context&, device_calls&, const json&);
 control_reply cmd_store_gc(node_context&, device_calls&, const json&);
+control_reply cmd_store_prune(node_context&, device_calls&, const json&);
+control_reply cmd_retention(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_pin(node_context&, device_calls&, const json&);
 // Commands (node_rollback.cpp)
 control_reply cmd_rollback(node_context&, device_calls&, const json&);

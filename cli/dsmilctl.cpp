@@ -140,10 +140,14 @@ int main(int argc, char** argv) {
   auto* ccreate = cp->add_subcommand("create", "capture devices and configuration, signed");
   ccreate->add_option("--name", name, "short name");
   ccreate->add_option("--description", description, "why this checkpoint exists");
+  std::string cp_type = "manual";
+  ccreate->add_option("--type", cp_type,
+                      "manual (default), automatic (subject to retention) or emergency");
   ccreate->callback([&] {
     command = "checkpoint.create";
     args["name"] = name;
     args["description"] = description;
+    args["type"] = cp_type;
   });
   cp->add_subcommand("list", "all checkpoints, oldest first")->callback([&] {
     command = "checkpoint.list";
@@ -180,6 +184,24 @@ int main(int argc, char** argv) {
       app.add_subcommand("store", "the checkpoint store as a whole")->require_subcommand(1);
   store->add_subcommand("gc", "reclaim the space of chunks no checkpoint needs")->callback([&] {
     command = "store.gc";
+  });
+  store->add_subcommand("prune", "apply the retention policy to automatic checkpoints now")
+      ->callback([&] { command = "store.prune"; });
+
+  auto* retention = app.add_subcommand("retention", "which automatic checkpoints are kept")
+                        ->require_subcommand(1);
+  retention->add_subcommand("show", "the policy in force")->callback([&] {
+    command = "retention";
+  });
+  auto* rset = retention->add_subcommand("set", "change one rule (until the node restarts)");
+  std::string rkey, rvalue;
+  rset->add_option("KEY", rkey, "keep_last, keep_hourly, keep_daily, keep_weekly or max_count")
+      ->required();
+  rset->add_option("VALUE", rvalue, "a whole number")->required();
+  rset->callback([&] {
+    command = "retention";
+    args["key"] = rkey;
+    args["value"] = rvalue;
   });
   bool read_data = false;
   auto* scheck =

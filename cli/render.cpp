@@ -195,6 +195,8 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     out << "created checkpoint " << str(b["id"]) << " (" << b["devices"] << " devices, "
         << b["new_bytes"] << " new bytes of " << b["logical_bytes"] << ", "
         << fmt("%.1f ms", b["duration_ms"].get<double>()) << ")\n";
+    if (b.contains("pruned") && !b["pruned"].empty())
+      out << "retention removed " << b["pruned"].size() << " older automatic checkpoint(s)\n";
     return;
   }
   if (command == "checkpoint.list") {
@@ -226,6 +228,17 @@ void render(const std::string& command, const json& b, std::ostream& out) {
   }
   if (command == "checkpoint.pin") {
     out << str(b["id"]) << (b["pinned"].get<bool>() ? " pinned\n" : " unpinned\n");
+    return;
+  }
+  if (command == "store.prune") {
+    out << "pruned " << b["pruned"].size() << " automatic checkpoint(s)\n";
+    for (auto& id : b["pruned"])
+      out << "  " << str(id) << "\n";
+    return;
+  }
+  if (command == "retention") {
+    for (auto& [k, v] : b.items())
+      out << k << " = " << v.dump() << "\n";
     return;
   }
   if (command == "store.gc") {

@@ -89,7 +89,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   const toml::table& root = *parsed;
   if (auto err = tu::check_keys(root,
                                 {"node", "devices", "breaker", "retry", "supervision", "thermal",
-                                 "configuration", "store", "keys"},
+                                 "configuration", "store", "checkpoints", "retention", "keys"},
                                 source, "the node config"))
     return err;
   node_config c;
@@ -211,6 +211,24 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   if (auto err = validate(
           chunker_params{c.chunk_min_kib * 1024, c.chunk_avg_kib * 1024, c.chunk_max_kib * 1024}))
     return make_error(errc::config_error, source + ": [store] " + err.message);
+  if (auto err = section(root, "checkpoints", {"automatic_interval_s"}, source,
+                         [&](const toml::table& t) -> status {
+                           return get_uint(t, "automatic_interval_s", c.automatic_interval_s, 0,
+                                           31 * 86400, source);
+                         }))
+    return err;
+  if (auto err = section(
+          root, "retention", {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "max_count"},
+          source, [&](const toml::table& t) -> status {
+            auto& r = c.retention;
+            for (auto [key, field] :
+                 {std::pair{"keep_last", &r.keep_last}, std::pair{"keep_hourly", &r.keep_hourly},
+                  std::pair{"keep_daily", &r.keep_daily}, std::pair{"keep_weekly", &r.keep_weekly},
+                  std::pair{"max_count", &r.max_count}})
+              if (auto e = get_uint(t, key, *field, 0, 1000000, source)) return e;
+            return {};
+          }))
+    return err;
   if (auto err = section(root, "keys", {"provider"}, source, [&](const toml::table& t) -> status {
         return tu::get_string(t, "provider", c.key_provider, source);
       }))

@@ -7,6 +7,7 @@
 
 #include "dsmil/device.hpp"
 #include "runtime/device_map.hpp"
+#include "runtime/retention.hpp"
 #include "runtime/result.hpp"
 
 namespace dsmil {
@@ -66,6 +67,8 @@ struct node_config {
   double thermal_critical_c = 100.0;
   system_config_defaults configuration;
   std::string key_provider = "software";
+  uint32_t automatic_interval_s = 0;
+  retention_policy retention;
   bool store_encrypt = false;
   int store_deflate_level = 1;
   uint32_t chunk_min_kib = 16, chunk_avg_kib = 64, chunk_max_kib = 256;

@@ -1,6 +1,8 @@
 // A whole node in-process (real scheduler, real store on disk): checkpoint,
 // change, rollback, and what the rollback refuses or reports.
 #include <map>
+#include <set>
+#include <thread>
 
 #include <doctest/doctest.h>
 
@@ -26,12 +28,13 @@ struct node_fixture {
   node_handles node;
   device_map map;
 
-  explicit node_fixture(bool encrypt = false) {
+  explicit node_fixture(bool encrypt = false, uint32_t automatic_interval_s = 0) {
     configure_actor_system(cfg, false);
     sys = std::make_unique<caf::actor_system>(cfg);
     ncfg = *node_config::embedded();
     ncfg.data_dir = dir.path();
     ncfg.store_encrypt = encrypt;
+    ncfg.automatic_interval_s = automatic_interval_s;
     map = ncfg.devices;
     auto n = start_node(*sys, ncfg);
     REQUIRE_MESSAGE(n.ok(), n.err().message);
@@ -307,4 +310,42 @@ TEST_CASE("a node with an encrypted store checkpoints and rolls back the same wa
   CHECK(test::slurp(f.dir.path() + "/store/store.toml").find("cipher = \"aes-256-gcm\"") !=
         std::string::npos);
   CHECK(f.ok("checkpoint.verify", {{"id", id}})["valid"] == true);
+}
+
+TEST_CASE("retention removes older automatic checkpoints and nothing else") {
+  node_fixture f;
+  for (auto [k, v] : {std::pair{"keep_last", "2"}, std::pair{"keep_hourly", "0"},
+                      std::pair{"keep_daily", "0"}, std::pair{"keep_weekly", "0"}})
+    f.ok("retention", {{"key", k}, {"value", v}});
+  auto manual = f.ok("checkpoint.create", {{"name", "keep me"}})["id"].get<std::string>();
+  std::vector<std::string> autos;
+  for (int i = 0; i < 4; ++i) {
+    auto r = f.ok("checkpoint.create", {{"type", "automatic"}});
+    autos.push_back(r["id"]);
+    CHECK(r["pruned"].size() == (i >= 2 ? 1u : 0u));
+  }
+  auto list = f.ok("checkpoint.list")["checkpoints"];
+  std::set<std::string> ids;
+  for (auto& c : list)
+    ids.insert(c["id"].get<std::string>());
+  CHECK(ids == std::set<std::string>{manual, autos[2], autos[3]});
+  for (auto& id : ids)
+    CHECK(f.ok("checkpoint.verify", {{"id", id}})["valid"] == true);
+  auto bad = f.ctl("retention", {{"key", "keep_daily"}, {"value", "lots"}});
+  CHECK(bad.code == static_cast<uint8_t>(errc::invalid_argument));
+  CHECK(f.ok("retention")["keep_last"] == 2);
+  auto bad_type = f.ctl("checkpoint.create", {{"type", "sometimes"}});
+  CHECK(bad_type.code == static_cast<uint8_t>(errc::invalid_argument));
+}
+
+TEST_CASE("a node with an automatic interval takes checkpoints by itself") {
+  node_fixture f(false, 1);
+  size_t n = 0;
+  for (int i = 0; i < 100 && n < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    n = f.ok("checkpoint.list")["checkpoints"].size();
+  }
+  REQUIRE(n >= 2);
+  for (auto& c : f.ok("checkpoint.list")["checkpoints"])
+    CHECK(c["type"] == "automatic");
 }
