@@ -88,6 +88,10 @@ status parse_index(const std::string& text, const std::string& pack_name, const 
   return {};
 }
 
+bool record_is_deflated(const std::string& record) {
+  return record.size() > 5 && static_cast<chunk_codec>(record[5]) == chunk_codec::deflate;
+}
+
 bool is_pack_header(const std::string& head) {
   return head.size() >= pack_header_size &&
          std::memcmp(head.data(), pack_magic, pack_header_size) == 0;

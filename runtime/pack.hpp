@@ -41,6 +41,9 @@ struct chunk_location {
 void encode_record(const digest& id, const std::string& plain, simd::deflater* d, std::string& out,
                    const store_keys* keys = nullptr);
 
+/// True when an encoded record stores DEFLATE output (it compressed).
+bool record_is_deflated(const std::string& record);
+
 /// The 8 bytes every pack starts with.
 std::string pack_header();
 /// One index line: "chunkid offset length\n".

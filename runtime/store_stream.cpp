@@ -109,6 +109,10 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
 
   auto worker = [&] {
     simd::deflater deflate(opts_.deflate_level);
+    // Data that does not compress (compressed media, ciphertext, noise) is
+    // stored raw. After 8 such chunks in a row this worker stops trying and
+    // probes one chunk in 64: compression costs as much CPU as hashing.
+    uint32_t raw_streak = 0, skip = 0;
     std::string record;
     while (auto job = jobs.pop()) {
       if (failed) continue; // drain
@@ -126,7 +130,13 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
         is_new = is_new && claimed.insert(id).second;
       }
       if (is_new) {
-        encode_record(d, job->data, &deflate, record, keys_.get());
+        const bool try_deflate = opts_.deflate_level > 0 && skip == 0;
+        if (skip > 0) --skip;
+        encode_record(d, job->data, try_deflate ? &deflate : nullptr, record, keys_.get());
+        if (try_deflate) {
+          raw_streak = record_is_deflated(record) ? 0 : raw_streak + 1;
+          if (raw_streak >= 8) skip = 63;
+        }
         std::unique_ptr<open_pack> full;
         error err;
         {
