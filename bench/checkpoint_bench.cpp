@@ -150,7 +150,10 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   progress("measuring the ceiling: SHA-256 + deflate-L1, 1 thread and all threads; disk fdatasync");
   double one = hash_deflate_pass(input, 1, size);
   double all = hash_deflate_pass(input, threads, size);
-  double disk = disk_write_speed(dir, std::min<uint64_t>(size, 512ull << 20));
+  // The disk of a VM varies from second to second: the best of three samples.
+  double disk = 0;
+  for (int i = 0; i < 3; ++i)
+    disk = std::max(disk, disk_write_speed(dir, std::min<uint64_t>(size, 256ull << 20)));
 
   store_options so;
   so.threads = threads;
