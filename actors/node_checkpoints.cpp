@@ -121,7 +121,8 @@ control_reply cmd_checkpoint_verify(node_context& ctx, device_calls&, const json
   auto id = arg_checkpoint(ctx, args);
   if (!id) return error_reply(id.err());
   const bool chain = args.value("chain", false);
-  auto report = chain ? ctx.store->verify_chain(*id) : ctx.store->verify(*id);
+  const bool quick = args.value("quick", false);
+  auto report = chain ? ctx.store->verify_chain(*id) : ctx.store->verify(*id, quick);
   if (!report) return error_reply(report.err(), {{"id", *id}, {"valid", false}, {"chain", chain}});
   return ok_reply({{"id", *id}, {"valid", true}, {"chain", chain}, {"checks", report->checks}});
 }

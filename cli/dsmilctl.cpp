@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   cp->add_subcommand("list", "all checkpoints, oldest first")->callback([&] {
     command = "checkpoint.list";
   });
-  bool chain = false;
+  bool chain = false, quick = false;
   for (auto [sub, what] : {std::pair{"show", "contents of a checkpoint"},
                            std::pair{"verify", "check signature and every stored byte"},
                            std::pair{"delete", "remove a checkpoint"}}) {
@@ -160,12 +160,15 @@ int main(int argc, char** argv) {
     c->add_option("ID", cp_id, "checkpoint id (or a unique prefix of at least 4 characters)")
         ->required();
     std::string cmd = std::string("checkpoint.") + sub;
-    if (cmd == "checkpoint.verify")
+    if (cmd == "checkpoint.verify") {
       c->add_flag("--chain", chain, "walk parent links and signatures to the root");
+      c->add_flag("--quick", quick, "signatures, roots and indexes only; read no chunk data");
+    }
     c->callback([&, cmd] {
       command = cmd;
       args["id"] = cp_id;
       if (chain) args["chain"] = true;
+      if (quick) args["quick"] = true;
     });
   }
 

@@ -139,8 +139,10 @@ public:
   /// Loads a checkpoint after verifying its signature and every chunk it reads.
   result<checkpoint_contents> load(const std::string& id);
   /// Full verification: signature, roots, parent link, and every byte of
-  /// every chunk (CRC64 and SHA-256). Errors name the damaged file.
-  result<verify_report> verify(const std::string& id);
+  /// every chunk (CRC64, decode, SHA-256). With `quick`: signature, roots,
+  /// parent link, and every chunk indexed in a pack that is there; no data
+  /// read. Errors name the damaged file.
+  result<verify_report> verify(const std::string& id, bool quick = false);
   /// Follows parent links from `id` to the root, checking every signature and
   /// that each parent is the manifest its child recorded.
   result<verify_report> verify_chain(const std::string& id);

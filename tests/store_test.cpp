@@ -306,3 +306,25 @@ TEST_CASE("after a failed fsync, gc refuses to delete anything until the store i
   CHECK(store->gc().ok());
   CHECK(store->verify(a.id).ok());
 }
+
+TEST_CASE("quick verification checks signatures and indexes without reading data") {
+  test::temp_dir tmp;
+  state_fixture s;
+  auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path()));
+  auto info = *store->create({"q", "", "manual"}, s.devices(), s.cfg);
+  auto q = store->verify(info.id, true);
+  REQUIRE(q.ok());
+  CHECK(q->checks.back().find("quick: data not read") != std::string::npos);
+  // A damaged payload escapes the quick check and is caught by the full one.
+  auto pack = pack_path(tmp.path());
+  auto bytes = slurp(pack);
+  bytes[bytes.size() - 3] ^= 0x40;
+  spit(pack, bytes);
+  CHECK(store->verify(info.id, true).ok());
+  CHECK_FALSE(store->verify(info.id).ok());
+  // A missing pack is found without reading data.
+  std::remove(pack.c_str());
+  auto gone = store->verify(info.id, true);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.err().message.find("pack missing") != std::string::npos);
+}
