@@ -18,6 +18,31 @@ bool abnormal(const caf::error& reason) {
   return reason && reason != caf::exit_reason::normal && reason != caf::exit_reason::user_shutdown;
 }
 
+// What every supervisor does alike: reads, writes and crash injection go to
+// whatever `route` names for the device (an actor or an error); `health`
+// answers health_atom in the supervisor's own way.
+template <class Self, class Route, class Health>
+device_service::behavior_type routing_behavior(Self self, Route route, Health health) {
+  return {
+      [=](read_atom a, device_id id) -> caf::result<device_state> {
+        auto h = route(id);
+        if (!h) return h.error();
+        return self->delegate(*h, a, id);
+      },
+      [=](device_patch& p) -> caf::result<device_state> {
+        auto h = route(p.id);
+        if (!h) return h.error();
+        return self->delegate(*h, std::move(p));
+      },
+      health,
+      [=](crash_atom a, device_id id) {
+        auto h = route(id);
+        if (h) self->send(*h, a, id);
+      },
+      [=](retry_atom, uint64_t) {},
+  };
+}
+
 // -- group supervisor ---------------------------------------------------------
 
 struct child {
@@ -99,38 +124,21 @@ device_service::behavior_type group_supervisor(group_ptr self, supervisor_config
                                             " crashes; group degraded; restart the node"));
     return it->second.handle;
   };
-  return {
-      [=](read_atom a, device_id id) -> caf::result<device_state> {
-        auto h = route(id);
-        if (!h) return h.error();
-        return self->delegate(*h, a, id);
-      },
-      [=](device_patch& p) -> caf::result<device_state> {
-        auto h = route(p.id);
-        if (!h) return h.error();
-        return self->delegate(*h, std::move(p));
-      },
-      [=](health_atom) -> std::vector<device_health> {
-        std::vector<device_health> out;
-        for (auto& [id, c] : self->state.children) {
-          device_health h;
-          h.id = id;
-          h.restarts = c.restarts;
-          h.given_up = c.given_up;
-          std::lock_guard<std::mutex> guard(c.slot->mu);
-          c.slot->breaker.allow(clock_ms(self)); // let an expired open breaker show half-open
-          h.breaker = to_string(c.slot->breaker.state());
-          h.failures = c.slot->breaker.consecutive_failures();
-          out.push_back(std::move(h));
-        }
-        return out;
-      },
-      [=](crash_atom a, device_id id) {
-        auto h = route(id);
-        if (h) self->send(*h, a, id);
-      },
-      [=](retry_atom, uint64_t) {},
-  };
+  return routing_behavior(self, route, [=](health_atom) -> std::vector<device_health> {
+    std::vector<device_health> out;
+    for (auto& [id, c] : self->state.children) {
+      device_health h;
+      h.id = id;
+      h.restarts = c.restarts;
+      h.given_up = c.given_up;
+      std::lock_guard<std::mutex> guard(c.slot->mu);
+      c.slot->breaker.allow(clock_ms(self)); // let an expired open breaker show half-open
+      h.breaker = to_string(c.slot->breaker.state());
+      h.failures = c.slot->breaker.consecutive_failures();
+      out.push_back(std::move(h));
+    }
+    return out;
+  });
 }
 
 // -- device supervisor --------------------------------------------------------
@@ -185,47 +193,31 @@ device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_conf
                                    "; device ids are 0x80G0-0x80GB for groups G = 0-6"));
     return it->second;
   };
-  return {
-      [=](read_atom a, device_id id) -> caf::result<device_state> {
-        auto h = route(id);
-        if (!h) return h.error();
-        return self->delegate(*h, a, id);
-      },
-      [=](device_patch& p) -> caf::result<device_state> {
-        auto h = route(p.id);
-        if (!h) return h.error();
-        return self->delegate(*h, std::move(p));
-      },
-      [=](health_atom a) -> caf::result<std::vector<device_health>> {
-        auto c = std::make_shared<health_collector>();
-        c->promise = self->make_response_promise<std::vector<device_health>>();
-        c->left = self->state.groups.size();
-        for (auto& [g, h] : self->state.groups)
-          self->request(h, fan_out_timeout, a)
-              .then(
-                  [=](std::vector<device_health>& part) {
-                    c->all.insert(c->all.end(), part.begin(), part.end());
-                    if (--c->left == 0 && !c->done) {
-                      c->done = true;
-                      std::sort(c->all.begin(), c->all.end(),
-                                [](auto& x, auto& y) { return x.id < y.id; });
-                      c->promise.deliver(std::move(c->all));
-                    }
-                  },
-                  [=](caf::error& err) {
-                    if (!c->done) {
-                      c->done = true;
-                      c->promise.deliver(std::move(err));
-                    }
-                  });
-        return c->promise;
-      },
-      [=](crash_atom a, device_id id) {
-        auto h = route(id);
-        if (h) self->send(*h, a, id);
-      },
-      [=](retry_atom, uint64_t) {},
-  };
+  return routing_behavior(self, route,
+                          [=](health_atom a) -> caf::result<std::vector<device_health>> {
+                            auto c = std::make_shared<health_collector>();
+                            c->promise = self->make_response_promise<std::vector<device_health>>();
+                            c->left = self->state.groups.size();
+                            for (auto& [g, h] : self->state.groups)
+                              self->request(h, fan_out_timeout, a)
+                                  .then(
+                                      [=](std::vector<device_health>& part) {
+                                        c->all.insert(c->all.end(), part.begin(), part.end());
+                                        if (--c->left == 0 && !c->done) {
+                                          c->done = true;
+                                          std::sort(c->all.begin(), c->all.end(),
+                                                    [](auto& x, auto& y) { return x.id < y.id; });
+                                          c->promise.deliver(std::move(c->all));
+                                        }
+                                      },
+                                      [=](caf::error& err) {
+                                        if (!c->done) {
+                                          c->done = true;
+                                          c->promise.deliver(std::move(err));
+                                        }
+                                      });
+                            return c->promise;
+                          });
 }
 
 // -- root supervisor ------------------------------------------------------------
@@ -271,19 +263,11 @@ device_service::behavior_type root_supervisor(root_ptr self, supervisor_config c
                   from_caf(dm.reason).message);
     start_devices(self);
   });
-  return {
-      [=](read_atom a, device_id id) -> caf::result<device_state> {
-        return self->delegate(self->state.devices, a, id);
-      },
-      [=](device_patch& p) -> caf::result<device_state> {
-        return self->delegate(self->state.devices, std::move(p));
-      },
-      [=](health_atom a) -> caf::result<std::vector<device_health>> {
-        return self->delegate(self->state.devices, a);
-      },
-      [=](crash_atom a, device_id id) { self->send(self->state.devices, a, id); },
-      [=](retry_atom, uint64_t) {},
-  };
+  auto route = [=](device_id) -> caf::expected<device_service> { return self->state.devices; };
+  return routing_behavior(self, route,
+                          [=](health_atom a) -> caf::result<std::vector<device_health>> {
+                            return self->delegate(self->state.devices, a);
+                          });
 }
 
 } // namespace
