@@ -42,6 +42,16 @@ void compute_roots(manifest& m) {
   m.merkle_root = root_of(roots);
 }
 
+std::vector<const chunk_ref*> chunk_refs(const manifest& m) {
+  std::vector<const chunk_ref*> all = {&m.configuration};
+  for (auto& d : m.devices)
+    all.push_back(&d.chunk);
+  for (auto& s : m.streams)
+    for (auto& c : s.chunks)
+      all.push_back(&c);
+  return all;
+}
+
 std::string format_time(int64_t unix_ns) {
   time_t secs = static_cast<time_t>(unix_ns / 1000000000);
   int ms = static_cast<int>((unix_ns / 1000000) % 1000);

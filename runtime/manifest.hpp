@@ -63,6 +63,10 @@ struct manifest {
 /// component roots in the order configuration, devices, then each stream.
 void compute_roots(manifest& m);
 
+/// Every chunk the checkpoint needs: configuration, devices, then streams.
+/// The pointers point into `m`.
+std::vector<const chunk_ref*> chunk_refs(const manifest& m);
+
 /// The exact bytes that are signed.
 std::string encode_manifest(const manifest& m);
 /// Parses and checks the structure and the roots. Errors name `path`.

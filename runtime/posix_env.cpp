@@ -69,50 +69,21 @@ public:
   }
 
   result<std::string> read_file(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) return make_error(errc::not_found, "no such file " + path);
-      return io_fail("cannot open", path);
+    auto fd = open_read(path);
+    if (!fd) return fd.err();
+    struct stat st;
+    if (::fstat(*fd, &st) != 0) {
+      auto e = io_fail("cannot stat", path);
+      ::close(*fd);
+      return e;
     }
-    std::string out;
-    char buf[65536];
-    for (;;) {
-      ssize_t n = ::read(fd, buf, sizeof(buf));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        auto e = io_fail("cannot read", path);
-        ::close(fd);
-        return e;
-      }
-      if (n == 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return out;
+    return read_at(*fd, path, 0, static_cast<uint64_t>(st.st_size));
   }
 
   result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t size) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) return make_error(errc::not_found, "no such file " + path);
-      return io_fail("cannot open", path);
-    }
-    std::string out(size, '\0');
-    uint64_t got = 0;
-    while (got < size) {
-      ssize_t n = ::pread(fd, out.data() + got, size - got, static_cast<off_t>(offset + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        auto e = io_fail("cannot read", path);
-        ::close(fd);
-        return e;
-      }
-      if (n == 0) break;
-      got += static_cast<uint64_t>(n);
-    }
-    ::close(fd);
-    out.resize(got);
-    return out;
+    auto fd = open_read(path);
+    if (!fd) return fd.err();
+    return read_at(*fd, path, offset, size);
   }
 
   status rename(const std::string& from, const std::string& to) override {
@@ -190,6 +161,35 @@ public:
   int64_t steady_ns() override {
     using namespace std::chrono;
     return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+  }
+
+private:
+  static result<int> open_read(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) return fd;
+    if (errno == ENOENT) return make_error(errc::not_found, "no such file " + path);
+    return io_fail("cannot open", path);
+  }
+
+  // Reads up to `size` bytes at `offset` (fewer only at the end), then closes `fd`.
+  static result<std::string> read_at(int fd, const std::string& path, uint64_t offset,
+                                     uint64_t size) {
+    std::string out(size, '\0');
+    uint64_t got = 0;
+    while (got < size) {
+      ssize_t n = ::pread(fd, out.data() + got, size - got, static_cast<off_t>(offset + got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        auto e = io_fail("cannot read", path);
+        ::close(fd);
+        return e;
+      }
+      if (n == 0) break;
+      got += static_cast<uint64_t>(n);
+    }
+    ::close(fd);
+    out.resize(got);
+    return out;
   }
 };
 

@@ -448,12 +448,7 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
   }
   if (quick) {
     // Every chunk is in an index and its pack is there; no data is read.
-    std::vector<const chunk_ref*> all = {&m->configuration};
-    for (auto& d : m->devices)
-      all.push_back(&d.chunk);
-    for (auto& st : m->streams)
-      for (auto& c : st.chunks)
-        all.push_back(&c);
+    const auto all = chunk_refs(*m);
     std::set<std::string> packs;
     {
       std::lock_guard<std::mutex> guard(index_mu_);
@@ -490,12 +485,7 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
   };
   if (!can_read_content()) {
     // Encrypted, no data key: every record's structure and CRC64, not content.
-    std::vector<const chunk_ref*> all = {&m->configuration};
-    for (auto& d : m->devices)
-      all.push_back(&d.chunk);
-    for (auto& st : m->streams)
-      for (auto& c : st.chunks)
-        all.push_back(&c);
+    const auto all = chunk_refs(*m);
     for (auto* ref : all) {
       auto r = read_chunk(ref->id);
       if (!r) return r.err();

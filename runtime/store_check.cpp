@@ -23,12 +23,8 @@ result<store_check_report> checkpoint_store::check(bool read_data) {
       rep.damaged_checkpoints.insert(id);
       continue;
     }
-    users[m->configuration.id].push_back(id);
-    for (auto& d : m->devices)
-      users[d.chunk.id].push_back(id);
-    for (auto& s : m->streams)
-      for (auto& c : s.chunks)
-        users[c.id].push_back(id);
+    for (auto* ref : chunk_refs(*m))
+      users[ref->id].push_back(id);
   }
 
   std::map<std::string, std::vector<std::pair<std::string, chunk_location>>> by_pack;

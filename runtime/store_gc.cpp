@@ -42,12 +42,8 @@ result<gc_report> checkpoint_store::gc(double rewrite_below) {
     if (!m)
       return make_error(m.err().code, "gc stopped: " + m.err().message +
                                           "; repair or delete that checkpoint first");
-    live.insert(m->configuration.id);
-    for (auto& d : m->devices)
-      live.insert(d.chunk.id);
-    for (auto& s : m->streams)
-      for (auto& c : s.chunks)
-        live.insert(c.id);
+    for (auto* ref : chunk_refs(*m))
+      live.insert(ref->id);
   }
 
   auto idx_names = env_.list_dir(dir_ + "/index");
