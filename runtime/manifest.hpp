@@ -14,7 +14,7 @@ namespace dsmil {
 constexpr int manifest_format = 1;
 
 struct chunk_ref {
-  std::string id; ///< hex SHA-256 of the plaintext
+  std::string id; ///< hex SHA-256 of the plaintext (HMAC-SHA-256 when encrypted)
   uint64_t size = 0;
 };
 

@@ -517,7 +517,7 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
     chunks += st.chunks.size();
   }
   report.checks.push_back("chunks: " + std::to_string(chunks) + " read, " + std::to_string(bytes) +
-                          " bytes, CRC64 and SHA-256 match");
+                          " bytes, CRC64 and " + (keys_ ? "HMAC-SHA-256" : "SHA-256") + " match");
   return report;
 }
 

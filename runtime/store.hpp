@@ -1,5 +1,5 @@
 // checkpoint_store: the local, content-addressed checkpoint store (format v1,
-// see DESIGN.md). Chunks are named by SHA-256 and stored once; a checkpoint
+// see DESIGN.md). Chunks are named by SHA-256 (HMAC when encrypted) and stored once; a checkpoint
 // exists once its manifest and signature are durably in place.
 //
 // REQUIRES: external synchronization (one owner, e.g. one actor).
