@@ -242,11 +242,6 @@ const device_info* device_map::find(device_id id) const {
   return &*it;
 }
 
-bool device_map::is_quarantined(device_id id) const {
-  auto* d = find(id);
-  return d != nullptr && d->quarantined;
-}
-
 result<device_id> parse_device_id(const std::string& text, const device_map& map) {
   std::string s = text;
   int base = 10;

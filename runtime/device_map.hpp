@@ -43,7 +43,6 @@ public:
 
   /// nullptr when no such device exists (e.g. 0x800C).
   const device_info* find(device_id id) const;
-  bool is_quarantined(device_id id) const;
 
   /// Groups ordered so that each comes after the groups it depends on:
   /// the order in which a rollback restores them (disable in reverse).

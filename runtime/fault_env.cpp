@@ -4,24 +4,12 @@ namespace dsmil {
 
 namespace {
 
-bool take(std::atomic<int>& budget) {
-  int b = budget.load();
-  if (b < 0) return false;
-  if (b == 0) return true;
-  budget = b - 1;
-  return false;
-}
-
 class fault_file final : public writable_file {
 public:
   fault_file(fault_env& owner, std::unique_ptr<writable_file> base, std::string path)
       : owner_(owner), base_(std::move(base)), path_(std::move(path)) {}
 
-  status append(std::string_view data) override {
-    if (owner_.take_append_fault())
-      return make_error(errc::io_error, "cannot write " + path_ + ": No space left on device");
-    return base_->append(data);
-  }
+  status append(std::string_view data) override { return base_->append(data); }
   status sync() override {
     if (owner_.take_sync_fault())
       return make_error(errc::io_error, "fsync failed for " + path_ + ": Input/output error");
@@ -38,12 +26,11 @@ private:
 } // namespace
 
 bool fault_env::take_sync_fault() {
-  ++syncs_;
-  return take(sync_budget_);
-}
-
-bool fault_env::take_append_fault() {
-  return take(append_budget_);
+  int b = sync_budget_.load();
+  if (b < 0) return false;
+  if (b == 0) return true;
+  sync_budget_ = b - 1;
+  return false;
 }
 
 result<std::unique_ptr<writable_file>> fault_env::new_writable_file(const std::string& path,

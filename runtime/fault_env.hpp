@@ -1,5 +1,6 @@
-// fault_env: an env that forwards to another and fails chosen operations,
-// for tests of the store's crash and error behaviour.
+// fault_env: an env that forwards to another and fails chosen fsyncs, for
+// tests of the store's error behaviour. (A full disk is tested for real, on
+// a small tmpfs.)
 #pragma once
 
 #include <atomic>
@@ -17,13 +18,7 @@ public:
   /// After `n` more successful fsyncs (files or directories), every fsync
   /// fails with EIO until clear() is called. n = 0 fails the next one.
   void fail_sync_after(int n) { sync_budget_ = n; }
-  /// After `n` more successful appends, every append fails (disk full).
-  void fail_append_after(int n) { append_budget_ = n; }
-  void clear() {
-    sync_budget_ = -1;
-    append_budget_ = -1;
-  }
-  int syncs() const { return syncs_; }
+  void clear() { sync_budget_ = -1; }
 
   result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
                                                            unsigned mode) override;
@@ -49,13 +44,10 @@ public:
 
   /// Consumes one unit of the sync budget; true when this fsync must fail.
   bool take_sync_fault();
-  bool take_append_fault();
 
 private:
   env& base_;
   std::atomic<int> sync_budget_{-1};
-  std::atomic<int> append_budget_{-1};
-  std::atomic<int> syncs_{0};
 };
 
 } // namespace dsmil
