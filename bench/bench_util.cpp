@@ -1,3 +1,4 @@
+#include <unistd.h>
 #include "bench/bench_util.hpp"
 
 #include <chrono>
@@ -10,6 +11,10 @@
 #include <openssl/evp.h>
 
 namespace dsmil::bench {
+
+void settle() {
+  ::sync();
+}
 
 double now_s() {
   using namespace std::chrono;

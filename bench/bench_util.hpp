@@ -10,6 +10,9 @@ namespace dsmil::bench {
 
 /// Seconds on the monotonic clock.
 double now_s();
+/// Writes back every dirty page (sync(2)): each timed step, ours and the
+/// peers' alike, starts without the previous step's writeback in its way.
+void settle();
 /// Bytes under a directory (files only), recursively.
 uint64_t dir_bytes(const std::string& dir);
 /// Peak resident set size of this process, in bytes.

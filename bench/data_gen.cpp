@@ -103,7 +103,7 @@ status generate(const std::string& path, uint64_t size, data_kind kind, uint64_t
 }
 
 result<uint64_t> edit_scattered(const std::string& from, const std::string& to, double fraction,
-                                uint64_t seed) {
+                                uint64_t seed, std::vector<stream_edit>* edits) {
   FILE* in = std::fopen(from.c_str(), "rb");
   if (in == nullptr) return make_error(errc::io_error, "cannot read " + from);
   std::fseek(in, 0, SEEK_END);
@@ -137,6 +137,7 @@ result<uint64_t> edit_scattered(const std::string& from, const std::string& to, 
     fill_random(noise.data(), region, s);
     std::fwrite(noise.data(), 1, region, out);
     changed += region;
+    if (edits) edits->push_back({at[i], i % 2 == 0 ? region : 0, region});
     if (i % 2 == 0) { // overwrite: skip the original bytes
       std::fseek(in, static_cast<long>(region), SEEK_CUR);
       pos += region;

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/result.hpp"
+#include "runtime/store.hpp"
 
 namespace dsmil::bench {
 
@@ -16,8 +18,9 @@ status generate(const std::string& path, uint64_t size, data_kind kind, uint64_t
 
 /// Copies `from` to `to` with `fraction` of its bytes changed in scattered
 /// 64 KiB regions, alternating overwrites and insertions (random bytes).
-/// Returns the number of bytes changed.
+/// Returns the number of bytes changed; `edits` (when given) gets the edits
+/// as a component with dirty tracking would report them.
 result<uint64_t> edit_scattered(const std::string& from, const std::string& to, double fraction,
-                                uint64_t seed);
+                                uint64_t seed, std::vector<stream_edit>* edits = nullptr);
 
 } // namespace dsmil::bench

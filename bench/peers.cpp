@@ -31,6 +31,7 @@ std::string first_line_of(const std::string& command) {
 bool timed(json& out, const char* key, const std::string& command, const std::string& log,
            uint64_t bytes) {
   std::fprintf(stderr, "  %s\n", command.c_str());
+  settle();
   double t0 = now_s();
   int rc = sh(command, log);
   double t = now_s() - t0;

@@ -23,6 +23,14 @@ public:
     return true;
   }
 
+  /// Pushes unless full or closed; false (dropping `v`) otherwise.
+  bool try_push(T v) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || items_.size() >= capacity_) return false;
+    items_.push_back(std::move(v));
+    not_empty_.notify_one();
+    return true;
+  }
   /// Blocks while empty; nullopt once closed and drained.
   std::optional<T> pop() {
     std::unique_lock<std::mutex> lock(mu_);

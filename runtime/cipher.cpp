@@ -26,7 +26,7 @@ store_keys store_keys::derive(const std::string& data_key) {
   return k;
 }
 
-digest hmac_sha256(const std::array<uint8_t, 32>& key, const std::string& data) {
+digest hmac_sha256(const std::array<uint8_t, 32>& key, std::string_view data) {
   digest d;
   unsigned len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),

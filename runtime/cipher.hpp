@@ -22,7 +22,7 @@ struct store_keys {
   static store_keys derive(const std::string& data_key);
 };
 
-digest hmac_sha256(const std::array<uint8_t, 32>& key, const std::string& data);
+digest hmac_sha256(const std::array<uint8_t, 32>& key, std::string_view data);
 
 /// nonce (random) || ciphertext || tag, appended to `out`. `aad` is
 /// authenticated, not encrypted (the chunk id: a record cannot be moved).

@@ -1,6 +1,7 @@
 #include "runtime/pack.hpp"
 
 #include <cstring>
+#include <functional>
 #include <sstream>
 
 #include "runtime/cipher.hpp"
@@ -36,7 +37,7 @@ std::string index_line(const std::string& id_hex, uint64_t offset, uint64_t leng
   return id_hex + " " + std::to_string(offset) + " " + std::to_string(length) + "\n";
 }
 
-void encode_record(const digest& id, const std::string& plain, simd::deflater* d, std::string& out,
+void encode_record(const digest& id, std::string_view plain, simd::deflater* d, std::string& out,
                    const store_keys* keys) {
   const size_t size = plain.size();
   out.resize(record_header_size + size);
@@ -97,17 +98,24 @@ bool is_pack_header(const std::string& head) {
          std::memcmp(head.data(), pack_magic, pack_header_size) == 0;
 }
 
-result<std::string> decode_record(const std::string& record, const chunk_location& loc,
-                                  const std::string& id_hex, const std::string& pack_path,
-                                  const store_keys* keys, bool content) {
-  auto fail = [&](const std::string& what) {
-    return make_error(errc::integrity_error, pack_path + ": chunk " + id_hex.substr(0, 16) +
-                                                 " at offset " + std::to_string(loc.offset) + ": " +
-                                                 what);
-  };
-  if (record.size() != loc.length || loc.length < record_header_size)
+namespace {
+
+// A record whose structure and CRC64 were checked.
+struct checked_record {
+  chunk_codec codec;
+  chunk_cipher cipher;
+  uint32_t plain_len;
+  const char* payload;
+  size_t payload_len;
+};
+
+} // namespace
+
+static result<checked_record> check_record(const char* h, size_t len, const chunk_location& loc,
+                                           const std::string& id_hex,
+                                           const std::function<error(const std::string&)>& fail) {
+  if (len != loc.length || loc.length < record_header_size)
     return fail("record extends past the end of the pack (truncated?)");
-  const char* h = record.data();
   if (std::memcmp(h, record_magic, 4) != 0) return fail("bad record magic");
   if (static_cast<uint8_t>(h[4]) != record_version) return fail("unknown record version");
   auto codec = static_cast<chunk_codec>(h[5]);
@@ -126,37 +134,77 @@ result<std::string> decode_record(const std::string& record, const chunk_locatio
     return fail("record holds chunk " + stored_id.substr(0, 16) + " instead");
   const char* payload = h + record_header_size;
   if (simd::crc64(payload, stored_len) != crc) return fail("CRC64 mismatch (stored bytes damaged)");
-  if (!content) return std::string();
+  return checked_record{codec, cipher, plain_len, payload, stored_len};
+}
+
+// Decrypts and decodes a checked record into `out` (its plain_len bytes) and
+// checks the content against the id.
+static status open_record(const checked_record& r, const char* h, const std::string& id_hex,
+                          const std::string& pack_path, const store_keys* keys, char* out,
+                          const std::function<error(const std::string&)>& fail) {
+  const char* payload = r.payload;
+  size_t payload_len = r.payload_len;
   std::string opened;
-  size_t payload_len = stored_len;
-  if (cipher == chunk_cipher::aes_256_gcm) {
+  if (r.cipher == chunk_cipher::aes_256_gcm) {
     if (keys == nullptr)
       return make_error(errc::unavailable, pack_path + ": chunk " + id_hex.substr(0, 16) +
                                                " is encrypted and the store's data key is not "
                                                "available");
     auto o =
-        aes_gcm_open(keys->enc, payload, stored_len, reinterpret_cast<const uint8_t*>(h + 24), 32);
+        aes_gcm_open(keys->enc, payload, payload_len, reinterpret_cast<const uint8_t*>(h + 24), 32);
     if (!o) return fail(o.err().message);
     opened = std::move(*o);
     payload = opened.data();
     payload_len = opened.size();
   }
-  std::string plain;
-  if (codec == chunk_codec::deflate) {
-    plain.resize(plain_len);
+  if (r.codec == chunk_codec::deflate) {
     if (!simd::inflate(reinterpret_cast<const uint8_t*>(payload), payload_len,
-                       reinterpret_cast<uint8_t*>(plain.data()), plain_len))
+                       reinterpret_cast<uint8_t*>(out), r.plain_len))
       return fail("cannot inflate the stored bytes");
   } else {
-    if (payload_len != plain_len) return fail("record length does not match its header");
-    plain.assign(payload, payload_len);
+    if (payload_len != r.plain_len) return fail("record length does not match its header");
+    std::memcpy(out, payload, payload_len);
   }
+  const std::string_view plain(out, r.plain_len);
   const std::string got =
-      keys != nullptr ? to_hex(hmac_sha256(keys->mac, plain)) : sha256_hex(plain);
+      keys != nullptr ? to_hex(hmac_sha256(keys->mac, plain)) : to_hex(sha256(plain));
   if (got != id_hex)
     return fail(keys != nullptr ? "HMAC mismatch (content damaged)"
                                 : "SHA-256 mismatch (content damaged)");
+  return {};
+}
+
+result<std::string> decode_record(const std::string& record, const chunk_location& loc,
+                                  const std::string& id_hex, const std::string& pack_path,
+                                  const store_keys* keys, bool content) {
+  auto fail = [&](const std::string& what) {
+    return make_error(errc::integrity_error, pack_path + ": chunk " + id_hex.substr(0, 16) +
+                                                 " at offset " + std::to_string(loc.offset) + ": " +
+                                                 what);
+  };
+  auto r = check_record(record.data(), record.size(), loc, id_hex, fail);
+  if (!r) return r.err();
+  if (!content) return std::string();
+  std::string plain(r->plain_len, '\0');
+  if (auto err = open_record(*r, record.data(), id_hex, pack_path, keys, plain.data(), fail))
+    return err;
   return plain;
+}
+
+status decode_record_to(const char* record, size_t len, const chunk_location& loc,
+                        const std::string& id_hex, const std::string& pack_path,
+                        const store_keys* keys, char* out, size_t out_size) {
+  auto fail = [&](const std::string& what) {
+    return make_error(errc::integrity_error, pack_path + ": chunk " + id_hex.substr(0, 16) +
+                                                 " at offset " + std::to_string(loc.offset) + ": " +
+                                                 what);
+  };
+  auto r = check_record(record, len, loc, id_hex, fail);
+  if (!r) return r.err();
+  if (r->plain_len != out_size)
+    return fail("holds " + std::to_string(r->plain_len) + " bytes, the manifest says " +
+                std::to_string(out_size));
+  return open_record(*r, record, id_hex, pack_path, keys, out, fail);
 }
 
 } // namespace dsmil

@@ -38,7 +38,7 @@ struct chunk_location {
 /// makes it smaller (d may be null: stored raw), CRC64 over the stored bytes.
 /// With `keys`, what would be stored is then sealed with AES-256-GCM (the id
 /// as associated data). `out` is replaced; its capacity is reused.
-void encode_record(const digest& id, const std::string& plain, simd::deflater* d, std::string& out,
+void encode_record(const digest& id, std::string_view plain, simd::deflater* d, std::string& out,
                    const store_keys* keys = nullptr);
 
 /// True when an encoded record stores DEFLATE output (it compressed).
@@ -80,6 +80,11 @@ result<std::string> decode_record(const std::string& record, const chunk_locatio
                                   const std::string& id_hex, const std::string& pack_path,
                                   const store_keys* keys = nullptr, bool content = true);
 
+/// decode_record for `len` bytes at `record`, writing the plaintext, which must
+/// be exactly `out_size` bytes (what the manifest says), to `out`.
+status decode_record_to(const char* record, size_t len, const chunk_location& loc,
+                        const std::string& id_hex, const std::string& pack_path,
+                        const store_keys* keys, char* out, size_t out_size);
 /// True when `head` starts with the pack magic.
 bool is_pack_header(const std::string& head);
 

@@ -193,7 +193,7 @@ status checkpoint_store::write(const std::string& path, const std::string& data,
   return err;
 }
 
-digest checkpoint_store::chunk_id(const std::string& plain) const {
+digest checkpoint_store::chunk_id(std::string_view plain) const {
   return keys_ ? hmac_sha256(keys_->mac, plain) : sha256(plain);
 }
 
@@ -503,7 +503,7 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
     // Streams can be large: read them on the pipeline's workers.
     stream_ref ref{st.name, st.size, st.chunks};
     uint64_t got = 0;
-    if (auto err = read_stream(ref, [&](const std::string& b) {
+    if (auto err = read_stream(ref, [&](std::string_view b) {
           got += b.size();
           return status{};
         }))

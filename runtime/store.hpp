@@ -5,16 +5,17 @@
 // REQUIRES: external synchronization (one owner, e.g. one actor).
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
-#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dsmil/device.hpp"
 #include "dsmil/system_config.hpp"
-#include <functional>
 
 #include "runtime/chunker.hpp"
 #include "runtime/cipher.hpp"
@@ -46,8 +47,21 @@ struct store_options {
 
 /// Fills `buf` with up to `cap` bytes; 0 at the end of the stream.
 using byte_source = std::function<result<size_t>(uint8_t* buf, size_t cap)>;
-/// Takes the bytes of a stream in order.
-using byte_sink = std::function<status(const std::string& bytes)>;
+/// Reads up to `len` bytes at `offset` of a stream into `buf`; fewer only at
+/// its end.
+using byte_reader = std::function<result<size_t>(uint64_t offset, uint8_t* buf, size_t len)>;
+/// Takes the bytes of a stream in order, one call at a time.
+using byte_sink = std::function<status(std::string_view bytes)>;
+
+/// One change to a stream since a checkpoint stored it (dirty tracking):
+/// `old_length` bytes at `offset` of the stored stream were replaced by
+/// `new_length` bytes. An overwrite has equal lengths, an insertion
+/// old_length 0, a deletion new_length 0. Offsets are in the stored stream.
+struct stream_edit {
+  uint64_t offset = 0;
+  uint64_t old_length = 0;
+  uint64_t new_length = 0;
+};
 
 /// A stream component of a checkpoint: any byte stream (a database dump, an
 /// agent's execution context), cut into content-defined chunks.
@@ -120,7 +134,19 @@ public:
   /// chunks no manifest names yet; create() then fails instead of committing).
   result<stream_ref> write_stream(const std::string& name, const byte_source& src,
                                   stream_stats* stats = nullptr);
-  /// Streams a stored stream back in order, checking every chunk.
+  /// The same stream_ref write_stream() would return for the stream `read`
+  /// gives, for a component that knows what changed since `parent` was
+  /// stored: only the bytes around each edit are read, cut, hashed and
+  /// stored; the parent's chunks elsewhere are reused. `edits` are sorted by
+  /// offset and do not overlap (an invalid_argument error says which does).
+  /// An edit the component forgot is a stream the checkpoint does not hold:
+  /// the list must be complete.
+  result<stream_ref> write_stream_changes(const std::string& name, const stream_ref& parent,
+                                          const std::vector<stream_edit>& edits,
+                                          const byte_reader& read, stream_stats* stats = nullptr);
+  /// Streams a stored stream back in order, checking every chunk. `sink` is
+  /// called with runs of about 1 MiB, in order, one call at a time, from
+  /// the read workers' threads.
   status read_stream(const stream_ref& s, const byte_sink& sink);
 
   /// Writes the chunks this checkpoint needs that are not stored yet, then
@@ -165,7 +191,7 @@ public:
   const key_provider& key() const { return *key_; }
   const store_options& options() const { return opts_; }
   /// The id a chunk with this content has in this store.
-  digest chunk_id(const std::string& plain) const;
+  digest chunk_id(std::string_view plain) const;
   /// False for an encrypted store opened without its data key: structure and
   /// CRC64 can be checked, content cannot, and nothing can be written.
   bool can_read_content() const { return !opts_.encrypt || keys_ != nullptr; }
@@ -178,10 +204,17 @@ public:
   size_t chunk_count() const { return index_.size(); }
 
 private:
+  class stream_pipeline;
+  friend class stream_pipeline;
+
   checkpoint_store(env& e, std::string dir, store_options opts)
       : env_(e), dir_(std::move(dir)), opts_(opts) {}
 
   status init();
+  // Refuses writes after a failed durable write, or without the data key.
+  status writable();
+  // Reads and decodes chunks [from, to) of `s` into `out`, checking each.
+  status decode_batch(const stream_ref& s, size_t from, size_t to, std::string& out);
   // Reads the manifest of `id`, checks its signature; `sha_out` gets the body's SHA-256.
   result<manifest> read_verified_manifest(const std::string& id, verify_report* report,
                                           std::string* sha_out);
