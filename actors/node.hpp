@@ -8,7 +8,7 @@
 #include <caf/fwd.hpp>
 
 #include "runtime/node_config.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil::bench {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 #include "runtime/store.hpp"
 
 namespace dsmil::bench {

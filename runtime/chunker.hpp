@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "runtime/crypto.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

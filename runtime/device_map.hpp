@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "dsmil/device.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

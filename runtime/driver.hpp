@@ -6,7 +6,7 @@
 
 #include "dsmil/device.hpp"
 #include "runtime/device_map.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

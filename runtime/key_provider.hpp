@@ -7,7 +7,7 @@
 
 #include "runtime/crypto.hpp"
 #include "runtime/env.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

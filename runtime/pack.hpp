@@ -14,7 +14,7 @@
 
 #include "runtime/crypto.hpp"
 #include "runtime/env.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 #include "simd/deflate.hpp"
 
 namespace dsmil {

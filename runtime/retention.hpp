@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "runtime/manifest.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

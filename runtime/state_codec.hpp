@@ -6,7 +6,7 @@
 
 #include "dsmil/device.hpp"
 #include "dsmil/system_config.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

@@ -202,6 +202,8 @@ public:
                                              "not available; restore the key");
   }
   size_t chunk_count() const { return index_.size(); }
+  /// The keys of an encrypted store opened with its data key; null otherwise.
+  const store_keys* data_keys() const { return keys_.get(); }
 
 private:
   class stream_pipeline;

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "dsmil/system_config.hpp"
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil {
 

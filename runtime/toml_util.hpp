@@ -7,7 +7,7 @@
 
 #include <toml++/toml.h>
 
-#include "runtime/result.hpp"
+#include "dsmil/result.hpp"
 
 namespace dsmil::toml_util {
 

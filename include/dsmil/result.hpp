@@ -1,4 +1,5 @@
-// result<T>: a value or a dsmil::error. runtime/ does not depend on CAF; the
+// result<T>: a value or a dsmil::error, what every fallible call of the public
+// API and of runtime/ returns. runtime/ does not depend on CAF; the
 // actor layer converts an error into a caf::error at its boundary.
 #pragma once
 
