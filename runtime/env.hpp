@@ -28,6 +28,13 @@ public:
   /// Creates or truncates `path` with permission bits `mode`.
   virtual result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
                                                                    unsigned mode = 0644) = 0;
+  /// For large output written once, front to back (a restored stream): the
+  /// data may bypass the page cache (O_DIRECT) where the file system allows.
+  /// Appends of any size; durable after sync(), like any writable_file.
+  virtual result<std::unique_ptr<writable_file>> new_sequential_file(const std::string& path,
+                                                                     unsigned mode = 0644) {
+    return new_writable_file(path, mode);
+  }
   virtual result<std::string> read_file(const std::string& path) = 0;
   /// `size` bytes at `offset`; fewer only at the end of the file.
   virtual result<std::string> read_range(const std::string& path, uint64_t offset,

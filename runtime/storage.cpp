@@ -111,6 +111,18 @@ result<checkpoint> storage::load_checkpoint(const std::string& id) {
   return c;
 }
 
+status storage::restore_stream(const std::string& id, const std::string& stream,
+                               const std::string& path) {
+  auto& s = *impl_->store;
+  auto full = s.resolve(id);
+  if (!full) return full.err();
+  auto contents = s.load(*full);
+  if (!contents) return contents.err();
+  for (auto& ref : contents->streams)
+    if (ref.name == stream) return s.restore_stream(ref, path);
+  return make_error(errc::not_found, "checkpoint " + *full + " has no stream '" + stream + "'");
+}
+
 std::vector<checkpoint> storage::list() const {
   std::vector<checkpoint> out;
   for (auto& i : impl_->store->list())

@@ -148,6 +148,10 @@ public:
   /// called with runs of about 1 MiB, in order, one call at a time, from
   /// the read workers' threads.
   status read_stream(const stream_ref& s, const byte_sink& sink);
+  /// Restores a stream into the file `path`, durably: written beside it
+  /// (`path`.partial, bypassing the page cache where it can), fsynced, then
+  /// renamed over `path`. On error `path` is untouched and nothing is left.
+  status restore_stream(const stream_ref& s, const std::string& path);
 
   /// Writes the chunks this checkpoint needs that are not stored yet, then
   /// the signed manifest. On error nothing visible changes.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <dirent.h>
+#include <fstream>
 
 #include <doctest/doctest.h>
 
@@ -54,27 +55,29 @@ void check_same(const checkpoint& a, const checkpoint& b) {
   CHECK(a.type == b.type);
 }
 
-std::string first_pack(const std::string& dir) {
-  for (auto sub : {"packs"}) {
-    std::string base = dir + "/" + sub;
-    DIR* d = ::opendir(base.c_str());
-    while (auto* e = ::readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      DIR* inner = ::opendir((base + "/" + e->d_name).c_str());
-      while (auto* f = ::readdir(inner)) {
-        std::string name = f->d_name;
-        if (name.size() > 5 && name.substr(name.size() - 5) == ".pack") {
-          std::string path = base + "/" + e->d_name + "/" + name;
-          ::closedir(inner);
-          ::closedir(d);
-          return path;
-        }
-      }
-      ::closedir(inner);
+std::vector<std::string> all_packs(const std::string& dir) {
+  std::vector<std::string> out;
+  const std::string base = dir + "/packs";
+  DIR* d = ::opendir(base.c_str());
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string sub = base + "/" + e->d_name;
+    DIR* inner = ::opendir(sub.c_str());
+    while (auto* f = ::readdir(inner)) {
+      std::string name = f->d_name;
+      if (name.size() > 5 && name.substr(name.size() - 5) == ".pack")
+        out.push_back(sub + "/" + name);
     }
-    ::closedir(d);
+    ::closedir(inner);
   }
-  return {};
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string first_pack(const std::string& dir) {
+  auto all = all_packs(dir);
+  return all.empty() ? std::string() : all.front();
 }
 
 } // namespace
@@ -200,4 +203,42 @@ TEST_CASE("storage: encrypt and decrypt with the store's data key") {
   auto id = s->store_checkpoint(c);
   REQUIRE(id.ok());
   check_same(c, *s->load_checkpoint(*id));
+}
+
+TEST_CASE("storage: a stream restores into a file durably, or leaves the file as it was") {
+  test::temp_dir tmp;
+  auto s = std::move(*storage::open(tmp.path() + "/store"));
+  checkpoint c = sample(6);
+  // Larger than one direct-I/O block and not a multiple of any block size.
+  std::string big;
+  uint64_t x = 99;
+  while (big.size() < (9u << 20) + 4321) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    big += std::to_string(x);
+  }
+  big.resize((9u << 20) + 4321);
+  c.streams.push_back({"dump", big});
+  auto id = *s->store_checkpoint(c);
+
+  const std::string out = tmp.path() + "/dump.restored";
+  REQUIRE_FALSE(s->restore_stream(id, "dump", out));
+  CHECK(test::slurp(out) == big);
+  REQUIRE_FALSE(s->restore_stream(id, "agents", out)); // replaces the file
+  CHECK(test::slurp(out) == c.streams[1].bytes);
+
+  CHECK(s->restore_stream(id, "nope", out).message == "checkpoint " + id + " has no stream 'nope'");
+  CHECK(s->restore_stream(id, "dump", tmp.path() + "/no/such/dir/f").code == errc::io_error);
+
+  // Damage found mid-restore: the old file stays, no partial file is left.
+  // Every 8 KiB of every pack is flipped, so every record of the dump is hit.
+  for (const auto& pack : all_packs(tmp.path() + "/store")) {
+    auto bytes = test::slurp(pack);
+    for (size_t at = 4096; at < bytes.size(); at += 8192)
+      bytes[at] ^= 0x40;
+    test::spit(pack, bytes);
+  }
+  auto err = s->restore_stream(id, "dump", out);
+  CHECK(err.code == errc::integrity_error);
+  CHECK(test::slurp(out) == c.streams[1].bytes);
+  CHECK_FALSE(std::ifstream(out + ".partial").good());
 }

@@ -74,6 +74,10 @@ public:
   /// Loads a checkpoint (an id or a unique prefix of one), checking its
   /// signature and every byte read.
   result<checkpoint> load_checkpoint(const std::string& id);
+  /// Writes stream `stream` of checkpoint `id` to the file `path` (mode 0600),
+  /// checking every byte, durably: `path` is replaced only once the whole
+  /// stream is on disk. For streams too large to load into memory.
+  status restore_stream(const std::string& id, const std::string& stream, const std::string& path);
   /// Every checkpoint, oldest first, without devices, configuration or streams.
   std::vector<checkpoint> list() const;
   /// Checks every manifest's signature and that every chunk a checkpoint
