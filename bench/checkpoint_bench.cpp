@@ -152,9 +152,13 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   if (!changed_bytes) return changed_bytes.err();
 
   json r;
-  r["input"] = {{"bytes", size},      {"kind", kind_name},
-                {"change", o.change}, {"changed_bytes", *changed_bytes},
-                {"threads", threads}, {"dir", dir}};
+  r["input"] = {{"bytes", size},
+                {"kind", kind_name},
+                {"change", o.change},
+                {"changed_bytes", *changed_bytes},
+                {"threads", threads},
+                {"dir", dir},
+                {"deflate_level", o.deflate_level}};
   r["kernels"] = kernels();
 
   progress("measuring the ceiling: SHA-256 + deflate-L1, 1 thread and all threads; disk fdatasync");
@@ -167,6 +171,7 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
 
   store_options so;
   so.threads = threads;
+  so.deflate_level = o.deflate_level;
   const std::string store_dir = dir + "/store";
   auto store = checkpoint_store::open(env::posix(), store_dir, so);
   if (!store) return store.err();
@@ -295,10 +300,11 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
 
 void print_checkpoint_report(const json& r) {
   auto& in = r["input"];
-  std::printf("input      %s of %s data, %.2f%% changed (%s) for the incremental, %u threads\n",
+  std::printf("input      %s of %s data, %.2f%% changed (%s) for the incremental, %u threads, "
+              "deflate level %d\n",
               human(in["bytes"].get<double>()).c_str(), in["kind"].get<std::string>().c_str(),
               in["change"].get<double>() * 100, human(in["changed_bytes"].get<double>()).c_str(),
-              in["threads"].get<unsigned>());
+              in["threads"].get<unsigned>(), in["deflate_level"].get<int>());
   auto& k = r["kernels"];
   std::printf("kernels    sha256 %s; %s; %s\n", k["sha256"].get<std::string>().c_str(),
               k["crc64"].get<std::string>().c_str(), k["deflate"].get<std::string>().c_str());

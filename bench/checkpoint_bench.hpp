@@ -18,6 +18,7 @@ struct checkpoint_bench_options {
   double change = 0.01;
   std::string dir; ///< work directory; a fresh one under /var/tmp when empty
   unsigned threads = 0;
+  int deflate_level = 1; ///< the store's ISA-L level (the ceiling stays level 1)
   bool compare = false;
   bool keep = false; ///< keep the work directory
 };

@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   cp->add_option("--dir", o.dir,
                  "work directory (default: a fresh one under /var/tmp, removed after)");
   cp->add_option("--threads", o.threads, "worker threads (default: all cores)");
+  cp->add_option("--deflate-level", o.deflate_level,
+                 "the store's ISA-L deflate level, 0-3 (default 1; the ceiling stays level 1)");
   cp->add_flag("--compare", o.compare,
                "also run restic and borg on the same data (installed if missing)");
   cp->add_flag("--keep", o.keep, "keep the work directory");
@@ -41,6 +43,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dsmil-bench: %s; see 'dsmil-bench --help'\n", e.what());
     return 2;
   }
+  if (o.deflate_level < 0 || o.deflate_level > 3)
+    return std::fprintf(stderr, "dsmil-bench: --deflate-level must be 0-3, got %d\n",
+                        o.deflate_level),
+           2;
   auto bytes = parse_size(size);
   if (!bytes)
     return std::fprintf(stderr, "dsmil-bench: --size: %s\n", bytes.err().message.c_str()), 2;
