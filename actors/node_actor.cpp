@@ -7,6 +7,7 @@
 #include "actors/node.hpp"
 #include "actors/node_impl.hpp"
 #include "actors/supervisors.hpp"
+#include "runtime/tpm_key.hpp"
 #include "simd/cpu_features.hpp"
 
 namespace dsmil {
@@ -212,7 +213,17 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
   so.chunking = {cfg.chunk_min_kib * 1024, cfg.chunk_avg_kib * 1024, cfg.chunk_max_kib * 1024};
   so.pack_target_bytes = uint64_t{cfg.pack_target_mib} << 20;
   so.threads = cfg.store_threads;
-  auto store = checkpoint_store::open(env::posix(), cfg.data_dir + "/store", so);
+  std::unique_ptr<key_provider> key; // software: the store opens its own
+  if (cfg.key_provider == "tpm") {
+    tpm_options to;
+    to.tcti = cfg.key_tcti;
+    to.signing_handle = cfg.key_handle;
+    to.pcrs = cfg.key_pcrs;
+    auto k = open_tpm_key(to);
+    if (!k) return k.err();
+    key = std::move(*k);
+  }
+  auto store = checkpoint_store::open(env::posix(), cfg.data_dir + "/store", so, std::move(key));
   if (!store) return store.err();
   ctx->store = std::move(*store);
   ctx->configuration.config_version = cfg.configuration.config_version;

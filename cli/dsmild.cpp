@@ -25,12 +25,17 @@ int main(int argc, char** argv) {
   CLI::App app{"dsmild " DSMIL_VERSION ": the dsmil-recovery node. Runs the 84 DSMIL devices "
                "(simulated by default), the checkpoint store and the control endpoint that "
                "dsmilctl talks to."};
-  std::string config_file, data_dir, listen, log_level;
+  std::string config_file, data_dir, listen, log_level, keys, tcti;
   app.add_option("--config", config_file, "node configuration (TOML); default: the embedded one");
   app.add_option("--data-dir", data_dir, "where the store lives (overrides [node] data_dir)");
   app.add_option("--listen", listen,
                  "HOST:PORT of the control endpoint (default 127.0.0.1:7411; port 0 picks one)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.add_option("--keys", keys,
+                 "signing key provider: software or tpm (overrides [keys] provider)");
+  app.add_option("--tcti", tcti,
+                 "TPM TCTI, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 "
+                 "(overrides [keys] tcti)");
   app.footer("Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 2 bad configuration or arguments, "
              "1 the node could not start (store, port in use).");
   try {
@@ -49,6 +54,12 @@ int main(int argc, char** argv) {
     if (auto err = dsmil::parse_host_port(listen, cfg->listen_host, cfg->listen_port))
       return die("--listen: " + err.message, 2);
   if (!log_level.empty()) cfg->log_level = log_level;
+  if (!keys.empty()) {
+    if (keys != "software" && keys != "tpm")
+      return die("--keys must be software or tpm, got '" + keys + "'", 2);
+    cfg->key_provider = keys;
+  }
+  if (!tcti.empty()) cfg->key_tcti = tcti;
   auto level = spdlog::level::from_str(cfg->log_level);
   if (level == spdlog::level::off && cfg->log_level != "off")
     return die("--log-level must be trace, debug, info, warn or error", 2);

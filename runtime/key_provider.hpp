@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runtime/crypto.hpp"
 #include "runtime/env.hpp"
@@ -21,6 +23,11 @@ public:
   virtual std::string public_pem() const = 0;
   /// DER signature over a SHA-256 digest.
   virtual result<std::string> sign_digest(const digest& d) = 0;
+  /// The SHA-256 bank's values of the PCRs this provider captures, by index
+  /// (hex); empty for a provider without a TPM.
+  virtual result<std::vector<std::pair<int, std::string>>> read_pcrs() {
+    return std::vector<std::pair<int, std::string>>{};
+  }
 };
 
 /// ECDSA P-256 with OpenSSL. The private key lives in `keys_dir`/signing.key
@@ -36,5 +43,11 @@ status verify_digest(const std::string& public_pem, const digest& d, const std::
 
 /// Key id (SHA-256 of the DER public key, hex) of a PEM public key.
 result<std::string> key_id_of(const std::string& public_pem);
+
+/// PEM of the P-256 public key with affine coordinates `x`, `y` (32 bytes
+/// each, big-endian), as a TPM reports it.
+result<std::string> p256_public_pem(const std::string& x, const std::string& y);
+/// DER ECDSA-Sig-Value of the raw signature (r, s), big-endian integers.
+result<std::string> ecdsa_der(const std::string& r, const std::string& s);
 
 } // namespace dsmil

@@ -97,6 +97,12 @@ std::string encode_manifest(const manifest& m) {
       {"sizes", {{"logical_bytes", i.logical_bytes}, {"new_bytes", i.new_bytes}}},
       {"merkle_root", m.merkle_root},
   };
+  if (!m.pcrs.empty()) {
+    json pcrs = json::object();
+    for (auto& [index, value] : m.pcrs)
+      pcrs[std::to_string(index)] = value;
+    body["components"]["security"] = {{"pcr_bank", "sha256"}, {"pcrs", pcrs}};
+  }
   return body.dump(2) + "\n";
 }
 
@@ -145,6 +151,11 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
         e.chunks.push_back({c.at(0).get<std::string>(), c.at(1).get<uint64_t>()});
       stream_roots.push_back(s.at("root").get<std::string>());
       m.streams.push_back(std::move(e));
+    }
+    if (comps.contains("security")) {
+      for (auto& [index, value] : comps["security"].at("pcrs").items())
+        m.pcrs.emplace_back(std::stoi(index), value.get<std::string>());
+      std::sort(m.pcrs.begin(), m.pcrs.end());
     }
     i.logical_bytes = j.at("sizes").at("logical_bytes").get<uint64_t>();
     i.new_bytes = j.at("sizes").at("new_bytes").get<uint64_t>();

@@ -53,6 +53,9 @@ struct manifest {
   chunk_ref configuration;
   std::vector<device_chunk> devices; ///< sorted by id
   std::vector<stream_entry> streams;
+  /// Security component: SHA-256 bank PCR values (index, hex) when the
+  /// signing key is in a TPM; empty otherwise.
+  std::vector<std::pair<int, std::string>> pcrs;
   std::string configuration_root;
   std::string devices_root;
   std::string merkle_root;

@@ -3,6 +3,7 @@
 #include "runtime/chunker.hpp"
 #include "runtime/env.hpp"
 #include "runtime/toml_util.hpp"
+#include "runtime/tpm_key.hpp"
 
 namespace dsmil {
 
@@ -229,13 +230,38 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
             return {};
           }))
     return err;
-  if (auto err = section(root, "keys", {"provider"}, source, [&](const toml::table& t) -> status {
-        return tu::get_string(t, "provider", c.key_provider, source);
-      }))
+  if (auto err = section(
+          root, "keys", {"provider", "tcti", "handle", "pcrs"}, source,
+          [&](const toml::table& t) -> status {
+            if (auto e = tu::get_string(t, "provider", c.key_provider, source)) return e;
+            if (auto e = tu::get_string(t, "tcti", c.key_tcti, source)) return e;
+            std::string handle;
+            if (auto e = tu::get_string(t, "handle", handle, source)) return e;
+            if (!handle.empty()) {
+              auto h = parse_tpm_handle(handle);
+              if (!h) return make_error(errc::config_error, source + ": [keys] " + h.err().message);
+              c.key_handle = *h;
+            }
+            if (auto node = t.get("pcrs")) {
+              auto* arr = node->as_array();
+              if (arr == nullptr)
+                return make_error(errc::config_error,
+                                  source + ": [keys] pcrs must be an array of PCR numbers 0-23");
+              c.key_pcrs.clear();
+              for (auto& v : *arr) {
+                auto i = v.value<int64_t>();
+                if (!i || *i < 0 || *i > 23)
+                  return make_error(errc::config_error,
+                                    source + ": [keys] pcrs must be an array of PCR numbers 0-23");
+                c.key_pcrs.push_back(static_cast<int>(*i));
+              }
+            }
+            return {};
+          }))
     return err;
-  if (c.key_provider != "software")
+  if (c.key_provider != "software" && c.key_provider != "tpm")
     return make_error(errc::config_error, source + ": [keys] provider '" + c.key_provider +
-                                              "' is not available; use \"software\"");
+                                              "' is unknown; use \"software\" or \"tpm\"");
 
   // Device map: the file the config names (relative to the config file); when
   // it names none, devices.toml beside it, else the embedded map.

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "dsmil/device.hpp"
 #include "runtime/device_map.hpp"
@@ -66,7 +67,11 @@ struct node_config {
   double thermal_warn_c = 85.0;
   double thermal_critical_c = 100.0;
   system_config_defaults configuration;
-  std::string key_provider = "software";
+  std::string key_provider = "software"; ///< "software" or "tpm"
+  std::string key_tcti = "device:/dev/tpmrm0";
+  uint32_t key_handle = 0x81010001; ///< persistent handle of the TPM signing key
+  std::vector<int> key_pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                               12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
   uint32_t automatic_interval_s = 0;
   retention_policy retention;
   bool store_encrypt = false;

@@ -2,10 +2,13 @@
 #include "runtime/key_provider.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/param_build.h>
 #include <openssl/x509.h>
 
 namespace dsmil {
@@ -142,6 +145,53 @@ status verify_digest(const std::string& public_pem, const digest& d, const std::
   ERR_clear_error();
   if (rc != 1) return make_error(errc::integrity_error, "signature does not match");
   return {};
+}
+
+result<std::string> p256_public_pem(const std::string& x, const std::string& y) {
+  if (x.empty() || y.empty() || x.size() > 32 || y.size() > 32)
+    return make_error(errc::invalid_argument, "not a P-256 point");
+  // Uncompressed SEC1 point: 0x04 || X || Y, each left-padded to 32 bytes.
+  std::string point(65, '\0');
+  point[0] = 0x04;
+  std::copy(x.begin(), x.end(), point.begin() + 1 + static_cast<long>(32 - x.size()));
+  std::copy(y.begin(), y.end(), point.begin() + 33 + static_cast<long>(32 - y.size()));
+  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+  OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+  OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  ctx_ptr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  bool ok = ctx && params && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
+            EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) == 1;
+  OSSL_PARAM_free(params);
+  OSSL_PARAM_BLD_free(bld);
+  pkey_ptr key(raw);
+  if (!ok) return make_error(errc::integrity_error, "not a P-256 point: " + ssl_error());
+  bio_ptr pub(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1)
+    return make_error(errc::internal, "cannot encode public key: " + ssl_error());
+  return bio_string(pub.get());
+}
+
+result<std::string> ecdsa_der(const std::string& r, const std::string& s) {
+  ECDSA_SIG* sig = ECDSA_SIG_new();
+  BIGNUM* br = BN_bin2bn(reinterpret_cast<const unsigned char*>(r.data()),
+                         static_cast<int>(r.size()), nullptr);
+  BIGNUM* bs = BN_bin2bn(reinterpret_cast<const unsigned char*>(s.data()),
+                         static_cast<int>(s.size()), nullptr);
+  if (sig == nullptr || br == nullptr || bs == nullptr || ECDSA_SIG_set0(sig, br, bs) != 1) {
+    BN_free(br);
+    BN_free(bs);
+    ECDSA_SIG_free(sig);
+    return make_error(errc::internal, "cannot encode an ECDSA signature");
+  }
+  unsigned char* der = nullptr;
+  int n = i2d_ECDSA_SIG(sig, &der);
+  ECDSA_SIG_free(sig);
+  if (n <= 0) return make_error(errc::internal, "cannot encode an ECDSA signature");
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
+  OPENSSL_free(der);
+  return out;
 }
 
 } // namespace dsmil

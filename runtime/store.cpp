@@ -77,10 +77,12 @@ std::string checkpoint_store::rel(const std::string& path) const {
   return path.compare(0, dir_.size() + 1, dir_ + "/") == 0 ? path.substr(dir_.size() + 1) : path;
 }
 
-result<std::unique_ptr<checkpoint_store>> checkpoint_store::open(env& e, const std::string& dir,
-                                                                 const store_options& opts) {
+result<std::unique_ptr<checkpoint_store>>
+checkpoint_store::open(env& e, const std::string& dir, const store_options& opts,
+                       std::unique_ptr<key_provider> signing_key) {
   if (auto err = validate(opts.chunking)) return err;
   std::unique_ptr<checkpoint_store> s(new checkpoint_store(e, dir, opts));
+  s->key_ = std::move(signing_key);
   if (auto err = s->init()) return err;
   return s;
 }
@@ -133,9 +135,15 @@ status checkpoint_store::init() {
     // Without the key the store opens for structure checks only.
   }
 
-  auto key = open_software_key(env_, dir_ + "/keys", dir_ + "/tmp");
-  if (!key) return key.err();
-  key_ = std::move(*key);
+  if (!key_) {
+    auto key = open_software_key(env_, dir_ + "/keys", dir_ + "/tmp");
+    if (!key) return key.err();
+    key_ = std::move(*key);
+  }
+  const std::string pem_path = dir_ + "/keys/" + key_->key_id() + ".pem";
+  if (!env_.exists(pem_path))
+    if (auto err = write_durable(env_, dir_ + "/tmp", pem_path, key_->public_pem(), 0644))
+      return err;
 
   auto idx = env_.list_dir(dir_ + "/index");
   if (!idx) return idx.err();
@@ -278,6 +286,10 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     if (auto err = finish_pack(**pack)) return err;
   }
 
+  // The platform state the checkpoint is taken under, signed with it.
+  auto pcrs = key_->read_pcrs();
+  if (!pcrs) return pcrs.err();
+  m.pcrs = std::move(*pcrs);
   const std::string body = encode_manifest(m);
   const digest body_digest = sha256(body);
   auto sig = key_->sign_digest(body_digest);
@@ -377,6 +389,9 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
                              sig->key_id.substr(0, 16) + ")");
     report->checks.push_back("manifest: roots match the chunk lists (merkle root " +
                              m->merkle_root.substr(0, 16) + ")");
+    if (!m->pcrs.empty())
+      report->checks.push_back("pcrs: " + std::to_string(m->pcrs.size()) +
+                               " SHA-256 PCR values captured under the signature");
   }
   if (sha_out) *sha_out = to_hex(body_digest);
   return m;
@@ -426,6 +441,7 @@ result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
   }
   for (auto& st : m->streams)
     c.streams.push_back({st.name, st.size, st.chunks});
+  c.pcrs = m->pcrs;
   return c;
 }
 

@@ -83,7 +83,8 @@ struct checkpoint_contents {
   checkpoint_info info;
   std::vector<device_state> devices; ///< sorted by id
   system_config configuration;
-  std::vector<stream_ref> streams; ///< chunk lists; read with read_stream()
+  std::vector<stream_ref> streams;               ///< chunk lists; read with read_stream()
+  std::vector<std::pair<int, std::string>> pcrs; ///< SHA-256 PCRs at capture, when in a TPM
 };
 
 /// A chunk that failed a store check, and the checkpoints that need it.
@@ -123,8 +124,12 @@ class checkpoint_store {
 public:
   /// Opens (creating when absent) the store in `dir`: sweeps tmp/, loads the
   /// indexes and manifests, and opens the software signing key.
-  static result<std::unique_ptr<checkpoint_store>> open(env& e, const std::string& dir,
-                                                        const store_options& opts = {});
+  /// `signing_key` signs the manifests (a TPM key, say); without one the
+  /// store's software key (keys/signing.key) does. Either way the public key
+  /// is kept in keys/<key_id>.pem, so verification needs nothing else.
+  static result<std::unique_ptr<checkpoint_store>>
+  open(env& e, const std::string& dir, const store_options& opts = {},
+       std::unique_ptr<key_provider> signing_key = nullptr);
 
   /// Cuts `src` into chunks and stores those not stored yet, on all worker
   /// threads with bounded queues (memory does not grow with the stream).

@@ -1,4 +1,5 @@
 // dsmilctl against a real dsmild process, as an operator uses them.
+#include <cstdlib>
 #include <filesystem>
 
 #include <doctest/doctest.h>
@@ -6,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "process.hpp"
+#include "swtpm.hpp"
 #include "test_util.hpp"
 
 using namespace dsmil::test;
@@ -222,4 +224,32 @@ TEST_CASE("a crashed device actor is restarted and the device keeps answering th
   }
   CHECK(dev["health"]["restarts"] == 1);
   CHECK(dev["registers"][0] == 99);
+}
+
+TEST_CASE("dsmild --keys tpm signs every checkpoint in the TPM and captures the PCRs") {
+  // The swtpm that .ci/run (scripts/test) started, else one of our own.
+  std::unique_ptr<swtpm> own;
+  std::string tcti = std::getenv("DSMIL_SWTPM_TCTI") ? std::getenv("DSMIL_SWTPM_TCTI") : "";
+  if (tcti.empty()) {
+    own = std::make_unique<swtpm>();
+    tcti = own->tcti();
+  }
+  running_node n({"--keys", "tpm", "--tcti", tcti});
+  REQUIRE(n.ctl({"checkpoint", "create", "--name", "signed-in-tpm"}).rc == 0);
+  auto list = n.ctl_json({"checkpoint", "list"});
+  auto id = list["checkpoints"][0]["id"].get<std::string>();
+  auto v = n.ctl_json({"checkpoint", "verify", id});
+  CHECK(v["valid"] == true);
+  const std::string lines = v.dump();
+  CHECK(lines.find("signature: valid (ecdsa-p256-sha256, tpm key") != std::string::npos);
+  CHECK(lines.find("pcrs: 24 SHA-256 PCR values captured under the signature") !=
+        std::string::npos);
+  auto human = n.ctl({"checkpoint", "verify", id});
+  CHECK(human.rc == 0);
+  CHECK(human.out.find("tpm key") != std::string::npos);
+
+  // Bad --keys: one line, exit 2.
+  auto bad = run({program("DSMILD"), "--keys", "hsm", "--data-dir", n.dir.path() + "/x"});
+  CHECK(bad.rc == 2);
+  CHECK(bad.err == "dsmild: --keys must be software or tpm, got 'hsm'\n");
 }

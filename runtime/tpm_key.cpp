@@ -1,0 +1,228 @@
+// tpm2-tss adapter: ESAPI over a TCTI, the only file that includes tpm2-tss.
+// Nothing here throws; every TSS2_RC becomes a dsmil::error that names the
+// command, the TCTI and the decoded response code.
+#include "runtime/tpm_key.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+namespace dsmil {
+
+namespace {
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%08x", v);
+  return buf;
+}
+
+error tpm_fail(const std::string& tcti, const std::string& what, TSS2_RC rc) {
+  return make_error(errc::unavailable, "TPM at '" + tcti + "': " + what + " failed (" +
+                                           Tss2_RC_Decode(rc) +
+                                           "); check that the TPM is reachable and [keys] tcti");
+}
+
+// Frees what ESAPI allocated for an output.
+template <class T> struct esys_out {
+  T* p = nullptr;
+  ~esys_out() { Esys_Free(p); }
+  T** operator&() { return &p; }
+  T* operator->() const { return p; }
+};
+
+class tpm_key final : public key_provider {
+public:
+  tpm_key(std::string tcti_conf, std::vector<int> pcrs)
+      : conf_(std::move(tcti_conf)), pcrs_(std::move(pcrs)) {}
+  ~tpm_key() override {
+    if (key_ != ESYS_TR_NONE) Esys_TR_Close(esys_, &key_); // persistent: closed, not flushed
+    if (esys_ != nullptr) Esys_Finalize(&esys_);
+    if (tcti_ != nullptr) Tss2_TctiLdr_Finalize(&tcti_);
+  }
+
+  status connect() {
+    TSS2_RC rc = Tss2_TctiLdr_Initialize(conf_.c_str(), &tcti_);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "opening the TCTI", rc);
+    rc = Esys_Initialize(&esys_, tcti_, nullptr);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "Esys_Initialize", rc);
+    return {};
+  }
+
+  status find_or_create(uint32_t handle) {
+    TPMI_YES_NO more = TPM2_NO;
+    esys_out<TPMS_CAPABILITY_DATA> cap;
+    TSS2_RC rc = Esys_GetCapability(esys_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                    TPM2_CAP_HANDLES, handle, 1, &more, &cap);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_GetCapability", rc);
+    const bool present = cap->data.handles.count > 0 && cap->data.handles.handle[0] == handle;
+    if (present) {
+      rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &key_);
+      if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "reading key " + hex32(handle), rc);
+    } else if (auto err = create(handle)) {
+      return err;
+    }
+    esys_out<TPM2B_PUBLIC> pub;
+    rc = Esys_ReadPublic(esys_, key_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, nullptr,
+                         nullptr);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_ReadPublic", rc);
+    const auto& area = pub->publicArea;
+    if (area.type != TPM2_ALG_ECC || area.parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
+        (area.objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT) == 0 ||
+        (area.objectAttributes & TPMA_OBJECT_RESTRICTED) != 0)
+      return make_error(errc::config_error,
+                        "TPM handle " + hex32(handle) +
+                            " holds an object that is not an unrestricted ECC P-256 signing "
+                            "key; set another [keys] handle or evict it (tpm2_evictcontrol)");
+    const auto& pt = area.unique.ecc;
+    auto pem = p256_public_pem(std::string(reinterpret_cast<const char*>(pt.x.buffer), pt.x.size),
+                               std::string(reinterpret_cast<const char*>(pt.y.buffer), pt.y.size));
+    if (!pem) return pem.err();
+    auto id = key_id_of(*pem);
+    if (!id) return id.err();
+    pem_ = *pem;
+    id_ = *id;
+    handle_ = handle;
+    return {};
+  }
+
+  std::string provider() const override { return "tpm"; }
+  std::string scheme() const override { return "ecdsa-p256-sha256"; }
+  std::string key_id() const override { return id_; }
+  std::string public_pem() const override { return pem_; }
+
+  result<std::string> sign_digest(const digest& d) override {
+    std::lock_guard<std::mutex> guard(mu_);
+    TPM2B_DIGEST in{};
+    in.size = static_cast<UINT16>(d.size());
+    std::memcpy(in.buffer, d.data(), d.size());
+    TPMT_SIG_SCHEME scheme{};
+    scheme.scheme = TPM2_ALG_ECDSA;
+    scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+    // An unrestricted key signs an outside digest with the null ticket.
+    TPMT_TK_HASHCHECK ticket{};
+    ticket.tag = TPM2_ST_HASHCHECK;
+    ticket.hierarchy = TPM2_RH_NULL;
+    esys_out<TPMT_SIGNATURE> sig;
+    TSS2_RC rc = Esys_Sign(esys_, key_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in, &scheme,
+                           &ticket, &sig);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_Sign", rc);
+    const auto& e = sig->signature.ecdsa;
+    return ecdsa_der(
+        std::string(reinterpret_cast<const char*>(e.signatureR.buffer), e.signatureR.size),
+        std::string(reinterpret_cast<const char*>(e.signatureS.buffer), e.signatureS.size));
+  }
+
+  result<std::vector<std::pair<int, std::string>>> read_pcrs() override {
+    std::lock_guard<std::mutex> guard(mu_);
+    std::set<int> left(pcrs_.begin(), pcrs_.end());
+    std::vector<std::pair<int, std::string>> out;
+    // A TPM returns at most 8 digests per read: read until all are in.
+    while (!left.empty()) {
+      TPML_PCR_SELECTION sel{};
+      sel.count = 1;
+      sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+      sel.pcrSelections[0].sizeofSelect = 3;
+      for (int i : left)
+        sel.pcrSelections[0].pcrSelect[i / 8] |= static_cast<BYTE>(1u << (i % 8));
+      UINT32 update_counter = 0;
+      esys_out<TPML_PCR_SELECTION> got;
+      esys_out<TPML_DIGEST> values;
+      TSS2_RC rc = Esys_PCR_Read(esys_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel,
+                                 &update_counter, &got, &values);
+      if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_PCR_Read", rc);
+      size_t k = 0;
+      for (uint32_t s = 0; s < got->count; ++s) {
+        if (got->pcrSelections[s].hash != TPM2_ALG_SHA256) continue;
+        for (int i = 0; i < 8 * got->pcrSelections[s].sizeofSelect && k < values->count; ++i) {
+          if ((got->pcrSelections[s].pcrSelect[i / 8] & (1u << (i % 8))) == 0) continue;
+          const auto& v = values->digests[k++];
+          out.emplace_back(i, to_hex(v.buffer, v.size));
+          left.erase(i);
+        }
+      }
+      if (k == 0)
+        return make_error(errc::unavailable,
+                          "TPM at '" + conf_ + "': the SHA-256 PCR bank does not hold PCR " +
+                              std::to_string(*left.begin()) + "; check [keys] pcrs");
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+private:
+  status create(uint32_t handle) {
+    TPM2B_SENSITIVE_CREATE sensitive{};
+    TPM2B_PUBLIC tmpl{};
+    auto& a = tmpl.publicArea;
+    a.type = TPM2_ALG_ECC;
+    a.nameAlg = TPM2_ALG_SHA256;
+    a.objectAttributes = TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                         TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                         TPMA_OBJECT_NODA;
+    a.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+    a.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+    a.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+    a.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+    a.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    TPM2B_DATA outside{};
+    TPML_PCR_SELECTION creation{};
+    ESYS_TR transient = ESYS_TR_NONE;
+    TSS2_RC rc = Esys_CreatePrimary(esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                    ESYS_TR_NONE, &sensitive, &tmpl, &outside, &creation,
+                                    &transient, nullptr, nullptr, nullptr, nullptr);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_CreatePrimary", rc);
+    rc = Esys_EvictControl(esys_, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                           ESYS_TR_NONE, handle, &key_);
+    Esys_FlushContext(esys_, transient); // the transient copy, persistent or not
+    if (rc != TSS2_RC_SUCCESS)
+      return tpm_fail(conf_, "making the signing key persistent at " + hex32(handle), rc);
+    return {};
+  }
+
+  std::string conf_;
+  std::vector<int> pcrs_;
+  TSS2_TCTI_CONTEXT* tcti_ = nullptr;
+  ESYS_CONTEXT* esys_ = nullptr;
+  ESYS_TR key_ = ESYS_TR_NONE;
+  uint32_t handle_ = 0;
+  std::string pem_, id_;
+  std::mutex mu_; // one TPM command at a time
+};
+
+} // namespace
+
+result<uint32_t> parse_tpm_handle(const std::string& text) {
+  try {
+    size_t used = 0;
+    unsigned long v = std::stoul(text, &used, 0);
+    if (used == text.size() && v >= 0x81000000ul && v <= 0x81FFFFFFul)
+      return static_cast<uint32_t>(v);
+  } catch (...) {
+  }
+  return make_error(errc::config_error, "TPM handle '" + text +
+                                            "' is not a persistent handle (0x81000000-"
+                                            "0x81FFFFFF), e.g. 0x81010001");
+}
+
+result<std::unique_ptr<key_provider>> open_tpm_key(const tpm_options& o) {
+  for (int i : o.pcrs)
+    if (i < 0 || i > 23)
+      return make_error(errc::config_error,
+                        "PCR " + std::to_string(i) + " does not exist: PCRs are 0-23");
+  // tpm2-tss logs its own view of every failure to stderr; ours names the
+  // TCTI and the decoded code in one line. TSS2_LOG set by the user wins.
+  ::setenv("TSS2_LOG", "all+none", 0);
+  auto k = std::make_unique<tpm_key>(o.tcti, o.pcrs);
+  if (auto err = k->connect()) return err;
+  if (auto err = k->find_or_create(o.signing_handle)) return err;
+  return std::unique_ptr<key_provider>(std::move(k));
+}
+
+} // namespace dsmil
