@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/crypto.hpp"
+#include "runtime/tpm_quote.hpp"
 #include "runtime/env.hpp"
 #include "dsmil/result.hpp"
 
@@ -23,11 +24,16 @@ public:
   virtual std::string public_pem() const = 0;
   /// DER signature over a SHA-256 digest.
   virtual result<std::string> sign_digest(const digest& d) = 0;
-  /// The SHA-256 bank's values of the PCRs this provider captures, by index
-  /// (hex); empty for a provider without a TPM.
-  virtual result<std::vector<std::pair<int, std::string>>> read_pcrs() {
-    return std::vector<std::pair<int, std::string>>{};
+  /// The platform state for a new checkpoint whose merkle root is
+  /// `qualifying`: PCR values, a quote over them and `qualifying`, and the
+  /// anti-replay counter, advanced by one. Empty for a provider without a TPM.
+  virtual result<platform_evidence> attest(const digest& qualifying) {
+    (void)qualifying;
+    return platform_evidence{};
   }
+  /// The anti-replay counter's current value, without advancing it; 0 for a
+  /// provider without one.
+  virtual result<uint64_t> counter() { return uint64_t{0}; }
 };
 
 /// ECDSA P-256 with OpenSSL. The private key lives in `keys_dir`/signing.key

@@ -97,11 +97,21 @@ std::string encode_manifest(const manifest& m) {
       {"sizes", {{"logical_bytes", i.logical_bytes}, {"new_bytes", i.new_bytes}}},
       {"merkle_root", m.merkle_root},
   };
-  if (!m.pcrs.empty()) {
+  const auto& sec = m.security;
+  if (!sec.pcrs.empty()) {
     json pcrs = json::object();
-    for (auto& [index, value] : m.pcrs)
+    for (auto& [index, value] : sec.pcrs)
       pcrs[std::to_string(index)] = value;
-    body["components"]["security"] = {{"pcr_bank", "sha256"}, {"pcrs", pcrs}};
+    body["components"]["security"] = {
+        {"pcr_bank", "sha256"},
+        {"pcrs", pcrs},
+        {"quote",
+         {{"ak_key_id", sec.ak_key_id},
+          {"attest", to_hex(reinterpret_cast<const uint8_t*>(sec.quote_attest.data()),
+                            sec.quote_attest.size())},
+          {"signature", to_hex(reinterpret_cast<const uint8_t*>(sec.quote_signature.data()),
+                               sec.quote_signature.size())}}},
+        {"counter", sec.counter}};
   }
   return body.dump(2) + "\n";
 }
@@ -153,9 +163,17 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
       m.streams.push_back(std::move(e));
     }
     if (comps.contains("security")) {
-      for (auto& [index, value] : comps["security"].at("pcrs").items())
-        m.pcrs.emplace_back(std::stoi(index), value.get<std::string>());
-      std::sort(m.pcrs.begin(), m.pcrs.end());
+      auto& sec = comps["security"];
+      auto& out = m.security;
+      for (auto& [index, value] : sec.at("pcrs").items())
+        out.pcrs.emplace_back(std::stoi(index), value.get<std::string>());
+      std::sort(out.pcrs.begin(), out.pcrs.end());
+      auto& q = sec.at("quote");
+      out.ak_key_id = q.at("ak_key_id").get<std::string>();
+      if (!from_hex(q.at("attest").get<std::string>(), out.quote_attest) ||
+          !from_hex(q.at("signature").get<std::string>(), out.quote_signature))
+        return make_error(errc::integrity_error, path + ": quote is not hex");
+      out.counter = sec.at("counter").get<uint64_t>();
     }
     i.logical_bytes = j.at("sizes").at("logical_bytes").get<uint64_t>();
     i.new_bytes = j.at("sizes").at("new_bytes").get<uint64_t>();

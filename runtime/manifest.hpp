@@ -8,6 +8,7 @@
 
 #include "dsmil/device.hpp"
 #include "dsmil/result.hpp"
+#include "runtime/tpm_quote.hpp"
 
 namespace dsmil {
 
@@ -53,9 +54,10 @@ struct manifest {
   chunk_ref configuration;
   std::vector<device_chunk> devices; ///< sorted by id
   std::vector<stream_entry> streams;
-  /// Security component: SHA-256 bank PCR values (index, hex) when the
-  /// signing key is in a TPM; empty otherwise.
-  std::vector<std::pair<int, std::string>> pcrs;
+  /// Security component, when the signing key is in a TPM: PCR values, the
+  /// quote over them and the merkle root, the anti-replay counter (the AK's
+  /// public key is in keys/<ak_key_id>.pem, not here).
+  platform_evidence security;
   std::string configuration_root;
   std::string devices_root;
   std::string merkle_root;

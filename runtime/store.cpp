@@ -1,3 +1,4 @@
+#include <cstring>
 #include "runtime/store.hpp"
 
 #include <algorithm>
@@ -286,10 +287,20 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     if (auto err = finish_pack(**pack)) return err;
   }
 
-  // The platform state the checkpoint is taken under, signed with it.
-  auto pcrs = key_->read_pcrs();
-  if (!pcrs) return pcrs.err();
-  m.pcrs = std::move(*pcrs);
+  // The platform state the checkpoint is taken under, quoted over its
+  // merkle root and signed with it.
+  std::string root_raw;
+  from_hex(m.merkle_root, root_raw);
+  digest root{};
+  std::memcpy(root.data(), root_raw.data(), std::min(root.size(), root_raw.size()));
+  auto evidence = key_->attest(root);
+  if (!evidence) return evidence.err();
+  m.security = std::move(*evidence);
+  if (!m.security.ak_key_id.empty()) {
+    const std::string ak_path = dir_ + "/keys/" + m.security.ak_key_id + ".pem";
+    if (!env_.exists(ak_path))
+      if (auto err = write(ak_path, m.security.ak_public_pem)) return err;
+  }
   const std::string body = encode_manifest(m);
   const digest body_digest = sha256(body);
   auto sig = key_->sign_digest(body_digest);
@@ -389,9 +400,29 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
                              sig->key_id.substr(0, 16) + ")");
     report->checks.push_back("manifest: roots match the chunk lists (merkle root " +
                              m->merkle_root.substr(0, 16) + ")");
-    if (!m->pcrs.empty())
-      report->checks.push_back("pcrs: " + std::to_string(m->pcrs.size()) +
+    const auto& sec = m->security;
+    if (!sec.pcrs.empty()) {
+      report->checks.push_back("pcrs: " + std::to_string(sec.pcrs.size()) +
                                " SHA-256 PCR values captured under the signature");
+      const std::string ak_rel = "keys/" + sec.ak_key_id + ".pem";
+      auto ak = env_.read_file(dir_ + "/" + ak_rel);
+      if (!ak)
+        return make_error(errc::integrity_error,
+                          ak_rel + ": the attestation key that made the quote is missing");
+      auto ak_id = key_id_of(*ak);
+      if (!ak_id || *ak_id != sec.ak_key_id)
+        return make_error(errc::integrity_error,
+                          ak_rel + ": not the attestation key the manifest names (altered)");
+      std::string root_raw;
+      from_hex(m->merkle_root, root_raw);
+      digest root{};
+      std::memcpy(root.data(), root_raw.data(), std::min(root.size(), root_raw.size()));
+      if (auto err = verify_quote(sec.quote_attest, sec.quote_signature, *ak, root, sec.pcrs))
+        return make_error(err.code, json_rel + ": " + err.message);
+      report->checks.push_back("quote: valid (attestation key " + sec.ak_key_id.substr(0, 16) +
+                               ", over this merkle root and these PCR values)");
+      report->checks.push_back("counter: " + std::to_string(sec.counter));
+    }
   }
   if (sha_out) *sha_out = to_hex(body_digest);
   return m;
@@ -441,7 +472,7 @@ result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
   }
   for (auto& st : m->streams)
     c.streams.push_back({st.name, st.size, st.chunks});
-  c.pcrs = m->pcrs;
+  c.security = m->security;
   return c;
 }
 

@@ -83,8 +83,8 @@ struct checkpoint_contents {
   checkpoint_info info;
   std::vector<device_state> devices; ///< sorted by id
   system_config configuration;
-  std::vector<stream_ref> streams;               ///< chunk lists; read with read_stream()
-  std::vector<std::pair<int, std::string>> pcrs; ///< SHA-256 PCRs at capture, when in a TPM
+  std::vector<stream_ref> streams; ///< chunk lists; read with read_stream()
+  platform_evidence security;      ///< PCRs, quote, counter, when signed in a TPM
 };
 
 /// A chunk that failed a store check, and the checkpoints that need it.

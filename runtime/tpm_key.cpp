@@ -42,7 +42,9 @@ public:
   tpm_key(std::string tcti_conf, std::vector<int> pcrs)
       : conf_(std::move(tcti_conf)), pcrs_(std::move(pcrs)) {}
   ~tpm_key() override {
-    if (key_ != ESYS_TR_NONE) Esys_TR_Close(esys_, &key_); // persistent: closed, not flushed
+    // Persistent objects and NV indexes: their ESYS_TRs are closed, not flushed.
+    for (ESYS_TR* tr : {&key_, &ak_, &nv_})
+      if (*tr != ESYS_TR_NONE) Esys_TR_Close(esys_, tr);
     if (esys_ != nullptr) Esys_Finalize(&esys_);
     if (tcti_ != nullptr) Tss2_TctiLdr_Finalize(&tcti_);
   }
@@ -55,7 +57,14 @@ public:
     return {};
   }
 
-  status find_or_create(uint32_t handle) {
+  status open_all(const tpm_options& o) {
+    if (auto err = find_or_create(o.signing_handle, false, key_, pem_, id_)) return err;
+    if (auto err = find_or_create(o.ak_handle, true, ak_, ak_pem_, ak_id_)) return err;
+    return open_counter(o.counter_index);
+  }
+
+  status find_or_create(uint32_t handle, bool restricted, ESYS_TR& key, std::string& pem_out,
+                        std::string& id_out) {
     TPMI_YES_NO more = TPM2_NO;
     esys_out<TPMS_CAPABILITY_DATA> cap;
     TSS2_RC rc = Esys_GetCapability(esys_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -63,33 +72,73 @@ public:
     if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_GetCapability", rc);
     const bool present = cap->data.handles.count > 0 && cap->data.handles.handle[0] == handle;
     if (present) {
-      rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &key_);
+      rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &key);
       if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "reading key " + hex32(handle), rc);
-    } else if (auto err = create(handle)) {
+    } else if (auto err = create(handle, restricted, key)) {
       return err;
     }
     esys_out<TPM2B_PUBLIC> pub;
-    rc = Esys_ReadPublic(esys_, key_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, nullptr,
+    rc = Esys_ReadPublic(esys_, key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, nullptr,
                          nullptr);
     if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_ReadPublic", rc);
     const auto& area = pub->publicArea;
     if (area.type != TPM2_ALG_ECC || area.parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
         (area.objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT) == 0 ||
-        (area.objectAttributes & TPMA_OBJECT_RESTRICTED) != 0)
+        ((area.objectAttributes & TPMA_OBJECT_RESTRICTED) != 0) != restricted)
       return make_error(errc::config_error,
-                        "TPM handle " + hex32(handle) +
-                            " holds an object that is not an unrestricted ECC P-256 signing "
-                            "key; set another [keys] handle or evict it (tpm2_evictcontrol)");
+                        "TPM handle " + hex32(handle) + " holds an object that is not " +
+                            (restricted ? "a restricted" : "an unrestricted") +
+                            " ECC P-256 signing key; choose another handle in [keys] or evict "
+                            "it (tpm2_evictcontrol)");
     const auto& pt = area.unique.ecc;
     auto pem = p256_public_pem(std::string(reinterpret_cast<const char*>(pt.x.buffer), pt.x.size),
                                std::string(reinterpret_cast<const char*>(pt.y.buffer), pt.y.size));
     if (!pem) return pem.err();
     auto id = key_id_of(*pem);
     if (!id) return id.err();
-    pem_ = *pem;
-    id_ = *id;
-    handle_ = handle;
+    pem_out = *pem;
+    id_out = *id;
     return {};
+  }
+
+  status open_counter(uint32_t index) {
+    TPMI_YES_NO more = TPM2_NO;
+    esys_out<TPMS_CAPABILITY_DATA> cap;
+    TSS2_RC rc = Esys_GetCapability(esys_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                    TPM2_CAP_HANDLES, index, 1, &more, &cap);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_GetCapability", rc);
+    if (cap->data.handles.count > 0 && cap->data.handles.handle[0] == index) {
+      rc = Esys_TR_FromTPMPublic(esys_, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_);
+      if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "reading NV index " + hex32(index), rc);
+    } else {
+      TPM2B_AUTH auth{};
+      TPM2B_NV_PUBLIC info{};
+      info.nvPublic.nvIndex = index;
+      info.nvPublic.nameAlg = TPM2_ALG_SHA256;
+      info.nvPublic.attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) | TPMA_NV_OWNERWRITE |
+                                 TPMA_NV_OWNERREAD | TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD |
+                                 TPMA_NV_NO_DA;
+      info.nvPublic.dataSize = 8;
+      rc = Esys_NV_DefineSpace(esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                               ESYS_TR_NONE, &auth, &info, &nv_);
+      if (rc != TSS2_RC_SUCCESS)
+        return tpm_fail(conf_, "defining the NV counter " + hex32(index), rc);
+      // A counter has no value until its first increment.
+      rc = Esys_NV_Increment(esys_, nv_, nv_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+      if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_NV_Increment", rc);
+    }
+    return {};
+  }
+
+  result<uint64_t> read_counter() {
+    esys_out<TPM2B_MAX_NV_BUFFER> data;
+    TSS2_RC rc =
+        Esys_NV_Read(esys_, nv_, nv_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_NV_Read", rc);
+    uint64_t v = 0;
+    for (int i = 0; i < data->size && i < 8; ++i)
+      v = (v << 8) | data->buffer[i];
+    return v;
   }
 
   std::string provider() const override { return "tpm"; }
@@ -119,8 +168,76 @@ public:
         std::string(reinterpret_cast<const char*>(e.signatureS.buffer), e.signatureS.size));
   }
 
-  result<std::vector<std::pair<int, std::string>>> read_pcrs() override {
+  result<uint64_t> counter() override {
     std::lock_guard<std::mutex> guard(mu_);
+    return read_counter();
+  }
+
+  result<platform_evidence> attest(const digest& qualifying) override {
+    std::lock_guard<std::mutex> guard(mu_);
+    platform_evidence ev;
+    // PCRs can change between the read and the quote: read, quote, and check
+    // the quote's digest against what was read, a few times.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto pcrs = read_pcrs();
+      if (!pcrs) return pcrs.err();
+      auto q = quote(qualifying);
+      if (!q) return q.err();
+      auto fields = parse_quote(q->first);
+      auto composite = pcr_composite_digest(*pcrs);
+      if (!fields) return fields.err();
+      if (!composite) return composite.err();
+      if (fields->pcr_digest != *composite) continue;
+      ev.pcrs = std::move(*pcrs);
+      ev.quote_attest = std::move(q->first);
+      ev.quote_signature = std::move(q->second);
+      break;
+    }
+    if (ev.quote_attest.empty())
+      return make_error(errc::unavailable, "TPM at '" + conf_ +
+                                               "': PCRs kept changing while being quoted; "
+                                               "try again");
+    ev.ak_key_id = ak_id_;
+    ev.ak_public_pem = ak_pem_;
+    TSS2_RC rc = Esys_NV_Increment(esys_, nv_, nv_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_NV_Increment", rc);
+    auto c = read_counter();
+    if (!c) return c.err();
+    ev.counter = *c;
+    return ev;
+  }
+
+private:
+  // (attest bytes, DER signature) of a quote over the PCRs and `qualifying`.
+  result<std::pair<std::string, std::string>> quote(const digest& qualifying) {
+    TPM2B_DATA extra{};
+    extra.size = static_cast<UINT16>(qualifying.size());
+    std::memcpy(extra.buffer, qualifying.data(), qualifying.size());
+    TPMT_SIG_SCHEME scheme{};
+    scheme.scheme = TPM2_ALG_ECDSA;
+    scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+    TPML_PCR_SELECTION sel{};
+    sel.count = 1;
+    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+    sel.pcrSelections[0].sizeofSelect = 3;
+    for (int i : pcrs_)
+      sel.pcrSelections[0].pcrSelect[i / 8] |= static_cast<BYTE>(1u << (i % 8));
+    esys_out<TPM2B_ATTEST> attest;
+    esys_out<TPMT_SIGNATURE> sig;
+    TSS2_RC rc = Esys_Quote(esys_, ak_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &extra,
+                            &scheme, &sel, &attest, &sig);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_Quote", rc);
+    const auto& e = sig->signature.ecdsa;
+    auto der = ecdsa_der(
+        std::string(reinterpret_cast<const char*>(e.signatureR.buffer), e.signatureR.size),
+        std::string(reinterpret_cast<const char*>(e.signatureS.buffer), e.signatureS.size));
+    if (!der) return der.err();
+    return std::make_pair(
+        std::string(reinterpret_cast<const char*>(attest->attestationData), attest->size),
+        std::move(*der));
+  }
+
+  result<std::vector<std::pair<int, std::string>>> read_pcrs() {
     std::set<int> left(pcrs_.begin(), pcrs_.end());
     std::vector<std::pair<int, std::string>> out;
     // A TPM returns at most 8 digests per read: read until all are in.
@@ -156,8 +273,7 @@ public:
     return out;
   }
 
-private:
-  status create(uint32_t handle) {
+  status create(uint32_t handle, bool restricted, ESYS_TR& key) {
     TPM2B_SENSITIVE_CREATE sensitive{};
     TPM2B_PUBLIC tmpl{};
     auto& a = tmpl.publicArea;
@@ -165,7 +281,7 @@ private:
     a.nameAlg = TPM2_ALG_SHA256;
     a.objectAttributes = TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                          TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                         TPMA_OBJECT_NODA;
+                         TPMA_OBJECT_NODA | (restricted ? TPMA_OBJECT_RESTRICTED : 0);
     a.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
     a.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
     a.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
@@ -179,10 +295,10 @@ private:
                                     &transient, nullptr, nullptr, nullptr, nullptr);
     if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_CreatePrimary", rc);
     rc = Esys_EvictControl(esys_, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                           ESYS_TR_NONE, handle, &key_);
+                           ESYS_TR_NONE, handle, &key);
     Esys_FlushContext(esys_, transient); // the transient copy, persistent or not
     if (rc != TSS2_RC_SUCCESS)
-      return tpm_fail(conf_, "making the signing key persistent at " + hex32(handle), rc);
+      return tpm_fail(conf_, "making a key persistent at " + hex32(handle), rc);
     return {};
   }
 
@@ -190,9 +306,10 @@ private:
   std::vector<int> pcrs_;
   TSS2_TCTI_CONTEXT* tcti_ = nullptr;
   ESYS_CONTEXT* esys_ = nullptr;
-  ESYS_TR key_ = ESYS_TR_NONE;
-  uint32_t handle_ = 0;
-  std::string pem_, id_;
+  ESYS_TR key_ = ESYS_TR_NONE; // signing key
+  ESYS_TR ak_ = ESYS_TR_NONE;  // attestation key
+  ESYS_TR nv_ = ESYS_TR_NONE;  // anti-replay counter
+  std::string pem_, id_, ak_pem_, ak_id_;
   std::mutex mu_; // one TPM command at a time
 };
 
@@ -221,7 +338,7 @@ result<std::unique_ptr<key_provider>> open_tpm_key(const tpm_options& o) {
   ::setenv("TSS2_LOG", "all+none", 0);
   auto k = std::make_unique<tpm_key>(o.tcti, o.pcrs);
   if (auto err = k->connect()) return err;
-  if (auto err = k->find_or_create(o.signing_handle)) return err;
+  if (auto err = k->open_all(o)) return err;
   return std::unique_ptr<key_provider>(std::move(k));
 }
 

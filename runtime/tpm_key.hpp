@@ -19,14 +19,21 @@ struct tpm_options {
   std::string tcti = "device:/dev/tpmrm0";
   /// Where the signing key is made persistent (owner hierarchy), on first use.
   uint32_t signing_handle = 0x81010001;
+  /// The attestation key (restricted: it signs only what the TPM itself
+  /// made, such as quotes), persistent here.
+  uint32_t ak_handle = 0x81010002;
+  /// NV index of the monotonic counter advanced by every new checkpoint.
+  uint32_t counter_index = 0x01500020;
   /// PCRs of the SHA-256 bank captured in each checkpoint.
   std::vector<int> pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                            12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
 };
 
 /// Connects to the TPM, and finds the ECC P-256 signing key at
-/// `signing_handle` or creates it there (a primary key under the owner
-/// hierarchy, made persistent with EvictControl; idempotent). Every TPM
+/// `signing_handle`, the attestation key at `ak_handle` and the NV counter at
+/// `counter_index`, or creates them there (primary keys under the owner
+/// hierarchy made persistent with EvictControl, an owner NV counter;
+/// idempotent). Every TPM
 /// command runs under one lock, and every transient handle is flushed.
 /// Errors are `unavailable` and name the TCTI and the TPM's response code.
 result<std::unique_ptr<key_provider>> open_tpm_key(const tpm_options& o);

@@ -59,27 +59,61 @@ TEST_CASE("tpm: the signing key is made persistent once and signs what OpenSSL v
   CHECK(verify_digest(again->public_pem(), d, *foreign_sig).code == errc::integrity_error);
 }
 
-TEST_CASE("tpm: PCRs are read in full and follow an extend") {
+TEST_CASE("tpm: evidence: PCRs in full, a quote over them, a counter that only goes up") {
   test::swtpm tpm;
   auto k = tpm_key_at(tpm);
-  auto before = k->read_pcrs();
+  const digest root = sha256("merkle root of a checkpoint");
+  auto before = k->attest(root);
   REQUIRE_MESSAGE(before.ok(), before.err().message);
-  REQUIRE(before->size() == 24);
-  CHECK((*before)[0].first == 0);
-  CHECK((*before)[23].first == 23);
-  CHECK((*before)[16].second == std::string(64, '0')); // PCR 16 starts at zero
+  REQUIRE(before->pcrs.size() == 24);
+  CHECK(before->pcrs[0].first == 0);
+  CHECK(before->pcrs[23].first == 23);
+  CHECK(before->pcrs[16].second == std::string(64, '0')); // PCR 16 starts at zero
+  CHECK_FALSE(verify_quote(before->quote_attest, before->quote_signature, before->ak_public_pem,
+                           root, before->pcrs));
+  CHECK(before->ak_key_id != k->key_id());
+
   const std::string extend = "TPM2TOOLS_TCTI='" + tpm.tcti() +
                              "' tpm2_pcrextend 16:sha256=" + std::string(64, 'a') + " >/dev/null";
   REQUIRE(std::system(extend.c_str()) == 0);
-  auto after = k->read_pcrs();
+  auto after = k->attest(root);
   REQUIRE(after.ok());
-  CHECK((*after)[16].second != (*before)[16].second);
-  CHECK((*after)[0].second == (*before)[0].second);
+  CHECK(after->pcrs[16].second != before->pcrs[16].second);
+  CHECK(after->pcrs[0].second == before->pcrs[0].second);
+  CHECK(after->counter == before->counter + 1);
+  CHECK(*k->counter() == after->counter);
 
-  tpm_options bad;
-  bad.tcti = tpm.tcti();
-  bad.pcrs = {3, 24};
-  CHECK(open_tpm_key(bad).err().message == "PCR 24 does not exist: PCRs are 0-23");
+  // Each part of a quote is checked, and the error says which.
+  auto bad = [&](const std::string& attest, const digest& q,
+                 const std::vector<std::pair<int, std::string>>& pcrs) {
+    auto e = verify_quote(attest, after->quote_signature, after->ak_public_pem, q, pcrs);
+    CHECK(e.code == errc::integrity_error);
+    return e.message;
+  };
+  auto flipped = after->quote_attest;
+  flipped[flipped.size() - 3] ^= 1;
+  CHECK(bad(flipped, root, after->pcrs).find("attestation key's signature does not match") !=
+        std::string::npos);
+  CHECK(bad(after->quote_attest, sha256("another checkpoint"), after->pcrs)
+            .find("not this manifest's merkle root") != std::string::npos);
+  CHECK(bad(after->quote_attest, root, before->pcrs).find("PCR digest does not match") !=
+        std::string::npos);
+  auto fewer = after->pcrs;
+  fewer.pop_back();
+  CHECK(bad(after->quote_attest, root, fewer).find("other PCRs") != std::string::npos);
+  // An older quote presented as this one fails on its PCR digest, not silently.
+  CHECK(verify_quote(before->quote_attest, before->quote_signature, before->ak_public_pem, root,
+                     after->pcrs)
+            .code == errc::integrity_error);
+
+  tpm_options wrong;
+  wrong.tcti = tpm.tcti();
+  wrong.pcrs = {3, 24};
+  CHECK(open_tpm_key(wrong).err().message == "PCR 24 does not exist: PCRs are 0-23");
+  // The AK handle holds a restricted key: the signing key may not live there.
+  wrong.pcrs = {0};
+  wrong.signing_handle = 0x81010002;
+  CHECK(open_tpm_key(wrong).err().code == errc::config_error);
 }
 
 TEST_CASE("tpm: checkpoints signed in the TPM verify from a copy of the store without it") {
@@ -96,7 +130,8 @@ TEST_CASE("tpm: checkpoints signed in the TPM verify from a copy of the store wi
     CHECK(info->provider == "tpm");
     auto loaded = (*store)->load(id);
     REQUIRE(loaded.ok());
-    CHECK(loaded->pcrs.size() == 24);
+    CHECK(loaded->security.pcrs.size() == 24);
+    CHECK(loaded->security.counter > 0);
   }
   tpm.stop(); // no TPM from here on
   const std::string copy = tmp.path() + "/copy";
@@ -107,6 +142,25 @@ TEST_CASE("tpm: checkpoints signed in the TPM verify from a copy of the store wi
   REQUIRE_MESSAGE(report.ok(), report.err().message);
   CHECK(report->checks[0].find("signature: valid (ecdsa-p256-sha256, tpm key") == 0);
   CHECK(report->checks[2] == "pcrs: 24 SHA-256 PCR values captured under the signature");
+  CHECK(report->checks[3].find("quote: valid (attestation key ") == 0);
+  CHECK(report->checks[4].find("counter: ") == 0);
+
+  // The attestation key's PEM, replaced by another's: named.
+  const auto ak_id = (*store)->load(id)->security.ak_key_id;
+  const std::string ak_pem = copy + "/keys/" + ak_id + ".pem";
+  const auto saved = test::slurp(ak_pem);
+  test::spit(ak_pem, test::slurp(copy + "/keys/" + (*store)->info(id)->key_id + ".pem"));
+  auto swapped = (*store)->verify(id);
+  REQUIRE_FALSE(swapped.ok());
+  CHECK(swapped.err().message ==
+        "keys/" + ak_id + ".pem: not the attestation key the manifest names (altered)");
+  test::spit(ak_pem, saved);
+  // The signing key's PEM with a flipped byte: refused.
+  const std::string sign_pem = copy + "/keys/" + (*store)->info(id)->key_id + ".pem";
+  auto pem = test::slurp(sign_pem);
+  pem[40] = pem[40] == 'A' ? 'B' : 'A';
+  test::spit(sign_pem, pem);
+  CHECK((*store)->verify(id).err().code == errc::integrity_error);
 
   // The PCR values are under the signature: changing one breaks it.
   const std::string manifest = copy + "/manifests/" + id + ".json";
