@@ -34,6 +34,11 @@ public:
   /// The anti-replay counter's current value, without advancing it; 0 for a
   /// provider without one.
   virtual result<uint64_t> counter() { return uint64_t{0}; }
+  /// Advances the anti-replay counter without a checkpoint (the newest was
+  /// deleted) and returns the new value; 0 for a provider without one.
+  virtual result<uint64_t> advance_counter() { return uint64_t{0}; }
+  /// Key id of the attestation key whose counter this is; empty without one.
+  virtual std::string attestation_key_id() const { return {}; }
 };
 
 /// ECDSA P-256 with OpenSSL. The private key lives in `keys_dir`/signing.key

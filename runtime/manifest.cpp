@@ -174,6 +174,8 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
           !from_hex(q.at("signature").get<std::string>(), out.quote_signature))
         return make_error(errc::integrity_error, path + ": quote is not hex");
       out.counter = sec.at("counter").get<uint64_t>();
+      i.counter = out.counter;
+      i.ak_key_id = out.ak_key_id;
     }
     i.logical_bytes = j.at("sizes").at("logical_bytes").get<uint64_t>();
     i.new_bytes = j.at("sizes").at("new_bytes").get<uint64_t>();

@@ -39,7 +39,9 @@ struct checkpoint_info {
   uint64_t new_bytes = 0;     ///< bytes this checkpoint added to packs (dedup)
   std::string key_id;
   std::string provider;
-  bool pinned = false; ///< a pin file beside the manifest; not part of the signed body
+  bool pinned = false;   ///< a pin file beside the manifest; not part of the signed body
+  uint64_t counter = 0;  ///< TPM anti-replay counter when signed in a TPM; 0 otherwise
+  std::string ak_key_id; ///< the TPM's attestation key, whose counter `counter` is
 };
 
 struct stream_entry {

@@ -1,7 +1,9 @@
-#include <cstring>
 #include "runtime/store.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <sstream>
 
@@ -296,6 +298,8 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   auto evidence = key_->attest(root);
   if (!evidence) return evidence.err();
   m.security = std::move(*evidence);
+  info.counter = m.security.counter;
+  info.ak_key_id = m.security.ak_key_id;
   if (!m.security.ak_key_id.empty()) {
     const std::string ak_path = dir_ + "/keys/" + m.security.ak_key_id + ".pem";
     if (!env_.exists(ak_path))
@@ -421,7 +425,9 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
         return make_error(err.code, json_rel + ": " + err.message);
       report->checks.push_back("quote: valid (attestation key " + sec.ak_key_id.substr(0, 16) +
                                ", over this merkle root and these PCR values)");
-      report->checks.push_back("counter: " + std::to_string(sec.counter));
+      auto counter_line = check_not_replayed(m->info);
+      if (!counter_line) return counter_line.err();
+      report->checks.push_back(*counter_line);
     }
   }
   if (sha_out) *sha_out = to_hex(body_digest);
@@ -577,6 +583,12 @@ status checkpoint_store::remove(const std::string& id) {
   if (it->second.pinned)
     return make_error(errc::permission_denied,
                       "checkpoint " + id + " is pinned; unpin it first ('checkpoint unpin')");
+  if (id == checkpoints_.rbegin()->first && it->second.counter > 0 &&
+      it->second.ak_key_id == key_->attestation_key_id()) {
+    // The newest goes: a signed head record names the next one with a fresh
+    // counter value, so that it is not taken for an old checkpoint replayed.
+    if (auto err = write_head_record(id)) return err;
+  }
   const std::string base = dir_ + "/manifests/" + id;
   // The manifest goes first: without it the checkpoint no longer exists, and
   // a signature left behind by a crash is swept at the next open.
@@ -588,6 +600,89 @@ status checkpoint_store::remove(const std::string& id) {
   }
   checkpoints_.erase(id);
   return {};
+}
+
+status checkpoint_store::write_head_record(const std::string& removed) {
+  std::string next;
+  for (auto it = checkpoints_.rbegin(); it != checkpoints_.rend(); ++it)
+    if (it->first != removed) {
+      next = it->first;
+      break;
+    }
+  auto counter = key_->advance_counter();
+  if (!counter) return counter.err();
+  const std::string body = nlohmann::json{{"head", next},
+                                          {"counter", *counter},
+                                          {"ak_key_id", key_->attestation_key_id()}}
+                               .dump(2) +
+                           "\n";
+  const digest d = sha256(body);
+  auto sig = key_->sign_digest(d);
+  if (!sig) return sig.err();
+  signature_file sf{key_->scheme(), key_->provider(), key_->key_id(), to_hex(d),
+                    to_hex(reinterpret_cast<const uint8_t*>(sig->data()), sig->size())};
+  if (auto err = write(dir_ + "/head.sig", encode_signature(sf))) return err;
+  return write(dir_ + "/head.json", body);
+}
+
+result<head_record> checkpoint_store::read_head_record() {
+  auto body = env_.read_file(dir_ + "/head.json");
+  if (!body) return body.err();
+  auto sig_text = env_.read_file(dir_ + "/head.sig");
+  if (!sig_text) return make_error(errc::integrity_error, "head.sig is missing");
+  auto sig = decode_signature(*sig_text, "head.sig");
+  if (!sig) return sig.err();
+  auto pem = env_.read_file(dir_ + "/keys/" + sig->key_id + ".pem");
+  std::string der;
+  auto pem_id = pem ? key_id_of(*pem) : result<std::string>(pem.err());
+  if (!pem || !pem_id || *pem_id != sig->key_id || !from_hex(sig->value_hex, der) ||
+      verify_digest(*pem, sha256(*body), der))
+    return make_error(errc::integrity_error, "head.json: signature does not verify");
+  auto j = nlohmann::json::parse(*body, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error(errc::integrity_error, "head.json: not valid JSON");
+  return head_record{j.value("head", ""), j.value("counter", uint64_t{0}),
+                     j.value("ak_key_id", "")};
+}
+
+result<std::string> checkpoint_store::check_not_replayed(const checkpoint_info& info) {
+  const std::string line = "counter: " + std::to_string(info.counter);
+  if (info.counter == 0 || info.id != checkpoints_.rbegin()->first) return line;
+  // The newest checkpoint: its counter must be the highest this verifier
+  // knows of for that TPM (other manifests, the head record, the TPM itself).
+  uint64_t highest = 0;
+  std::string source;
+  for (auto& [id, other] : checkpoints_)
+    if (other.ak_key_id == info.ak_key_id && other.counter > highest) {
+      highest = other.counter;
+      source = "checkpoint " + id;
+    }
+  auto head = read_head_record();
+  const bool head_ok = head.ok() && head->ak_key_id == info.ak_key_id;
+  if (head_ok && head->counter > highest) {
+    highest = head->counter;
+    source = "the head record";
+  }
+  if (key_->attestation_key_id() == info.ak_key_id) {
+    auto tpm = key_->counter();
+    if (!tpm) return tpm.err();
+    if (*tpm > highest) {
+      highest = *tpm;
+      source = "the TPM";
+    }
+  }
+  if (info.counter == highest) return line + " (the newest; no higher value seen)";
+  if (head_ok && head->head == info.id && head->counter == highest)
+    return line + " (the newest; newer ones deleted, head record at " + std::to_string(highest) +
+           ")";
+  return make_error(errc::integrity_error,
+                    "checkpoint " + info.id +
+                        " is presented as the newest but its anti-replay "
+                        "counter " +
+                        std::to_string(info.counter) + " is below " + std::to_string(highest) +
+                        " (" + source +
+                        "): validly signed, but older state replayed; newer checkpoints were "
+                        "removed or this is an old copy of the store");
 }
 
 } // namespace dsmil

@@ -79,6 +79,14 @@ struct stream_stats {
   uint64_t stored_bytes = 0; ///< bytes the new records take in packs
 };
 
+/// Signed record naming the newest checkpoint after the previous newest was
+/// deleted (head.json + head.sig), with the counter value advanced for it.
+struct head_record {
+  std::string head;
+  uint64_t counter = 0;
+  std::string ak_key_id;
+};
+
 struct checkpoint_contents {
   checkpoint_info info;
   std::vector<device_state> devices; ///< sorted by id
@@ -229,6 +237,11 @@ private:
   // Reads the manifest of `id`, checks its signature; `sha_out` gets the body's SHA-256.
   result<manifest> read_verified_manifest(const std::string& id, verify_report* report,
                                           std::string* sha_out);
+  status write_head_record(const std::string& removed);
+  result<head_record> read_head_record();
+  // The verify line for the anti-replay counter of `info`, or the error
+  // saying that an old checkpoint is presented as the newest.
+  result<std::string> check_not_replayed(const checkpoint_info& info);
   // Reads and checks one chunk: CRC64, decode, SHA-256.
   result<std::string> read_chunk(const std::string& id_hex);
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);

@@ -173,6 +173,15 @@ public:
     return read_counter();
   }
 
+  result<uint64_t> advance_counter() override {
+    std::lock_guard<std::mutex> guard(mu_);
+    TSS2_RC rc = Esys_NV_Increment(esys_, nv_, nv_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_NV_Increment", rc);
+    return read_counter();
+  }
+
+  std::string attestation_key_id() const override { return ak_id_; }
+
   result<platform_evidence> attest(const digest& qualifying) override {
     std::lock_guard<std::mutex> guard(mu_);
     platform_evidence ev;

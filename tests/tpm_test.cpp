@@ -22,6 +22,12 @@ std::unique_ptr<key_provider> tpm_key_at(const test::swtpm& t) {
   return std::move(*k);
 }
 
+std::string counter_line(const verify_report& r) {
+  for (auto& l : r.checks)
+    if (l.rfind("counter: ", 0) == 0) return l;
+  return "(no counter line)";
+}
+
 device_state device(device_id id, uint32_t v) {
   device_state d;
   d.id = id;
@@ -211,4 +217,50 @@ TEST_CASE("tpm: a TPM that goes away gives one clear error and no checkpoint") {
   CHECK(parse_tpm_handle("0x80000001").err().message ==
         "TPM handle '0x80000001' is not a persistent handle (0x81000000-0x81FFFFFF), e.g. "
         "0x81010001");
+}
+
+TEST_CASE("tpm: an old checkpoint presented as the newest is reported as replayed") {
+  test::swtpm tpm;
+  test::temp_dir tmp;
+  const std::string dir = tmp.path() + "/store", old_copy = tmp.path() + "/old";
+  auto store = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
+  auto a = *store->create({"a", "", "manual"}, {device(0x8000, 1)}, system_config{});
+  auto b = *store->create({"b", "", "manual"}, {device(0x8000, 2)}, system_config{});
+  auto checks = store->verify(b.id);
+  REQUIRE_MESSAGE(checks.ok(), checks.err().message);
+  CHECK(counter_line(*checks).find("(the newest; no higher value seen)") != std::string::npos);
+  // An operator's backup of the store, taken now.
+  store.reset();
+  REQUIRE(std::system(("cp -a '" + dir + "' '" + old_copy + "'").c_str()) == 0);
+  store = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
+  auto c = *store->create({"c", "", "manual"}, {device(0x8000, 3)}, system_config{});
+  CHECK(store->verify(c.id).ok());
+  // Older checkpoints stay valid: only the newest must carry the highest value.
+  CHECK(store->verify(a.id).ok());
+
+  // Deleting the newest is not a replay: the head record names b.
+  REQUIRE_FALSE(store->remove(c.id));
+  auto after_delete = store->verify(b.id);
+  REQUIRE_MESSAGE(after_delete.ok(), after_delete.err().message);
+  CHECK(counter_line(*after_delete).find("newer ones deleted, head record at") !=
+        std::string::npos);
+  store.reset();
+
+  // The old copy shows b as the newest, validly signed; the TPM's counter says
+  // later state existed.
+  auto replayed = std::move(*checkpoint_store::open(env::posix(), old_copy, {}, tpm_key_at(tpm)));
+  auto r = replayed->verify(b.id);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.err().code == errc::integrity_error);
+  CHECK(r.err().message.find("checkpoint " + b.id + " is presented as the newest") == 0);
+  CHECK(r.err().message.find("(the TPM): validly signed, but older state replayed") !=
+        std::string::npos);
+  // A manifest removed by hand (no head record) is caught the same way.
+  replayed.reset();
+  auto s = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
+  auto d = *s->create({"d", "", "manual"}, {device(0x8000, 4)}, system_config{});
+  s.reset();
+  std::remove((dir + "/manifests/" + d.id + ".json").c_str());
+  s = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
+  CHECK(s->verify(b.id).err().message.find("older state replayed") != std::string::npos);
 }
