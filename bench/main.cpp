@@ -7,6 +7,7 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/checkpoint_bench.hpp"
+#include "bench/tpm_bench.hpp"
 #include "dsmil/version.hpp"
 
 using namespace dsmil::bench;
@@ -35,6 +36,12 @@ int main(int argc, char** argv) {
                "also run restic and borg on the same data (installed if missing)");
   cp->add_flag("--keep", o.keep, "keep the work directory");
   cp->add_flag("--json", as_json, "print one JSON document on stdout");
+  auto* tp = app.add_subcommand("tpm", "cost of TPM signing per checkpoint (median and p99)");
+  tpm_bench_options to;
+  tp->add_option("--tcti", to.tcti,
+                 "the TPM to use, e.g. device:/dev/tpmrm0 (default: a swtpm started for the run)");
+  tp->add_option("--runs", to.runs, "checkpoints and signatures to time (default 200)");
+  tp->add_flag("--json", as_json, "print one JSON document on stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -47,6 +54,19 @@ int main(int argc, char** argv) {
     return std::fprintf(stderr, "dsmil-bench: --deflate-level must be 0-3, got %d\n",
                         o.deflate_level),
            2;
+  if (tp->parsed()) {
+    if (to.runs == 0) return std::fprintf(stderr, "dsmil-bench: --runs must be at least 1\n"), 2;
+    auto r = run_tpm_bench(to);
+    if (!r) {
+      std::fprintf(stderr, "dsmil-bench: %s\n", r.err().message.c_str());
+      return 1;
+    }
+    if (as_json)
+      std::cout << r->dump(2) << "\n";
+    else
+      print_tpm_report(*r);
+    return 0;
+  }
   auto bytes = parse_size(size);
   if (!bytes)
     return std::fprintf(stderr, "dsmil-bench: --size: %s\n", bytes.err().message.c_str()), 2;
