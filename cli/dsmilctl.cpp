@@ -13,6 +13,7 @@
 #include "actors/messages.hpp"
 #include "cli/render.hpp"
 #include "dsmil/version.hpp"
+#include "runtime/store.hpp"
 #include "runtime/node_config.hpp"
 
 using nlohmann::json;
@@ -50,6 +51,27 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+// `checkpoint verify` against a store directory: no node, no TPM, nothing
+// written (the store opens read-only).
+int verify_offline(const std::string& dir, const json& args, bool as_json) {
+  dsmil::store_options o;
+  o.read_only = true;
+  auto store = dsmil::checkpoint_store::open(dsmil::env::posix(), dir, o);
+  if (!store) return die(store.err().message, dsmil::exit_code(store.err().code));
+  auto id = (*store)->resolve(args.value("id", ""));
+  if (!id) return die(id.err().message, dsmil::exit_code(id.err().code));
+  const bool chain = args.value("chain", false), quick = args.value("quick", false);
+  auto report = chain ? (*store)->verify_chain(*id) : (*store)->verify(*id, quick);
+  json body = {{"id", *id}, {"valid", report.ok()}, {"chain", chain}};
+  if (report) body["checks"] = report->checks;
+  if (as_json)
+    std::cout << body.dump(2) << "\n";
+  else if (report)
+    dsmil::render("checkpoint.verify", body, std::cout);
+  if (!report) return die(report.err().message, dsmil::exit_code(report.err().code));
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +84,10 @@ int main(int argc, char** argv) {
   int timeout_s = 120;
   app.add_option("--node", node, "HOST:PORT of the node (default 127.0.0.1:7411 or $DSMIL_NODE)");
   app.add_flag("--json", as_json, "print one JSON document on stdout");
+  std::string store_dir;
+  app.add_option("--store", store_dir,
+                 "verify in this store directory, read-only, without a node (checkpoint verify "
+                 "only; needs no TPM: public keys are in the store)");
   app.add_option("--timeout", timeout_s, "seconds to wait for the node's answer")
       ->check(CLI::PositiveNumber);
 
@@ -276,6 +302,14 @@ int main(int argc, char** argv) {
       }
       args["groups"] = g;
     }
+  }
+
+  if (!store_dir.empty()) {
+    if (command != "checkpoint.verify")
+      return die("--store works with 'checkpoint verify' only; other commands need a node "
+                 "(--node)",
+                 2);
+    return verify_offline(store_dir, args, as_json);
   }
 
   std::string host;

@@ -90,7 +90,32 @@ checkpoint_store::open(env& e, const std::string& dir, const store_options& opts
   return s;
 }
 
+namespace {
+
+// Stands in for the signing key of a store opened read-only: verification
+// reads public keys from keys/, and nothing may be signed.
+class verify_only_key final : public key_provider {
+public:
+  std::string provider() const override { return "none"; }
+  std::string scheme() const override { return "none"; }
+  std::string key_id() const override { return {}; }
+  std::string public_pem() const override { return {}; }
+  result<std::string> sign_digest(const digest&) override {
+    return make_error(errc::permission_denied, "the store is open read-only");
+  }
+};
+
+} // namespace
+
+status checkpoint_store::refuse_if_read_only() const {
+  if (opts_.read_only)
+    return make_error(errc::permission_denied,
+                      "store " + dir_ + " is open read-only (verification); nothing may change");
+  return {};
+}
+
 status checkpoint_store::init() {
+  if (opts_.read_only) return init_read_only();
   for (auto sub : {"", "/keys", "/packs", "/index", "/manifests", "/journal", "/tmp"})
     if (auto err = env_.create_dirs(dir_ + sub)) return err;
   auto lock = env_.lock_file(dir_ + "/LOCK");
@@ -148,6 +173,28 @@ status checkpoint_store::init() {
     if (auto err = write_durable(env_, dir_ + "/tmp", pem_path, key_->public_pem(), 0644))
       return err;
 
+  return load_catalog();
+}
+
+status checkpoint_store::init_read_only() {
+  const std::string meta = dir_ + "/store.toml";
+  auto text = env_.read_file(meta);
+  if (!text)
+    return make_error(errc::not_found, "no store at " + dir_ + " (" + meta +
+                                           " is missing); pass the directory that holds "
+                                           "store.toml");
+  if (auto err = read_store_toml(*text, meta, opts_)) return err;
+  if (opts_.encrypt) {
+    auto hex = env_.read_file(dir_ + "/keys/data.key");
+    std::string raw;
+    if (hex && from_hex(hex->substr(0, 64), raw) && raw.size() == 32)
+      keys_ = std::make_unique<store_keys>(store_keys::derive(raw));
+  }
+  if (!key_) key_ = std::make_unique<verify_only_key>();
+  return load_catalog();
+}
+
+status checkpoint_store::load_catalog() {
   auto idx = env_.list_dir(dir_ + "/index");
   if (!idx) return idx.err();
   for (auto& name : *idx) {
@@ -165,7 +212,8 @@ status checkpoint_store::init() {
     if (side && !have.count(name.substr(0, name.size() - 4) + ".json")) {
       // A create that died between signature and manifest (the checkpoint
       // never existed), or a delete that died after removing the manifest.
-      if (auto err = remove_durable(env_, dir_ + "/manifests/" + name)) return err;
+      if (!opts_.read_only)
+        if (auto err = remove_durable(env_, dir_ + "/manifests/" + name)) return err;
       continue;
     }
     if (!ends_with(name, ".json")) continue;
@@ -212,6 +260,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
                                                  const std::vector<device_state>& devices,
                                                  const system_config& configuration,
                                                  const std::vector<stream_ref>& streams) {
+  if (auto err = refuse_if_read_only()) return err;
   if (sticky_)
     return make_error(errc::io_error, "the store refuses writes after an earlier failure (" +
                                           sticky_.message + "); restart the node to reopen it");
@@ -575,6 +624,7 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
 }
 
 status checkpoint_store::remove(const std::string& id) {
+  if (auto err = refuse_if_read_only()) return err;
   if (sticky_)
     return make_error(errc::io_error, "the store refuses deletes after an earlier failure (" +
                                           sticky_.message + "); restart the node to reopen it");

@@ -43,6 +43,10 @@ struct store_options {
   /// Encryption at rest: AES-256-GCM records, HMAC-SHA-256 chunk ids, with a
   /// data key in keys/data.key (mode 0600). Chosen at creation.
   bool encrypt = false;
+  /// Open an existing store without changing a byte of it (no lock file, no
+  /// key generation, no clean-up): for verifying a copy. Every change is
+  /// refused. Not recorded in store.toml.
+  bool read_only = false;
 };
 
 /// Fills `buf` with up to `cap` bytes; 0 at the end of the stream.
@@ -230,6 +234,10 @@ private:
       : env_(e), dir_(std::move(dir)), opts_(opts) {}
 
   status init();
+  status init_read_only();
+  // Loads indexes and manifests.
+  status load_catalog();
+  status refuse_if_read_only() const;
   // Refuses writes after a failed durable write, or without the data key.
   status writable();
   // Reads and decodes chunks [from, to) of `s` into `out`, checking each.

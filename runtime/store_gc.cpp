@@ -18,6 +18,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 } // namespace
 
 result<gc_report> checkpoint_store::gc(double rewrite_below) {
+  if (auto err = refuse_if_read_only()) return err;
   {
     std::lock_guard<std::mutex> guard(sticky_mu_);
     if (sticky_)
@@ -131,6 +132,7 @@ result<gc_report> checkpoint_store::gc(double rewrite_below) {
 }
 
 status checkpoint_store::pin(const std::string& id, bool on) {
+  if (auto err = refuse_if_read_only()) return err;
   auto it = checkpoints_.find(id);
   if (it == checkpoints_.end()) return make_error(errc::not_found, "no checkpoint '" + id + "'");
   const std::string path = dir_ + "/manifests/" + id + ".pin";

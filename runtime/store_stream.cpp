@@ -284,6 +284,7 @@ private:
 };
 
 status checkpoint_store::writable() {
+  if (auto err = refuse_if_read_only()) return err;
   {
     std::lock_guard<std::mutex> guard(sticky_mu_);
     if (sticky_)

@@ -248,6 +248,44 @@ TEST_CASE("dsmild --keys tpm signs every checkpoint in the TPM and captures the 
   CHECK(human.rc == 0);
   CHECK(human.out.find("tpm key") != std::string::npos);
 
+  // A copy of the store verifies with no node and no TPM, and is not changed.
+  const std::string copy = n.dir.path() + "/copy";
+  REQUIRE(std::system(("cp -a '" + n.dir.path() + "/data/store' '" + copy + "'").c_str()) == 0);
+  auto listing = [&] {
+    std::string out;
+    for (auto& e : std::filesystem::recursive_directory_iterator(copy))
+      out += e.path().string() + " " +
+             (e.is_regular_file() ? std::to_string(e.file_size()) : std::string("dir")) + "\n";
+    return out;
+  };
+  const auto before = listing();
+  auto offline = run({program("DSMILCTL"), "--store", copy, "checkpoint", "verify", id});
+  CHECK(offline.rc == 0);
+  CHECK(offline.out.find(id + ": valid") == 0);
+  CHECK(offline.out.find("signature: valid (ecdsa-p256-sha256, tpm key") != std::string::npos);
+  CHECK(offline.out.find("quote: valid (attestation key") != std::string::npos);
+  CHECK(offline.out.find("counter: ") != std::string::npos);
+  CHECK(listing() == before);
+  auto offline_json =
+      run({program("DSMILCTL"), "--json", "--store", copy, "checkpoint", "verify", id});
+  CHECK(json::parse(offline_json.out)["valid"] == true);
+  // Tampered: the manifest's PCR values are under the signature.
+  const std::string manifest = copy + "/manifests/" + id + ".json";
+  auto text = slurp(manifest);
+  auto at = text.find("\"7\": \"");
+  REQUIRE(at != std::string::npos);
+  text[at + 6] = text[at + 6] == '0' ? '1' : '0';
+  spit(manifest, text);
+  auto tampered = run({program("DSMILCTL"), "--store", copy, "checkpoint", "verify", id});
+  CHECK(tampered.rc == 5);
+  check_one_line(tampered, "manifests/" + id + ".json");
+  auto nowhere =
+      run({program("DSMILCTL"), "--store", n.dir.path() + "/none", "checkpoint", "verify", id});
+  CHECK(nowhere.rc == 3);
+  check_one_line(nowhere, "no store at " + n.dir.path() + "/none");
+  auto wrong_cmd = run({program("DSMILCTL"), "--store", copy, "checkpoint", "list"});
+  CHECK(wrong_cmd.rc == 2);
+
   // Bad --keys: one line, exit 2.
   auto bad = run({program("DSMILD"), "--keys", "hsm", "--data-dir", n.dir.path() + "/x"});
   CHECK(bad.rc == 2);
