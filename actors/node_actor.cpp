@@ -41,6 +41,8 @@ const std::map<std::string, command_fn>& commands() {
       {"retention", cmd_retention},
       {"checkpoint.pin", cmd_checkpoint_pin},
       {"rollback", cmd_rollback},
+      {"keys.show", cmd_keys_show},
+      {"keys.init", cmd_keys_init},
   };
   return table;
 }

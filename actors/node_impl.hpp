@@ -82,6 +82,8 @@ control_reply cmd_checkpoint_verify(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_delete(node_context&, device_calls&, const json&);
 control_reply cmd_store_check(node_context&, device_calls&, const json&);
 control_reply cmd_store_gc(node_context&, device_calls&, const json&);
+control_reply cmd_keys_show(node_context&, device_calls&, const json&);
+control_reply cmd_keys_init(node_context&, device_calls&, const json&);
 control_reply cmd_store_prune(node_context&, device_calls&, const json&);
 control_reply cmd_retention(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_pin(node_context&, device_calls&, const json&);

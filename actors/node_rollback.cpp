@@ -110,7 +110,27 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
                     {"configuration_differs", plan->configuration_differs},
                     {"order", ids_json(plan->devices)},
                     {"differences", diffs}};
-  result["warnings"] = plan->warnings;
+  auto warnings = plan->warnings;
+  // The platform state today against the one the checkpoint was taken under.
+  if (!target->security.pcrs.empty()) {
+    auto now = ctx.store->key().read_pcrs();
+    if (!now) {
+      warnings.push_back("PCRs could not be read to compare with the checkpoint's (" +
+                         now.err().message + ")");
+    } else if (!now->empty()) {
+      std::map<int, std::string> today(now->begin(), now->end());
+      std::string differ;
+      for (auto& [index, value] : target->security.pcrs) {
+        auto it = today.find(index);
+        if (it != today.end() && it->second != value)
+          differ += (differ.empty() ? "" : ", ") + std::to_string(index);
+      }
+      if (!differ.empty())
+        warnings.push_back("platform state differs from the checkpoint's: PCR " + differ +
+                           " changed since it was taken");
+    }
+  }
+  result["warnings"] = warnings;
   result["skipped_quarantined"] = ids_json(plan->quarantined);
   result["phases_completed"].push_back("validation");
   if (dry_run) {

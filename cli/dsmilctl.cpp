@@ -241,6 +241,14 @@ int main(int argc, char** argv) {
     args["read_data"] = read_data;
   });
 
+  auto* keys = app.add_subcommand("keys", "the signing key, attestation key and counter")
+                   ->require_subcommand(1);
+  keys->add_subcommand("show", "provider, key id, handle, PEM path, counter")->callback([&] {
+    command = "keys.show";
+  });
+  keys->add_subcommand("init", "make sure the keys exist and their public PEMs are exported")
+      ->callback([&] { command = "keys.init"; });
+
   auto* rb = app.add_subcommand("rollback", "roll devices and configuration back to a checkpoint");
   std::string devices, groups;
   bool dry_run = false, ack = false;

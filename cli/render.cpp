@@ -213,6 +213,21 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     out << "  configuration: " << b["configuration"].dump() << "\n";
     return;
   }
+  if (command == "keys.show" || command == "keys.init") {
+    out << "provider   " << str(b["provider"]) << " (" << str(b["scheme"]) << ")\n"
+        << "key id     " << str(b["key_id"]) << "\n"
+        << "public key " << str(b["pem"]) << "\n";
+    if (b.contains("private_key")) out << "private    " << str(b["private_key"]) << " (0600)\n";
+    if (b.contains("handle"))
+      out << "tpm        " << str(b["tcti"]) << ", handle " << str(b["handle"]) << "\n"
+          << "attestation key " << str(b["attestation_key_id"]) << " (" << str(b["attestation_pem"])
+          << ")\n";
+    if (b.contains("counter")) out << "counter    " << b["counter"] << "\n";
+    if (b.contains("exported"))
+      for (auto& p : b["exported"])
+        out << "exported   " << str(p) << "\n";
+    return;
+  }
   if (command == "checkpoint.verify") {
     out << str(b["id"]) << ": valid\n";
     for (auto& c : b["checks"])

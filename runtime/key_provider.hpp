@@ -39,6 +39,12 @@ public:
   virtual result<uint64_t> advance_counter() { return uint64_t{0}; }
   /// Key id of the attestation key whose counter this is; empty without one.
   virtual std::string attestation_key_id() const { return {}; }
+  virtual std::string attestation_public_pem() const { return {}; }
+  /// Today's SHA-256 PCR values (index, hex), nothing quoted or advanced;
+  /// empty for a provider without a TPM.
+  virtual result<std::vector<std::pair<int, std::string>>> read_pcrs() {
+    return std::vector<std::pair<int, std::string>>{};
+  }
 };
 
 /// ECDSA P-256 with OpenSSL. The private key lives in `keys_dir`/signing.key

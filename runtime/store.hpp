@@ -210,6 +210,7 @@ public:
 
   const std::string& dir() const { return dir_; }
   const key_provider& key() const { return *key_; }
+  key_provider& key() { return *key_; }
   const store_options& options() const { return opts_; }
   /// The id a chunk with this content has in this store.
   digest chunk_id(std::string_view plain) const;

@@ -181,6 +181,12 @@ public:
   }
 
   std::string attestation_key_id() const override { return ak_id_; }
+  std::string attestation_public_pem() const override { return ak_pem_; }
+
+  result<std::vector<std::pair<int, std::string>>> read_pcrs() override {
+    std::lock_guard<std::mutex> guard(mu_);
+    return read_pcr_values();
+  }
 
   result<platform_evidence> attest(const digest& qualifying) override {
     std::lock_guard<std::mutex> guard(mu_);
@@ -188,7 +194,7 @@ public:
     // PCRs can change between the read and the quote: read, quote, and check
     // the quote's digest against what was read, a few times.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      auto pcrs = read_pcrs();
+      auto pcrs = read_pcr_values();
       if (!pcrs) return pcrs.err();
       auto q = quote(qualifying);
       if (!q) return q.err();
@@ -246,7 +252,7 @@ private:
         std::move(*der));
   }
 
-  result<std::vector<std::pair<int, std::string>>> read_pcrs() {
+  result<std::vector<std::pair<int, std::string>>> read_pcr_values() {
     std::set<int> left(pcrs_.begin(), pcrs_.end());
     std::vector<std::pair<int, std::string>> out;
     // A TPM returns at most 8 digests per read: read until all are in.

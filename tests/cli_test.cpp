@@ -157,6 +157,18 @@ TEST_CASE("bad input: one clear line, a non-zero exit, and nothing changed") {
   CHECK(n.ctl_json({"device", "show", "0x8009"})["registers"] == dev_before["registers"]);
 }
 
+TEST_CASE("keys show names the software key and where it lives") {
+  running_node n;
+  auto keys = n.ctl_json({"keys", "show"});
+  CHECK(keys["provider"] == "software");
+  CHECK(keys["key_id"].get<std::string>().size() == 64);
+  CHECK(keys["private_key"] == n.dir.path() + "/data/store/keys/signing.key");
+  CHECK(std::filesystem::exists(keys["pem"].get<std::string>()));
+  auto human = n.ctl({"keys", "show"});
+  CHECK(human.rc == 0);
+  CHECK(human.out.find("provider   software (ecdsa-p256-sha256)") == 0);
+}
+
 TEST_CASE("a tampered checkpoint fails verify and rollback with the file named") {
   running_node n;
   REQUIRE(n.ctl({"checkpoint", "create"}).rc == 0);
@@ -247,6 +259,26 @@ TEST_CASE("dsmild --keys tpm signs every checkpoint in the TPM and captures the 
   auto human = n.ctl({"checkpoint", "verify", id});
   CHECK(human.rc == 0);
   CHECK(human.out.find("tpm key") != std::string::npos);
+
+  auto keys = n.ctl_json({"keys", "show"});
+  CHECK(keys["provider"] == "tpm");
+  CHECK(keys["handle"] == "0x81010001");
+  CHECK(lines.find(keys["key_id"].get<std::string>().substr(0, 16)) != std::string::npos);
+  CHECK(std::filesystem::exists(keys["pem"].get<std::string>()));
+  CHECK(std::filesystem::exists(keys["attestation_pem"].get<std::string>()));
+  CHECK(keys["counter"].get<uint64_t>() > 0);
+  auto init = n.ctl_json({"keys", "init"});
+  CHECK(init["key_id"] == keys["key_id"]); // idempotent: the same persistent key
+  CHECK(init["exported"].empty());
+
+  // The platform changes after the checkpoint: a rollback names the PCR.
+  const std::string extend = "TPM2TOOLS_TCTI='" + tcti +
+                             "' tpm2_pcrextend 23:sha256=" + std::string(64, 'b') + " >/dev/null";
+  REQUIRE(std::system(extend.c_str()) == 0);
+  auto plan = n.ctl_json({"rollback", id, "--dry-run"});
+  CHECK(plan["warnings"].dump().find(
+            "platform state differs from the checkpoint's: PCR 23 changed since it was taken") !=
+        std::string::npos);
 
   // A copy of the store verifies with no node and no TPM, and is not changed.
   const std::string copy = n.dir.path() + "/copy";
