@@ -215,6 +215,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
   so.chunking = {cfg.chunk_min_kib * 1024, cfg.chunk_avg_kib * 1024, cfg.chunk_max_kib * 1024};
   so.pack_target_bytes = uint64_t{cfg.pack_target_mib} << 20;
   so.threads = cfg.store_threads;
+  so.passphrase_file = cfg.key_passphrase_file;
   std::unique_ptr<key_provider> key; // software: the store opens its own
   if (cfg.key_provider == "tpm") {
     tpm_options to;

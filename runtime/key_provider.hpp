@@ -45,13 +45,28 @@ public:
   virtual result<std::vector<std::pair<int, std::string>>> read_pcrs() {
     return std::vector<std::pair<int, std::string>>{};
   }
+  /// Protects a secret (the store's data key) so that only this provider
+  /// gets it back: sealed in the TPM, or wrapped under a passphrase.
+  /// `unavailable` when the provider cannot (a software key without a
+  /// passphrase file): the caller then keeps the secret in a 0600 file.
+  virtual result<std::string> seal(const std::string& secret) {
+    (void)secret;
+    return make_error(errc::unavailable, "this key provider cannot seal");
+  }
+  virtual result<std::string> unseal(const std::string& blob) {
+    (void)blob;
+    return make_error(errc::unavailable, "this key provider cannot unseal");
+  }
 };
 
 /// ECDSA P-256 with OpenSSL. The private key lives in `keys_dir`/signing.key
 /// (PEM, mode 0600), generated on first use; the public key is written to
 /// `keys_dir`/<key_id>.pem.
+/// With `passphrase_file`, seal()/unseal() wrap secrets with AES-256-GCM
+/// under a key derived from the file's first line with scrypt.
 result<std::unique_ptr<key_provider>> open_software_key(env& e, const std::string& keys_dir,
-                                                        const std::string& tmp_dir);
+                                                        const std::string& tmp_dir,
+                                                        const std::string& passphrase_file = "");
 
 /// Checks a DER ECDSA signature over `d` with a PEM public key. Errors:
 /// integrity_error when the signature does not match, invalid_argument when

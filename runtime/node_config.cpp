@@ -231,10 +231,12 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
           }))
     return err;
   if (auto err = section(
-          root, "keys", {"provider", "tcti", "handle", "pcrs"}, source,
+          root, "keys", {"provider", "tcti", "handle", "pcrs", "passphrase_file"}, source,
           [&](const toml::table& t) -> status {
             if (auto e = tu::get_string(t, "provider", c.key_provider, source)) return e;
             if (auto e = tu::get_string(t, "tcti", c.key_tcti, source)) return e;
+            if (auto e = tu::get_string(t, "passphrase_file", c.key_passphrase_file, source))
+              return e;
             std::string handle;
             if (auto e = tu::get_string(t, "handle", handle, source)) return e;
             if (!handle.empty()) {

@@ -1,15 +1,20 @@
 // OpenSSL adapter: the only file that touches EVP_PKEY. Nothing here throws.
 #include "runtime/key_provider.hpp"
 
+#include <array>
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
+
+#include "runtime/cipher.hpp"
 
 namespace dsmil {
 
@@ -56,10 +61,42 @@ pkey_ptr read_public(const std::string& pem) {
   return pkey_ptr(PEM_read_bio_PUBKEY(b.get(), nullptr, nullptr, nullptr));
 }
 
+// scrypt parameters for the passphrase key (N = 2^15: ~30 ms, 32 MiB).
+constexpr uint64_t scrypt_n = 1u << 15, scrypt_r = 8, scrypt_p = 1;
+
 class software_key final : public key_provider {
 public:
-  software_key(pkey_ptr key, std::string id, std::string pem)
-      : key_(std::move(key)), id_(std::move(id)), pem_(std::move(pem)) {}
+  software_key(pkey_ptr key, std::string id, std::string pem, std::string passphrase)
+      : key_(std::move(key)), id_(std::move(id)), pem_(std::move(pem)),
+        passphrase_(std::move(passphrase)) {}
+
+  // blob := "DSMW1" salt(16) AES-256-GCM(secret) under scrypt(passphrase, salt)
+  result<std::string> seal(const std::string& secret) override {
+    if (passphrase_.empty()) return key_provider::seal(secret);
+    uint8_t salt[16];
+    random_bytes(salt, sizeof(salt));
+    auto k = derive(salt);
+    if (!k) return k.err();
+    std::string sealed;
+    aes_gcm_seal(*k, secret.data(), secret.size(), salt, sizeof(salt), sealed);
+    return std::string("DSMW1") + std::string(reinterpret_cast<char*>(salt), sizeof(salt)) + sealed;
+  }
+
+  result<std::string> unseal(const std::string& blob) override {
+    if (passphrase_.empty())
+      return make_error(errc::unavailable, "the data key is wrapped under a passphrase; set "
+                                           "[keys] passphrase_file");
+    if (blob.size() < 21 || blob.compare(0, 5, "DSMW1") != 0)
+      return make_error(errc::integrity_error, "not a passphrase-wrapped key");
+    const auto* salt = reinterpret_cast<const uint8_t*>(blob.data() + 5);
+    auto k = derive(salt);
+    if (!k) return k.err();
+    auto plain = aes_gcm_open(*k, blob.data() + 21, blob.size() - 21, salt, 16);
+    if (!plain)
+      return make_error(errc::permission_denied,
+                        "the passphrase does not open the data key (wrong passphrase file?)");
+    return plain;
+  }
 
   std::string provider() const override { return "software"; }
   std::string scheme() const override { return "ecdsa-p256-sha256"; }
@@ -81,9 +118,18 @@ public:
   }
 
 private:
+  result<std::array<uint8_t, 32>> derive(const uint8_t* salt) const {
+    std::array<uint8_t, 32> k{};
+    if (EVP_PBE_scrypt(passphrase_.data(), passphrase_.size(), salt, 16, scrypt_n, scrypt_r,
+                       scrypt_p, 64u << 20, k.data(), k.size()) != 1)
+      return make_error(errc::internal, "scrypt failed: " + ssl_error());
+    return k;
+  }
+
   pkey_ptr key_;
   std::string id_;
   std::string pem_;
+  std::string passphrase_;
 };
 
 } // namespace
@@ -97,7 +143,20 @@ result<std::string> key_id_of(const std::string& public_pem) {
 }
 
 result<std::unique_ptr<key_provider>> open_software_key(env& e, const std::string& keys_dir,
-                                                        const std::string& tmp_dir) {
+                                                        const std::string& tmp_dir,
+                                                        const std::string& passphrase_file) {
+  std::string passphrase;
+  if (!passphrase_file.empty()) {
+    auto text = e.read_file(passphrase_file);
+    if (!text)
+      return make_error(errc::config_error, "passphrase file " + passphrase_file +
+                                                " cannot be read (" + text.err().message + ")");
+    passphrase = text->substr(0, text->find('\n'));
+    if (passphrase.size() < 8)
+      return make_error(errc::config_error, "passphrase file " + passphrase_file +
+                                                ": the passphrase (first line) needs at least "
+                                                "8 characters");
+  }
   const std::string path = keys_dir + "/signing.key";
   pkey_ptr key;
   auto text = e.read_file(path);
@@ -128,7 +187,8 @@ result<std::unique_ptr<key_provider>> open_software_key(env& e, const std::strin
   const std::string pub_path = keys_dir + "/" + id + ".pem";
   if (!e.exists(pub_path))
     if (auto err = write_durable(e, tmp_dir, pub_path, pem, 0644)) return err;
-  return std::unique_ptr<key_provider>(new software_key(std::move(key), id, pem));
+  return std::unique_ptr<key_provider>(
+      new software_key(std::move(key), id, pem, std::move(passphrase)));
 }
 
 status verify_digest(const std::string& public_pem, const digest& d, const std::string& sig_der) {

@@ -144,29 +144,42 @@ status checkpoint_store::init() {
     return err;
   }
 
-  if (opts_.encrypt) {
-    const std::string key_path = dir_ + "/keys/data.key";
-    auto hex = env_.read_file(key_path);
-    if (!hex && hex.err().code == errc::not_found && !env_.exists(key_path + ".created")) {
-      // A new encrypted store: make its data key, once. The marker tells a
-      // later open that a missing key was lost, not never made.
-      uint8_t raw[32];
-      random_bytes(raw, sizeof(raw));
-      if (auto err = write_durable(env_, dir_ + "/tmp", key_path, to_hex(raw, 32) + "\n", 0600))
-        return err;
-      if (auto err = write_durable(env_, dir_ + "/tmp", key_path + ".created", "\n")) return err;
-      hex = env_.read_file(key_path);
-    }
-    std::string raw;
-    if (hex && from_hex(hex->substr(0, 64), raw) && raw.size() == 32)
-      keys_ = std::make_unique<store_keys>(store_keys::derive(raw));
-    // Without the key the store opens for structure checks only.
-  }
-
   if (!key_) {
-    auto key = open_software_key(env_, dir_ + "/keys", dir_ + "/tmp");
+    auto key = open_software_key(env_, dir_ + "/keys", dir_ + "/tmp", opts_.passphrase_file);
     if (!key) return key.err();
     key_ = std::move(*key);
+  }
+
+  if (opts_.encrypt) {
+    const std::string key_path = dir_ + "/keys/data.key";
+    const std::string sealed_path = key_path + ".sealed";
+    if (!env_.exists(key_path) && !env_.exists(sealed_path) &&
+        !env_.exists(key_path + ".created")) {
+      // A new encrypted store: make its data key, once; sealed by the key
+      // provider (in the TPM, or under the passphrase) where it can, else a
+      // 0600 file. The marker tells a later open that a missing key was
+      // lost, not never made.
+      uint8_t raw[32];
+      random_bytes(raw, sizeof(raw));
+      const std::string secret(reinterpret_cast<char*>(raw), sizeof(raw));
+      auto sealed = key_->seal(secret);
+      if (sealed) {
+        if (auto err = write_durable(
+                env_, dir_ + "/tmp", sealed_path,
+                key_->provider() + " " +
+                    to_hex(reinterpret_cast<const uint8_t*>(sealed->data()), sealed->size()) + "\n",
+                0600))
+          return err;
+      } else if (sealed.err().code == errc::unavailable) {
+        if (auto err = write_durable(env_, dir_ + "/tmp", key_path, to_hex(raw, 32) + "\n", 0600))
+          return err;
+      } else {
+        return sealed.err();
+      }
+      if (auto err = write_durable(env_, dir_ + "/tmp", key_path + ".created", "\n")) return err;
+    }
+    load_data_key();
+    // Without the key the store opens for structure checks only.
   }
   const std::string pem_path = dir_ + "/keys/" + key_->key_id() + ".pem";
   if (!env_.exists(pem_path))
@@ -174,6 +187,36 @@ status checkpoint_store::init() {
       return err;
 
   return load_catalog();
+}
+
+void checkpoint_store::load_data_key() {
+  const std::string key_path = dir_ + "/keys/data.key";
+  std::string raw;
+  if (auto sealed = env_.read_file(key_path + ".sealed")) {
+    const auto space = sealed->find(' ');
+    std::string blob;
+    if (space == std::string::npos ||
+        !from_hex(sealed->substr(space + 1, sealed->find('\n') - space - 1), blob)) {
+      key_problem_ = "keys/data.key.sealed is damaged";
+      return;
+    }
+    const std::string by = sealed->substr(0, space);
+    if (by != key_->provider()) {
+      key_problem_ = "keys/data.key.sealed was sealed by the " + by +
+                     " key provider; open the "
+                     "store with it";
+      return;
+    }
+    auto opened = key_->unseal(blob);
+    if (!opened) {
+      key_problem_ = "keys/data.key.sealed: " + opened.err().message;
+      return;
+    }
+    raw = *opened;
+  } else if (auto hex = env_.read_file(key_path)) {
+    from_hex(hex->substr(0, 64), raw);
+  }
+  if (raw.size() == 32) keys_ = std::make_unique<store_keys>(store_keys::derive(raw));
 }
 
 status checkpoint_store::init_read_only() {
@@ -184,13 +227,8 @@ status checkpoint_store::init_read_only() {
                                            " is missing); pass the directory that holds "
                                            "store.toml");
   if (auto err = read_store_toml(*text, meta, opts_)) return err;
-  if (opts_.encrypt) {
-    auto hex = env_.read_file(dir_ + "/keys/data.key");
-    std::string raw;
-    if (hex && from_hex(hex->substr(0, 64), raw) && raw.size() == 32)
-      keys_ = std::make_unique<store_keys>(store_keys::derive(raw));
-  }
   if (!key_) key_ = std::make_unique<verify_only_key>();
+  if (opts_.encrypt) load_data_key();
   return load_catalog();
 }
 

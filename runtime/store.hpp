@@ -47,6 +47,9 @@ struct store_options {
   /// key generation, no clean-up): for verifying a copy. Every change is
   /// refused. Not recorded in store.toml.
   bool read_only = false;
+  /// Software key only: wrap the data key under the passphrase in this file
+  /// (scrypt, AES-256-GCM) instead of keeping it in a 0600 file.
+  std::string passphrase_file;
 };
 
 /// Fills `buf` with up to `cap` bytes; 0 at the end of the stream.
@@ -219,6 +222,10 @@ public:
   bool can_read_content() const { return !opts_.encrypt || keys_ != nullptr; }
   /// What refuses content access when !can_read_content().
   error no_key_error() const {
+    if (!key_problem_.empty())
+      return make_error(errc::unavailable,
+                        "store " + dir_ +
+                            " is encrypted and its data key cannot be opened: " + key_problem_);
     return make_error(errc::unavailable, "store " + dir_ +
                                              " is encrypted and its data key (keys/data.key) is "
                                              "not available; restore the key");
@@ -236,6 +243,8 @@ private:
 
   status init();
   status init_read_only();
+  // Opens keys/data.key.sealed (through the key provider) or keys/data.key.
+  void load_data_key();
   // Loads indexes and manifests.
   status load_catalog();
   status refuse_if_read_only() const;
@@ -265,8 +274,10 @@ private:
   store_options opts_;
   std::mutex index_mu_; // guards index_ (pipeline workers add to it)
   std::unique_ptr<key_provider> key_;
-  std::unique_ptr<store_keys> keys_;            // data keys of an encrypted store, when available
-  std::map<std::string, chunk_location> index_; // chunk id hex -> location
+  std::unique_ptr<store_keys> keys_;
+  std::string key_problem_; // why a sealed data key could not be opened            // data keys of
+                            // an encrypted store, when available
+  std::map<std::string, chunk_location> index_;        // chunk id hex -> location
   std::map<std::string, checkpoint_info> checkpoints_; // by id; UUIDv7 sorts by time
   uuid_v7_generator ids_;
   std::mutex sticky_mu_;       // sticky_ may be set by pipeline workers

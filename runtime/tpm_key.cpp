@@ -10,6 +10,7 @@
 #include <set>
 
 #include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
@@ -222,7 +223,92 @@ public:
     return ev;
   }
 
+  // blob := "DSMT1" TPM2B_PUBLIC TPM2B_PRIVATE (marshalled) of a sealed data
+  // object under the owner storage primary, which the TPM re-derives on demand.
+  result<std::string> seal(const std::string& secret) override {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (secret.size() > 128) return make_error(errc::invalid_argument, "secret too large to seal");
+    ESYS_TR parent = ESYS_TR_NONE;
+    if (auto err = storage_primary(parent)) return err;
+    TPM2B_SENSITIVE_CREATE sensitive{};
+    sensitive.sensitive.data.size = static_cast<UINT16>(secret.size());
+    std::memcpy(sensitive.sensitive.data.buffer, secret.data(), secret.size());
+    TPM2B_PUBLIC tmpl{};
+    tmpl.publicArea.type = TPM2_ALG_KEYEDHASH;
+    tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
+    tmpl.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                       TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA;
+    tmpl.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
+    TPM2B_DATA outside{};
+    TPML_PCR_SELECTION creation{};
+    esys_out<TPM2B_PRIVATE> priv;
+    esys_out<TPM2B_PUBLIC> pub;
+    TSS2_RC rc =
+        Esys_Create(esys_, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl,
+                    &outside, &creation, &priv, &pub, nullptr, nullptr, nullptr);
+    Esys_FlushContext(esys_, parent);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_Create (sealing)", rc);
+    uint8_t buf[sizeof(TPM2B_PUBLIC) + sizeof(TPM2B_PRIVATE)];
+    size_t off = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub.p, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PRIVATE_Marshal(priv.p, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS)
+      return make_error(errc::internal, "cannot marshal the sealed object");
+    return "DSMT1" + std::string(reinterpret_cast<char*>(buf), off);
+  }
+
+  result<std::string> unseal(const std::string& blob) override {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (blob.size() < 5 || blob.compare(0, 5, "DSMT1") != 0)
+      return make_error(errc::integrity_error, "not a TPM-sealed key");
+    TPM2B_PUBLIC pub{};
+    TPM2B_PRIVATE priv{};
+    size_t off = 0;
+    const auto* data = reinterpret_cast<const uint8_t*>(blob.data() + 5);
+    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(data, blob.size() - 5, &off, &pub) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PRIVATE_Unmarshal(data, blob.size() - 5, &off, &priv) != TSS2_RC_SUCCESS)
+      return make_error(errc::integrity_error, "the sealed key is damaged");
+    ESYS_TR parent = ESYS_TR_NONE;
+    if (auto err = storage_primary(parent)) return err;
+    ESYS_TR item = ESYS_TR_NONE;
+    TSS2_RC rc =
+        Esys_Load(esys_, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &item);
+    Esys_FlushContext(esys_, parent);
+    if (rc != TSS2_RC_SUCCESS)
+      return tpm_fail(conf_, "loading the sealed key (sealed by another TPM?)", rc);
+    esys_out<TPM2B_SENSITIVE_DATA> out;
+    rc = Esys_Unseal(esys_, item, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &out);
+    Esys_FlushContext(esys_, item);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_Unseal", rc);
+    return std::string(reinterpret_cast<const char*>(out->buffer), out->size);
+  }
+
 private:
+  // The owner storage primary (ECC P-256, AES-128-CFB): the same template
+  // gives the same key, so it is made when needed and flushed after.
+  status storage_primary(ESYS_TR& parent) {
+    TPM2B_SENSITIVE_CREATE sensitive{};
+    TPM2B_PUBLIC tmpl{};
+    auto& a = tmpl.publicArea;
+    a.type = TPM2_ALG_ECC;
+    a.nameAlg = TPM2_ALG_SHA256;
+    a.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
+                         TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                         TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA;
+    a.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+    a.parameters.eccDetail.symmetric.keyBits.aes = 128;
+    a.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+    a.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+    a.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+    a.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    TPM2B_DATA outside{};
+    TPML_PCR_SELECTION creation{};
+    TSS2_RC rc = Esys_CreatePrimary(esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                    ESYS_TR_NONE, &sensitive, &tmpl, &outside, &creation, &parent,
+                                    nullptr, nullptr, nullptr, nullptr);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_CreatePrimary (storage key)", rc);
+    return {};
+  }
+
   // (attest bytes, DER signature) of a quote over the PCRs and `qualifying`.
   result<std::pair<std::string, std::string>> quote(const digest& qualifying) {
     TPM2B_DATA extra{};

@@ -1,4 +1,5 @@
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <sys/stat.h>
 
@@ -481,4 +482,48 @@ TEST_CASE("edits that do not describe the stream are refused and store nothing")
   REQUIRE_FALSE(gone.ok());
   CHECK(gone.err().code == errc::not_found);
   CHECK(gone.err().message.find("write the stream in full") != std::string::npos);
+}
+
+TEST_CASE("an encrypted store's data key is wrapped under a passphrase when one is given") {
+  test::temp_dir tmp;
+  const std::string pass = tmp.path() + "/pass", wrong = tmp.path() + "/wrong";
+  test::spit(pass, "correct horse battery staple\n");
+  test::spit(wrong, "not the passphrase\n");
+  store_options o;
+  o.chunking = small;
+  o.encrypt = true;
+  o.passphrase_file = pass;
+  const std::string dir = tmp.path() + "/store";
+  const auto data = text_of(200000, 77);
+  std::string id;
+  {
+    auto s = std::move(*checkpoint_store::open(env::posix(), dir, o));
+    auto st = s->write_stream("db", source_of(data));
+    REQUIRE_MESSAGE(st.ok(), st.err().message);
+    id = s->create({"p", "", "manual"}, {}, system_config{}, {*st})->id;
+  }
+  CHECK_FALSE(std::ifstream(dir + "/keys/data.key").good()); // no key in the clear
+  CHECK(test::slurp(dir + "/keys/data.key.sealed").rfind("software ", 0) == 0);
+  struct stat st_mode;
+  REQUIRE(::stat((dir + "/keys/data.key.sealed").c_str(), &st_mode) == 0);
+  CHECK((st_mode.st_mode & 0777) == 0600);
+  {
+    auto s = std::move(*checkpoint_store::open(env::posix(), dir, o));
+    CHECK(s->verify(id).ok());
+  }
+  o.passphrase_file = wrong;
+  {
+    auto s = std::move(*checkpoint_store::open(env::posix(), dir, o));
+    CHECK_FALSE(s->can_read_content());
+    CHECK(s->write_stream("db", source_of(data))
+              .err()
+              .message.find("the passphrase does not open the data key") != std::string::npos);
+  }
+  o.passphrase_file.clear();
+  {
+    auto s = std::move(*checkpoint_store::open(env::posix(), dir, o));
+    CHECK(s->load(id).err().message.find("set [keys] passphrase_file") != std::string::npos);
+  }
+  o.passphrase_file = tmp.path() + "/missing";
+  CHECK(checkpoint_store::open(env::posix(), dir, o).err().code == errc::config_error);
 }

@@ -2,6 +2,7 @@
 // persistence of the key, tampering, and a TPM that goes away.
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 
 #include <doctest/doctest.h>
 
@@ -263,4 +264,32 @@ TEST_CASE("tpm: an old checkpoint presented as the newest is reported as replaye
   std::remove((dir + "/manifests/" + d.id + ".json").c_str());
   s = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
   CHECK(s->verify(b.id).err().message.find("older state replayed") != std::string::npos);
+}
+
+TEST_CASE("tpm: an encrypted store's data key is sealed in the TPM and only it opens it") {
+  test::swtpm tpm, other;
+  test::temp_dir tmp;
+  store_options o;
+  o.encrypt = true;
+  const std::string dir = tmp.path() + "/store";
+  std::string id;
+  {
+    auto s = std::move(*checkpoint_store::open(env::posix(), dir, o, tpm_key_at(tpm)));
+    auto info = s->create({"sealed", "", "manual"}, {device(0x8000, 9)}, system_config{});
+    REQUIRE_MESSAGE(info.ok(), info.err().message);
+    id = info->id;
+  }
+  CHECK_FALSE(std::ifstream(dir + "/keys/data.key").good());
+  CHECK(test::slurp(dir + "/keys/data.key.sealed").rfind("tpm ", 0) == 0);
+  {
+    auto s = std::move(*checkpoint_store::open(env::posix(), dir, o, tpm_key_at(tpm)));
+    auto loaded = s->load(id);
+    REQUIRE_MESSAGE(loaded.ok(), loaded.err().message);
+    CHECK(loaded->devices.at(0).registers.at(0) == 9);
+  }
+  // Another TPM cannot unseal it: the store opens for structure checks only.
+  auto s = std::move(*checkpoint_store::open(env::posix(), dir, o, tpm_key_at(other)));
+  CHECK_FALSE(s->can_read_content());
+  CHECK(s->load(id).err().message.find("keys/data.key.sealed: TPM at") != std::string::npos);
+  CHECK(s->verify(id, true).ok()); // signatures and structure still verify
 }
