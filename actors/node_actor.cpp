@@ -7,6 +7,7 @@
 #include "actors/node.hpp"
 #include "actors/node_impl.hpp"
 #include "actors/supervisors.hpp"
+#include "runtime/fallback_key.hpp"
 #include "runtime/tpm_key.hpp"
 #include "simd/cpu_features.hpp"
 
@@ -224,7 +225,17 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
     to.pcrs = cfg.key_pcrs;
     auto k = open_tpm_key(to);
     if (!k) return k.err();
-    key = std::move(*k);
+    std::unique_ptr<key_provider> software;
+    if (cfg.key_on_tpm_failure == "software") {
+      const std::string store_dir = cfg.data_dir + "/store";
+      for (auto sub : {"/keys", "/tmp"})
+        if (auto err = env::posix().create_dirs(store_dir + sub)) return err;
+      auto s = open_software_key(env::posix(), store_dir + "/keys", store_dir + "/tmp",
+                                 cfg.key_passphrase_file);
+      if (!s) return s.err();
+      software = std::move(*s);
+    }
+    key = with_tpm_breaker(env::posix(), std::move(*k), std::move(software), cfg.breaker);
   }
   auto store = checkpoint_store::open(env::posix(), cfg.data_dir + "/store", so, std::move(key));
   if (!store) return store.err();

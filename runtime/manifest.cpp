@@ -96,6 +96,7 @@ std::string encode_manifest(const manifest& m) {
         {"streams", streams}}},
       {"sizes", {{"logical_bytes", i.logical_bytes}, {"new_bytes", i.new_bytes}}},
       {"merkle_root", m.merkle_root},
+      {"signer", {{"provider", i.provider}, {"key_id", i.key_id}}},
   };
   const auto& sec = m.security;
   if (!sec.pcrs.empty()) {
@@ -176,6 +177,10 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
       out.counter = sec.at("counter").get<uint64_t>();
       i.counter = out.counter;
       i.ak_key_id = out.ak_key_id;
+    }
+    if (j.contains("signer")) {
+      i.provider = j["signer"].at("provider").get<std::string>();
+      i.key_id = j["signer"].at("key_id").get<std::string>();
     }
     i.logical_bytes = j.at("sizes").at("logical_bytes").get<uint64_t>();
     i.new_bytes = j.at("sizes").at("new_bytes").get<uint64_t>();

@@ -231,12 +231,20 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
           }))
     return err;
   if (auto err = section(
-          root, "keys", {"provider", "tcti", "handle", "pcrs", "passphrase_file"}, source,
-          [&](const toml::table& t) -> status {
+          root, "keys", {"provider", "tcti", "handle", "pcrs", "passphrase_file", "on_tpm_failure"},
+          source, [&](const toml::table& t) -> status {
             if (auto e = tu::get_string(t, "provider", c.key_provider, source)) return e;
             if (auto e = tu::get_string(t, "tcti", c.key_tcti, source)) return e;
             if (auto e = tu::get_string(t, "passphrase_file", c.key_passphrase_file, source))
               return e;
+            if (auto e = tu::get_string(t, "on_tpm_failure", c.key_on_tpm_failure, source))
+              return e;
+            if (c.key_on_tpm_failure != "fail" && c.key_on_tpm_failure != "software")
+              return make_error(errc::config_error,
+                                source +
+                                    ": [keys] on_tpm_failure must be \"fail\" or "
+                                    "\"software\", got \"" +
+                                    c.key_on_tpm_failure + "\"");
             std::string handle;
             if (auto e = tu::get_string(t, "handle", handle, source)) return e;
             if (!handle.empty()) {

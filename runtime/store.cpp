@@ -311,8 +311,6 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   info.name = req.name;
   info.description = req.description;
   info.type = req.type;
-  info.key_id = key_->key_id();
-  info.provider = key_->provider();
   if (!checkpoints_.empty()) {
     auto& parent = checkpoints_.rbegin()->second;
     auto body = env_.read_file(dir_ + "/manifests/" + parent.id + ".json");
@@ -387,6 +385,9 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   m.security = std::move(*evidence);
   info.counter = m.security.counter;
   info.ak_key_id = m.security.ak_key_id;
+  // Decided by attest(): a TPM key, or the software key it fell back to.
+  info.key_id = key_->key_id();
+  info.provider = key_->provider();
   if (!m.security.ak_key_id.empty()) {
     const std::string ak_path = dir_ + "/keys/" + m.security.ak_key_id + ".pem";
     if (!env_.exists(ak_path))
@@ -396,6 +397,9 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   const digest body_digest = sha256(body);
   auto sig = key_->sign_digest(body_digest);
   if (!sig) return sig.err();
+  if (key_->key_id() != info.key_id)
+    return make_error(errc::unavailable, "the signing key changed while signing (" + info.provider +
+                                             " -> " + key_->provider() + "); try again");
   signature_file sf{key_->scheme(), key_->provider(), key_->key_id(), to_hex(body_digest),
                     to_hex(reinterpret_cast<const uint8_t*>(sig->data()), sig->size())};
   const std::string base = dir_ + "/manifests/" + info.id;
@@ -484,6 +488,13 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   if (!m) return m.err();
   if (m->info.id != id)
     return make_error(errc::integrity_error, json_rel + ": manifest names id " + m->info.id);
+  // The signed body names its signer; the signature file must agree.
+  if (!m->info.key_id.empty() &&
+      (m->info.key_id != sig->key_id || m->info.provider != sig->provider))
+    return make_error(errc::integrity_error,
+                      sig_rel + ": names " + sig->provider + " key " + sig->key_id.substr(0, 16) +
+                          " but the manifest was signed for " + m->info.provider + " key " +
+                          m->info.key_id.substr(0, 16));
   m->info.key_id = sig->key_id;
   m->info.provider = sig->provider;
   if (report) {

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include "runtime/fallback_key.hpp"
 #include "runtime/store.hpp"
 #include "runtime/tpm_key.hpp"
 #include "swtpm.hpp"
@@ -292,4 +293,54 @@ TEST_CASE("tpm: an encrypted store's data key is sealed in the TPM and only it o
   CHECK_FALSE(s->can_read_content());
   CHECK(s->load(id).err().message.find("keys/data.key.sealed: TPM at") != std::string::npos);
   CHECK(s->verify(id, true).ok()); // signatures and structure still verify
+}
+
+TEST_CASE("tpm: behind its breaker, a lost TPM fails checkpoints, or falls back to software") {
+  breaker_config cfg;
+  cfg.failure_threshold = 2;
+  cfg.open_ms = 600000;
+  SUBCASE("fail: never an unsigned checkpoint; the breaker opens and fails fast") {
+    test::swtpm tpm;
+    test::temp_dir tmp;
+    auto key = with_tpm_breaker(env::posix(), tpm_key_at(tpm), nullptr, cfg);
+    auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path(), {}, std::move(key)));
+    REQUIRE(store->create({"ok", "", "manual"}, {device(0x8000, 1)}, system_config{}).ok());
+    tpm.stop();
+    for (int i = 0; i < 2; ++i)
+      CHECK(store->create({"x", "", "manual"}, {device(0x8000, 2)}, system_config{}).err().code ==
+            errc::unavailable);
+    auto fast = store->create({"x", "", "manual"}, {device(0x8000, 2)}, system_config{});
+    CHECK(fast.err().code == errc::circuit_open);
+    CHECK(fast.err().message.find("the TPM circuit breaker is open after 2 failures (last: TPM "
+                                  "at '" +
+                                  tpm.tcti() + "'") == 0);
+    CHECK(store->list().size() == 1);
+  }
+  SUBCASE("software: signed with the software key, and verify says so") {
+    test::swtpm tpm;
+    test::temp_dir tmp;
+    REQUIRE(std::system(("mkdir -p '" + tmp.path() + "/keys' '" + tmp.path() + "/tmp'").c_str()) ==
+            0);
+    auto soft = open_software_key(env::posix(), tmp.path() + "/keys", tmp.path() + "/tmp");
+    REQUIRE_MESSAGE(soft.ok(), soft.err().message);
+    auto key = with_tpm_breaker(env::posix(), tpm_key_at(tpm), std::move(*soft), cfg);
+    auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path(), {}, std::move(key)));
+    auto first = store->create({"tpm", "", "manual"}, {device(0x8000, 1)}, system_config{});
+    REQUIRE(first.ok());
+    CHECK(first->provider == "tpm");
+    tpm.stop();
+    for (int i = 0; i < 3; ++i) { // TPM errors, then the open breaker: all fall back
+      auto fb = store->create({"fallback", "", "manual"},
+                              {device(0x8000, static_cast<uint32_t>(2 + i))}, system_config{});
+      REQUIRE_MESSAGE(fb.ok(), fb.err().message);
+      CHECK(fb->provider == "software");
+      auto report = store->verify(fb->id);
+      REQUIRE_MESSAGE(report.ok(), report.err().message);
+      CHECK(report->checks[0].find("signature: valid (ecdsa-p256-sha256, software key") == 0);
+      const auto body = test::slurp(tmp.path() + "/manifests/" + fb->id + ".json");
+      CHECK(body.find("\"provider\": \"software\"") != std::string::npos);
+      CHECK(body.find("\"security\"") == std::string::npos); // no TPM evidence claimed
+    }
+    CHECK(store->verify(first->id).ok()); // the TPM-signed one still verifies
+  }
 }
