@@ -185,3 +185,32 @@ TEST_CASE("store settings in the node config are checked") {
   REQUIRE(ok.ok());
   CHECK(ok->store_encrypt);
 }
+
+TEST_CASE("key settings in the node config are checked") {
+  auto tpm = node_config::parse("[keys]\nprovider = \"tpm\"\ntcti = \"swtpm:host=127.0.0.1,"
+                                "port=2321\"\nhandle = \"0x81010007\"\npcrs = [0, 7]\n"
+                                "on_tpm_failure = \"software\"\n",
+                                "node.toml", "");
+  REQUIRE_MESSAGE(tpm.ok(), tpm.err().message);
+  CHECK(tpm->key_provider == "tpm");
+  CHECK(tpm->key_tcti == "swtpm:host=127.0.0.1,port=2321");
+  CHECK(tpm->key_handle == 0x81010007);
+  CHECK(tpm->key_pcrs == std::vector<int>{0, 7});
+  CHECK(tpm->key_on_tpm_failure == "software");
+  auto embedded = node_config::embedded();
+  REQUIRE(embedded.ok());
+  CHECK(embedded->key_on_tpm_failure == "fail");
+  CHECK(embedded->key_pcrs.size() == 24);
+
+  CHECK(node_config::parse("[keys]\nprovider = \"hsm\"\n", "node.toml", "").err().message ==
+        "node.toml: [keys] provider 'hsm' is unknown; use \"software\" or \"tpm\"");
+  CHECK(
+      node_config::parse("[keys]\non_tpm_failure = \"ignore\"\n", "node.toml", "").err().message ==
+      "node.toml: [keys] on_tpm_failure must be \"fail\" or \"software\", got "
+      "\"ignore\"");
+  CHECK(node_config::parse("[keys]\nhandle = \"0x1234\"\n", "node.toml", "").err().message ==
+        "node.toml: [keys] TPM handle '0x1234' is not a persistent handle (0x81000000-0x81FFFFFF), "
+        "e.g. 0x81010001");
+  CHECK(node_config::parse("[keys]\npcrs = [3, 30]\n", "node.toml", "").err().message ==
+        "node.toml: [keys] pcrs must be an array of PCR numbers 0-23");
+}
