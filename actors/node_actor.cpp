@@ -223,6 +223,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
     to.tcti = cfg.key_tcti;
     to.signing_handle = cfg.key_handle;
     to.pcrs = cfg.key_pcrs;
+    to.seal_pcrs = cfg.key_seal_pcrs;
     auto k = open_tpm_key(to);
     if (!k) return k.err();
     std::unique_ptr<key_provider> software;

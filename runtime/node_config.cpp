@@ -231,7 +231,8 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
           }))
     return err;
   if (auto err = section(
-          root, "keys", {"provider", "tcti", "handle", "pcrs", "passphrase_file", "on_tpm_failure"},
+          root, "keys",
+          {"provider", "tcti", "handle", "pcrs", "seal_pcrs", "passphrase_file", "on_tpm_failure"},
           source, [&](const toml::table& t) -> status {
             if (auto e = tu::get_string(t, "provider", c.key_provider, source)) return e;
             if (auto e = tu::get_string(t, "tcti", c.key_tcti, source)) return e;
@@ -252,18 +253,19 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
               if (!h) return make_error(errc::config_error, source + ": [keys] " + h.err().message);
               c.key_handle = *h;
             }
-            if (auto node = t.get("pcrs")) {
+            for (auto [name, out] :
+                 {std::pair{"pcrs", &c.key_pcrs}, std::pair{"seal_pcrs", &c.key_seal_pcrs}}) {
+              auto node = t.get(name);
+              if (node == nullptr) continue;
+              const std::string bad =
+                  source + ": [keys] " + name + " must be an array of PCR numbers 0-23";
               auto* arr = node->as_array();
-              if (arr == nullptr)
-                return make_error(errc::config_error,
-                                  source + ": [keys] pcrs must be an array of PCR numbers 0-23");
-              c.key_pcrs.clear();
+              if (arr == nullptr) return make_error(errc::config_error, bad);
+              out->clear();
               for (auto& v : *arr) {
                 auto i = v.value<int64_t>();
-                if (!i || *i < 0 || *i > 23)
-                  return make_error(errc::config_error,
-                                    source + ": [keys] pcrs must be an array of PCR numbers 0-23");
-                c.key_pcrs.push_back(static_cast<int>(*i));
+                if (!i || *i < 0 || *i > 23) return make_error(errc::config_error, bad);
+                out->push_back(static_cast<int>(*i));
               }
             }
             return {};

@@ -71,6 +71,7 @@ struct node_config {
   std::string key_tcti = "device:/dev/tpmrm0";
   std::string key_passphrase_file;         ///< software: wraps an encrypted store's data key
   std::string key_on_tpm_failure = "fail"; ///< "fail" or "software" (sign with the software key)
+  std::vector<int> key_seal_pcrs;          ///< tpm: PCR policy of the sealed data key; empty: none
   uint32_t key_handle = 0x81010001;        ///< persistent handle of the TPM signing key
   std::vector<int> key_pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};

@@ -40,8 +40,8 @@ template <class T> struct esys_out {
 
 class tpm_key final : public key_provider {
 public:
-  tpm_key(std::string tcti_conf, std::vector<int> pcrs)
-      : conf_(std::move(tcti_conf)), pcrs_(std::move(pcrs)) {}
+  tpm_key(std::string tcti_conf, std::vector<int> pcrs, std::vector<int> seal_pcrs)
+      : conf_(std::move(tcti_conf)), pcrs_(std::move(pcrs)), seal_pcrs_(std::move(seal_pcrs)) {}
   ~tpm_key() override {
     // Persistent objects and NV indexes: their ESYS_TRs are closed, not flushed.
     for (ESYS_TR* tr : {&key_, &ak_, &nv_})
@@ -223,8 +223,9 @@ public:
     return ev;
   }
 
-  // blob := "DSMT1" TPM2B_PUBLIC TPM2B_PRIVATE (marshalled) of a sealed data
-  // object under the owner storage primary, which the TPM re-derives on demand.
+  // blob := "DSMT1" u8[3] PCR mask, TPM2B_PUBLIC, TPM2B_PRIVATE (marshalled) of
+  // a sealed data object under the owner storage primary, which the TPM
+  // re-derives on demand. A non-empty mask binds it to those PCRs' values.
   result<std::string> seal(const std::string& secret) override {
     std::lock_guard<std::mutex> guard(mu_);
     if (secret.size() > 128) return make_error(errc::invalid_argument, "secret too large to seal");
@@ -237,7 +238,25 @@ public:
     tmpl.publicArea.type = TPM2_ALG_KEYEDHASH;
     tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
     tmpl.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                                       TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA;
+                                       TPMA_OBJECT_NODA |
+                                       (seal_pcrs_.empty() ? TPMA_OBJECT_USERWITHAUTH : 0);
+    if (!seal_pcrs_.empty()) {
+      // The policy digest of "these PCRs hold today's values", from a trial session.
+      ESYS_TR trial = ESYS_TR_NONE;
+      if (auto err = policy_session(TPM2_SE_TRIAL, seal_pcrs_, trial)) {
+        Esys_FlushContext(esys_, parent);
+        return err;
+      }
+      esys_out<TPM2B_DIGEST> policy;
+      TSS2_RC prc =
+          Esys_PolicyGetDigest(esys_, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &policy);
+      Esys_FlushContext(esys_, trial);
+      if (prc != TSS2_RC_SUCCESS) {
+        Esys_FlushContext(esys_, parent);
+        return tpm_fail(conf_, "TPM2_PolicyGetDigest", prc);
+      }
+      tmpl.publicArea.authPolicy = *policy.p;
+    }
     tmpl.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
     TPM2B_DATA outside{};
     TPML_PCR_SELECTION creation{};
@@ -253,19 +272,26 @@ public:
     if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub.p, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS ||
         Tss2_MU_TPM2B_PRIVATE_Marshal(priv.p, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS)
       return make_error(errc::internal, "cannot marshal the sealed object");
-    return "DSMT1" + std::string(reinterpret_cast<char*>(buf), off);
+    char mask[3] = {0, 0, 0};
+    for (int i : seal_pcrs_)
+      mask[i / 8] = static_cast<char>(mask[i / 8] | (1 << (i % 8)));
+    return "DSMT1" + std::string(mask, 3) + std::string(reinterpret_cast<char*>(buf), off);
   }
 
   result<std::string> unseal(const std::string& blob) override {
     std::lock_guard<std::mutex> guard(mu_);
-    if (blob.size() < 5 || blob.compare(0, 5, "DSMT1") != 0)
+    if (blob.size() < 8 || blob.compare(0, 5, "DSMT1") != 0)
       return make_error(errc::integrity_error, "not a TPM-sealed key");
+    std::vector<int> bound;
+    for (int i = 0; i < 24; ++i)
+      if ((static_cast<uint8_t>(blob[5 + static_cast<size_t>(i / 8)]) >> (i % 8)) & 1)
+        bound.push_back(i);
     TPM2B_PUBLIC pub{};
     TPM2B_PRIVATE priv{};
     size_t off = 0;
-    const auto* data = reinterpret_cast<const uint8_t*>(blob.data() + 5);
-    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(data, blob.size() - 5, &off, &pub) != TSS2_RC_SUCCESS ||
-        Tss2_MU_TPM2B_PRIVATE_Unmarshal(data, blob.size() - 5, &off, &priv) != TSS2_RC_SUCCESS)
+    const auto* data = reinterpret_cast<const uint8_t*>(blob.data() + 8);
+    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(data, blob.size() - 8, &off, &pub) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PRIVATE_Unmarshal(data, blob.size() - 8, &off, &priv) != TSS2_RC_SUCCESS)
       return make_error(errc::integrity_error, "the sealed key is damaged");
     ESYS_TR parent = ESYS_TR_NONE;
     if (auto err = storage_primary(parent)) return err;
@@ -275,14 +301,55 @@ public:
     Esys_FlushContext(esys_, parent);
     if (rc != TSS2_RC_SUCCESS)
       return tpm_fail(conf_, "loading the sealed key (sealed by another TPM?)", rc);
+    ESYS_TR auth = ESYS_TR_PASSWORD;
+    if (!bound.empty()) {
+      if (auto err = policy_session(TPM2_SE_POLICY, bound, auth)) {
+        Esys_FlushContext(esys_, item);
+        return err;
+      }
+    }
     esys_out<TPM2B_SENSITIVE_DATA> out;
-    rc = Esys_Unseal(esys_, item, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &out);
+    rc = Esys_Unseal(esys_, item, auth, ESYS_TR_NONE, ESYS_TR_NONE, &out);
     Esys_FlushContext(esys_, item);
-    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_Unseal", rc);
+    if (auth != ESYS_TR_PASSWORD) Esys_FlushContext(esys_, auth);
+    if (rc != TSS2_RC_SUCCESS) {
+      std::string which;
+      for (int i : bound)
+        which += (which.empty() ? "" : ",") + std::to_string(i);
+      return tpm_fail(conf_,
+                      bound.empty() ? std::string("TPM2_Unseal")
+                                    : "TPM2_Unseal under the PCR policy (PCR " + which +
+                                          " changed since the key was sealed?)",
+                      rc);
+    }
     return std::string(reinterpret_cast<const char*>(out->buffer), out->size);
   }
 
 private:
+  // A trial or policy session with PolicyPCR over `pcrs` (today's values).
+  status policy_session(TPM2_SE type, const std::vector<int>& pcrs, ESYS_TR& session) {
+    TPMT_SYM_DEF sym{};
+    sym.algorithm = TPM2_ALG_NULL;
+    TSS2_RC rc =
+        Esys_StartAuthSession(esys_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                              ESYS_TR_NONE, nullptr, type, &sym, TPM2_ALG_SHA256, &session);
+    if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_StartAuthSession", rc);
+    TPML_PCR_SELECTION sel{};
+    sel.count = 1;
+    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+    sel.pcrSelections[0].sizeofSelect = 3;
+    for (int i : pcrs)
+      sel.pcrSelections[0].pcrSelect[i / 8] |= static_cast<BYTE>(1u << (i % 8));
+    TPM2B_DIGEST none{};
+    rc = Esys_PolicyPCR(esys_, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &none, &sel);
+    if (rc != TSS2_RC_SUCCESS) {
+      Esys_FlushContext(esys_, session);
+      session = ESYS_TR_NONE;
+      return tpm_fail(conf_, "TPM2_PolicyPCR", rc);
+    }
+    return {};
+  }
+
   // The owner storage primary (ECC P-256, AES-128-CFB): the same template
   // gives the same key, so it is made when needed and flushed after.
   status storage_primary(ESYS_TR& parent) {
@@ -405,6 +472,7 @@ private:
 
   std::string conf_;
   std::vector<int> pcrs_;
+  std::vector<int> seal_pcrs_;
   TSS2_TCTI_CONTEXT* tcti_ = nullptr;
   ESYS_CONTEXT* esys_ = nullptr;
   ESYS_TR key_ = ESYS_TR_NONE; // signing key
@@ -430,6 +498,10 @@ result<uint32_t> parse_tpm_handle(const std::string& text) {
 }
 
 result<std::unique_ptr<key_provider>> open_tpm_key(const tpm_options& o) {
+  for (int i : o.seal_pcrs)
+    if (i < 0 || i > 23)
+      return make_error(errc::config_error,
+                        "PCR " + std::to_string(i) + " does not exist: PCRs are 0-23");
   for (int i : o.pcrs)
     if (i < 0 || i > 23)
       return make_error(errc::config_error,
@@ -437,7 +509,7 @@ result<std::unique_ptr<key_provider>> open_tpm_key(const tpm_options& o) {
   // tpm2-tss logs its own view of every failure to stderr; ours names the
   // TCTI and the decoded code in one line. TSS2_LOG set by the user wins.
   ::setenv("TSS2_LOG", "all+none", 0);
-  auto k = std::make_unique<tpm_key>(o.tcti, o.pcrs);
+  auto k = std::make_unique<tpm_key>(o.tcti, o.pcrs, o.seal_pcrs);
   if (auto err = k->connect()) return err;
   if (auto err = k->open_all(o)) return err;
   return std::unique_ptr<key_provider>(std::move(k));

@@ -27,6 +27,9 @@ struct tpm_options {
   /// PCRs of the SHA-256 bank captured in each checkpoint.
   std::vector<int> pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                            12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+  /// PCRs whose values at sealing time the data key is bound to (a PCR
+  /// policy): it unseals only while they are unchanged. Empty: no policy.
+  std::vector<int> seal_pcrs;
 };
 
 /// Connects to the TPM, and finds the ECC P-256 signing key at

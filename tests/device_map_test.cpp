@@ -187,16 +187,18 @@ TEST_CASE("store settings in the node config are checked") {
 }
 
 TEST_CASE("key settings in the node config are checked") {
-  auto tpm = node_config::parse("[keys]\nprovider = \"tpm\"\ntcti = \"swtpm:host=127.0.0.1,"
-                                "port=2321\"\nhandle = \"0x81010007\"\npcrs = [0, 7]\n"
-                                "on_tpm_failure = \"software\"\n",
-                                "node.toml", "");
+  auto tpm =
+      node_config::parse("[keys]\nprovider = \"tpm\"\ntcti = \"swtpm:host=127.0.0.1,"
+                         "port=2321\"\nhandle = \"0x81010007\"\npcrs = [0, 7]\nseal_pcrs = [7]\n"
+                         "on_tpm_failure = \"software\"\n",
+                         "node.toml", "");
   REQUIRE_MESSAGE(tpm.ok(), tpm.err().message);
   CHECK(tpm->key_provider == "tpm");
   CHECK(tpm->key_tcti == "swtpm:host=127.0.0.1,port=2321");
   CHECK(tpm->key_handle == 0x81010007);
   CHECK(tpm->key_pcrs == std::vector<int>{0, 7});
   CHECK(tpm->key_on_tpm_failure == "software");
+  CHECK(tpm->key_seal_pcrs == std::vector<int>{7});
   auto embedded = node_config::embedded();
   REQUIRE(embedded.ok());
   CHECK(embedded->key_on_tpm_failure == "fail");

@@ -344,3 +344,34 @@ TEST_CASE("tpm: behind its breaker, a lost TPM fails checkpoints, or falls back 
     CHECK(store->verify(first->id).ok()); // the TPM-signed one still verifies
   }
 }
+
+TEST_CASE("tpm: a data key sealed under a PCR policy opens only while those PCRs hold") {
+  test::swtpm tpm;
+  tpm_options o;
+  o.tcti = tpm.tcti();
+  o.seal_pcrs = {16};
+  auto k = std::move(*open_tpm_key(o));
+  const std::string secret(32, 'k');
+  auto blob = k->seal(secret);
+  REQUIRE_MESSAGE(blob.ok(), blob.err().message);
+  auto back = k->unseal(*blob);
+  REQUIRE_MESSAGE(back.ok(), back.err().message);
+  CHECK(*back == secret);
+  // PCR 23 is not in the policy: extending it changes nothing.
+  const std::string base = "TPM2TOOLS_TCTI='" + tpm.tcti() + "' tpm2_pcrextend ";
+  REQUIRE(std::system((base + "23:sha256=" + std::string(64, 'c') + " >/dev/null").c_str()) == 0);
+  CHECK(k->unseal(*blob).ok());
+  REQUIRE(std::system((base + "16:sha256=" + std::string(64, 'c') + " >/dev/null").c_str()) == 0);
+  auto refused = k->unseal(*blob);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.err().message.find("under the PCR policy (PCR 16 changed since the key was "
+                                   "sealed?)") != std::string::npos);
+  // Without a policy the same key seals and unseals whatever the PCRs say.
+  tpm_options plain;
+  plain.tcti = tpm.tcti();
+  auto p = std::move(*open_tpm_key(plain));
+  auto free_blob = p->seal(secret);
+  REQUIRE(free_blob.ok());
+  REQUIRE(std::system((base + "16:sha256=" + std::string(64, 'd') + " >/dev/null").c_str()) == 0);
+  CHECK(*p->unseal(*free_blob) == secret);
+}
