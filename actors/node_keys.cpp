@@ -1,19 +1,12 @@
 // `keys show` and `keys init`: the node's signing key, attestation key and
 // anti-replay counter.
-#include <cstdio>
-
 #include "actors/node_impl.hpp"
 #include "runtime/env.hpp"
+#include "runtime/tpm_key.hpp"
 
 namespace dsmil {
 
 namespace {
-
-std::string hex32(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "0x%08x", v);
-  return buf;
-}
 
 json describe(node_context& ctx) {
   auto& key = ctx.store->key();
@@ -24,7 +17,7 @@ json describe(node_context& ctx) {
             {"pem", keys + key.key_id() + ".pem"}};
   if (key.provider() == "tpm") {
     b["tcti"] = ctx.cfg.key_tcti;
-    b["handle"] = hex32(ctx.cfg.key_handle);
+    b["handle"] = format_tpm_handle(ctx.cfg.key_handle);
     b["attestation_key_id"] = key.attestation_key_id();
     b["attestation_pem"] = keys + key.attestation_key_id() + ".pem";
     auto counter = key.counter();

@@ -12,6 +12,24 @@
 
 using namespace dsmil::bench;
 
+namespace {
+
+// Prints a benchmark's result (JSON or for a person); exit status 1 on failure.
+int report(const dsmil::result<nlohmann::json>& r, bool as_json,
+           void (*print)(const nlohmann::json&)) {
+  if (!r) {
+    std::fprintf(stderr, "dsmil-bench: %s\n", r.err().message.c_str());
+    return 1;
+  }
+  if (as_json)
+    std::cout << r->dump(2) << "\n";
+  else
+    print(*r);
+  return 0;
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"dsmil-bench " DSMIL_VERSION ": benchmarks of dsmil-recovery"};
   app.require_subcommand(1);
@@ -56,16 +74,7 @@ int main(int argc, char** argv) {
            2;
   if (tp->parsed()) {
     if (to.runs == 0) return std::fprintf(stderr, "dsmil-bench: --runs must be at least 1\n"), 2;
-    auto r = run_tpm_bench(to);
-    if (!r) {
-      std::fprintf(stderr, "dsmil-bench: %s\n", r.err().message.c_str());
-      return 1;
-    }
-    if (as_json)
-      std::cout << r->dump(2) << "\n";
-    else
-      print_tpm_report(*r);
-    return 0;
+    return report(run_tpm_bench(to), as_json, print_tpm_report);
   }
   auto bytes = parse_size(size);
   if (!bytes)
@@ -86,14 +95,5 @@ int main(int argc, char** argv) {
                         kind.c_str()),
            2;
 
-  auto r = run_checkpoint_bench(o);
-  if (!r) {
-    std::fprintf(stderr, "dsmil-bench: %s\n", r.err().message.c_str());
-    return 1;
-  }
-  if (as_json)
-    std::cout << r->dump(2) << "\n";
-  else
-    print_checkpoint_report(*r);
-  return 0;
+  return report(run_checkpoint_bench(o), as_json, print_checkpoint_report);
 }

@@ -18,10 +18,15 @@ namespace dsmil {
 
 namespace {
 
-std::string hex32(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "0x%08x", v);
-  return buf;
+// The SHA-256 bank's PCRs `pcrs` as a TPM selection.
+template <class C> TPML_PCR_SELECTION sha256_selection(const C& pcrs) {
+  TPML_PCR_SELECTION sel{};
+  sel.count = 1;
+  sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+  sel.pcrSelections[0].sizeofSelect = 3;
+  for (int i : pcrs)
+    sel.pcrSelections[0].pcrSelect[i / 8] |= static_cast<BYTE>(1u << (i % 8));
+  return sel;
 }
 
 error tpm_fail(const std::string& tcti, const std::string& what, TSS2_RC rc) {
@@ -74,7 +79,8 @@ public:
     const bool present = cap->data.handles.count > 0 && cap->data.handles.handle[0] == handle;
     if (present) {
       rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &key);
-      if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "reading key " + hex32(handle), rc);
+      if (rc != TSS2_RC_SUCCESS)
+        return tpm_fail(conf_, "reading key " + format_tpm_handle(handle), rc);
     } else if (auto err = create(handle, restricted, key)) {
       return err;
     }
@@ -87,7 +93,8 @@ public:
         (area.objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT) == 0 ||
         ((area.objectAttributes & TPMA_OBJECT_RESTRICTED) != 0) != restricted)
       return make_error(errc::config_error,
-                        "TPM handle " + hex32(handle) + " holds an object that is not " +
+                        "TPM handle " + format_tpm_handle(handle) +
+                            " holds an object that is not " +
                             (restricted ? "a restricted" : "an unrestricted") +
                             " ECC P-256 signing key; choose another handle in [keys] or evict "
                             "it (tpm2_evictcontrol)");
@@ -110,7 +117,8 @@ public:
     if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_GetCapability", rc);
     if (cap->data.handles.count > 0 && cap->data.handles.handle[0] == index) {
       rc = Esys_TR_FromTPMPublic(esys_, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv_);
-      if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "reading NV index " + hex32(index), rc);
+      if (rc != TSS2_RC_SUCCESS)
+        return tpm_fail(conf_, "reading NV index " + format_tpm_handle(index), rc);
     } else {
       TPM2B_AUTH auth{};
       TPM2B_NV_PUBLIC info{};
@@ -123,7 +131,7 @@ public:
       rc = Esys_NV_DefineSpace(esys_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                ESYS_TR_NONE, &auth, &info, &nv_);
       if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(conf_, "defining the NV counter " + hex32(index), rc);
+        return tpm_fail(conf_, "defining the NV counter " + format_tpm_handle(index), rc);
       // A counter has no value until its first increment.
       rc = Esys_NV_Increment(esys_, nv_, nv_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
       if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_NV_Increment", rc);
@@ -334,12 +342,7 @@ private:
         Esys_StartAuthSession(esys_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                               ESYS_TR_NONE, nullptr, type, &sym, TPM2_ALG_SHA256, &session);
     if (rc != TSS2_RC_SUCCESS) return tpm_fail(conf_, "TPM2_StartAuthSession", rc);
-    TPML_PCR_SELECTION sel{};
-    sel.count = 1;
-    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
-    sel.pcrSelections[0].sizeofSelect = 3;
-    for (int i : pcrs)
-      sel.pcrSelections[0].pcrSelect[i / 8] |= static_cast<BYTE>(1u << (i % 8));
+    const TPML_PCR_SELECTION sel = sha256_selection(pcrs);
     TPM2B_DIGEST none{};
     rc = Esys_PolicyPCR(esys_, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &none, &sel);
     if (rc != TSS2_RC_SUCCESS) {
@@ -384,12 +387,7 @@ private:
     TPMT_SIG_SCHEME scheme{};
     scheme.scheme = TPM2_ALG_ECDSA;
     scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
-    TPML_PCR_SELECTION sel{};
-    sel.count = 1;
-    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
-    sel.pcrSelections[0].sizeofSelect = 3;
-    for (int i : pcrs_)
-      sel.pcrSelections[0].pcrSelect[i / 8] |= static_cast<BYTE>(1u << (i % 8));
+    const TPML_PCR_SELECTION sel = sha256_selection(pcrs_);
     esys_out<TPM2B_ATTEST> attest;
     esys_out<TPMT_SIGNATURE> sig;
     TSS2_RC rc = Esys_Quote(esys_, ak_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &extra,
@@ -410,12 +408,7 @@ private:
     std::vector<std::pair<int, std::string>> out;
     // A TPM returns at most 8 digests per read: read until all are in.
     while (!left.empty()) {
-      TPML_PCR_SELECTION sel{};
-      sel.count = 1;
-      sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
-      sel.pcrSelections[0].sizeofSelect = 3;
-      for (int i : left)
-        sel.pcrSelections[0].pcrSelect[i / 8] |= static_cast<BYTE>(1u << (i % 8));
+      const TPML_PCR_SELECTION sel = sha256_selection(left);
       UINT32 update_counter = 0;
       esys_out<TPML_PCR_SELECTION> got;
       esys_out<TPML_DIGEST> values;
@@ -466,7 +459,7 @@ private:
                            ESYS_TR_NONE, handle, &key);
     Esys_FlushContext(esys_, transient); // the transient copy, persistent or not
     if (rc != TSS2_RC_SUCCESS)
-      return tpm_fail(conf_, "making a key persistent at " + hex32(handle), rc);
+      return tpm_fail(conf_, "making a key persistent at " + format_tpm_handle(handle), rc);
     return {};
   }
 
@@ -483,6 +476,12 @@ private:
 };
 
 } // namespace
+
+std::string format_tpm_handle(uint32_t handle) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%08x", handle);
+  return buf;
+}
 
 result<uint32_t> parse_tpm_handle(const std::string& text) {
   try {

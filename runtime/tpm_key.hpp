@@ -41,6 +41,8 @@ struct tpm_options {
 /// Errors are `unavailable` and name the TCTI and the TPM's response code.
 result<std::unique_ptr<key_provider>> open_tpm_key(const tpm_options& o);
 
+/// "0x81010001".
+std::string format_tpm_handle(uint32_t handle);
 /// "0x81010001" or "2164326401" -> handle; errors name the text.
 result<uint32_t> parse_tpm_handle(const std::string& text);
 

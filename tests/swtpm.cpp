@@ -16,26 +16,25 @@ namespace dsmil::test {
 
 namespace {
 
-bool port_free(int port) {
+// bind() (is the port free?) or connect() (is something listening?) on a
+// loopback TCP port.
+template <class Op> bool on_loopback(int port, Op op) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  bool ok = op(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
   ::close(fd);
   return ok;
 }
 
+bool port_free(int port) {
+  return on_loopback(port, ::bind);
+}
+
 bool accepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  ::close(fd);
-  return ok;
+  return on_loopback(port, ::connect);
 }
 
 } // namespace
