@@ -250,6 +250,11 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg) 
 
   ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, env::posix(),
                                           cfg.thermal_critical_c);
+  if (!cfg.sim_state_file.empty()) {
+    auto path = cfg.sim_state_file.front() == '/' ? cfg.sim_state_file
+                                                  : cfg.data_dir + "/" + cfg.sim_state_file;
+    if (auto err = ctx->sim->persist_to(path)) return err;
+  }
   for (auto& [id, f] : cfg.faults)
     ctx->sim->set_fault(id, f);
   auto map = std::make_shared<const device_map>(ctx->cfg.devices);

@@ -118,9 +118,11 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
     return make_error(errc::config_error,
                       source + ": [node] log_level must be trace, debug, info, warn or error");
 
-  if (auto err = section(root, "devices", {"backend", "seed", "faults"}, source,
+  if (auto err = section(root, "devices", {"backend", "seed", "state_file", "faults"}, source,
                          [&](const toml::table& t) -> status {
                            if (auto e = tu::get_string(t, "backend", c.backend, source)) return e;
+                           if (auto e = tu::get_string(t, "state_file", c.sim_state_file, source))
+                             return e;
                            int64_t seed = static_cast<int64_t>(c.seed);
                            if (auto e = tu::get_int(t, "seed", seed, source)) return e;
                            c.seed = static_cast<uint64_t>(seed);

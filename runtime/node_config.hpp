@@ -60,6 +60,8 @@ struct node_config {
   std::string log_level = "info";
   std::string backend = "sim";
   uint64_t seed = 5450;
+  /// The simulator's device state file, relative to data_dir; empty: memory only.
+  std::string sim_state_file = "devices.sim";
   std::map<device_id, fault_spec> faults;
   breaker_config breaker;
   retry_config retry;

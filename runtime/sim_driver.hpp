@@ -1,9 +1,18 @@
 // sim_driver: the in-process DSMIL simulator. Deterministic: the initial
 // state of every device is a pure function of the seed, and injected errors
 // come from a per-device generator seeded the same way.
+//
+// Like real hardware, the simulated devices can outlive the process: with a
+// state file (persist_to), every write lands in a memory-mapped file, so a
+// node killed with SIGKILL and started again finds its devices as the last
+// completed write left them. Each device has two slots; a write fills the
+// older one and then publishes it by its sequence number, so a kill at any
+// instant leaves every device either before or after a write, never inside.
 #pragma once
 
 #include <map>
+#include <memory>
+#include <string>
 #include <mutex>
 
 #include "runtime/driver.hpp"
@@ -30,6 +39,13 @@ public:
   uint64_t write_count() const;
   uint64_t write_count(device_id id) const;
 
+  /// Keeps device state in `path`, created from the current state when it
+  /// does not exist and loaded from it when it does. Errors name the file:
+  /// unreadable, damaged, or made for another device map or seed.
+  status persist_to(const std::string& path);
+
+  ~sim_driver() override;
+
 private:
   struct sim_device {
     device_state state;
@@ -37,15 +53,22 @@ private:
     uint64_t rng = 0;
     uint64_t writes = 0;
     double base_temperature = 0;
+    size_t slot = 0; ///< index of its slot pair in the state file
   };
 
   // REQUIRES: mu_ held. Rolls the injected-error dice for one call.
   status inject(sim_device& d);
+  // REQUIRES: mu_ held. Publishes one device's state to the state file.
+  void store_slot(size_t index, const device_state& s);
+
+  struct mapped_file;
 
   mutable std::mutex mu_;
   std::map<device_id, sim_device> devices_;
   env& clock_;
   double critical_c_;
+  uint64_t seed_;
+  std::unique_ptr<mapped_file> file_;
 };
 
 /// splitmix64: the simulator's deterministic generator.

@@ -1,3 +1,4 @@
+#include <cstring>
 #include <memory>
 
 #include <doctest/doctest.h>
@@ -5,6 +6,7 @@
 #include "runtime/driver.hpp"
 #include "runtime/node_config.hpp"
 #include "runtime/sim_driver.hpp"
+#include "test_util.hpp"
 
 using namespace dsmil;
 
@@ -130,4 +132,63 @@ TEST_CASE("injected faults: offline, error rate, stuck register, thermal spike, 
   f.sim->set_fault(0x8061, slow);
   CHECK(f.drv.latency_ms(0x8061) == 25);
   CHECK(f.drv.latency_ms(0x8062) == 0);
+}
+
+TEST_CASE("with a state file the simulated devices keep their state across restarts") {
+  test::temp_dir dir;
+  const std::string path = dir.path() + "/devices.sim";
+  device_state written;
+  {
+    fixture f;
+    REQUIRE_FALSE(f.sim->persist_to(path));
+    device_patch p = set_register(0x8003, 2, 0xC0FFEE);
+    p.set_blob = true;
+    p.config_blob = f.drv.read(0x8003)->config_blob;
+    p.config_blob[0] ^= 0xFF;
+    p.enabled = 0;
+    p.security_level = 1;
+    REQUIRE_FALSE(f.drv.write(p));
+    REQUIRE_FALSE(f.drv.write(set_register(0x8003, 3, 7))); // both slots used at least once
+    written = *f.drv.read(0x8003);
+  }
+  fixture again;
+  auto seeded = *again.drv.read(0x8003);
+  CHECK_FALSE(same_restorable_state(seeded, written));
+  REQUIRE_FALSE(again.sim->persist_to(path));
+  CHECK(same_restorable_state(*again.drv.read(0x8003), written));
+  CHECK(same_restorable_state(*again.drv.read(0x8004), *fixture().drv.read(0x8004)));
+
+  SUBCASE("a write torn before its slot was published leaves the state before it") {
+    auto before = *again.drv.read(0x8003);
+    REQUIRE_FALSE(again.drv.write(set_register(0x8003, 2, 0xBAD)));
+    auto bytes = test::slurp(path);
+    // Undo the publication: zero the CRC of the slot holding the newest
+    // sequence, as a kill between filling a slot and its sequence would.
+    size_t newest = 0;
+    uint64_t best = 0;
+    for (size_t off = 64; off + 20 <= bytes.size(); off += 64) {
+      uint64_t seq;
+      std::memcpy(&seq, bytes.data() + off, 8);
+      if (seq > best && seq < 1000) best = seq, newest = off;
+    }
+    REQUIRE(newest > 0);
+    std::memset(&bytes[newest + 8], 0, 8);
+    test::spit(path, bytes);
+    fixture third;
+    REQUIRE_FALSE(third.sim->persist_to(path));
+    CHECK(same_restorable_state(*third.drv.read(0x8003), before));
+  }
+  SUBCASE("a file made for another seed is refused, naming the file") {
+    fixture other(7);
+    auto err = other.sim->persist_to(path);
+    REQUIRE(err);
+    CHECK(err.message.find(path) != std::string::npos);
+    CHECK(err.message.find("another seed") != std::string::npos);
+  }
+  SUBCASE("a file of the wrong size is refused") {
+    test::spit(path, "not a state file");
+    auto err = fixture().sim->persist_to(path);
+    REQUIRE(err);
+    CHECK(err.message.find("another device map") != std::string::npos);
+  }
 }
