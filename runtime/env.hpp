@@ -35,6 +35,9 @@ public:
                                                                      unsigned mode = 0644) {
     return new_writable_file(path, mode);
   }
+  /// Opens `path` for appending, creating it when absent (a journal).
+  virtual result<std::unique_ptr<writable_file>> new_appendable_file(const std::string& path,
+                                                                     unsigned mode = 0644) = 0;
   virtual result<std::string> read_file(const std::string& path) = 0;
   /// `size` bytes at `offset`; fewer only at the end of the file.
   virtual result<std::string> read_range(const std::string& path, uint64_t offset,

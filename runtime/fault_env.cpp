@@ -40,6 +40,13 @@ result<std::unique_ptr<writable_file>> fault_env::new_writable_file(const std::s
   return std::unique_ptr<writable_file>(new fault_file(*this, std::move(*f), path));
 }
 
+result<std::unique_ptr<writable_file>> fault_env::new_appendable_file(const std::string& path,
+                                                                      unsigned mode) {
+  auto f = base_.new_appendable_file(path, mode);
+  if (!f) return f.err();
+  return std::unique_ptr<writable_file>(new fault_file(*this, std::move(*f), path));
+}
+
 status fault_env::sync_dir(const std::string& dir) {
   if (take_sync_fault())
     return make_error(errc::io_error, "fsync failed for directory " + dir + ": Input/output error");

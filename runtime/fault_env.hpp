@@ -22,6 +22,8 @@ public:
 
   result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
                                                            unsigned mode) override;
+  result<std::unique_ptr<writable_file>> new_appendable_file(const std::string& path,
+                                                             unsigned mode) override;
   result<std::string> read_file(const std::string& path) override { return base_.read_file(path); }
   result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t size) override {
     return base_.read_range(path, offset, size);

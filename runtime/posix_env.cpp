@@ -197,6 +197,13 @@ public:
     return std::unique_ptr<writable_file>(new posix_file(fd, path));
   }
 
+  result<std::unique_ptr<writable_file>> new_appendable_file(const std::string& path,
+                                                             unsigned mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
+    if (fd < 0) return io_fail("cannot open", path);
+    return std::unique_ptr<writable_file>(new posix_file(fd, path));
+  }
+
   result<std::string> read_file(const std::string& path) override {
     auto fd = open_read(path);
     if (!fd) return fd.err();
