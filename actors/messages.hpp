@@ -37,6 +37,18 @@ struct control_reply {
   std::string body;
 };
 
+/// Progress of a rollback saga, sent to the client that asked for it while
+/// the saga runs. `body` is a JSON object: saga, phase, component,
+/// devices_done, devices_total.
+struct rollback_progress {
+  std::string body;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rollback_progress& x) {
+  return f(caf::meta::type_name("rollback_progress"), x.body);
+}
+
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, device_state& x) {
   return f(caf::meta::type_name("device_state"), x.id, x.registers, x.config_blob, x.enabled,
            x.security_level, x.temperature_c, x.last_activity_ns);
@@ -77,6 +89,7 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::device_health))
 CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::device_health>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::control_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::control_reply))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_progress))
 CAF_END_TYPE_ID_BLOCK(dsmil)
 
 namespace dsmil {

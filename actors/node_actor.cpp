@@ -1,4 +1,5 @@
 #include <map>
+#include <set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -41,22 +42,51 @@ const std::map<std::string, command_fn>& commands() {
       {"store.prune", cmd_store_prune},
       {"retention", cmd_retention},
       {"checkpoint.pin", cmd_checkpoint_pin},
-      {"rollback", cmd_rollback},
+      {"rollback.history", cmd_rollback_history},
+      {"rollback.show", cmd_rollback_show},
       {"keys.show", cmd_keys_show},
       {"keys.init", cmd_keys_init},
   };
   return table;
 }
 
-control_reply dispatch(node_context& ctx, device_calls& calls, const control_request& req) {
+// Commands that change devices, configuration or the store: refused while a
+// rollback saga runs, so the saga's pre-rollback state stays the truth.
+bool mutates(const std::string& command) {
+  static const std::set<std::string> m = {
+      "device.set",  "config.set",  "checkpoint.create", "checkpoint.delete", "checkpoint.pin",
+      "store.gc",    "store.prune", "keys.init",         "retention"};
+  return m.count(command) > 0;
+}
+
+control_reply dispatch(node_context& ctx, device_calls& calls, const control_request& req,
+                       const json& args) {
   auto it = commands().find(req.command);
   if (it == commands().end())
     return error_reply(make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
-  auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
-  if (args.is_discarded() || !args.is_object())
-    return error_reply(make_error(errc::invalid_argument, "arguments are not a JSON object"));
+  if (mutates(req.command) && !(req.command == "retention" && !args.contains("key"))) {
+    std::lock_guard<std::mutex> lock(ctx.saga_mu);
+    if (ctx.running)
+      return error_reply(make_error(
+          errc::busy, "rollback " + ctx.running->id + " is running (" +
+                          saga_phases[ctx.running->phase.load()] + "); '" + req.command +
+                          "' waits until it ends ('dsmilctl rollback show " + ctx.running->id +
+                          "')"));
+  }
   try {
-    return it->second(ctx, calls, args);
+    std::lock_guard<std::mutex> lock(ctx.mu);
+    auto reply = it->second(ctx, calls, args);
+    if (req.command == "status" && reply.code == 0) {
+      auto body = json::parse(reply.body);
+      std::lock_guard<std::mutex> saga_lock(ctx.saga_mu);
+      body["rollback"] = ctx.running ? json{{"id", ctx.running->id},
+                                            {"type", ctx.running->type},
+                                            {"target", ctx.running->target},
+                                            {"phase", saga_phases[ctx.running->phase.load()]}}
+                                     : json(nullptr);
+      reply.body = body.dump();
+    }
+    return reply;
   } catch (const json::exception& e) {
     return error_reply(
         make_error(errc::invalid_argument, std::string("malformed arguments: ") + e.what()));
@@ -65,12 +95,98 @@ control_reply dispatch(node_context& ctx, device_calls& calls, const control_req
   }
 }
 
+result<json> parse_args(const control_request& req) {
+  auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
+  if (args.is_discarded() || !args.is_object())
+    return make_error(errc::invalid_argument, "arguments are not a JSON object");
+  return args;
+}
+
+// One rollback saga: waits its turn (an emergency waits for the saga it
+// pre-empts to compensate), runs, answers the client directly.
+void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
+               std::shared_ptr<saga_status> st) {
+  self->receive([&](control_request& req) -> control_reply {
+    auto client = caf::actor_cast<caf::actor>(self->current_sender());
+    auto args = parse_args(req);
+    {
+      std::unique_lock<std::mutex> lock(ctx->saga_mu);
+      ctx->sagas_idle.wait(lock, [&] { return !ctx->running || ctx->running == st; });
+      if (ctx->running != st) ctx->emergency_waiting = false;
+      ctx->running = st;
+    }
+    device_calls calls(self, *ctx);
+    progress_fn progress;
+    if (args && args->value("progress", false) && client)
+      progress = [&](const json& p) { self->send(client, rollback_progress{p.dump()}); };
+    control_reply reply;
+    try {
+      reply = args ? run_rollback(*ctx, calls, *args, st.get(), progress) : error_reply(args.err());
+    } catch (const std::exception& e) {
+      reply = error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
+    }
+    {
+      std::lock_guard<std::mutex> lock(ctx->saga_mu);
+      ctx->running.reset();
+    }
+    ctx->sagas_idle.notify_all();
+    if (reply.code != 0) spdlog::info("rollback {}: {}", st->id, reply.message);
+    return reply;
+  });
+}
+
+// Starts a saga for a rollback request, or says why not.
+caf::result<control_reply> start_saga(caf::blocking_actor* self,
+                                      const std::shared_ptr<node_context>& ctx,
+                                      control_request& req, const json& args) {
+  const bool emergency = args.value("type", std::string()) == "emergency";
+  auto st = std::make_shared<saga_status>();
+  st->id = ctx->saga_ids.next(env::posix().now_unix_ns());
+  st->type = args.value("type", std::string());
+  {
+    std::lock_guard<std::mutex> lock(ctx->saga_mu);
+    if (ctx->running) {
+      auto& r = *ctx->running;
+      std::string running = "rollback " + r.id + " (" + (r.type.empty() ? "?" : r.type) +
+                            (r.target.empty() ? "" : " to " + r.target) + ", " +
+                            saga_phases[r.phase.load()] + ")";
+      if (!emergency)
+        return error_reply(make_error(errc::busy, running + " is running; wait for it to end, or "
+                                                            "pre-empt it with --type emergency"));
+      if (ctx->emergency_waiting)
+        return error_reply(make_error(errc::busy, "an emergency rollback already waits for " +
+                                                      running + " to compensate"));
+      r.preempt = true;
+      ctx->emergency_waiting = true;
+      spdlog::warn("emergency rollback {} pre-empts {}", st->id, running);
+    } else {
+      ctx->running = st;
+    }
+  }
+  auto saga = self->spawn<caf::detached>(saga_loop, ctx, st);
+  self->delegate(saga, std::move(req));
+  return caf::delegated<control_reply>{};
+}
+
 void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
   device_calls calls(self, *ctx);
+  // Sagas a crash interrupted are settled before any command is taken.
+  recover_sagas(*ctx, calls);
   bool running = true;
   self->receive_while([&] { return running; })(
-      [&](control_request& req) -> control_reply {
-        auto reply = dispatch(*ctx, calls, req);
+      [&](control_request& req) -> caf::result<control_reply> {
+        auto args = parse_args(req);
+        if (!args) return error_reply(args.err());
+        if (req.command == "rollback") {
+          try {
+            if (!args->value("dry_run", false)) return start_saga(self, ctx, req, *args);
+            return run_rollback(*ctx, calls, *args, nullptr, nullptr);
+          } catch (const json::exception& e) {
+            return error_reply(make_error(errc::invalid_argument,
+                                          std::string("malformed arguments: ") + e.what()));
+          }
+        }
+        auto reply = dispatch(*ctx, calls, req, *args);
         if (reply.code != 0)
           spdlog::info("{}: {}", req.command, reply.message);
         else

@@ -1,7 +1,11 @@
 // Internals of the node's control actor, shared by its command files.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,10 +18,23 @@
 #include "runtime/node_config.hpp"
 #include "runtime/sim_driver.hpp"
 #include "runtime/store.hpp"
+#include "runtime/uuid.hpp"
 
 namespace dsmil {
 
 using nlohmann::json;
+
+/// The rollback saga that is running, as the control actor sees it.
+struct saga_status {
+  std::string id;
+  std::string type;
+  std::string target;
+  std::atomic<bool> preempt{false}; ///< an emergency rollback waits for this one to compensate
+  std::atomic<int> phase{0};        ///< index into saga_phases
+};
+
+/// Phase names in order.
+extern const char* const saga_phases[5];
 
 struct node_context {
   node_config cfg;
@@ -28,6 +45,16 @@ struct node_context {
   retention_policy retention;  ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
   std::shared_ptr<std::atomic<uint16_t>> published_port;
+
+  /// Held by the control actor for each command and by a rollback saga for
+  /// its store and configuration work, so the two never touch them at once.
+  std::mutex mu;
+  /// The running saga (guarded by saga_mu); sagas_idle is signalled when it ends.
+  std::mutex saga_mu;
+  std::condition_variable sagas_idle;
+  std::shared_ptr<saga_status> running;
+  bool emergency_waiting = false; ///< an emergency saga waits for `running` to stop
+  uuid_v7_generator saga_ids;
 };
 
 /// Device calls from the (blocking) control actor. Requests to many devices
@@ -88,6 +115,16 @@ control_reply cmd_store_prune(node_context&, device_calls&, const json&);
 control_reply cmd_retention(node_context&, device_calls&, const json&);
 control_reply cmd_checkpoint_pin(node_context&, device_calls&, const json&);
 // Commands (node_rollback.cpp)
-control_reply cmd_rollback(node_context&, device_calls&, const json&);
+/// Sends one progress report (a JSON object) to whoever waits for the saga.
+using progress_fn = std::function<void(const json&)>;
+/// Validation alone (dry run), or a whole saga when `status` is given. Takes
+/// ctx.mu itself around store and configuration work.
+control_reply run_rollback(node_context&, device_calls&, const json& args, saga_status* status,
+                           const progress_fn& progress);
+/// At start-up: every saga whose journal has no end record is compensated (or
+/// resumed, per [rollback] on_interrupted) before the node takes commands.
+void recover_sagas(node_context&, device_calls&);
+control_reply cmd_rollback_history(node_context&, device_calls&, const json&);
+control_reply cmd_rollback_show(node_context&, device_calls&, const json&);
 
 } // namespace dsmil

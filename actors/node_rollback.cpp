@@ -1,18 +1,63 @@
-// The rollback command: validation, preparation, execution, verification,
-// cleanup. Restores groups in dependency order; the verification phase reads
-// every restored device back and compares it with the checkpoint bit for bit.
+// Rollback sagas. Validation plans the rollback; preparation takes a
+// pre-rollback checkpoint of the current state (the compensation target) and
+// starts the saga's journal; execution restores one step at a time (the
+// configuration, then device groups in dependency order); verification reads
+// every restored device back and compares it with the checkpoint bit for bit;
+// cleanup ends the journal. A failed step, a verification mismatch, a timeout
+// or an emergency pre-emption compensates: the steps that started are put back
+// to the pre-rollback state in reverse order and verified. Every transition is
+// a journal record fsynced before the work it announces, so a node killed at
+// any instant finds the saga at start-up and compensates (or resumes) it.
+#include <algorithm>
 #include <map>
+#include <set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/node_impl.hpp"
 #include "runtime/rollback_plan.hpp"
+#include "runtime/saga_journal.hpp"
 #include "runtime/system_config_ops.hpp"
 
 namespace dsmil {
 
+const char* const saga_phases[5] = {"validation", "preparation", "execution", "verification",
+                                    "cleanup"};
+
 namespace {
+
+// One unit of execution and compensation.
+struct saga_step {
+  std::string name; ///< "configuration" or "group N"
+  bool configuration = false;
+  int group = -1;
+  std::vector<device_id> devices;
+};
+
+json ids_json(const std::vector<device_id>& ids) {
+  json a = json::array();
+  for (auto id : ids)
+    a.push_back(format_device_id(id));
+  return a;
+}
+
+json step_json(const saga_step& s) {
+  json j = {{"name", s.name}, {"devices", ids_json(s.devices)}};
+  if (s.configuration) j["configuration"] = true;
+  if (s.group >= 0) j["group"] = s.group;
+  return j;
+}
+
+saga_step step_from_json(const json& j) {
+  saga_step s;
+  s.name = j.at("name").get<std::string>();
+  s.configuration = j.value("configuration", false);
+  s.group = j.value("group", -1);
+  for (auto& d : j.at("devices"))
+    s.devices.push_back(static_cast<device_id>(std::stoul(d.get<std::string>(), nullptr, 16)));
+  return s;
+}
 
 std::string describe_mismatch(const device_state& got, const device_state& want) {
   auto d = diff_device(got, want);
@@ -39,80 +84,286 @@ json diff_json(const device_diff& d) {
           {"security_level", d.security_level}};
 }
 
-json ids_json(const std::vector<device_id>& ids) {
-  json a = json::array();
-  for (auto id : ids)
-    a.push_back(format_device_id(id));
-  return a;
+std::string journal_dir(const node_context& ctx) {
+  return ctx.store->dir() + "/journal";
 }
 
-} // namespace
+double ms_since(int64_t start_ns) {
+  return static_cast<double>(env::posix().steady_ns() - start_ns) / 1e6;
+}
 
-control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& args) {
-  const auto start = env::posix().steady_ns();
-  const bool dry_run = args.value("dry_run", false);
-  const bool ack = args.value("ack_critical", false);
-  auto elapsed_ms = [&] { return static_cast<double>(env::posix().steady_ns() - start) / 1e6; };
+// -- history ------------------------------------------------------------------
 
-  json result = {{"dry_run", dry_run},
-                 {"success", false},
-                 {"phases_completed", json::array()},
-                 {"failed_phase", nullptr}};
-  auto fail = [&](const char* phase, const error& e) {
-    result["failed_phase"] = phase;
-    result["duration_ms"] = elapsed_ms();
-    return error_reply(e, result);
-  };
+// One saga as its journal tells it.
+json summarize(const std::string& id, const std::vector<json>& records) {
+  json s = {{"id", id}, {"outcome", "interrupted"}};
+  if (records.empty() || records.front()["t"] != "begin") return s;
+  auto& b = records.front();
+  for (auto key : {"type", "target", "pre_rollback", "initiated_by", "reason", "started_at"})
+    if (b.contains(key)) s[key] = b[key];
+  json phases = json::array({"validation", "preparation"});
+  std::vector<std::string> done_steps, compensated_steps;
+  int devices_total = 0;
+  for (auto& st : b["steps"])
+    devices_total += static_cast<int>(st["devices"].size());
+  s["devices_planned"] = devices_total;
+  s["steps"] = b["steps"];
+  for (auto& r : records) {
+    auto t = r["t"].get<std::string>();
+    if (t == "phase") { // a phase record starts it: the one before it completed
+      auto ph = r["phase"].get<std::string>();
+      if (ph == "verification") phases.push_back("execution");
+      if (ph == "cleanup") phases.push_back("verification");
+    }
+    if (t == "step_done") done_steps.push_back(b["steps"][r["step"].get<size_t>()]["name"]);
+    if (t == "compensate_done") {
+      s["compensated"] = r.value("ok", false);
+      if (r.contains("failed")) s["compensation_failed"] = r["failed"];
+    }
+    if (t == "recovered") s["recovered"] = true;
+    if (t == "end") {
+      s["outcome"] = r["outcome"];
+      for (auto key : {"failed_phase", "error", "failed", "duration_ms"})
+        if (r.contains(key)) s[key] = r[key];
+      if (r["outcome"] == "completed") phases.push_back("cleanup");
+    }
+  }
+  s["phases_completed"] = phases;
+  s["steps_done"] = done_steps;
+  return s;
+}
 
-  // -- validation ---------------------------------------------------------------
-  auto id = arg_string(args, "id");
-  if (!id) return fail("validation", id.err());
-  auto resolved = ctx.store->resolve(*id);
-  if (!resolved) return fail("validation", resolved.err());
-  result["checkpoint"] = *resolved;
+result<std::vector<json>> history(node_context& ctx) {
+  auto dir = journal_dir(ctx);
+  auto ids = list_journals(env::posix(), dir);
+  if (!ids) return ids.err();
+  std::vector<json> out;
+  for (auto& id : *ids) {
+    auto records = read_journal(env::posix(), journal_path(dir, id));
+    if (!records) return records.err();
+    out.push_back(summarize(id, *records));
+  }
+  return out;
+}
+
+// Median duration of completed sagas like this one: same type, and a device
+// count within a factor of two when there are such.
+json estimate(node_context& ctx, const std::string& type, size_t devices) {
+  auto h = history(ctx);
+  if (!h) return {{"error", h.err().message}};
+  std::vector<double> same_type, similar;
+  for (auto& s : *h) {
+    if (s["outcome"] != "completed" || s.value("type", "") != type || !s.contains("duration_ms"))
+      continue;
+    double ms = s["duration_ms"].get<double>();
+    same_type.push_back(ms);
+    auto n = s.value("devices_planned", 0);
+    if (n * 2 >= static_cast<int>(devices) && static_cast<size_t>(n) <= devices * 2 + 1)
+      similar.push_back(ms);
+  }
+  auto& use = similar.empty() ? same_type : similar;
+  if (use.empty())
+    return {{"duration_ms", nullptr},
+            {"basis", "no earlier completed " + type + " rollback to estimate from"}};
+  std::sort(use.begin(), use.end());
+  double median = use.size() % 2 ? use[use.size() / 2]
+                                 : (use[use.size() / 2 - 1] + use[use.size() / 2]) / 2;
+  return {{"duration_ms", median},
+          {"basis", "median of " + std::to_string(use.size()) + " earlier " + type +
+                        " rollback(s)" + (similar.empty() ? "" : " of a similar size")}};
+}
+
+// -- steps ------------------------------------------------------------------------
+
+// Puts the steps back to `states` / `config`, last first, and reads every
+// device back. A device already in its state is not written (a write that
+// was refused left it there). Returns what could not be put back.
+json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga_step>& steps,
+                  const std::vector<size_t>& order,
+                  const std::map<device_id, device_state>& states, const system_config& config) {
+  json failed = json::array();
+  std::vector<device_id> touched;
+  for (auto i : order) {
+    auto& st = steps[i];
+    if (st.configuration) {
+      std::lock_guard<std::mutex> lock(ctx.mu);
+      restore_config(ctx.configuration, config);
+      if (!ctx.configuration.same_restorable(config))
+        failed.push_back({{"id", "configuration"}, {"error", "differs after restore"}});
+      continue;
+    }
+    std::vector<device_id> ids;
+    for (auto d : st.devices)
+      if (states.count(d)) ids.push_back(d);
+    std::vector<std::pair<device_id, error>> errors;
+    std::set<device_id> in_place;
+    for (auto& s : calls.read_many(ids, errors))
+      if (same_restorable_state(s, states.at(s.id))) in_place.insert(s.id);
+    std::vector<device_patch> patches;
+    for (auto d : ids)
+      if (!in_place.count(d)) patches.push_back(restore_patch(states.at(d)));
+    errors.clear();
+    calls.write_many(patches, errors);
+    for (auto& [dev, e] : errors)
+      failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
+    for (auto& p : patches)
+      if (std::none_of(errors.begin(), errors.end(), [&](auto& e) { return e.first == p.id; }))
+        touched.push_back(p.id);
+  }
+  std::vector<std::pair<device_id, error>> errors;
+  for (auto& s : calls.read_many(touched, errors))
+    if (!same_restorable_state(s, states.at(s.id)))
+      failed.push_back(
+          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, states.at(s.id))}});
+  for (auto& [dev, e] : errors)
+    failed.push_back({{"id", format_device_id(dev)}, {"error", "cannot read back: " + e.message}});
+  return failed;
+}
+
+std::map<device_id, device_state> by_id(const std::vector<device_state>& v) {
+  std::map<device_id, device_state> m;
+  for (auto& s : v)
+    m[s.id] = s;
+  return m;
+}
+
+// -- validation -----------------------------------------------------------------
+
+struct validated {
+  std::string type;
+  std::string target_id;
+  checkpoint_contents target;
+  std::vector<device_state> current;
+  system_config current_config;
+  rollback_plan plan;
+  std::vector<saga_step> steps;
+};
+
+status validate(node_context& ctx, device_calls& calls, const json& args, json& result,
+                validated& v) {
+  std::string type = args.value("type", std::string());
+  const bool has_selection = args.contains("devices") || args.contains("groups");
+  if (type.empty()) type = has_selection ? "selective" : "full";
+  if (type != "full" && type != "incremental" && type != "selective" && type != "emergency")
+    return make_error(errc::invalid_argument, "rollback type must be full, incremental, "
+                                              "selective or emergency, got '" +
+                                                  type + "'");
+  if (type == "selective" && !has_selection)
+    return make_error(errc::invalid_argument,
+                      "a selective rollback needs --devices or --groups (what to roll back)");
+  if ((type == "full" || type == "emergency") && has_selection)
+    return make_error(errc::invalid_argument,
+                      "a " + type + " rollback restores everything; drop --devices/--groups or "
+                                    "use --type selective");
+  v.type = type;
+  result["type"] = type;
+
+  std::string id;
+  if (args.value("undo", false)) {
+    // Undo: back to the state before the newest completed rollback.
+    auto h = history(ctx);
+    if (!h) return h.err();
+    for (auto it = h->rbegin(); it != h->rend(); ++it)
+      if ((*it)["outcome"] == "completed" && it->contains("pre_rollback")) {
+        id = (*it)["pre_rollback"].get<std::string>();
+        result["undoes"] = (*it)["id"];
+        break;
+      }
+    if (id.empty())
+      return make_error(errc::not_found, "no completed rollback to undo ('dsmilctl rollback "
+                                         "history' lists them)");
+  } else {
+    auto a = arg_string(args, "id");
+    if (!a) return a.err();
+    id = *a;
+  }
+  {
+    std::lock_guard<std::mutex> lock(ctx.mu);
+    auto resolved = ctx.store->resolve(id);
+    if (!resolved) return resolved.err();
+    v.target_id = *resolved;
+    result["checkpoint"] = *resolved;
+    // The signature, roots and every chunk are checked on load; an emergency
+    // rollback keeps this (it trusts nothing unsigned) and skips the rest.
+    auto target = ctx.store->load(*resolved);
+    if (!target)
+      return make_error(target.err().code, "checkpoint " + *resolved +
+                                               " failed verification: " + target.err().message);
+    v.target = std::move(*target);
+    v.current_config = ctx.configuration;
+  }
   rollback_selection sel;
   if (args.contains("devices"))
     for (auto& d : args["devices"]) {
       auto dev = parse_device_id(d.get<std::string>(), ctx.cfg.devices);
-      if (!dev) return fail("validation", dev.err());
+      if (!dev) return dev.err();
       sel.devices.push_back(*dev);
     }
   if (args.contains("groups"))
     for (auto& g : args["groups"]) {
-      auto v = g.get<int64_t>();
-      if (v < 0 || v >= group_count)
-        return fail("validation",
-                    make_error(errc::invalid_argument,
-                               "no such group " + std::to_string(v) + "; groups are 0-6"));
-      sel.groups.push_back(static_cast<uint8_t>(v));
+      auto n = g.get<int64_t>();
+      if (n < 0 || n >= group_count)
+        return make_error(errc::invalid_argument,
+                          "no such group " + std::to_string(n) + "; groups are 0-6");
+      sel.groups.push_back(static_cast<uint8_t>(n));
     }
-  result["type"] = sel.full() ? "full" : "selective";
-  auto target = ctx.store->load(*resolved); // checks signature, roots and every chunk
-  if (!target)
-    return fail("validation",
-                make_error(target.err().code, "checkpoint " + *resolved +
-                                                  " failed verification: " + target.err().message));
+
   std::vector<device_id> ids;
   for (auto& d : ctx.cfg.devices.devices())
     ids.push_back(d.id);
   std::vector<std::pair<device_id, error>> errors;
-  auto current = calls.read_many(ids, errors);
-  auto plan = plan_rollback(ctx.cfg.devices, *target, current, ctx.configuration, sel);
-  if (!plan) return fail("validation", plan.err());
-  for (auto& [dev, e] : errors)
-    if (std::find(plan->devices.begin(), plan->devices.end(), dev) != plan->devices.end())
-      return fail("validation", make_error(e.code, "device " + format_device_id(dev) +
-                                                       " cannot be read: " + e.message));
+  v.current = calls.read_many(ids, errors);
+  if (!errors.empty()) {
+    // The pre-rollback checkpoint needs every device: without it there is
+    // nothing to compensate to.
+    auto& [dev, e] = errors.front();
+    return make_error(e.code, "device " + format_device_id(dev) + " cannot be read (" + e.message +
+                                  "); the pre-rollback checkpoint needs every device");
+  }
+  auto plan = plan_rollback(ctx.cfg.devices, v.target, v.current, v.current_config, sel);
+  if (!plan) return plan.err();
+  v.plan = std::move(*plan);
+  auto& p = v.plan;
+
+  // Steps: what each type restores.
+  std::set<device_id> differing;
+  for (auto& d : p.diffs)
+    differing.insert(d.id);
+  const bool incremental = type == "incremental";
+  if (p.restore_configuration && (!incremental || p.configuration_differs))
+    v.steps.push_back({"configuration", true, -1, {}});
+  for (auto group : ctx.cfg.devices.restore_order()) {
+    saga_step st{"group " + std::to_string(group), false, group, {}};
+    for (auto dev : p.devices)
+      if (ctx.cfg.devices.find(dev)->group == group && (!incremental || differing.count(dev)))
+        st.devices.push_back(dev);
+    if (!st.devices.empty()) v.steps.push_back(std::move(st));
+  }
+
   json diffs = json::array();
-  for (auto& d : plan->diffs)
+  for (auto& d : p.diffs)
     diffs.push_back(diff_json(d));
-  result["plan"] = {{"configuration", plan->restore_configuration},
-                    {"configuration_differs", plan->configuration_differs},
-                    {"order", ids_json(plan->devices)},
+  json steps = json::array();
+  size_t planned = 0;
+  for (auto& st : v.steps) {
+    steps.push_back(step_json(st));
+    planned += st.devices.size();
+  }
+  std::vector<device_id> order;
+  for (auto& st : v.steps)
+    order.insert(order.end(), st.devices.begin(), st.devices.end());
+  result["plan"] = {{"configuration", std::any_of(v.steps.begin(), v.steps.end(),
+                                                  [](auto& s) { return s.configuration; })},
+                    {"configuration_differs", p.configuration_differs},
+                    {"order", ids_json(order)},
+                    {"steps", steps},
+                    {"dependents", p.dependents},
                     {"differences", diffs}};
-  auto warnings = plan->warnings;
-  // The platform state today against the one the checkpoint was taken under.
-  if (!target->security.pcrs.empty()) {
+
+  auto warnings = p.warnings;
+  if (type != "emergency" && !v.target.security.pcrs.empty()) {
+    // The platform state today against the one the checkpoint was taken under.
+    std::lock_guard<std::mutex> lock(ctx.mu);
     auto now = ctx.store->key().read_pcrs();
     if (!now) {
       warnings.push_back("PCRs could not be read to compare with the checkpoint's (" +
@@ -120,7 +371,7 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
     } else if (!now->empty()) {
       std::map<int, std::string> today(now->begin(), now->end());
       std::string differ;
-      for (auto& [index, value] : target->security.pcrs) {
+      for (auto& [index, value] : v.target.security.pcrs) {
         auto it = today.find(index);
         if (it != today.end() && it->second != value)
           differ += (differ.empty() ? "" : ", ") + std::to_string(index);
@@ -130,96 +381,444 @@ control_reply cmd_rollback(node_context& ctx, device_calls& calls, const json& a
                            " changed since it was taken");
     }
   }
+  for (auto g : p.dependents)
+    warnings.push_back("group " + std::to_string(g) +
+                       " depends on the selection and is rolled back with it");
   result["warnings"] = warnings;
-  result["skipped_quarantined"] = ids_json(plan->quarantined);
-  result["phases_completed"].push_back("validation");
-  if (dry_run) {
-    result["success"] = true;
-    result["duration_ms"] = elapsed_ms();
-    return ok_reply(result);
-  }
-  if (!plan->critical_changes.empty() && !ack) {
-    std::string list;
-    for (auto d : plan->critical_changes)
-      list += (list.empty() ? "" : ", ") + format_device_id(d) + " (" +
-              ctx.cfg.devices.find(d)->critical_role + ")";
-    result["phases_completed"] = json::array();
-    return fail("validation",
-                make_error(errc::critical_unacknowledged,
-                           "rollback would change critical device " + list +
-                               "; review with --dry-run, then repeat with --ack-critical"));
-  }
+  result["skipped_quarantined"] = ids_json(p.quarantined);
+  result["estimate"] = estimate(ctx, type, planned);
+  return {};
+}
 
-  // -- preparation: the current state of everything the rollback touches -----------
-  std::map<device_id, device_state> target_by_id;
-  for (auto& s : target->devices)
-    target_by_id[s.id] = s;
-  result["phases_completed"].push_back("preparation");
+// -- the saga ---------------------------------------------------------------------
 
-  // -- execution: configuration, then devices group by group -----------------------
-  json rolled_back = json::array();
-  json failed = json::array();
-  if (plan->restore_configuration) {
-    restore_config(ctx.configuration, target->configuration);
-    rolled_back.push_back("configuration");
-  }
-  std::vector<device_id> restored;
-  for (auto group : ctx.cfg.devices.restore_order()) {
-    std::vector<device_patch> patches;
-    for (auto dev : plan->devices)
-      if (ctx.cfg.devices.find(dev)->group == group)
-        patches.push_back(restore_patch(target_by_id[dev]));
-    if (patches.empty()) continue;
-    std::vector<std::pair<device_id, error>> write_errors;
-    auto written = calls.write_many(patches, write_errors);
-    for (auto& s : written)
-      restored.push_back(s.id);
-    if (!write_errors.empty()) {
-      for (auto& [dev, e] : write_errors)
-        failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
-      // Groups that depend on this one are not touched.
-      result["rolled_back"] = {{"components", rolled_back}, {"devices", ids_json(restored)}};
-      result["failed"] = failed;
-      auto& [dev, e] = write_errors.front();
-      return fail("execution",
-                  make_error(errc::rollback_failed, "rollback stopped in group " +
-                                                        std::to_string(group) + ": device " +
-                                                        format_device_id(dev) + ": " + e.message));
+class saga {
+public:
+  saga(node_context& ctx, device_calls& calls, saga_status& status, const progress_fn& progress)
+      : ctx_(ctx), calls_(calls), status_(status), progress_(progress) {}
+
+  control_reply run(const json& args);
+
+private:
+  // Ends a saga that changed nothing; the history still records it.
+  control_reply fail(const char* phase, const error& e) {
+    result_["failed_phase"] = phase;
+    result_["duration_ms"] = ms_since(start_);
+    result_["outcome"] = "refused";
+    if (!journal_) {
+      auto j = saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
+      if (j) {
+        journal_ = std::move(*j);
+        journal_->append({{"t", "begin"},
+                          {"saga", status_.id},
+                          {"type", v_.type},
+                          {"target", v_.target_id},
+                          {"initiated_by", initiated_by_},
+                          {"reason", reason_},
+                          {"started_at", env::posix().now_unix_ns()},
+                          {"steps", json::array()}});
+      }
     }
+    if (journal_)
+      journal_->append({{"t", "end"},
+                        {"outcome", "refused"},
+                        {"failed_phase", phase},
+                        {"error", e.message},
+                        {"duration_ms", result_["duration_ms"]}});
+    return error_reply(e, result_);
   }
-  rolled_back.push_back("devices");
-  result["rolled_back"] = {{"components", rolled_back}, {"devices", ids_json(restored)}};
-  result["phases_completed"].push_back("execution");
+  void report(const std::string& phase, const std::string& component, size_t done) {
+    if (!progress_) return;
+    progress_({{"saga", status_.id},
+               {"phase", phase},
+               {"component", component},
+               {"devices_done", done},
+               {"devices_total", devices_total_}});
+  }
+  void enter(int phase) {
+    status_.phase = phase;
+    report(saga_phases[phase], "", devices_done_);
+  }
+  // Compensates the steps that started and ends the saga; returns the reply.
+  control_reply compensate(const char* phase, const error& cause, const std::string& outcome);
 
-  // -- verification: read back and compare bit for bit ---------------------------
+  node_context& ctx_;
+  device_calls& calls_;
+  saga_status& status_;
+  const progress_fn& progress_;
+  int64_t start_ = env::posix().steady_ns();
+  json result_;
+  validated v_;
+  std::unique_ptr<saga_journal> journal_;
+  std::vector<size_t> started_; ///< steps whose step_start is journalled
+  size_t devices_total_ = 0, devices_done_ = 0;
+  std::string initiated_by_, reason_;
+};
+
+control_reply saga::compensate(const char* phase, const error& cause, const std::string& outcome) {
+  spdlog::warn("rollback {} failed in {} ({}): compensating {} step(s)", status_.id, phase,
+               cause.message, started_.size());
+  result_["failed_phase"] = phase;
+  std::vector<size_t> order(started_.rbegin(), started_.rend());
+  json names = json::array();
+  for (auto i : order)
+    names.push_back(v_.steps[i].name);
+  json failed;
+  if (auto err = journal_->append({{"t", "compensate_start"}, {"steps", order}, {"reason", cause.message}})) {
+    failed = json::array({{{"id", "journal"}, {"error", err.message}}});
+  } else {
+    report("compensation", "", devices_done_);
+    failed = apply_states(ctx_, calls_, v_.steps, order, by_id(v_.current), v_.current_config);
+  }
+  const bool ok = failed.empty();
+  journal_->append({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
+  result_["compensated"] = {{"steps", names}, {"ok", ok}, {"failed", failed}};
+  result_["duration_ms"] = ms_since(start_);
+  std::string out = ok ? outcome : "compensation_failed";
+  journal_->append({{"t", "end"},
+                    {"outcome", out},
+                    {"failed_phase", phase},
+                    {"error", cause.message},
+                    {"failed", result_.value("failed", json::array())},
+                    {"duration_ms", ms_since(start_)}});
+  result_["outcome"] = out;
+  std::string msg = cause.message + (ok ? "; every step that ran was put back to the "
+                                          "pre-rollback state and verified"
+                                        : "; COMPENSATION FAILED for " +
+                                              std::to_string(failed.size()) +
+                                              " item(s), first " +
+                                              failed[0]["id"].get<std::string>() + ": " +
+                                              failed[0]["error"].get<std::string>());
+  return error_reply(make_error(cause.code == errc::none ? errc::rollback_failed : cause.code, msg),
+                     result_);
+}
+
+control_reply saga::run(const json& args) {
+  result_ = {{"saga", status_.id},
+             {"dry_run", false},
+             {"success", false},
+             {"phases_completed", json::array()},
+             {"failed_phase", nullptr}};
+  initiated_by_ = args.value("initiated_by", std::string("dsmilctl"));
+  reason_ = args.value("reason", std::string());
+  // -- validation
+  if (auto err = validate(ctx_, calls_, args, result_, v_)) return fail("validation", err);
+  status_.type = v_.type;
+  status_.target = v_.target_id;
+  const bool emergency = v_.type == "emergency";
+  if (!v_.plan.critical_changes.empty() && !args.value("ack_critical", false) && !emergency) {
+    std::string list;
+    for (auto d : v_.plan.critical_changes)
+      list += (list.empty() ? "" : ", ") + format_device_id(d) + " (" +
+              ctx_.cfg.devices.find(d)->critical_role + ")";
+    return fail("validation", make_error(errc::critical_unacknowledged,
+                                         "rollback would change critical device " + list +
+                                             "; review with --dry-run, then repeat with "
+                                             "--ack-critical"));
+  }
+  for (auto& st : v_.steps)
+    devices_total_ += st.devices.size();
+  result_["phases_completed"].push_back("validation");
+
+  // -- preparation: the pre-rollback checkpoint, then the journal's begin
+  enter(1);
+  {
+    std::lock_guard<std::mutex> lock(ctx_.mu);
+    checkpoint_request req;
+    req.type = "pre-rollback";
+    req.name = "pre-rollback " + status_.id;
+    req.description = "state before rollback " + status_.id + " to " + v_.target_id;
+    auto pre = ctx_.store->create(req, v_.current, v_.current_config);
+    if (!pre)
+      return fail("preparation", make_error(pre.err().code, "cannot take the pre-rollback "
+                                                            "checkpoint: " +
+                                                                pre.err().message));
+    result_["pre_rollback"] = pre->id;
+  }
+  auto j = saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
+  if (!j) return fail("preparation", j.err());
+  journal_ = std::move(*j);
+  json steps = json::array();
+  for (auto& st : v_.steps)
+    steps.push_back(step_json(st));
+  if (auto err = journal_->append({{"t", "begin"},
+                                   {"saga", status_.id},
+                                   {"type", v_.type},
+                                   {"target", v_.target_id},
+                                   {"pre_rollback", result_["pre_rollback"]},
+                                   {"initiated_by", initiated_by_},
+                                   {"reason", reason_},
+                                   {"started_at", env::posix().now_unix_ns()},
+                                   {"steps", steps}}))
+    return fail("preparation", err);
+  result_["phases_completed"].push_back("preparation");
+
+  // -- execution
+  enter(2);
+  if (auto err = journal_->append({{"t", "phase"}, {"phase", "execution"}}))
+    return compensate("execution", err, "compensated");
+  auto target = by_id(v_.target.devices);
+  const auto step_limit = int64_t{ctx_.cfg.rollback_step_timeout_ms} * 1000000;
+  const auto saga_limit = int64_t{ctx_.cfg.rollback_timeout_ms} * 1000000;
+  json rolled_back = json::array();
+  std::vector<device_id> restored;
+  for (size_t i = 0; i < v_.steps.size(); ++i) {
+    if (status_.preempt)
+      return compensate("execution",
+                        make_error(errc::busy, "pre-empted by an emergency rollback"), "preempted");
+    auto& st = v_.steps[i];
+    if (auto err = journal_->append({{"t", "step_start"}, {"step", i}}))
+      return compensate("execution", err, "compensated");
+    started_.push_back(i);
+    report("execution", st.name, devices_done_);
+    const auto step_start = env::posix().steady_ns();
+    if (st.configuration) {
+      std::lock_guard<std::mutex> lock(ctx_.mu);
+      restore_config(ctx_.configuration, v_.target.configuration);
+      rolled_back.push_back("configuration");
+    } else {
+      std::vector<device_patch> patches;
+      for (auto dev : st.devices)
+        patches.push_back(restore_patch(target.at(dev)));
+      std::vector<std::pair<device_id, error>> errors;
+      for (auto& s : calls_.write_many(patches, errors))
+        restored.push_back(s.id);
+      devices_done_ += st.devices.size() - errors.size();
+      if (!errors.empty()) {
+        json failed = json::array();
+        for (auto& [dev, e] : errors)
+          failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
+        result_["failed"] = failed;
+        journal_->append({{"t", "step_failed"}, {"step", i}, {"failed", failed}});
+        auto& [dev, e] = errors.front();
+        return compensate("execution",
+                          make_error(errc::rollback_failed,
+                                     "rollback stopped in " + st.name + ": device " +
+                                         format_device_id(dev) + ": " + e.message),
+                          "compensated");
+      }
+    }
+    if (auto err = journal_->append({{"t", "step_done"}, {"step", i}}))
+      return compensate("execution", err, "compensated");
+    const auto now = env::posix().steady_ns();
+    if (now - step_start > step_limit)
+      return compensate("execution",
+                        make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
+                                                      std::to_string(ctx_.cfg.rollback_step_timeout_ms) +
+                                                      " ms)"),
+                        "compensated");
+    if (now - start_ > saga_limit)
+      return compensate("execution",
+                        make_error(errc::timeout, "the rollback took longer than timeout_ms (" +
+                                                      std::to_string(ctx_.cfg.rollback_timeout_ms) +
+                                                      " ms)"),
+                        "compensated");
+  }
+  if (!restored.empty()) rolled_back.push_back("devices");
+  result_["rolled_back"] = {{"components", rolled_back}, {"devices", ids_json(restored)}};
+  result_["phases_completed"].push_back("execution");
+
+  // -- verification: read back and compare bit for bit
+  enter(3);
+  if (auto err = journal_->append({{"t", "phase"}, {"phase", "verification"}}))
+    return compensate("verification", err, "compensated");
+  json failed = json::array();
   std::vector<std::pair<device_id, error>> read_errors;
-  auto after = calls.read_many(restored, read_errors);
+  for (auto& s : calls_.read_many(restored, read_errors))
+    if (!same_restorable_state(s, target.at(s.id)))
+      failed.push_back(
+          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, target.at(s.id))}});
   for (auto& [dev, e] : read_errors)
     failed.push_back({{"id", format_device_id(dev)}, {"error", "cannot read back: " + e.message}});
-  for (auto& s : after)
-    if (!same_restorable_state(s, target_by_id[s.id]))
-      failed.push_back(
-          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, target_by_id[s.id])}});
-  if (plan->restore_configuration && !ctx.configuration.same_restorable(target->configuration))
-    failed.push_back({{"id", "configuration"}, {"error", "configuration differs after restore"}});
-  result["failed"] = failed;
-  if (!failed.empty()) {
-    auto first = failed.front();
-    return fail("verification",
-                make_error(errc::rollback_failed,
-                           "verification failed for " + std::to_string(failed.size()) +
-                               " item(s), first " + first["id"].get<std::string>() + ": " +
-                               first["error"].get<std::string>()));
+  {
+    std::lock_guard<std::mutex> lock(ctx_.mu);
+    for (auto& st : v_.steps)
+      if (st.configuration && !ctx_.configuration.same_restorable(v_.target.configuration))
+        failed.push_back({{"id", "configuration"}, {"error", "differs after restore"}});
   }
-  result["phases_completed"].push_back("verification");
+  if (!failed.empty()) {
+    result_["failed"] = failed;
+    return compensate("verification",
+                      make_error(errc::rollback_failed,
+                                 "verification failed for " + std::to_string(failed.size()) +
+                                     " item(s), first " + failed[0]["id"].get<std::string>() +
+                                     ": " + failed[0]["error"].get<std::string>()),
+                      "compensated");
+  }
+  result_["phases_completed"].push_back("verification");
 
-  // -- cleanup: nothing is held between phases yet -----------------------------------
-  result["phases_completed"].push_back("cleanup");
+  // -- cleanup
+  enter(4);
+  if (auto err = journal_->append({{"t", "phase"}, {"phase", "cleanup"}}))
+    return fail("cleanup", err);
+  result_["phases_completed"].push_back("cleanup");
+  result_["duration_ms"] = ms_since(start_);
+  if (auto err = journal_->append({{"t", "end"},
+                                   {"outcome", "completed"},
+                                   {"duration_ms", result_["duration_ms"]}}))
+    return fail("cleanup", err);
+  result_["success"] = true;
+  result_["outcome"] = "completed";
+  report("done", "", devices_done_);
+  spdlog::info("rollback {} to {} done ({}): {} devices{}, {:.1f} ms", status_.id, v_.target_id,
+               v_.type, restored.size(),
+               std::any_of(v_.steps.begin(), v_.steps.end(), [](auto& s) { return s.configuration; })
+                   ? " and configuration"
+                   : "",
+               ms_since(start_));
+  return ok_reply(result_);
+}
+
+} // namespace
+
+control_reply run_rollback(node_context& ctx, device_calls& calls, const json& args,
+                           saga_status* status, const progress_fn& progress) {
+  if (status) return saga(ctx, calls, *status, progress).run(args);
+  // Dry run: validation alone.
+  const auto start = env::posix().steady_ns();
+  json result = {{"dry_run", true},
+                 {"success", false},
+                 {"phases_completed", json::array()},
+                 {"failed_phase", nullptr}};
+  validated v;
+  if (auto err = validate(ctx, calls, args, result, v)) {
+    result["failed_phase"] = "validation";
+    result["duration_ms"] = ms_since(start);
+    return error_reply(err, result);
+  }
+  result["phases_completed"].push_back("validation");
   result["success"] = true;
-  result["duration_ms"] = elapsed_ms();
-  spdlog::info("rollback to {} done: {} devices{}, {:.1f} ms", *resolved, restored.size(),
-               plan->restore_configuration ? " and configuration" : "", elapsed_ms());
+  result["duration_ms"] = ms_since(start);
   return ok_reply(result);
+}
+
+// -- recovery ------------------------------------------------------------------
+
+void recover_sagas(node_context& ctx, device_calls& calls) {
+  auto dir = journal_dir(ctx);
+  auto ids = list_journals(env::posix(), dir);
+  if (!ids) {
+    spdlog::error("cannot list saga journals in {}: {}", dir, ids.err().message);
+    return;
+  }
+  for (auto& id : *ids) {
+    auto records = read_journal(env::posix(), journal_path(dir, id));
+    if (!records) {
+      spdlog::error("saga {}: {}", id, records.err().message);
+      continue;
+    }
+    auto& rs = *records;
+    if (std::any_of(rs.begin(), rs.end(), [](const json& r) { return r["t"] == "end"; }))
+      continue;
+    if (rs.empty() || rs.front()["t"] != "begin") {
+      // Killed before its begin record was durable: nothing was touched.
+      spdlog::info("saga {} never began; removing its journal", id);
+      remove_durable(env::posix(), journal_path(dir, id));
+      continue;
+    }
+    const auto start = env::posix().steady_ns();
+    auto& begin = rs.front();
+    std::vector<saga_step> steps;
+    for (auto& st : begin["steps"])
+      steps.push_back(step_from_json(st));
+    std::vector<size_t> started;
+    for (auto& r : rs)
+      if (r["t"] == "step_start") started.push_back(r["step"].get<size_t>());
+    auto journal = saga_journal::reopen(env::posix(), dir, id);
+    if (!journal) {
+      spdlog::error("saga {}: {}", id, journal.err().message);
+      continue;
+    }
+    auto& jl = **journal;
+    const bool resume = ctx.cfg.rollback_on_interrupted == "resume";
+    auto load = [&](const std::string& cp) {
+      std::lock_guard<std::mutex> lock(ctx.mu);
+      return ctx.store->load(cp);
+    };
+    jl.append({{"t", "recovered"}, {"policy", resume ? "resume" : "compensate"}});
+    if (resume) {
+      auto target = load(begin["target"].get<std::string>());
+      if (target) {
+        std::vector<size_t> all;
+        for (size_t i = 0; i < steps.size(); ++i)
+          all.push_back(i);
+        auto failed =
+            apply_states(ctx, calls, steps, all, by_id(target->devices), target->configuration);
+        if (failed.empty()) {
+          jl.append({{"t", "end"}, {"outcome", "completed"}, {"duration_ms", ms_since(start)}});
+          spdlog::warn("saga {} was interrupted; resumed to its target {}", id,
+                       begin["target"].get<std::string>());
+          continue;
+        }
+        spdlog::warn("saga {}: resuming failed ({}); compensating", id, failed.dump());
+        for (size_t i = 0; i < steps.size(); ++i)
+          if (std::find(started.begin(), started.end(), i) == started.end()) started.push_back(i);
+      }
+    }
+    auto pre = load(begin["pre_rollback"].get<std::string>());
+    if (!pre) {
+      spdlog::error("saga {} was interrupted and cannot be compensated: pre-rollback checkpoint "
+                    "{}: {}",
+                    id, begin["pre_rollback"].get<std::string>(), pre.err().message);
+      continue;
+    }
+    std::vector<size_t> order(started.rbegin(), started.rend());
+    jl.append({{"t", "compensate_start"}, {"steps", order}, {"reason", "interrupted"}});
+    auto failed = apply_states(ctx, calls, steps, order, by_id(pre->devices), pre->configuration);
+    const bool ok = failed.empty();
+    jl.append({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
+    if (!ok) {
+      // No end record: the next start tries again.
+      spdlog::error("saga {} was interrupted; compensation failed for {}", id, failed.dump());
+      continue;
+    }
+    jl.append({{"t", "end"},
+               {"outcome", "compensated"},
+               {"failed_phase", "interrupted"},
+               {"error", "the node stopped during the rollback"},
+               {"duration_ms", ms_since(start)}});
+    spdlog::warn("saga {} was interrupted; compensated {} step(s) back to pre-rollback "
+                 "checkpoint {}",
+                 id, order.size(), begin["pre_rollback"].get<std::string>());
+  }
+}
+
+// -- history commands ------------------------------------------------------------
+
+control_reply cmd_rollback_history(node_context& ctx, device_calls&, const json& args) {
+  auto h = history(ctx);
+  if (!h) return error_reply(h.err());
+  size_t limit = args.value("limit", size_t{50});
+  json out = json::array();
+  for (auto it = h->rbegin(); it != h->rend() && out.size() < limit; ++it) {
+    json s = *it;
+    s.erase("steps");
+    out.push_back(std::move(s));
+  }
+  return ok_reply({{"rollbacks", out}, {"total", h->size()}});
+}
+
+control_reply cmd_rollback_show(node_context& ctx, device_calls&, const json& args) {
+  auto id = arg_string(args, "id");
+  if (!id) return error_reply(id.err());
+  auto dir = journal_dir(ctx);
+  auto ids = list_journals(env::posix(), dir);
+  if (!ids) return error_reply(ids.err());
+  std::vector<std::string> hits;
+  for (auto& s : *ids)
+    if (s.compare(0, id->size(), *id) == 0) hits.push_back(s);
+  if (hits.empty())
+    return error_reply(make_error(errc::not_found, "no rollback '" + *id +
+                                                       "'; 'dsmilctl rollback history' lists them"));
+  if (hits.size() > 1)
+    return error_reply(make_error(errc::invalid_argument,
+                                  "rollback id prefix '" + *id + "' matches " +
+                                      std::to_string(hits.size()) + " rollbacks; give more of it"));
+  auto records = read_journal(env::posix(), journal_path(dir, hits[0]));
+  if (!records) return error_reply(records.err());
+  auto s = summarize(hits[0], *records);
+  s["journal"] = *records;
+  return ok_reply(s);
 }
 
 } // namespace dsmil

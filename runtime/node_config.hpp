@@ -78,6 +78,9 @@ struct node_config {
   std::vector<int> key_pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
   uint32_t automatic_interval_s = 0;
+  uint32_t rollback_step_timeout_ms = 10000; ///< one saga step (a group, the configuration)
+  uint32_t rollback_timeout_ms = 30000;      ///< a whole saga
+  std::string rollback_on_interrupted = "compensate"; ///< at start-up: "compensate" or "resume"
   retention_policy retention;
   bool store_encrypt = false;
   int store_deflate_level = 1;

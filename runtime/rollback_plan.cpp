@@ -38,9 +38,33 @@ result<rollback_plan> plan_rollback(const device_map& map, const checkpoint_cont
     for (auto& d : map.devices())
       if (d.group == g) wanted.insert(d.id);
   }
-  if (selection.full())
+  std::vector<uint8_t> dependents;
+  if (selection.full()) {
     for (auto& d : map.devices())
       wanted.insert(d.id);
+  } else {
+    // Groups that depend on a selected one follow it back: their devices
+    // were configured against its state.
+    std::set<uint8_t> in;
+    for (auto id : wanted)
+      in.insert(map.find(id)->group);
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (auto g : map.restore_order()) {
+        if (in.count(g)) continue;
+        for (auto dep : map.groups()[g].depends_on)
+          if (in.count(dep)) {
+            in.insert(g);
+            dependents.push_back(g);
+            grew = true;
+            break;
+          }
+      }
+    }
+    for (auto g : dependents)
+      for (auto& d : map.devices())
+        if (d.group == g) wanted.insert(d.id);
+  }
 
   std::map<device_id, const device_state*> now, then;
   for (auto& s : current)
@@ -49,6 +73,7 @@ result<rollback_plan> plan_rollback(const device_map& map, const checkpoint_cont
     then[s.id] = &s;
 
   rollback_plan plan;
+  plan.dependents = std::move(dependents);
   plan.restore_configuration = selection.full();
   plan.configuration_differs = !current_config.same_restorable(target.configuration);
 

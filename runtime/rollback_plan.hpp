@@ -14,7 +14,8 @@ namespace dsmil {
 
 /// Which part of a checkpoint to roll back. Empty lists mean everything
 /// (a full rollback, configuration included); a selection by devices or
-/// groups restores only those devices.
+/// groups restores those devices and every group that depends, directly or
+/// not, on a group they belong to.
 struct rollback_selection {
   std::vector<device_id> devices;
   std::vector<uint8_t> groups;
@@ -33,6 +34,7 @@ struct device_diff {
 
 struct rollback_plan {
   bool restore_configuration = false;
+  std::vector<uint8_t> dependents; ///< groups added because they depend on the selection
   bool configuration_differs = false;
   std::vector<device_id> devices;     ///< to restore, in group dependency order
   std::vector<device_id> quarantined; ///< selected but never written

@@ -15,6 +15,8 @@
 #include "runtime/sim_driver.hpp"
 #include "test_util.hpp"
 
+#include <thread>
+
 using namespace dsmil;
 using nlohmann::json;
 
@@ -170,14 +172,18 @@ TEST_CASE("a selective rollback restores only the chosen groups and devices") {
   auto mid = f.snapshot();
   auto r = f.ok("rollback", {{"id", id}, {"groups", {3}}});
   CHECK(r["type"] == "selective");
-  CHECK(r["rolled_back"]["devices"].size() == 12);
+  CHECK(r["plan"]["dependents"] == json({4})); // group 4 depends on group 3
+  CHECK(r["rolled_back"]["devices"].size() == 24);
   auto now = f.snapshot();
   check_equal(now, before, 3);
   check_equal(now, mid, 1);
   CHECK(f.ok("config.show")["thermal_threshold_c"] == 90.0); // not part of the selection
 
+  // One device of group 1: group 2 depends on group 1 and follows it.
   auto one = f.ok("rollback", {{"id", id}, {"devices", {"0x8013"}}});
-  CHECK(one["rolled_back"]["devices"] == json({"0x8013"}));
+  CHECK(one["plan"]["dependents"] == json({2}));
+  CHECK(one["rolled_back"]["devices"].size() == 12); // 0x8013 and group 2's 11 writable ones
+  CHECK(one["rolled_back"]["devices"][0] == "0x8013");
   CHECK(same_restorable_state(*f.node.sim->read(0x8013), before[0x8013]));
   CHECK_FALSE(same_restorable_state(*f.node.sim->read(0x8014), before[0x8014]));
 }
@@ -226,10 +232,11 @@ TEST_CASE("verification reads back and names a register that did not take the wr
   CHECK(r.message.find("0x8042: register 3 reads 0x000004d2") != std::string::npos);
 }
 
-TEST_CASE("a device that refuses writes stops the rollback before the groups that depend on it") {
+TEST_CASE("a device that refuses writes stops the rollback and everything is put back") {
   node_fixture f;
   auto id = f.ok("checkpoint.create")["id"].get<std::string>();
   f.scramble(11);
+  auto scrambled = f.snapshot();
   fault_spec hot;
   hot.thermal_spike = true;
   f.node.sim->set_fault(0x8003, hot); // group 0: everything depends on it
@@ -238,8 +245,124 @@ TEST_CASE("a device that refuses writes stops the rollback before the groups tha
   auto body = json::parse(r.body);
   CHECK(body["failed_phase"] == "execution");
   CHECK(body["failed"][0]["id"] == "0x8003");
+  CHECK(body["outcome"] == "compensated");
   CHECK(r.message.find("critical limit") != std::string::npos);
-  CHECK(body["rolled_back"]["devices"].size() == 8); // group 0: 12 - 3 quarantined - 0x8003
+  CHECK(r.message.find("put back to the pre-rollback state") != std::string::npos);
+  check_equal(f.snapshot(), scrambled); // group 0's other 8 devices were written and put back
+}
+
+TEST_CASE("a saga whose third component fails puts the first two back, verified, and says so") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(12);
+  f.ok("config.set", {{"key", "agent_concurrency_limit"}, {"value", "9"}});
+  auto scrambled = f.snapshot();
+  // Steps: configuration, group 0, then the second group in restore order.
+  const uint8_t third = f.map.restore_order()[1];
+  device_id victim = 0;
+  for (auto& d : f.map.devices())
+    if (d.group == third && !d.quarantined) victim = victim ? victim : d.id;
+  fault_spec hot; // readable, so validation passes; writes refused
+  hot.thermal_spike = true;
+  f.node.sim->set_fault(victim, hot);
+  auto r = f.ctl("rollback", {{"id", id}, {"ack_critical", true}, {"reason", "test"}});
+  CHECK(r.code == static_cast<uint8_t>(errc::rollback_failed));
+  auto body = json::parse(r.body);
+  CHECK(body["failed_phase"] == "execution");
+  CHECK(body["compensated"]["ok"] == true);
+  CHECK(body["compensated"]["steps"] ==
+        json({"group " + std::to_string(third), "group 0", "configuration"}));
+  check_equal(f.snapshot(), scrambled);
+  CHECK(f.ok("config.show")["agent_concurrency_limit"] == 9);
+
+  auto h = f.ok("rollback.history")["rollbacks"];
+  REQUIRE(h.size() == 1);
+  CHECK(h[0]["outcome"] == "compensated");
+  CHECK(h[0]["failed_phase"] == "execution");
+  CHECK(h[0]["reason"] == "test");
+  CHECK(h[0]["target"] == id);
+  CHECK(h[0]["steps_done"] == json({"configuration", "group 0"}));
+  CHECK(h[0]["compensated"] == true);
+  auto shown = f.ok("rollback.show", {{"id", h[0]["id"]}});
+  std::vector<std::string> kinds;
+  for (auto& rec : shown["journal"])
+    kinds.push_back(rec["t"]);
+  CHECK(kinds == std::vector<std::string>{"begin", "phase", "step_start", "step_done",
+                                          "step_start", "step_done", "step_start", "step_failed",
+                                          "compensate_start", "compensate_done", "end"});
+  // The pre-rollback checkpoint is the state the saga was compensated to.
+  auto pre = f.ok("checkpoint.show", {{"id", h[0]["pre_rollback"]}});
+  CHECK(pre["type"] == "pre-rollback");
+}
+
+TEST_CASE("undo rolls back to the state before the last rollback; dry runs estimate from history") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  auto plan = f.ok("rollback", {{"id", id}, {"dry_run", true}, {"type", "incremental"}});
+  CHECK(plan["estimate"]["duration_ms"].is_null());
+  f.scramble(21, 3);
+  auto scrambled = f.snapshot();
+  auto r = f.ok("rollback", {{"id", id}, {"type", "incremental"}});
+  CHECK(r["rolled_back"]["devices"].size() == 12); // only what differs
+  auto before = f.snapshot();
+  auto undo = f.ok("rollback", {{"undo", true}, {"ack_critical", true}});
+  CHECK(undo["undoes"] == r["saga"]);
+  CHECK(undo["checkpoint"] == r["pre_rollback"]);
+  check_equal(f.snapshot(), scrambled);
+  f.ok("rollback", {{"id", id}, {"type", "incremental"}});
+  check_equal(f.snapshot(), before);
+  auto again = f.ok("rollback", {{"id", id}, {"dry_run", true}, {"type", "incremental"}});
+  CHECK(again["estimate"]["duration_ms"].get<double>() > 0);
+  CHECK(again["estimate"]["basis"].get<std::string>().find("median of") != std::string::npos);
+  CHECK(f.ok("rollback.history")["total"] == 3);
+}
+
+TEST_CASE("one rollback at a time: a second is refused naming the first; emergency pre-empts") {
+  node_fixture f;
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(31);
+  auto scrambled = f.snapshot();
+  fault_spec slow;
+  slow.latency_ms = 400;
+  for (auto& d : f.map.devices())
+    if (d.group == 5) f.node.sim->set_fault(d.id, slow);
+  caf::scoped_actor client{*f.sys};
+  json args = {{"id", id}, {"ack_critical", true}};
+  auto first = client->request(*f.node.control, std::chrono::seconds(60),
+                               control_request{"rollback", args.dump()});
+  // Wait until it runs.
+  std::string running;
+  for (int i = 0; i < 200 && running.empty(); ++i) {
+    auto st = f.ok("status");
+    if (!st["rollback"].is_null()) running = st["rollback"]["id"];
+    else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE_FALSE(running.empty());
+  auto second = f.ctl("rollback", args);
+  CHECK(second.code == static_cast<uint8_t>(errc::busy));
+  CHECK(second.message.find("rollback " + running) != std::string::npos);
+  auto set = f.ctl("device.set", {{"id", "0x8031"}, {"register", 1}, {"value", 5}});
+  CHECK(set.code == static_cast<uint8_t>(errc::busy));
+
+  json em = {{"id", id}, {"type", "emergency"}};
+  auto emergency = f.ctl("rollback", em);
+  CHECK_MESSAGE(emergency.code == 0, emergency.message);
+  control_reply first_reply;
+  first.receive([&](control_reply& r) { first_reply = std::move(r); },
+                [&](caf::error& e) { FAIL(caf::to_string(e)); });
+  auto fb = json::parse(first_reply.body);
+  CHECK(fb["outcome"] == "preempted");
+  CHECK(fb["compensated"]["ok"] == true);
+  auto h = f.ok("rollback.history")["rollbacks"];
+  REQUIRE(h.size() == 2);
+  CHECK(h[0]["type"] == "emergency");
+  CHECK(h[0]["outcome"] == "completed");
+  CHECK(h[1]["outcome"] == "preempted");
+  for (auto& d : f.map.devices())
+    f.node.sim->set_fault(d.id, fault_spec{});
+  auto now = f.snapshot();
+  for (auto& d : f.map.devices())
+    if (!d.quarantined) CHECK_FALSE(same_restorable_state(now[d.id], scrambled[d.id]));
 }
 
 TEST_CASE(
