@@ -54,8 +54,8 @@ const std::map<std::string, command_fn>& commands() {
 // rollback saga runs, so the saga's pre-rollback state stays the truth.
 bool mutates(const std::string& command) {
   static const std::set<std::string> m = {
-      "device.set",  "config.set",  "checkpoint.create", "checkpoint.delete", "checkpoint.pin",
-      "store.gc",    "store.prune", "keys.init",         "retention"};
+      "device.set", "config.set",  "checkpoint.create", "checkpoint.delete", "checkpoint.pin",
+      "store.gc",   "store.prune", "keys.init",         "retention"};
   return m.count(command) > 0;
 }
 
@@ -67,11 +67,11 @@ control_reply dispatch(node_context& ctx, device_calls& calls, const control_req
   if (mutates(req.command) && !(req.command == "retention" && !args.contains("key"))) {
     std::lock_guard<std::mutex> lock(ctx.saga_mu);
     if (ctx.running)
-      return error_reply(make_error(
-          errc::busy, "rollback " + ctx.running->id + " is running (" +
-                          saga_phases[ctx.running->phase.load()] + "); '" + req.command +
-                          "' waits until it ends ('dsmilctl rollback show " + ctx.running->id +
-                          "')"));
+      return error_reply(
+          make_error(errc::busy, "rollback " + ctx.running->id + " is running (" +
+                                     saga_phases[ctx.running->phase.load()] + "); '" + req.command +
+                                     "' waits until it ends ('dsmilctl rollback show " +
+                                     ctx.running->id + "')"));
   }
   try {
     std::lock_guard<std::mutex> lock(ctx.mu);

@@ -166,8 +166,8 @@ json estimate(node_context& ctx, const std::string& type, size_t devices) {
     return {{"duration_ms", nullptr},
             {"basis", "no earlier completed " + type + " rollback to estimate from"}};
   std::sort(use.begin(), use.end());
-  double median = use.size() % 2 ? use[use.size() / 2]
-                                 : (use[use.size() / 2 - 1] + use[use.size() / 2]) / 2;
+  double median =
+      use.size() % 2 ? use[use.size() / 2] : (use[use.size() / 2 - 1] + use[use.size() / 2]) / 2;
   return {{"duration_ms", median},
           {"basis", "median of " + std::to_string(use.size()) + " earlier " + type +
                         " rollback(s)" + (similar.empty() ? "" : " of a similar size")}};
@@ -179,8 +179,8 @@ json estimate(node_context& ctx, const std::string& type, size_t devices) {
 // device back. A device already in its state is not written (a write that
 // was refused left it there). Returns what could not be put back.
 json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga_step>& steps,
-                  const std::vector<size_t>& order,
-                  const std::map<device_id, device_state>& states, const system_config& config) {
+                  const std::vector<size_t>& order, const std::map<device_id, device_state>& states,
+                  const system_config& config) {
   json failed = json::array();
   std::vector<device_id> touched;
   for (auto i : order) {
@@ -253,8 +253,9 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
                       "a selective rollback needs --devices or --groups (what to roll back)");
   if ((type == "full" || type == "emergency") && has_selection)
     return make_error(errc::invalid_argument,
-                      "a " + type + " rollback restores everything; drop --devices/--groups or "
-                                    "use --type selective");
+                      "a " + type +
+                          " rollback restores everything; drop --devices/--groups or "
+                          "use --type selective");
   v.type = type;
   result["type"] = type;
 
@@ -464,7 +465,8 @@ control_reply saga::compensate(const char* phase, const error& cause, const std:
   for (auto i : order)
     names.push_back(v_.steps[i].name);
   json failed;
-  if (auto err = journal_->append({{"t", "compensate_start"}, {"steps", order}, {"reason", cause.message}})) {
+  if (auto err = journal_->append(
+          {{"t", "compensate_start"}, {"steps", order}, {"reason", cause.message}})) {
     failed = json::array({{{"id", "journal"}, {"error", err.message}}});
   } else {
     report("compensation", "", devices_done_);
@@ -482,13 +484,12 @@ control_reply saga::compensate(const char* phase, const error& cause, const std:
                     {"failed", result_.value("failed", json::array())},
                     {"duration_ms", ms_since(start_)}});
   result_["outcome"] = out;
-  std::string msg = cause.message + (ok ? "; every step that ran was put back to the "
-                                          "pre-rollback state and verified"
-                                        : "; COMPENSATION FAILED for " +
-                                              std::to_string(failed.size()) +
-                                              " item(s), first " +
-                                              failed[0]["id"].get<std::string>() + ": " +
-                                              failed[0]["error"].get<std::string>());
+  std::string msg =
+      cause.message +
+      (ok ? "; every step that ran was put back to the "
+            "pre-rollback state and verified"
+          : "; COMPENSATION FAILED for " + std::to_string(failed.size()) + " item(s), first " +
+                failed[0]["id"].get<std::string>() + ": " + failed[0]["error"].get<std::string>());
   return error_reply(make_error(cause.code == errc::none ? errc::rollback_failed : cause.code, msg),
                      result_);
 }
@@ -564,8 +565,8 @@ control_reply saga::run(const json& args) {
   std::vector<device_id> restored;
   for (size_t i = 0; i < v_.steps.size(); ++i) {
     if (status_.preempt)
-      return compensate("execution",
-                        make_error(errc::busy, "pre-empted by an emergency rollback"), "preempted");
+      return compensate("execution", make_error(errc::busy, "pre-empted by an emergency rollback"),
+                        "preempted");
     auto& st = v_.steps[i];
     if (auto err = journal_->append({{"t", "step_start"}, {"step", i}}))
       return compensate("execution", err, "compensated");
@@ -591,22 +592,22 @@ control_reply saga::run(const json& args) {
         result_["failed"] = failed;
         journal_->append({{"t", "step_failed"}, {"step", i}, {"failed", failed}});
         auto& [dev, e] = errors.front();
-        return compensate("execution",
-                          make_error(errc::rollback_failed,
-                                     "rollback stopped in " + st.name + ": device " +
-                                         format_device_id(dev) + ": " + e.message),
-                          "compensated");
+        return compensate(
+            "execution",
+            make_error(errc::rollback_failed, "rollback stopped in " + st.name + ": device " +
+                                                  format_device_id(dev) + ": " + e.message),
+            "compensated");
       }
     }
     if (auto err = journal_->append({{"t", "step_done"}, {"step", i}}))
       return compensate("execution", err, "compensated");
     const auto now = env::posix().steady_ns();
     if (now - step_start > step_limit)
-      return compensate("execution",
-                        make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
-                                                      std::to_string(ctx_.cfg.rollback_step_timeout_ms) +
-                                                      " ms)"),
-                        "compensated");
+      return compensate(
+          "execution",
+          make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
+                                        std::to_string(ctx_.cfg.rollback_step_timeout_ms) + " ms)"),
+          "compensated");
     if (now - start_ > saga_limit)
       return compensate("execution",
                         make_error(errc::timeout, "the rollback took longer than timeout_ms (" +
@@ -653,19 +654,19 @@ control_reply saga::run(const json& args) {
     return fail("cleanup", err);
   result_["phases_completed"].push_back("cleanup");
   result_["duration_ms"] = ms_since(start_);
-  if (auto err = journal_->append({{"t", "end"},
-                                   {"outcome", "completed"},
-                                   {"duration_ms", result_["duration_ms"]}}))
+  if (auto err = journal_->append(
+          {{"t", "end"}, {"outcome", "completed"}, {"duration_ms", result_["duration_ms"]}}))
     return fail("cleanup", err);
   result_["success"] = true;
   result_["outcome"] = "completed";
   report("done", "", devices_done_);
-  spdlog::info("rollback {} to {} done ({}): {} devices{}, {:.1f} ms", status_.id, v_.target_id,
-               v_.type, restored.size(),
-               std::any_of(v_.steps.begin(), v_.steps.end(), [](auto& s) { return s.configuration; })
-                   ? " and configuration"
-                   : "",
-               ms_since(start_));
+  spdlog::info(
+      "rollback {} to {} done ({}): {} devices{}, {:.1f} ms", status_.id, v_.target_id, v_.type,
+      restored.size(),
+      std::any_of(v_.steps.begin(), v_.steps.end(), [](auto& s) { return s.configuration; })
+          ? " and configuration"
+          : "",
+      ms_since(start_));
   return ok_reply(result_);
 }
 
@@ -708,8 +709,7 @@ void recover_sagas(node_context& ctx, device_calls& calls) {
       continue;
     }
     auto& rs = *records;
-    if (std::any_of(rs.begin(), rs.end(), [](const json& r) { return r["t"] == "end"; }))
-      continue;
+    if (std::any_of(rs.begin(), rs.end(), [](const json& r) { return r["t"] == "end"; })) continue;
     if (rs.empty() || rs.front()["t"] != "begin") {
       // Killed before its begin record was durable: nothing was touched.
       spdlog::info("saga {} never began; removing its journal", id);
@@ -808,8 +808,8 @@ control_reply cmd_rollback_show(node_context& ctx, device_calls&, const json& ar
   for (auto& s : *ids)
     if (s.compare(0, id->size(), *id) == 0) hits.push_back(s);
   if (hits.empty())
-    return error_reply(make_error(errc::not_found, "no rollback '" + *id +
-                                                       "'; 'dsmilctl rollback history' lists them"));
+    return error_reply(make_error(
+        errc::not_found, "no rollback '" + *id + "'; 'dsmilctl rollback history' lists them"));
   if (hits.size() > 1)
     return error_reply(make_error(errc::invalid_argument,
                                   "rollback id prefix '" + *id + "' matches " +

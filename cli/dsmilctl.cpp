@@ -4,6 +4,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -250,14 +252,32 @@ int main(int argc, char** argv) {
       ->callback([&] { command = "keys.init"; });
 
   auto* rb = app.add_subcommand("rollback", "roll devices and configuration back to a checkpoint");
-  std::string devices, groups;
+  std::string devices, groups, rb_type, reason;
   bool dry_run = false, ack = false;
-  rb->add_option("ID", cp_id, "checkpoint id (or unique prefix)")->required();
+  rb->add_option("ID", cp_id, "checkpoint id (or unique prefix)");
+  rb->add_option("--type", rb_type,
+                 "full (default), incremental (only what differs), selective (with --devices/"
+                 "--groups and the groups depending on them), emergency (pre-empts)");
   rb->add_option("--devices", devices, "only these devices, e.g. 0x8010,0x8031");
   rb->add_option("--groups", groups, "only these groups, e.g. 1,3");
-  rb->add_flag("--dry-run", dry_run, "print the plan and warnings; change nothing");
+  rb->add_option("--reason", reason, "why, kept in the rollback history");
+  rb->add_flag("--dry-run", dry_run, "print the plan, warnings and estimate; change nothing");
   rb->add_flag("--ack-critical", ack, "allow changes to critical devices (TPM, boot, crypto)");
-  rb->callback([&] { command = "rollback"; });
+  rb->callback([&] {
+    if (command.empty()) command = "rollback";
+  });
+  rb->fallthrough(); // `rollback undo --ack-critical`
+  rb->add_subcommand("undo", "roll back to the state before the last completed rollback")
+      ->callback([&] { command = "rollback.undo"; });
+  rb->add_subcommand("history", "every rollback: type, target, outcome, phases, duration")
+      ->callback([&] { command = "rollback.history"; });
+  auto* rb_show = rb->add_subcommand("show", "one rollback with its journal");
+  std::string rb_id;
+  rb_show->add_option("ID", rb_id, "rollback id (or unique prefix)")->required();
+  rb_show->callback([&] {
+    command = "rollback.show";
+    args["id"] = rb_id;
+  });
 
   try {
     app.parse(argc, argv);
@@ -295,10 +315,22 @@ int main(int argc, char** argv) {
     if (stuck >= -1) args["stuck_register"] = stuck;
     if (spike) args["thermal_spike"] = true;
     if (no_spike) args["thermal_spike"] = false;
-  } else if (command == "rollback") {
-    args["id"] = cp_id;
+  } else if (command == "rollback" || command == "rollback.undo") {
+    if (command == "rollback.undo") {
+      command = "rollback";
+      args["undo"] = true;
+    } else if (cp_id.empty()) {
+      return die("rollback needs a checkpoint ID ('dsmilctl checkpoint list'), or one of undo, "
+                 "history, show ID",
+                 2);
+    } else {
+      args["id"] = cp_id;
+    }
     args["dry_run"] = dry_run;
     args["ack_critical"] = ack;
+    if (!rb_type.empty()) args["type"] = rb_type;
+    if (!reason.empty()) args["reason"] = reason;
+    args["initiated_by"] = "dsmilctl";
     if (!devices.empty()) args["devices"] = split(devices);
     if (!groups.empty()) {
       json g = json::array();
@@ -337,14 +369,57 @@ int main(int argc, char** argv) {
   bool got = false;
   dsmil::error failure;
   caf::scoped_actor self{sys};
-  self->request(*remote, std::chrono::seconds(timeout_s),
-                dsmil::control_request{command, args.dump()})
-      .receive(
-          [&](dsmil::control_reply& r) {
-            reply = std::move(r);
-            got = true;
-          },
-          [&](caf::error& e) { failure = dsmil::from_caf(e); });
+  const bool streamed = command == "rollback" && !dry_run;
+  if (!streamed) {
+    self->request(*remote, std::chrono::seconds(timeout_s),
+                  dsmil::control_request{command, args.dump()})
+        .receive(
+            [&](dsmil::control_reply& r) {
+              reply = std::move(r);
+              got = true;
+            },
+            [&](caf::error& e) { failure = dsmil::from_caf(e); });
+  } else {
+    // The saga streams progress to the actor that asked; a helper actor
+    // prints it while the answer is outstanding and hands the answer over.
+    const bool tty = ::isatty(2) != 0;
+    args["progress"] = as_json || tty;
+    caf::actor waiter = self;
+    auto request = dsmil::control_request{command, args.dump()};
+    auto t = std::chrono::seconds(timeout_s);
+    auto remote_node = *remote;
+    sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
+      a->request(remote_node, t, request)
+          .then(
+              [=](dsmil::control_reply& r) {
+                a->send(waiter, std::move(r));
+                a->quit();
+              },
+              [=](caf::error& e) {
+                a->send(waiter, e);
+                a->quit();
+              });
+      return {[=](dsmil::rollback_progress& p) {
+        auto j = json::parse(p.body, nullptr, false);
+        if (j.is_discarded()) return;
+        if (as_json) {
+          std::cout << json{{"progress", j}}.dump() << std::endl;
+        } else if (tty) {
+          std::fprintf(stderr, "\r\033[K%s %s %s/%s devices", j.value("phase", "").c_str(),
+                       j.value("component", "").c_str(), j["devices_done"].dump().c_str(),
+                       j["devices_total"].dump().c_str());
+          std::fflush(stderr);
+        }
+      }};
+    });
+    self->receive(
+        [&](dsmil::control_reply& r) {
+          reply = std::move(r);
+          got = true;
+        },
+        [&](caf::error& e) { failure = dsmil::from_caf(e); });
+    if (tty && !as_json) std::fprintf(stderr, "\r\033[K");
+  }
   if (!got) {
     if (failure.code == dsmil::errc::timeout)
       return die("dsmild at " + node + " did not answer within " + std::to_string(timeout_s) +
@@ -355,7 +430,9 @@ int main(int argc, char** argv) {
   auto body = json::parse(reply.body, nullptr, false);
   if (body.is_discarded()) body = json::object();
   auto code = static_cast<dsmil::errc>(reply.code);
-  if (as_json) {
+  if (as_json && streamed) {
+    std::cout << body.dump() << "\n"; // JSON lines: progress lines, then the result
+  } else if (as_json) {
     std::cout << body.dump(2) << "\n";
   } else {
     dsmil::render(command, body, std::cout);

@@ -133,12 +133,31 @@ void render_rollback(const json& b, std::ostream& out) {
   if (b.contains("warnings"))
     for (auto& w : b["warnings"])
       out << "  warning: " << str(w) << "\n";
+  if (b.contains("plan") && b["plan"].contains("dependents") && !b["plan"]["dependents"].empty())
+    out << "  groups that depend on the selection, rolled back with it: "
+        << b["plan"]["dependents"].dump() << "\n";
+  if (b.contains("estimate") && dry) {
+    auto& e = b["estimate"];
+    out << "  estimated duration: "
+        << (e["duration_ms"].is_null() ? std::string("unknown")
+                                       : fmt("%.1f ms", e["duration_ms"].get<double>()))
+        << " (" << str(e.value("basis", json(""))) << ")\n";
+  }
+  if (b.contains("pre_rollback"))
+    out << "  pre-rollback checkpoint: " << str(b["pre_rollback"]) << " (undo with 'dsmilctl "
+        << "rollback undo')\n";
   if (b.contains("rolled_back"))
     out << "  rolled back: " << b["rolled_back"]["components"].dump() << ", "
         << b["rolled_back"]["devices"].size() << " devices\n";
   if (b.contains("failed"))
     for (auto& f : b["failed"])
       out << "  FAILED " << str(f["id"]) << ": " << str(f["error"]) << "\n";
+  if (b.contains("compensated")) {
+    auto& c = b["compensated"];
+    out << "  compensated " << c["steps"].dump() << ": "
+        << (c["ok"].get<bool>() ? "back at the pre-rollback state, verified" : "FAILED") << "\n";
+  }
+  if (b.contains("outcome")) out << "  outcome: " << str(b["outcome"]) << "\n";
   std::string phases;
   for (auto& p : b["phases_completed"])
     phases += (phases.empty() ? "" : ", ") + str(p);
@@ -172,6 +191,37 @@ void render(const std::string& command, const json& b, std::ostream& out) {
   }
   if (command == "rollback") {
     if (b.contains("checkpoint")) render_rollback(b, out);
+    return;
+  }
+  if (command == "rollback.history" || command == "rollback.show") {
+    if (b.contains("error")) return;
+    auto line = [&](const json& r) {
+      out << str(r["id"]) << "  " << str(r.value("type", json("?"))) << " to "
+          << str(r.value("target", json("?"))).substr(0, 13) << "  " << str(r["outcome"]);
+      if (r.contains("failed_phase")) out << " (failed in " << str(r["failed_phase"]) << ")";
+      if (r.contains("duration_ms")) out << "  " << fmt("%.1f ms", r["duration_ms"].get<double>());
+      if (r.value("recovered", false)) out << "  recovered at start-up";
+      out << "\n";
+    };
+    if (command == "rollback.history") {
+      if (b["rollbacks"].empty()) out << "no rollbacks yet\n";
+      for (auto& r : b["rollbacks"])
+        line(r);
+      return;
+    }
+    line(b);
+    for (auto key : {"initiated_by", "reason", "pre_rollback", "error"})
+      if (b.contains(key) && !b[key].get<std::string>().empty())
+        out << "  " << key << ": " << str(b[key]) << "\n";
+    out << "  phases completed: " << b["phases_completed"].dump() << "\n";
+    out << "  steps done: " << b["steps_done"].dump() << "\n";
+    for (auto& r : b["journal"]) {
+      out << "  journal " << str(r["t"]);
+      for (auto key : {"phase", "step", "outcome", "reason"})
+        if (r.contains(key))
+          out << " " << key << "=" << (r[key].is_string() ? str(r[key]) : r[key].dump());
+      out << "\n";
+    }
     return;
   }
   if (b.contains("error")) return;

@@ -88,11 +88,11 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   auto parsed = tu::parse(text, source);
   if (!parsed) return parsed.err();
   const toml::table& root = *parsed;
-  if (auto err = tu::check_keys(root,
-                                {"node", "devices", "breaker", "retry", "supervision", "thermal",
-                                 "configuration", "store", "checkpoints", "retention", "keys",
-                                 "rollback"},
-                                source, "the node config"))
+  if (auto err =
+          tu::check_keys(root,
+                         {"node", "devices", "breaker", "retry", "supervision", "thermal",
+                          "configuration", "store", "checkpoints", "retention", "keys", "rollback"},
+                         source, "the node config"))
     return err;
   node_config c;
   c.source = source;
@@ -178,22 +178,22 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
                            return tu::get_double(t, "critical_c", c.thermal_critical_c, source);
                          }))
     return err;
-  if (auto err = section(root, "rollback", {"step_timeout_ms", "timeout_ms", "on_interrupted"},
-                         source, [&](const toml::table& t) -> status {
-                           if (auto e = get_uint(t, "step_timeout_ms", c.rollback_step_timeout_ms,
-                                                 1, 3600000, source))
-                             return e;
-                           if (auto e = get_uint(t, "timeout_ms", c.rollback_timeout_ms, 1,
-                                                 3600000, source))
-                             return e;
-                           return tu::get_string(t, "on_interrupted", c.rollback_on_interrupted,
-                                                 source);
-                         }))
+  if (auto err = section(
+          root, "rollback", {"step_timeout_ms", "timeout_ms", "on_interrupted"}, source,
+          [&](const toml::table& t) -> status {
+            if (auto e =
+                    get_uint(t, "step_timeout_ms", c.rollback_step_timeout_ms, 1, 3600000, source))
+              return e;
+            if (auto e = get_uint(t, "timeout_ms", c.rollback_timeout_ms, 1, 3600000, source))
+              return e;
+            return tu::get_string(t, "on_interrupted", c.rollback_on_interrupted, source);
+          }))
     return err;
   if (c.rollback_on_interrupted != "compensate" && c.rollback_on_interrupted != "resume")
-    return make_error(errc::config_error,
-                      source + ": [rollback] on_interrupted must be \"compensate\" or \"resume\", got '" +
-                          c.rollback_on_interrupted + "'");
+    return make_error(
+        errc::config_error,
+        source + ": [rollback] on_interrupted must be \"compensate\" or \"resume\", got '" +
+            c.rollback_on_interrupted + "'");
   if (auto err = section(
           root, "configuration",
           {"config_version", "agent_concurrency_limit", "thermal_threshold_c", "config_data"},

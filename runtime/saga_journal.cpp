@@ -74,8 +74,7 @@ result<std::unique_ptr<saga_journal>> saga_journal::create(env& e, const std::st
                                                            const std::string& saga_id) {
   if (auto err = e.create_dirs(dir)) return err;
   auto path = journal_path(dir, saga_id);
-  if (e.exists(path))
-    return make_error(errc::busy, "saga journal " + path + " already exists");
+  if (e.exists(path)) return make_error(errc::busy, "saga journal " + path + " already exists");
   std::unique_ptr<saga_journal> j(new saga_journal(e, path));
   auto f = e.new_appendable_file(path, 0600);
   if (!f) return f.err();
@@ -106,8 +105,8 @@ result<std::unique_ptr<saga_journal>> saga_journal::reopen(env& e, const std::st
 
 status saga_journal::append(json record) {
   if (broken_)
-    return make_error(errc::io_error, "saga journal " + path_ +
-                                          " failed earlier; nothing more is written to it");
+    return make_error(errc::io_error,
+                      "saga journal " + path_ + " failed earlier; nothing more is written to it");
   if (!record.contains("at")) record["at"] = env_.now_unix_ns();
   auto bytes = frame(record);
   status err = file_->append(bytes);

@@ -2,6 +2,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <sstream>
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -44,6 +46,12 @@ struct running_node {
     args.insert(args.begin(), "--json");
     auto r = ctl(args);
     REQUIRE_MESSAGE(r.rc == 0, r.err);
+    // A rollback prints JSON lines (progress, then the result): the result is the last.
+    auto lines = r.out.find("\n{");
+    if (lines != std::string::npos) {
+      auto end = r.out.find_last_not_of('\n');
+      return json::parse(r.out.substr(r.out.rfind('\n', end) + 1));
+    }
     return json::parse(r.out);
   }
 };
@@ -97,6 +105,33 @@ TEST_CASE("the README scenario: checkpoint, change, roll back, read back the che
 
   auto rj = n.ctl_json({"rollback", id});
   CHECK(rj["success"] == true);
+  // Progress came first, one JSON line per report.
+  auto raw = n.ctl({"--json", "rollback", id, "--reason", "cli test"});
+  REQUIRE(raw.rc == 0);
+  std::istringstream lines(raw.out);
+  std::string line;
+  std::vector<json> progress;
+  while (std::getline(lines, line))
+    if (line.rfind("{\"progress\"", 0) == 0) progress.push_back(json::parse(line)["progress"]);
+  REQUIRE(progress.size() >= 5);
+  CHECK(progress.front()["phase"] == "preparation");
+  CHECK(progress.back()["phase"] == "done");
+  CHECK(progress.back()["devices_done"] == progress.back()["devices_total"]);
+  auto history = n.ctl({"rollback", "history"});
+  CHECK(history.rc == 0);
+  CHECK(history.out.find("completed") != std::string::npos);
+  auto hj = n.ctl_json({"rollback", "history"});
+  REQUIRE(hj["rollbacks"].size() >= 3);
+  CHECK(hj["rollbacks"][0]["reason"] == "cli test");
+  auto shown = n.ctl({"rollback", "show", hj["rollbacks"][0]["id"].get<std::string>()});
+  CHECK(shown.rc == 0);
+  CHECK(shown.out.find("journal end outcome=completed") != std::string::npos);
+  auto undo = n.ctl({"rollback", "undo", "--ack-critical"});
+  CHECK_MESSAGE(undo.rc == 0, undo.err);
+  CHECK(undo.out.find("rollback to ") == 0);
+  auto none = n.ctl({"rollback"});
+  CHECK(none.rc == 2);
+  check_one_line(none, "rollback needs a checkpoint ID");
   CHECK(rj["duration_ms"].get<double>() < 1000.0);
 
   auto verify = n.ctl({"checkpoint", "verify", id.substr(0, 13)});
@@ -109,7 +144,10 @@ TEST_CASE("the README scenario: checkpoint, change, roll back, read back the che
   CHECK(list["devices"][9]["quarantined"] == true);
 
   CHECK(n.ctl({"checkpoint", "delete", id}).rc == 0);
-  CHECK(n.ctl_json({"checkpoint", "list"})["checkpoints"].empty());
+  for (auto& c : n.ctl_json({"checkpoint", "list"})["checkpoints"]) {
+    CHECK(c["id"] != id);
+    CHECK(c["type"] == "pre-rollback"); // one per rollback, kept for undo
+  }
   CHECK(n.proc->stop(SIGTERM) == 0);
 }
 

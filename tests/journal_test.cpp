@@ -33,9 +33,15 @@ TEST_CASE("a torn or damaged last record is cut off; reopening appends after the
     REQUIRE_FALSE((*j)->append({{"t", "step_start"}, {"step", 0}}));
   }
   auto bytes = test::slurp(path);
-  SUBCASE("torn: the last record's bytes end early") { bytes.resize(bytes.size() - 3); }
-  SUBCASE("damaged: a flipped bit in the last record") { bytes[bytes.size() - 2] ^= 0x10; }
-  SUBCASE("garbage after the last record") { bytes += std::string(7, '\xff'); }
+  SUBCASE("torn: the last record's bytes end early") {
+    bytes.resize(bytes.size() - 3);
+  }
+  SUBCASE("damaged: a flipped bit in the last record") {
+    bytes[bytes.size() - 2] ^= 0x10;
+  }
+  SUBCASE("garbage after the last record") {
+    bytes += std::string(7, '\xff');
+  }
   test::spit(path, bytes);
   bool torn = false;
   auto records = read_journal(env::posix(), path, &torn);

@@ -287,8 +287,8 @@ TEST_CASE("a saga whose third component fails puts the first two back, verified,
   std::vector<std::string> kinds;
   for (auto& rec : shown["journal"])
     kinds.push_back(rec["t"]);
-  CHECK(kinds == std::vector<std::string>{"begin", "phase", "step_start", "step_done",
-                                          "step_start", "step_done", "step_start", "step_failed",
+  CHECK(kinds == std::vector<std::string>{"begin", "phase", "step_start", "step_done", "step_start",
+                                          "step_done", "step_start", "step_failed",
                                           "compensate_start", "compensate_done", "end"});
   // The pre-rollback checkpoint is the state the saga was compensated to.
   auto pre = f.ok("checkpoint.show", {{"id", h[0]["pre_rollback"]}});
@@ -334,8 +334,10 @@ TEST_CASE("one rollback at a time: a second is refused naming the first; emergen
   std::string running;
   for (int i = 0; i < 200 && running.empty(); ++i) {
     auto st = f.ok("status");
-    if (!st["rollback"].is_null()) running = st["rollback"]["id"];
-    else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!st["rollback"].is_null())
+      running = st["rollback"]["id"];
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   REQUIRE_FALSE(running.empty());
   auto second = f.ctl("rollback", args);
