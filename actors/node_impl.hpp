@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,6 +56,9 @@ struct node_context {
   std::shared_ptr<saga_status> running;
   bool emergency_waiting = false; ///< an emergency saga waits for `running` to stop
   uuid_v7_generator saga_ids;
+  /// Summaries of ended sagas (their journals no longer change), by id.
+  std::mutex history_mu;
+  std::map<std::string, json> saga_history;
 };
 
 /// Device calls from the (blocking) control actor. Requests to many devices

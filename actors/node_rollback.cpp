@@ -133,34 +133,49 @@ json summarize(const std::string& id, const std::vector<json>& records) {
   return s;
 }
 
-result<std::vector<json>> history(node_context& ctx) {
+// Calls `fn` with every saga's summary, oldest first. Ended sagas are read
+// from their journal once and kept; a node with a long history does not
+// re-read it for every rollback.
+template <class F> status for_each_saga(node_context& ctx, F fn) {
   auto dir = journal_dir(ctx);
   auto ids = list_journals(env::posix(), dir);
   if (!ids) return ids.err();
-  std::vector<json> out;
+  std::lock_guard<std::mutex> lock(ctx.history_mu);
   for (auto& id : *ids) {
+    auto it = ctx.saga_history.find(id);
+    if (it != ctx.saga_history.end()) {
+      fn(it->second);
+      continue;
+    }
     auto records = read_journal(env::posix(), journal_path(dir, id));
     if (!records) return records.err();
-    out.push_back(summarize(id, *records));
+    auto s = summarize(id, *records);
+    if (s["outcome"] != "interrupted") ctx.saga_history.emplace(id, s);
+    fn(s);
   }
+  return {};
+}
+
+result<std::vector<json>> history(node_context& ctx) {
+  std::vector<json> out;
+  if (auto err = for_each_saga(ctx, [&](const json& s) { out.push_back(s); })) return err;
   return out;
 }
 
 // Median duration of completed sagas like this one: same type, and a device
 // count within a factor of two when there are such.
 json estimate(node_context& ctx, const std::string& type, size_t devices) {
-  auto h = history(ctx);
-  if (!h) return {{"error", h.err().message}};
   std::vector<double> same_type, similar;
-  for (auto& s : *h) {
+  auto err = for_each_saga(ctx, [&](const json& s) {
     if (s["outcome"] != "completed" || s.value("type", "") != type || !s.contains("duration_ms"))
-      continue;
+      return;
     double ms = s["duration_ms"].get<double>();
     same_type.push_back(ms);
     auto n = s.value("devices_planned", 0);
     if (n * 2 >= static_cast<int>(devices) && static_cast<size_t>(n) <= devices * 2 + 1)
       similar.push_back(ms);
-  }
+  });
+  if (err) return {{"error", err.message}};
   auto& use = similar.empty() ? same_type : similar;
   if (use.empty())
     return {{"duration_ms", nullptr},
@@ -410,22 +425,22 @@ private:
       auto j = saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
       if (j) {
         journal_ = std::move(*j);
-        journal_->append({{"t", "begin"},
-                          {"saga", status_.id},
-                          {"type", v_.type},
-                          {"target", v_.target_id},
-                          {"initiated_by", initiated_by_},
-                          {"reason", reason_},
-                          {"started_at", env::posix().now_unix_ns()},
-                          {"steps", json::array()}});
+        defer({{"t", "begin"},
+               {"saga", status_.id},
+               {"type", v_.type},
+               {"target", v_.target_id},
+               {"initiated_by", initiated_by_},
+               {"reason", reason_},
+               {"started_at", env::posix().now_unix_ns()},
+               {"steps", json::array()}});
       }
     }
     if (journal_)
-      journal_->append({{"t", "end"},
-                        {"outcome", "refused"},
-                        {"failed_phase", phase},
-                        {"error", e.message},
-                        {"duration_ms", result_["duration_ms"]}});
+      commit({{"t", "end"},
+              {"outcome", "refused"},
+              {"failed_phase", phase},
+              {"error", e.message},
+              {"duration_ms", result_["duration_ms"]}});
     return error_reply(e, result_);
   }
   void report(const std::string& phase, const std::string& component, size_t done) {
@@ -437,8 +452,20 @@ private:
                {"devices_total", devices_total_}});
   }
   void enter(int phase) {
+    const auto now = env::posix().steady_ns();
+    result_["phase_ms"][saga_phases[status_.phase.load()]] =
+        static_cast<double>(now - phase_start_) / 1e6;
+    phase_start_ = now;
     status_.phase = phase;
     report(saga_phases[phase], "", devices_done_);
+  }
+  // Records that need to be durable only before the next commit (group commit).
+  void defer(json record) { pending_.push_back(std::move(record)); }
+  status commit(json record) {
+    pending_.push_back(std::move(record));
+    auto batch = std::move(pending_);
+    pending_.clear();
+    return journal_->append_all(std::move(batch));
   }
   // Compensates the steps that started and ends the saga; returns the reply.
   control_reply compensate(const char* phase, const error& cause, const std::string& outcome);
@@ -448,10 +475,12 @@ private:
   saga_status& status_;
   const progress_fn& progress_;
   int64_t start_ = env::posix().steady_ns();
+  int64_t phase_start_ = start_;
   json result_;
   validated v_;
   std::unique_ptr<saga_journal> journal_;
   std::vector<size_t> started_; ///< steps whose step_start is journalled
+  std::vector<json> pending_;   ///< deferred records, written with the next commit
   size_t devices_total_ = 0, devices_done_ = 0;
   std::string initiated_by_, reason_;
 };
@@ -465,24 +494,23 @@ control_reply saga::compensate(const char* phase, const error& cause, const std:
   for (auto i : order)
     names.push_back(v_.steps[i].name);
   json failed;
-  if (auto err = journal_->append(
-          {{"t", "compensate_start"}, {"steps", order}, {"reason", cause.message}})) {
+  if (auto err = commit({{"t", "compensate_start"}, {"steps", order}, {"reason", cause.message}})) {
     failed = json::array({{{"id", "journal"}, {"error", err.message}}});
   } else {
     report("compensation", "", devices_done_);
     failed = apply_states(ctx_, calls_, v_.steps, order, by_id(v_.current), v_.current_config);
   }
   const bool ok = failed.empty();
-  journal_->append({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
+  defer({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
   result_["compensated"] = {{"steps", names}, {"ok", ok}, {"failed", failed}};
   result_["duration_ms"] = ms_since(start_);
   std::string out = ok ? outcome : "compensation_failed";
-  journal_->append({{"t", "end"},
-                    {"outcome", out},
-                    {"failed_phase", phase},
-                    {"error", cause.message},
-                    {"failed", result_.value("failed", json::array())},
-                    {"duration_ms", ms_since(start_)}});
+  commit({{"t", "end"},
+          {"outcome", out},
+          {"failed_phase", phase},
+          {"error", cause.message},
+          {"failed", result_.value("failed", json::array())},
+          {"duration_ms", ms_since(start_)}});
   result_["outcome"] = out;
   std::string msg =
       cause.message +
@@ -542,22 +570,20 @@ control_reply saga::run(const json& args) {
   json steps = json::array();
   for (auto& st : v_.steps)
     steps.push_back(step_json(st));
-  if (auto err = journal_->append({{"t", "begin"},
-                                   {"saga", status_.id},
-                                   {"type", v_.type},
-                                   {"target", v_.target_id},
-                                   {"pre_rollback", result_["pre_rollback"]},
-                                   {"initiated_by", initiated_by_},
-                                   {"reason", reason_},
-                                   {"started_at", env::posix().now_unix_ns()},
-                                   {"steps", steps}}))
-    return fail("preparation", err);
+  defer({{"t", "begin"},
+         {"saga", status_.id},
+         {"type", v_.type},
+         {"target", v_.target_id},
+         {"pre_rollback", result_["pre_rollback"]},
+         {"initiated_by", initiated_by_},
+         {"reason", reason_},
+         {"started_at", env::posix().now_unix_ns()},
+         {"steps", steps}});
   result_["phases_completed"].push_back("preparation");
 
   // -- execution
   enter(2);
-  if (auto err = journal_->append({{"t", "phase"}, {"phase", "execution"}}))
-    return compensate("execution", err, "compensated");
+  defer({{"t", "phase"}, {"phase", "execution"}});
   auto target = by_id(v_.target.devices);
   const auto step_limit = int64_t{ctx_.cfg.rollback_step_timeout_ms} * 1000000;
   const auto saga_limit = int64_t{ctx_.cfg.rollback_timeout_ms} * 1000000;
@@ -568,8 +594,11 @@ control_reply saga::run(const json& args) {
       return compensate("execution", make_error(errc::busy, "pre-empted by an emergency rollback"),
                         "preempted");
     auto& st = v_.steps[i];
-    if (auto err = journal_->append({{"t", "step_start"}, {"step", i}}))
+    // Durable before the step touches anything, with the records before it.
+    if (auto err = commit({{"t", "step_start"}, {"step", i}})) {
+      if (i == 0) return fail("preparation", err); // the saga never began
       return compensate("execution", err, "compensated");
+    }
     started_.push_back(i);
     report("execution", st.name, devices_done_);
     const auto step_start = env::posix().steady_ns();
@@ -590,7 +619,7 @@ control_reply saga::run(const json& args) {
         for (auto& [dev, e] : errors)
           failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
         result_["failed"] = failed;
-        journal_->append({{"t", "step_failed"}, {"step", i}, {"failed", failed}});
+        defer({{"t", "step_failed"}, {"step", i}, {"failed", failed}});
         auto& [dev, e] = errors.front();
         return compensate(
             "execution",
@@ -599,8 +628,7 @@ control_reply saga::run(const json& args) {
             "compensated");
       }
     }
-    if (auto err = journal_->append({{"t", "step_done"}, {"step", i}}))
-      return compensate("execution", err, "compensated");
+    defer({{"t", "step_done"}, {"step", i}});
     const auto now = env::posix().steady_ns();
     if (now - step_start > step_limit)
       return compensate(
@@ -621,8 +649,7 @@ control_reply saga::run(const json& args) {
 
   // -- verification: read back and compare bit for bit
   enter(3);
-  if (auto err = journal_->append({{"t", "phase"}, {"phase", "verification"}}))
-    return compensate("verification", err, "compensated");
+  defer({{"t", "phase"}, {"phase", "verification"}});
   json failed = json::array();
   std::vector<std::pair<device_id, error>> read_errors;
   for (auto& s : calls_.read_many(restored, read_errors))
@@ -650,13 +677,13 @@ control_reply saga::run(const json& args) {
 
   // -- cleanup
   enter(4);
-  if (auto err = journal_->append({{"t", "phase"}, {"phase", "cleanup"}}))
-    return fail("cleanup", err);
+  defer({{"t", "phase"}, {"phase", "cleanup"}});
   result_["phases_completed"].push_back("cleanup");
+  result_["phase_ms"]["cleanup"] = ms_since(phase_start_);
   result_["duration_ms"] = ms_since(start_);
-  if (auto err = journal_->append(
-          {{"t", "end"}, {"outcome", "completed"}, {"duration_ms", result_["duration_ms"]}}))
-    return fail("cleanup", err);
+  if (auto err =
+          commit({{"t", "end"}, {"outcome", "completed"}, {"duration_ms", result_["duration_ms"]}}))
+    return compensate("cleanup", err, "compensated");
   result_["success"] = true;
   result_["outcome"] = "completed";
   report("done", "", devices_done_);

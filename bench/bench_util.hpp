@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dsmil/result.hpp"
 
@@ -10,6 +11,8 @@ namespace dsmil::bench {
 
 /// Seconds on the monotonic clock.
 double now_s();
+/// The `p` quantile (0-1) of `v`, nearest rank; 0 for an empty `v`.
+double percentile(std::vector<double> v, double p);
 /// Writes back every dirty page (sync(2)): each timed step, ours and the
 /// peers' alike, starts without the previous step's writeback in its way.
 void settle();

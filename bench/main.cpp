@@ -7,6 +7,7 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/checkpoint_bench.hpp"
+#include "bench/rollback_bench.hpp"
 #include "bench/tpm_bench.hpp"
 #include "dsmil/version.hpp"
 
@@ -60,6 +61,14 @@ int main(int argc, char** argv) {
                  "the TPM to use, e.g. device:/dev/tpmrm0 (default: a swtpm started for the run)");
   tp->add_option("--runs", to.runs, "checkpoints and signatures to time (default 200)");
   tp->add_flag("--json", as_json, "print one JSON document on stdout");
+  auto* rb = app.add_subcommand("rollback", "latency of full and incremental rollback sagas on "
+                                            "the simulator (p50 and p99)");
+  rollback_bench_options ro;
+  rb->add_option("--runs", ro.runs, "rollbacks of each kind to time (default 1000)");
+  rb->add_option("--dir", ro.dir,
+                 "work directory (default: a fresh one under /var/tmp, removed "
+                 "after)");
+  rb->add_flag("--json", as_json, "print one JSON document on stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -75,6 +84,10 @@ int main(int argc, char** argv) {
   if (tp->parsed()) {
     if (to.runs == 0) return std::fprintf(stderr, "dsmil-bench: --runs must be at least 1\n"), 2;
     return report(run_tpm_bench(to), as_json, print_tpm_report);
+  }
+  if (rb->parsed()) {
+    if (ro.runs == 0) return std::fprintf(stderr, "dsmil-bench: --runs must be at least 1\n"), 2;
+    return report(run_rollback_bench(ro), as_json, print_rollback_report);
   }
   auto bytes = parse_size(size);
   if (!bytes)

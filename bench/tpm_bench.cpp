@@ -18,13 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t k = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(k, v.size() - 1)];
-}
-
 // A swtpm for the run, stopped with the object.
 class own_swtpm {
 public:

@@ -104,11 +104,21 @@ result<std::unique_ptr<saga_journal>> saga_journal::reopen(env& e, const std::st
 }
 
 status saga_journal::append(json record) {
+  std::vector<json> one;
+  one.push_back(std::move(record));
+  return append_all(std::move(one));
+}
+
+status saga_journal::append_all(std::vector<json> records) {
   if (broken_)
     return make_error(errc::io_error,
                       "saga journal " + path_ + " failed earlier; nothing more is written to it");
-  if (!record.contains("at")) record["at"] = env_.now_unix_ns();
-  auto bytes = frame(record);
+  std::string bytes;
+  const auto now = env_.now_unix_ns();
+  for (auto& r : records) {
+    if (!r.contains("at")) r["at"] = now;
+    bytes += frame(r);
+  }
   status err = file_->append(bytes);
   if (!err) err = file_->sync();
   if (err) {
@@ -116,7 +126,8 @@ status saga_journal::append(json record) {
     broken_ = true;
     return err;
   }
-  records_.push_back(std::move(record));
+  for (auto& r : records)
+    records_.push_back(std::move(r));
   return {};
 }
 

@@ -33,6 +33,10 @@ public:
   /// Appends one record ({"t": type, ...}) and fsyncs it. The record gets
   /// "at" (Unix ns) when it has none.
   status append(nlohmann::json record);
+  /// Appends several records with one write and one fsync (group commit):
+  /// for records that only need to be durable before the same next step.
+  /// A crash leaves a prefix of them.
+  status append_all(std::vector<nlohmann::json> records);
 
   const std::string& path() const { return path_; }
   const std::vector<nlohmann::json>& records() const { return records_; }

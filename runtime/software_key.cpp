@@ -2,6 +2,8 @@
 #include "runtime/key_provider.hpp"
 
 #include <array>
+#include <map>
+#include <mutex>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -56,9 +58,26 @@ result<std::string> public_der(EVP_PKEY* key) {
   return out;
 }
 
+// Parsed public keys by their PEM text. OpenSSL 3 decodes a PEM key through
+// its provider decoders in about a millisecond here, and every manifest
+// verification needs its key twice (key id, signature): the same few keys
+// verify every checkpoint, so they are decoded once.
 pkey_ptr read_public(const std::string& pem) {
+  static std::mutex mu;
+  static std::map<std::string, pkey_ptr> cache;
+  {
+    std::lock_guard<std::mutex> guard(mu);
+    auto it = cache.find(pem);
+    if (it != cache.end() && EVP_PKEY_up_ref(it->second.get()) == 1)
+      return pkey_ptr(it->second.get());
+  }
   bio_ptr b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  return pkey_ptr(PEM_read_bio_PUBKEY(b.get(), nullptr, nullptr, nullptr));
+  pkey_ptr key(PEM_read_bio_PUBKEY(b.get(), nullptr, nullptr, nullptr));
+  if (!key || EVP_PKEY_up_ref(key.get()) != 1) return key;
+  std::lock_guard<std::mutex> guard(mu);
+  if (cache.size() >= 64) cache.clear(); // a handful of keys in practice
+  cache[pem] = pkey_ptr(key.get());
+  return key;
 }
 
 // scrypt parameters for the passphrase key (N = 2^15: ~30 ms, 32 MiB).

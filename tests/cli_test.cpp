@@ -144,7 +144,8 @@ TEST_CASE("the README scenario: checkpoint, change, roll back, read back the che
   CHECK(list["devices"][9]["quarantined"] == true);
 
   CHECK(n.ctl({"checkpoint", "delete", id}).rc == 0);
-  for (auto& c : n.ctl_json({"checkpoint", "list"})["checkpoints"]) {
+  auto remaining = n.ctl_json({"checkpoint", "list"});
+  for (auto& c : remaining["checkpoints"]) {
     CHECK(c["id"] != id);
     CHECK(c["type"] == "pre-rollback"); // one per rollback, kept for undo
   }

@@ -1,0 +1,146 @@
+#include "bench/rollback_bench.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "actors/caf_glue.hpp"
+#include "actors/messages.hpp"
+#include "actors/node.hpp"
+#include "bench/bench_util.hpp"
+#include "runtime/node_config.hpp"
+#include "runtime/sim_driver.hpp"
+
+namespace dsmil::bench {
+
+using nlohmann::json;
+
+namespace {
+
+// Changes every restorable field of the given devices behind the node's back,
+// so that a rollback has everything to restore.
+void scramble(sim_driver& sim, const device_map& map, uint64_t& seed, int only = -1) {
+  for (auto& d : map.devices()) {
+    if (d.quarantined || (only >= 0 && d.id != only)) continue;
+    device_patch p;
+    p.id = d.id;
+    for (uint32_t i = 0; i < d.register_count; ++i) {
+      p.register_index.push_back(i);
+      p.register_value.push_back(static_cast<uint32_t>(splitmix64(seed)));
+    }
+    p.set_blob = true;
+    p.config_blob.resize(d.config_blob_size);
+    for (auto& b : p.config_blob)
+      b = static_cast<uint8_t>(splitmix64(seed));
+    sim.write(p);
+  }
+}
+
+} // namespace
+
+result<json> run_rollback_bench(const rollback_bench_options& o) {
+  std::string dir = o.dir;
+  bool remove = false;
+  if (dir.empty()) {
+    char tmpl[] = "/var/tmp/dsmil-rollback-bench.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr)
+      return make_error(errc::io_error, "cannot create a work directory under /var/tmp");
+    dir = tmpl;
+    remove = true;
+  }
+  struct remove_dir {
+    std::string path;
+    ~remove_dir() {
+      if (!path.empty()) std::system(("rm -rf '" + path + "'").c_str());
+    }
+  } cleanup{remove ? dir : std::string()};
+
+  spdlog::set_level(spdlog::level::warn);
+  auto cfg = node_config::embedded();
+  if (!cfg) return cfg.err();
+  cfg->data_dir = dir;
+  caf::actor_system_config caf_cfg;
+  configure_actor_system(caf_cfg, false);
+  caf::actor_system sys{caf_cfg};
+  auto node = start_node(sys, *cfg);
+  if (!node) return node.err();
+  auto call = [&](const std::string& command, const json& args) -> result<json> {
+    caf::scoped_actor self{sys};
+    result<json> out = make_error(errc::internal, "no reply");
+    self->request(*node->control, std::chrono::seconds(120), control_request{command, args.dump()})
+        .receive(
+            [&](control_reply& r) {
+              if (r.code != 0)
+                out = make_error(static_cast<errc>(r.code), command + ": " + r.message);
+              else
+                out = json::parse(r.body);
+            },
+            [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
+    return out;
+  };
+  struct stop_node {
+    node_handles& n;
+    ~stop_node() { caf::anon_send_exit(*n.control, caf::exit_reason::user_shutdown); }
+  } stopper{*node};
+
+  auto cp = call("checkpoint.create", {{"name", "bench"}});
+  if (!cp) return cp.err();
+  const std::string id = (*cp)["id"];
+  const device_map& map = cfg->devices;
+  device_id one = 0;
+  for (auto& d : map.devices())
+    if (!d.quarantined && !d.critical && d.group == 3) one = one ? one : d.id;
+
+  uint64_t seed = 5450;
+  std::vector<double> full_ms, incr_ms;
+  size_t full_devices = 0, incr_devices = 0, journal_records = 0;
+  for (unsigned i = 0; i < o.runs; ++i) {
+    scramble(*node->sim, map, seed);
+    auto t0 = now_s();
+    auto r = call("rollback", {{"id", id}, {"type", "full"}, {"ack_critical", true}});
+    full_ms.push_back((now_s() - t0) * 1e3);
+    if (!r) return r.err();
+    full_devices = (*r)["rolled_back"]["devices"].size();
+    if (i == 0) {
+      auto shown = call("rollback.show", {{"id", (*r)["saga"]}});
+      if (!shown) return shown.err();
+      journal_records = (*shown)["journal"].size();
+    }
+
+    scramble(*node->sim, map, seed, one);
+    t0 = now_s();
+    r = call("rollback", {{"id", id}, {"type", "incremental"}, {"ack_critical", true}});
+    incr_ms.push_back((now_s() - t0) * 1e3);
+    if (!r) return r.err();
+    incr_devices = (*r)["rolled_back"]["devices"].size();
+  }
+  return json{{"runs", o.runs},
+              {"full_p50_ms", percentile(full_ms, 0.5)},
+              {"full_p99_ms", percentile(full_ms, 0.99)},
+              {"incremental_p50_ms", percentile(incr_ms, 0.5)},
+              {"incremental_p99_ms", percentile(incr_ms, 0.99)},
+              {"full_devices", full_devices},
+              {"incremental_devices", incr_devices},
+              {"full_journal_fsyncs", journal_records}};
+}
+
+void print_rollback_report(const json& r) {
+  std::printf("rollback sagas on the simulator, %u runs each (request to answer, with the "
+              "pre-rollback checkpoint, %zu fsynced journal records and read-back verification)\n",
+              r["runs"].get<unsigned>(), r["full_journal_fsyncs"].get<size_t>());
+  auto line = [&](const char* what, const char* key, size_t devices, double target) {
+    double p50 = r[std::string(key) + "_p50_ms"].get<double>();
+    double p99 = r[std::string(key) + "_p99_ms"].get<double>();
+    std::printf("%-12s %2zu devices: p50 %6.2f ms, p99 %6.2f ms (target p99 < %.0f ms: %s)\n", what,
+                devices, p50, p99, target, p99 < target ? "met" : "NOT met");
+  };
+  line("full", "full", r["full_devices"].get<size_t>(), 100);
+  line("incremental", "incremental", r["incremental_devices"].get<size_t>(), 20);
+}
+
+} // namespace dsmil::bench
