@@ -9,6 +9,7 @@
 // a journal record fsynced before the work it announces, so a node killed at
 // any instant finds the saga at start-up and compensates (or resumes) it.
 #include <algorithm>
+#include <future>
 #include <map>
 #include <set>
 
@@ -254,8 +255,11 @@ struct validated {
   std::vector<saga_step> steps;
 };
 
+// Plans the rollback. `on_current` (may be empty) is called as soon as the
+// current state of every device has been read: a saga starts its
+// pre-rollback checkpoint then, while the target is loaded and checked.
 status validate(node_context& ctx, device_calls& calls, const json& args, json& result,
-                validated& v) {
+                validated& v, const std::function<void()>& on_current) {
   std::string type = args.value("type", std::string());
   const bool has_selection = args.contains("devices") || args.contains("groups");
   if (type.empty()) type = has_selection ? "selective" : "full";
@@ -299,13 +303,6 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
     if (!resolved) return resolved.err();
     v.target_id = *resolved;
     result["checkpoint"] = *resolved;
-    // The signature, roots and every chunk are checked on load; an emergency
-    // rollback keeps this (it trusts nothing unsigned) and skips the rest.
-    auto target = ctx.store->load(*resolved);
-    if (!target)
-      return make_error(target.err().code, "checkpoint " + *resolved +
-                                               " failed verification: " + target.err().message);
-    v.target = std::move(*target);
     v.current_config = ctx.configuration;
   }
   rollback_selection sel;
@@ -323,7 +320,6 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
                           "no such group " + std::to_string(n) + "; groups are 0-6");
       sel.groups.push_back(static_cast<uint8_t>(n));
     }
-
   std::vector<device_id> ids;
   for (auto& d : ctx.cfg.devices.devices())
     ids.push_back(d.id);
@@ -336,6 +332,16 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
     return make_error(e.code, "device " + format_device_id(dev) + " cannot be read (" + e.message +
                                   "); the pre-rollback checkpoint needs every device");
   }
+  if (on_current) on_current();
+  // The signature, roots and every chunk are checked on load; an emergency
+  // rollback keeps this (it trusts nothing unsigned) and skips the rest. No
+  // ctx.mu: while a saga runs nothing that changes the store is accepted,
+  // and the store's index has its own lock.
+  auto target = ctx.store->load(v.target_id);
+  if (!target)
+    return make_error(target.err().code, "checkpoint " + v.target_id +
+                                             " failed verification: " + target.err().message);
+  v.target = std::move(*target);
   auto plan = plan_rollback(ctx.cfg.devices, v.target, v.current, v.current_config, sel);
   if (!plan) return plan.err();
   v.plan = std::move(*plan);
@@ -530,43 +536,64 @@ control_reply saga::run(const json& args) {
              {"failed_phase", nullptr}};
   initiated_by_ = args.value("initiated_by", std::string("dsmilctl"));
   reason_ = args.value("reason", std::string());
-  // -- validation
-  if (auto err = validate(ctx_, calls_, args, result_, v_)) return fail("validation", err);
-  status_.type = v_.type;
-  status_.target = v_.target_id;
-  const bool emergency = v_.type == "emergency";
-  if (!v_.plan.critical_changes.empty() && !args.value("ack_critical", false) && !emergency) {
+  // -- validation, with the pre-rollback checkpoint and the journal started
+  // as soon as the current state is known
+  std::future<result<checkpoint_info>> pre;
+  std::future<result<std::unique_ptr<saga_journal>>> journal;
+  auto start_preparation = [&] {
+    pre = std::async(std::launch::async, [this] {
+      std::lock_guard<std::mutex> lock(ctx_.mu);
+      checkpoint_request req;
+      req.type = "pre-rollback";
+      req.name = "pre-rollback " + status_.id;
+      req.description = "state before rollback " + status_.id + " to " + v_.target_id;
+      return ctx_.store->create(req, v_.current, v_.current_config);
+    });
+    journal = std::async(std::launch::async, [this] {
+      return saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
+    });
+  };
+  auto err = validate(ctx_, calls_, args, result_, v_, start_preparation);
+  if (!err && !v_.plan.critical_changes.empty() && !args.value("ack_critical", false) &&
+      v_.type != "emergency") {
     std::string list;
     for (auto d : v_.plan.critical_changes)
       list += (list.empty() ? "" : ", ") + format_device_id(d) + " (" +
               ctx_.cfg.devices.find(d)->critical_role + ")";
-    return fail("validation", make_error(errc::critical_unacknowledged,
-                                         "rollback would change critical device " + list +
-                                             "; review with --dry-run, then repeat with "
-                                             "--ack-critical"));
+    err = make_error(errc::critical_unacknowledged,
+                     "rollback would change critical device " + list +
+                         "; review with --dry-run, then repeat with --ack-critical");
   }
+  status_.type = v_.type;
+  status_.target = v_.target_id;
+  if (journal.valid()) {
+    auto j = journal.get();
+    if (j) journal_ = std::move(*j);
+    if (!j && !err) err = j.err();
+  }
+  if (pre.valid()) {
+    auto p = pre.get();
+    if (p) {
+      result_["pre_rollback"] = p->id;
+      if (err) {
+        // Refused: the state it saved was never left.
+        std::lock_guard<std::mutex> lock(ctx_.mu);
+        ctx_.store->remove(p->id);
+        result_.erase("pre_rollback");
+      }
+    } else if (!err) {
+      err = make_error(p.err().code, "cannot take the pre-rollback checkpoint: " + p.err().message);
+      return fail("preparation", err);
+    }
+  }
+  if (err) return fail("validation", err);
   for (auto& st : v_.steps)
     devices_total_ += st.devices.size();
   result_["phases_completed"].push_back("validation");
 
-  // -- preparation: the pre-rollback checkpoint, then the journal's begin
+  // -- preparation: the pre-rollback checkpoint is in place; the journal's
+  // begin record goes out with the first step
   enter(1);
-  {
-    std::lock_guard<std::mutex> lock(ctx_.mu);
-    checkpoint_request req;
-    req.type = "pre-rollback";
-    req.name = "pre-rollback " + status_.id;
-    req.description = "state before rollback " + status_.id + " to " + v_.target_id;
-    auto pre = ctx_.store->create(req, v_.current, v_.current_config);
-    if (!pre)
-      return fail("preparation", make_error(pre.err().code, "cannot take the pre-rollback "
-                                                            "checkpoint: " +
-                                                                pre.err().message));
-    result_["pre_rollback"] = pre->id;
-  }
-  auto j = saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
-  if (!j) return fail("preparation", j.err());
-  journal_ = std::move(*j);
   json steps = json::array();
   for (auto& st : v_.steps)
     steps.push_back(step_json(st));
@@ -709,7 +736,7 @@ control_reply run_rollback(node_context& ctx, device_calls& calls, const json& a
                  {"phases_completed", json::array()},
                  {"failed_phase", nullptr}};
   validated v;
-  if (auto err = validate(ctx, calls, args, result, v)) {
+  if (auto err = validate(ctx, calls, args, result, v, nullptr)) {
     result["failed_phase"] = "validation";
     result["duration_ms"] = ms_since(start);
     return error_reply(err, result);

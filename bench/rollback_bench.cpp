@@ -98,6 +98,12 @@ result<json> run_rollback_bench(const rollback_bench_options& o) {
 
   uint64_t seed = 5450;
   std::vector<double> full_ms, incr_ms;
+  std::map<std::string, std::vector<double>> full_phase, incr_phase; // the saga's own timing
+  auto add_phases = [](std::map<std::string, std::vector<double>>& to, const json& r) {
+    if (r.contains("phase_ms"))
+      for (auto& [k, v] : r["phase_ms"].items())
+        to[k].push_back(v.get<double>());
+  };
   size_t full_devices = 0, incr_devices = 0, journal_records = 0;
   for (unsigned i = 0; i < o.runs; ++i) {
     scramble(*node->sim, map, seed);
@@ -106,6 +112,7 @@ result<json> run_rollback_bench(const rollback_bench_options& o) {
     full_ms.push_back((now_s() - t0) * 1e3);
     if (!r) return r.err();
     full_devices = (*r)["rolled_back"]["devices"].size();
+    add_phases(full_phase, *r);
     if (i == 0) {
       auto shown = call("rollback.show", {{"id", (*r)["saga"]}});
       if (!shown) return shown.err();
@@ -118,7 +125,14 @@ result<json> run_rollback_bench(const rollback_bench_options& o) {
     incr_ms.push_back((now_s() - t0) * 1e3);
     if (!r) return r.err();
     incr_devices = (*r)["rolled_back"]["devices"].size();
+    add_phases(incr_phase, *r);
   }
+  auto medians = [](const std::map<std::string, std::vector<double>>& m) {
+    json j = json::object();
+    for (auto& [k, v] : m)
+      j[k] = percentile(v, 0.5);
+    return j;
+  };
   return json{{"runs", o.runs},
               {"full_p50_ms", percentile(full_ms, 0.5)},
               {"full_p99_ms", percentile(full_ms, 0.99)},
@@ -126,13 +140,15 @@ result<json> run_rollback_bench(const rollback_bench_options& o) {
               {"incremental_p99_ms", percentile(incr_ms, 0.99)},
               {"full_devices", full_devices},
               {"incremental_devices", incr_devices},
-              {"full_journal_fsyncs", journal_records}};
+              {"full_journal_records", journal_records},
+              {"full_phase_p50_ms", medians(full_phase)},
+              {"incremental_phase_p50_ms", medians(incr_phase)}};
 }
 
 void print_rollback_report(const json& r) {
   std::printf("rollback sagas on the simulator, %u runs each (request to answer, with the "
               "pre-rollback checkpoint, %zu fsynced journal records and read-back verification)\n",
-              r["runs"].get<unsigned>(), r["full_journal_fsyncs"].get<size_t>());
+              r["runs"].get<unsigned>(), r["full_journal_records"].get<size_t>());
   auto line = [&](const char* what, const char* key, size_t devices, double target) {
     double p50 = r[std::string(key) + "_p50_ms"].get<double>();
     double p99 = r[std::string(key) + "_p99_ms"].get<double>();
@@ -141,6 +157,12 @@ void print_rollback_report(const json& r) {
   };
   line("full", "full", r["full_devices"].get<size_t>(), 100);
   line("incremental", "incremental", r["incremental_devices"].get<size_t>(), 20);
+  for (auto key : {"full", "incremental"}) {
+    std::printf("%-12s phases (p50):", key);
+    for (auto& [phase, ms] : r[std::string(key) + "_phase_p50_ms"].items())
+      std::printf(" %s %.2f ms", phase.c_str(), ms.get<double>());
+    std::printf("\n");
+  }
 }
 
 } // namespace dsmil::bench

@@ -18,7 +18,8 @@ struct rollback_bench_options {
 };
 
 /// Keys: runs, full_p50_ms, full_p99_ms, incremental_p50_ms,
-/// incremental_p99_ms, full_devices, incremental_devices, full_fsyncs_per_run.
+/// incremental_p99_ms, full_devices, incremental_devices, full_journal_records,
+/// full_phase_p50_ms, incremental_phase_p50_ms (the saga's own phase timing).
 result<nlohmann::json> run_rollback_bench(const rollback_bench_options& o);
 void print_rollback_report(const nlohmann::json& r);
 

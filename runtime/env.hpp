@@ -69,6 +69,23 @@ public:
 status write_durable(env& e, const std::string& tmp_dir, const std::string& path,
                      std::string_view data, unsigned mode = 0644);
 
+/// Creates `path` with `data` and fsyncs it (the first half of write_durable,
+/// for a file renamed into place later). Removes it on failure.
+status write_synced(env& e, const std::string& path, std::string_view data, unsigned mode = 0644);
+
+/// One file for write_durable_pair.
+struct durable_file {
+  std::string path;
+  std::string_view data;
+  unsigned mode = 0644;
+};
+
+/// write_durable of two files whose tmp files are written and fsynced
+/// concurrently: `first` is durably in place before `second` is renamed, so
+/// a crash never leaves the second without the first.
+status write_durable_pair(env& e, const std::string& tmp_dir, const durable_file& first,
+                          const durable_file& second);
+
 /// Removes `path` and makes the removal durable (fsync of its directory).
 status remove_durable(env& e, const std::string& path);
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <future>
+#include <thread>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -343,22 +344,60 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, pos);
 }
 
-status write_durable(env& e, const std::string& tmp_dir, const std::string& path,
-                     std::string_view data, unsigned mode) {
-  auto base = path.substr(path.find_last_of('/') + 1);
-  auto tmp = tmp_dir + "/" + base + ".tmp";
+status write_synced(env& e, const std::string& tmp, std::string_view data, unsigned mode) {
   auto f = e.new_writable_file(tmp, mode);
   if (!f) return f.err();
   auto& file = **f;
-  if (auto err = file.append(data)) return err;
-  if (auto err = file.sync()) {
+  status err = file.append(data);
+  if (!err) err = file.sync();
+  if (err) {
     file.close();
     e.remove(tmp);
     return err;
   }
-  if (auto err = file.close()) return err;
+  return file.close();
+}
+
+namespace {
+
+std::string tmp_path(const std::string& tmp_dir, const std::string& path) {
+  return tmp_dir + "/" + path.substr(path.find_last_of('/') + 1) + ".tmp";
+}
+
+} // namespace
+
+status write_durable(env& e, const std::string& tmp_dir, const std::string& path,
+                     std::string_view data, unsigned mode) {
+  auto tmp = tmp_path(tmp_dir, path);
+  if (auto err = write_synced(e, tmp, data, mode)) return err;
   if (auto err = e.rename(tmp, path)) return err;
   return e.sync_dir(parent_dir(path));
+}
+
+status write_durable_pair(env& e, const std::string& tmp_dir, const durable_file& first,
+                          const durable_file& second) {
+  // Both tmp files are written and fsynced at once (the file system can
+  // commit them together); the renames stay ordered.
+  const auto tmp1 = tmp_path(tmp_dir, first.path), tmp2 = tmp_path(tmp_dir, second.path);
+  status err1;
+  std::thread other([&] { err1 = write_synced(e, tmp1, first.data, first.mode); });
+  status err2 = write_synced(e, tmp2, second.data, second.mode);
+  other.join();
+  if (err1 || err2) {
+    e.remove(tmp1);
+    e.remove(tmp2);
+    return err1 ? err1 : err2;
+  }
+  if (auto err = e.rename(tmp1, first.path)) {
+    e.remove(tmp2);
+    return err;
+  }
+  if (auto err = e.sync_dir(parent_dir(first.path))) {
+    e.remove(tmp2);
+    return err;
+  }
+  if (auto err = e.rename(tmp2, second.path)) return err;
+  return e.sync_dir(parent_dir(second.path));
 }
 
 status remove_durable(env& e, const std::string& path) {

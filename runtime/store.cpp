@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <tuple>
 #include <sstream>
 
 #include "runtime/state_codec.hpp"
@@ -137,6 +138,14 @@ status checkpoint_store::init() {
   auto text = env_.read_file(meta);
   if (!text) {
     if (text.err().code != errc::not_found) return text.err();
+    // All 256 pack directories up front, made durable once: sealing a pack
+    // then never waits for a mkdir and an fsync of packs/.
+    for (int i = 0; i < 256; ++i) {
+      char sub[4];
+      std::snprintf(sub, sizeof(sub), "%02x", i);
+      if (auto err = env_.create_dirs(dir_ + "/packs/" + sub)) return err;
+    }
+    if (auto err = env_.sync_dir(dir_ + "/packs")) return err;
     if (auto err = write_durable(env_, dir_ + "/tmp", meta,
                                  store_toml(ids_.next(env_.now_unix_ns()), opts_)))
       return err;
@@ -403,10 +412,14 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   signature_file sf{key_->scheme(), key_->provider(), key_->key_id(), to_hex(body_digest),
                     to_hex(reinterpret_cast<const uint8_t*>(sig->data()), sig->size())};
   const std::string base = dir_ + "/manifests/" + info.id;
-  if (auto err = write(base + ".sig", encode_signature(sf))) return err;
-  // The commit point: once the manifest is durably renamed into place, the checkpoint exists.
-  if (auto err = write(base + ".json", body)) {
+  // The signature first; the commit point is the manifest durably renamed
+  // into place after it.
+  const std::string sig_text = encode_signature(sf);
+  if (auto err = write_durable_pair(env_, dir_ + "/tmp", {base + ".sig", sig_text, 0644},
+                                    {base + ".json", body, 0644})) {
     env_.remove(base + ".sig");
+    std::lock_guard<std::mutex> guard(sticky_mu_);
+    if (!sticky_) sticky_ = err;
     return err;
   }
   checkpoints_[info.id] = info;
@@ -550,21 +563,79 @@ result<std::string> checkpoint_store::read_chunk(const std::string& id_hex) {
   return decode_record(*bytes, loc, id_hex, pack_rel, keys_.get(), can_read_content());
 }
 
+result<std::vector<std::string>>
+checkpoint_store::read_chunks(const std::vector<std::string>& ids_hex) {
+  std::vector<chunk_location> locs(ids_hex.size());
+  {
+    std::lock_guard<std::mutex> guard(index_mu_);
+    for (size_t i = 0; i < ids_hex.size(); ++i) {
+      auto it = index_.find(ids_hex[i]);
+      if (it == index_.end())
+        return make_error(errc::integrity_error,
+                          "chunk " + ids_hex[i].substr(0, 16) + " is in no index (pack missing?)");
+      locs[i] = it->second;
+    }
+  }
+  // Records by pack and offset; a span is read once when the gaps inside it
+  // are small (a checkpoint's small chunks sit next to each other).
+  constexpr uint64_t max_gap = 64 << 10, max_span = 8 << 20;
+  std::vector<size_t> order(ids_hex.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return std::tie(locs[a].pack, locs[a].offset) < std::tie(locs[b].pack, locs[b].offset);
+  });
+  std::vector<std::string> out(ids_hex.size());
+  for (size_t first = 0; first < order.size();) {
+    const auto& pack = locs[order[first]].pack;
+    const uint64_t begin = locs[order[first]].offset;
+    uint64_t end = begin + locs[order[first]].length;
+    size_t last = first + 1;
+    while (last < order.size() && locs[order[last]].pack == pack &&
+           locs[order[last]].offset <= end + max_gap &&
+           locs[order[last]].offset + locs[order[last]].length - begin <= max_span) {
+      end = std::max(end, locs[order[last]].offset + locs[order[last]].length);
+      ++last;
+    }
+    const std::string pack_rel = "packs/" + pack.substr(0, 2) + "/" + pack + ".pack";
+    auto bytes = env_.read_range(dir_ + "/" + pack_rel, begin, end - begin);
+    if (!bytes)
+      return make_error(errc::integrity_error,
+                        pack_rel + ": cannot read pack (" + bytes.err().message + ")");
+    for (size_t k = first; k < last; ++k) {
+      const size_t i = order[k];
+      const uint64_t at = locs[i].offset - begin;
+      if (at + locs[i].length > bytes->size())
+        return make_error(errc::integrity_error, pack_rel + ": record of chunk " +
+                                                     ids_hex[i].substr(0, 16) +
+                                                     " runs past the end of the pack");
+      auto plain = decode_record(bytes->substr(at, locs[i].length), locs[i], ids_hex[i], pack_rel,
+                                 keys_.get(), can_read_content());
+      if (!plain) return plain.err();
+      out[i] = std::move(*plain);
+    }
+    first = last;
+  }
+  return out;
+}
+
 result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
   if (!can_read_content()) return no_key_error();
   auto m = read_verified_manifest(id, nullptr, nullptr);
   if (!m) return m.err();
   checkpoint_contents c;
   c.info = m->info;
-  auto cfg_bytes = read_chunk(m->configuration.id);
-  if (!cfg_bytes) return cfg_bytes.err();
-  auto cfg = decode_config(*cfg_bytes);
+  std::vector<std::string> ids = {m->configuration.id};
+  for (auto& d : m->devices)
+    ids.push_back(d.chunk.id);
+  auto chunks = read_chunks(ids);
+  if (!chunks) return chunks.err();
+  auto cfg = decode_config((*chunks)[0]);
   if (!cfg) return cfg.err();
   c.configuration = *cfg;
-  for (auto& d : m->devices) {
-    auto bytes = read_chunk(d.chunk.id);
-    if (!bytes) return bytes.err();
-    auto s = decode_device(*bytes);
+  for (size_t i = 0; i < m->devices.size(); ++i) {
+    auto& d = m->devices[i];
+    auto s = decode_device((*chunks)[i + 1]);
     if (!s)
       return make_error(errc::integrity_error,
                         "chunk " + d.chunk.id.substr(0, 16) + ": " + s.err().message);

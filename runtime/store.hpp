@@ -262,6 +262,9 @@ private:
   result<std::string> check_not_replayed(const checkpoint_info& info);
   // Reads and checks one chunk: CRC64, decode, SHA-256.
   result<std::string> read_chunk(const std::string& id_hex);
+  /// The plaintext of many chunks, in order; records that lie close together
+  /// in one pack are read with one pread.
+  result<std::vector<std::string>> read_chunks(const std::vector<std::string>& ids_hex);
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
   // A pack written record by record into tmp/; finish_pack makes pack and
   // index durable, and only then its chunks visible to manifests.

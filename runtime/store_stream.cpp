@@ -68,8 +68,18 @@ status checkpoint_store::finish_pack(open_pack& p) {
     env_.remove(p.tmp_path);
     return err;
   };
-  if (auto err = p.file->sync()) return sticky(err);
-  if (auto err = p.file->close()) return sticky(err);
+  // The pack and its index are fsynced at once; the pack is renamed into
+  // place first, so no durable index ever names a pack that is not there.
+  const std::string idx_tmp = dir_ + "/tmp/" + p.name + ".idx.tmp";
+  status idx_err;
+  std::thread index_writer([&] { idx_err = write_synced(env_, idx_tmp, p.index); });
+  status pack_err = p.file->sync();
+  if (!pack_err) pack_err = p.file->close();
+  index_writer.join();
+  if (pack_err || idx_err) {
+    env_.remove(idx_tmp);
+    return sticky(pack_err ? pack_err : idx_err);
+  }
   const std::string sub = dir_ + "/packs/" + p.name.substr(0, 2);
   if (!env_.exists(sub)) {
     if (auto err = env_.create_dirs(sub)) return sticky(err);
@@ -78,7 +88,8 @@ status checkpoint_store::finish_pack(open_pack& p) {
   if (auto err = env_.rename(p.tmp_path, sub + "/" + p.name + ".pack")) return sticky(err);
   if (auto err = env_.sync_dir(sub)) return sticky(err);
   const std::string idx_path = dir_ + "/index/" + p.name + ".idx";
-  if (auto err = write(idx_path, p.index)) return err;
+  if (auto err = env_.rename(idx_tmp, idx_path)) return sticky(err);
+  if (auto err = env_.sync_dir(dir_ + "/index")) return sticky(err);
   // Only now, with pack and index durable, may a manifest name these chunks.
   std::map<std::string, chunk_location> entries;
   if (auto err = parse_index(p.index, p.name, idx_path, entries)) return err;

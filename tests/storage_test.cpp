@@ -55,28 +55,8 @@ void check_same(const checkpoint& a, const checkpoint& b) {
   CHECK(a.type == b.type);
 }
 
-std::vector<std::string> all_packs(const std::string& dir) {
-  std::vector<std::string> out;
-  const std::string base = dir + "/packs";
-  DIR* d = ::opendir(base.c_str());
-  while (auto* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    const std::string sub = base + "/" + e->d_name;
-    DIR* inner = ::opendir(sub.c_str());
-    while (auto* f = ::readdir(inner)) {
-      std::string name = f->d_name;
-      if (name.size() > 5 && name.substr(name.size() - 5) == ".pack")
-        out.push_back(sub + "/" + name);
-    }
-    ::closedir(inner);
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 std::string first_pack(const std::string& dir) {
-  auto all = all_packs(dir);
+  auto all = test::all_packs(dir);
   return all.empty() ? std::string() : all.front();
 }
 
@@ -231,7 +211,7 @@ TEST_CASE("storage: a stream restores into a file durably, or leaves the file as
 
   // Damage found mid-restore: the old file stays, no partial file is left.
   // Every 8 KiB of every pack is flipped, so every record of the dump is hit.
-  for (const auto& pack : all_packs(tmp.path() + "/store")) {
+  for (const auto& pack : test::all_packs(tmp.path() + "/store")) {
     auto bytes = test::slurp(pack);
     for (size_t at = 4096; at < bytes.size(); at += 8192)
       bytes[at] ^= 0x40;

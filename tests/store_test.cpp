@@ -29,21 +29,10 @@ struct state_fixture {
   }
 };
 
-std::string only_file(const std::string& dir, const std::string& suffix) {
-  auto names = env::posix().list_dir(dir);
-  REQUIRE(names.ok());
-  for (auto& n : *names)
-    if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return n;
-  FAIL("no *" << suffix << " in " << dir);
-  return {};
-}
-
 std::string pack_path(const std::string& store) {
-  auto subs = *env::posix().list_dir(store + "/packs");
-  REQUIRE(!subs.empty());
-  auto dir = store + "/packs/" + subs.front();
-  return dir + "/" + only_file(dir, ".pack");
+  auto packs = test::all_packs(store);
+  REQUIRE(packs.size() == 1);
+  return packs.front();
 }
 
 } // namespace

@@ -339,9 +339,9 @@ TEST_CASE("encryption at rest: every codec x cipher round-trips; ids do not show
         CHECK(blind->write_stream("db", source_of(data)).err().code == errc::unavailable);
         CHECK(blind->check(true)->clean());
         // A damaged record is still found without the key.
-        auto pack_dir =
-            tmp.path() + "/packs/" + env::posix().list_dir(tmp.path() + "/packs")->front();
-        auto pack = pack_dir + "/" + env::posix().list_dir(pack_dir)->front();
+        auto packs = test::all_packs(tmp.path());
+        REQUIRE_FALSE(packs.empty());
+        auto pack = packs.front();
         auto bytes = test::slurp(pack);
         bytes[bytes.size() - 5] ^= 1;
         test::spit(pack, bytes);

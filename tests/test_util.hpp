@@ -1,7 +1,11 @@
 // Helpers shared by the tests.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
+#include <vector>
+
+#include <dirent.h>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -25,6 +29,29 @@ public:
 private:
   std::string path_;
 };
+
+/// Every pack file of the store in `dir`, sorted.
+inline std::vector<std::string> all_packs(const std::string& dir) {
+  std::vector<std::string> out;
+  const std::string base = dir + "/packs";
+  DIR* d = ::opendir(base.c_str());
+  if (!d) return out;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string sub = base + "/" + e->d_name;
+    DIR* inner = ::opendir(sub.c_str());
+    if (!inner) continue;
+    while (auto* f = ::readdir(inner)) {
+      std::string name = f->d_name;
+      if (name.size() > 5 && name.substr(name.size() - 5) == ".pack")
+        out.push_back(sub + "/" + name);
+    }
+    ::closedir(inner);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
