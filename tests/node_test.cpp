@@ -2,6 +2,7 @@
 // change, rollback, and what the rollback refuses or reports.
 #include <map>
 #include <set>
+#include <functional>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -30,13 +31,15 @@ struct node_fixture {
   node_handles node;
   device_map map;
 
-  explicit node_fixture(bool encrypt = false, uint32_t automatic_interval_s = 0) {
+  explicit node_fixture(bool encrypt = false, uint32_t automatic_interval_s = 0,
+                        const std::function<void(node_config&)>& adjust = nullptr) {
     configure_actor_system(cfg, false);
     sys = std::make_unique<caf::actor_system>(cfg);
     ncfg = *node_config::embedded();
     ncfg.data_dir = dir.path();
     ncfg.store_encrypt = encrypt;
     ncfg.automatic_interval_s = automatic_interval_s;
+    if (adjust) adjust(ncfg);
     map = ncfg.devices;
     auto n = start_node(*sys, ncfg);
     REQUIRE_MESSAGE(n.ok(), n.err().message);
@@ -474,4 +477,22 @@ TEST_CASE("a node with an automatic interval takes checkpoints by itself") {
   auto list = f.ok("checkpoint.list"); // kept: a range over a temporary's member dangles
   for (auto& c : list["checkpoints"])
     CHECK(c["type"] == "automatic");
+}
+
+TEST_CASE("a step that runs past step_timeout_ms fails the saga, which compensates") {
+  node_fixture f(false, 0, [](node_config& c) { c.rollback_step_timeout_ms = 100; });
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(41);
+  auto scrambled = f.snapshot();
+  fault_spec slow;
+  slow.latency_ms = 150; // every call to these devices: the group's step takes longer
+  for (auto& d : f.map.devices())
+    if (d.group == 3) f.node.sim->set_fault(d.id, slow);
+  auto r = f.ctl("rollback", {{"id", id}, {"ack_critical", true}});
+  CHECK(r.code == static_cast<uint8_t>(errc::timeout));
+  CHECK(r.message.find("group 3 took longer than step_timeout_ms (100 ms)") != std::string::npos);
+  auto body = json::parse(r.body);
+  CHECK(body["outcome"] == "compensated");
+  CHECK(body["compensated"]["ok"] == true);
+  check_equal(f.snapshot(), scrambled);
 }

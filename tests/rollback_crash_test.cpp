@@ -11,7 +11,9 @@
 //   - the node's report (rollback history) agrees: completed means the
 //     second, anything else the first; no saga is left without an end;
 //   - no checkpoint the driver saw created is lost, and the store checks clean.
-// DSMIL_ROLLBACK_KILLS sets the number of kills (default 200), and
+// DSMIL_ROLLBACK_KILLS sets the number of kills (default 200),
+// DSMIL_ROLLBACK_POLICY the node's [rollback] on_interrupted (compensate, the
+// default, or resume: an interrupted saga is then finished at start-up), and
 // DSMIL_ROLLBACK_SEED replays a run's choices (types, targets, device
 // changes, kill delays; where a delay lands in the saga depends on timing).
 #include <chrono>
@@ -98,13 +100,18 @@ snapshot read_devices(const std::string& path, const std::vector<device_id>& ids
 
 class node_driver {
 public:
-  node_driver(caf::actor_system& sys, std::string data_dir)
-      : sys_(sys), data_dir_(std::move(data_dir)) {}
+  node_driver(caf::actor_system& sys, std::string data_dir, std::string config)
+      : sys_(sys), data_dir_(std::move(data_dir)), config_(std::move(config)) {}
 
   void start() {
-    proc_ = std::make_unique<test::child_process>(
-        std::vector<std::string>{test::program("DSMILD"), "--listen", "127.0.0.1:0", "--data-dir",
-                                 data_dir_, "--log-level", "warn"});
+    std::vector<std::string> argv = {
+        test::program("DSMILD"), "--listen", "127.0.0.1:0", "--data-dir", data_dir_,
+        "--log-level",           "warn"};
+    if (!config_.empty()) {
+      argv.push_back("--config");
+      argv.push_back(config_);
+    }
+    proc_ = std::make_unique<test::child_process>(argv);
     auto line = proc_->read_line();
     const std::string prefix = "dsmild listening on ";
     REQUIRE_MESSAGE(line.compare(0, prefix.size(), prefix) == 0,
@@ -148,6 +155,7 @@ public:
 private:
   caf::actor_system& sys_;
   std::string data_dir_;
+  std::string config_;
   std::unique_ptr<test::child_process> proc_;
   caf::actor node_;
 };
@@ -158,10 +166,13 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
   const char* kills_env = std::getenv("DSMIL_ROLLBACK_KILLS");
   const char* seed_env = std::getenv("DSMIL_ROLLBACK_SEED");
   const int kills = kills_env ? std::atoi(kills_env) : 200;
+  const char* policy_env = std::getenv("DSMIL_ROLLBACK_POLICY");
+  const std::string policy = policy_env ? policy_env : "compensate";
   const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10)
                                  : static_cast<uint64_t>(std::random_device{}());
   MESSAGE("rollback crash harness seed " << seed << " (replay with DSMIL_ROLLBACK_SEED=" << seed
-                                         << "), " << kills << " kills");
+                                         << "), " << kills
+                                         << " kills, on_interrupted = " << policy);
   std::mt19937_64 rng(seed);
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
 
@@ -181,7 +192,12 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
   test::temp_dir dir;
   const std::string data = dir.path() + "/data";
   const std::string devices_file = data + "/devices.sim";
-  node_driver node(sys, data);
+  std::string config;
+  if (policy != "compensate") {
+    config = dir.path() + "/dsmil.toml";
+    test::spit(config, "[rollback]\non_interrupted = \"" + policy + "\"\n");
+  }
+  node_driver node(sys, data, config);
   node.start();
 
   std::map<std::string, snapshot> checkpoints; // the oracle: what each checkpoint holds
@@ -205,7 +221,7 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
   // Calibration: how long a rollback takes from the request to its answer,
   // and how much of that the saga itself reports (the rest is transit).
   std::set<std::string> seen_sagas;
-  std::vector<double> durations, transit;
+  std::vector<double> durations, transit, before_execution;
   for (int i = 0; i < 5; ++i) {
     change_devices(10);
     auto t0 = std::chrono::steady_clock::now();
@@ -213,11 +229,15 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
     double wall =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     durations.push_back(r["duration_ms"].get<double>());
+    before_execution.push_back(r["phase_ms"].value("validation", 0.0) +
+                               r["phase_ms"].value("preparation", 0.0));
     transit.push_back(std::max(0.0, wall - r["duration_ms"].get<double>()));
     seen_sagas.insert(r["saga"].get<std::string>());
   }
   std::sort(transit.begin(), transit.end());
   const double transit_ms = transit[transit.size() / 2];
+  std::sort(before_execution.begin(), before_execution.end());
+  const double execution_at_ms = transit_ms + before_execution[before_execution.size() / 2];
   std::map<std::string, int> outcomes;
   int mixed = 0, lost = 0, disagreements = 0, recovered = 0, second_kills = 0;
   const char* types[] = {"full", "incremental", "selective", "emergency"};
@@ -241,11 +261,14 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
       group = static_cast<int>(pick(group_count));
       args["groups"] = {group};
     }
-    // Kill somewhere in [0, transit + 1.3 x the median saga so far].
+    // Kill somewhere in [0, transit + 1.3 x the median saga so far]; every
+    // other kill in its second part, from about where execution starts
+    // (the first part is validation and the pre-rollback checkpoint).
     std::sort(durations.begin(), durations.end());
     const double window_ms = transit_ms + 1.3 * durations[durations.size() / 2];
-    const auto delay_us =
-        static_cast<int64_t>(static_cast<double>(pick(10000)) / 10000.0 * window_ms * 1000.0);
+    const double from_ms = pick(2) ? 0.0 : std::min(0.8 * execution_at_ms, window_ms);
+    const auto delay_us = static_cast<int64_t>(
+        (from_ms + static_cast<double>(pick(10000)) / 10000.0 * (window_ms - from_ms)) * 1000.0);
     node.send("rollback", args);
     std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
     REQUIRE(node.kill() == 128 + SIGKILL);
