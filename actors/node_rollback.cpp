@@ -749,6 +749,13 @@ control_reply run_rollback(node_context& ctx, device_calls& calls, const json& a
 
 // -- recovery ------------------------------------------------------------------
 
+namespace {
+
+void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir,
+                  const std::string& id);
+
+} // namespace
+
 void recover_sagas(node_context& ctx, device_calls& calls) {
   auto dir = journal_dir(ctx);
   auto ids = list_journals(env::posix(), dir);
@@ -757,85 +764,99 @@ void recover_sagas(node_context& ctx, device_calls& calls) {
     return;
   }
   for (auto& id : *ids) {
-    auto records = read_journal(env::posix(), journal_path(dir, id));
-    if (!records) {
-      spdlog::error("saga {}: {}", id, records.err().message);
-      continue;
+    try {
+      recover_saga(ctx, calls, dir, id);
+    } catch (const std::exception& e) {
+      spdlog::error("saga {}: its journal cannot be settled ({}); left for the next start", id,
+                    e.what());
     }
-    auto& rs = *records;
-    if (std::any_of(rs.begin(), rs.end(), [](const json& r) { return r["t"] == "end"; })) continue;
-    if (rs.empty() || rs.front()["t"] != "begin") {
-      // Killed before its begin record was durable: nothing was touched.
-      spdlog::info("saga {} never began; removing its journal", id);
-      remove_durable(env::posix(), journal_path(dir, id));
-      continue;
-    }
-    const auto start = env::posix().steady_ns();
-    auto& begin = rs.front();
-    std::vector<saga_step> steps;
-    for (auto& st : begin["steps"])
-      steps.push_back(step_from_json(st));
-    std::vector<size_t> started;
-    for (auto& r : rs)
-      if (r["t"] == "step_start") started.push_back(r["step"].get<size_t>());
-    auto journal = saga_journal::reopen(env::posix(), dir, id);
-    if (!journal) {
-      spdlog::error("saga {}: {}", id, journal.err().message);
-      continue;
-    }
-    auto& jl = **journal;
-    const bool resume = ctx.cfg.rollback_on_interrupted == "resume";
-    auto load = [&](const std::string& cp) {
-      std::lock_guard<std::mutex> lock(ctx.mu);
-      return ctx.store->load(cp);
-    };
-    jl.append({{"t", "recovered"}, {"policy", resume ? "resume" : "compensate"}});
-    if (resume) {
-      auto target = load(begin["target"].get<std::string>());
-      if (target) {
-        std::vector<size_t> all;
-        for (size_t i = 0; i < steps.size(); ++i)
-          all.push_back(i);
-        auto failed =
-            apply_states(ctx, calls, steps, all, by_id(target->devices), target->configuration);
-        if (failed.empty()) {
-          jl.append({{"t", "end"}, {"outcome", "completed"}, {"duration_ms", ms_since(start)}});
-          spdlog::warn("saga {} was interrupted; resumed to its target {}", id,
-                       begin["target"].get<std::string>());
-          continue;
-        }
-        spdlog::warn("saga {}: resuming failed ({}); compensating", id, failed.dump());
-        for (size_t i = 0; i < steps.size(); ++i)
-          if (std::find(started.begin(), started.end(), i) == started.end()) started.push_back(i);
-      }
-    }
-    auto pre = load(begin["pre_rollback"].get<std::string>());
-    if (!pre) {
-      spdlog::error("saga {} was interrupted and cannot be compensated: pre-rollback checkpoint "
-                    "{}: {}",
-                    id, begin["pre_rollback"].get<std::string>(), pre.err().message);
-      continue;
-    }
-    std::vector<size_t> order(started.rbegin(), started.rend());
-    jl.append({{"t", "compensate_start"}, {"steps", order}, {"reason", "interrupted"}});
-    auto failed = apply_states(ctx, calls, steps, order, by_id(pre->devices), pre->configuration);
-    const bool ok = failed.empty();
-    jl.append({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
-    if (!ok) {
-      // No end record: the next start tries again.
-      spdlog::error("saga {} was interrupted; compensation failed for {}", id, failed.dump());
-      continue;
-    }
-    jl.append({{"t", "end"},
-               {"outcome", "compensated"},
-               {"failed_phase", "interrupted"},
-               {"error", "the node stopped during the rollback"},
-               {"duration_ms", ms_since(start)}});
-    spdlog::warn("saga {} was interrupted; compensated {} step(s) back to pre-rollback "
-                 "checkpoint {}",
-                 id, order.size(), begin["pre_rollback"].get<std::string>());
   }
 }
+
+namespace {
+
+void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir,
+                  const std::string& id) {
+  auto records = read_journal(env::posix(), journal_path(dir, id));
+  if (!records) {
+    spdlog::error("saga {}: {}", id, records.err().message);
+    return;
+  }
+  auto& rs = *records;
+  if (std::any_of(rs.begin(), rs.end(), [](const json& r) { return r["t"] == "end"; })) return;
+  if (rs.empty() || rs.front()["t"] != "begin") {
+    // Killed before its begin record was durable: nothing was touched.
+    spdlog::info("saga {} never began; removing its journal", id);
+    remove_durable(env::posix(), journal_path(dir, id));
+    return;
+  }
+  const auto start = env::posix().steady_ns();
+  auto& begin = rs.front();
+  std::vector<saga_step> steps;
+  for (auto& st : begin["steps"])
+    steps.push_back(step_from_json(st));
+  std::vector<size_t> started;
+  for (auto& r : rs)
+    if (r["t"] == "step_start") started.push_back(r["step"].get<size_t>());
+  auto journal = saga_journal::reopen(env::posix(), dir, id);
+  if (!journal) {
+    spdlog::error("saga {}: {}", id, journal.err().message);
+    return;
+  }
+  auto& jl = **journal;
+  const bool resume = ctx.cfg.rollback_on_interrupted == "resume";
+  auto load = [&](const std::string& cp) {
+    std::lock_guard<std::mutex> lock(ctx.mu);
+    return ctx.store->load(cp);
+  };
+  jl.append({{"t", "recovered"}, {"policy", resume ? "resume" : "compensate"}});
+  if (resume) {
+    auto target = load(begin["target"].get<std::string>());
+    if (target) {
+      std::vector<size_t> all;
+      for (size_t i = 0; i < steps.size(); ++i)
+        all.push_back(i);
+      auto failed =
+          apply_states(ctx, calls, steps, all, by_id(target->devices), target->configuration);
+      if (failed.empty()) {
+        jl.append({{"t", "end"}, {"outcome", "completed"}, {"duration_ms", ms_since(start)}});
+        spdlog::warn("saga {} was interrupted; resumed to its target {}", id,
+                     begin["target"].get<std::string>());
+        return;
+      }
+      spdlog::warn("saga {}: resuming failed ({}); compensating", id, failed.dump());
+      for (size_t i = 0; i < steps.size(); ++i)
+        if (std::find(started.begin(), started.end(), i) == started.end()) started.push_back(i);
+    }
+  }
+  auto pre = load(begin["pre_rollback"].get<std::string>());
+  if (!pre) {
+    spdlog::error("saga {} was interrupted and cannot be compensated: pre-rollback checkpoint "
+                  "{}: {}",
+                  id, begin["pre_rollback"].get<std::string>(), pre.err().message);
+    return;
+  }
+  std::vector<size_t> order(started.rbegin(), started.rend());
+  jl.append({{"t", "compensate_start"}, {"steps", order}, {"reason", "interrupted"}});
+  auto failed = apply_states(ctx, calls, steps, order, by_id(pre->devices), pre->configuration);
+  const bool ok = failed.empty();
+  jl.append({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
+  if (!ok) {
+    // No end record: the next start tries again.
+    spdlog::error("saga {} was interrupted; compensation failed for {}", id, failed.dump());
+    return;
+  }
+  jl.append({{"t", "end"},
+             {"outcome", "compensated"},
+             {"failed_phase", "interrupted"},
+             {"error", "the node stopped during the rollback"},
+             {"duration_ms", ms_since(start)}});
+  spdlog::warn("saga {} was interrupted; compensated {} step(s) back to pre-rollback "
+               "checkpoint {}",
+               id, order.size(), begin["pre_rollback"].get<std::string>());
+}
+
+} // namespace
 
 // -- history commands ------------------------------------------------------------
 

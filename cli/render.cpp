@@ -45,6 +45,11 @@ void render_status(const json& b, std::ostream& out) {
   out << "configuration version " << cfg["config_version"] << ", agent concurrency "
       << cfg["agent_concurrency_limit"] << ", thermal threshold "
       << fmt("%.1f C", cfg["thermal_threshold_c"].get<double>()) << "\n";
+  if (b.contains("rollback") && b["rollback"].is_object()) {
+    auto& r = b["rollback"];
+    out << "rollback    " << str(r["id"]) << " running (" << str(r["type"]) << " to "
+        << str(r["target"]) << ", " << str(r["phase"]) << ")\n";
+  }
 }
 
 void render_device_list(const json& b, std::ostream& out) {
