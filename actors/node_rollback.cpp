@@ -564,8 +564,11 @@ control_reply saga::run(const json& args) {
                      "rollback would change critical device " + list +
                          "; review with --dry-run, then repeat with --ack-critical");
   }
-  status_.type = v_.type;
-  status_.target = v_.target_id;
+  {
+    std::lock_guard<std::mutex> lock(ctx_.saga_mu); // status reads them
+    status_.type = v_.type;
+    status_.target = v_.target_id;
+  }
   if (journal.valid()) {
     auto j = journal.get();
     if (j) journal_ = std::move(*j);

@@ -112,8 +112,12 @@ public:
       argv.push_back(config_);
     }
     proc_ = std::make_unique<test::child_process>(argv);
-    auto line = proc_->read_line();
+    // Log lines (a saga settled at start-up) may come before it.
     const std::string prefix = "dsmild listening on ";
+    auto line = proc_->read_line();
+    for (int skipped = 0;
+         skipped < 100 && !line.empty() && line.compare(0, prefix.size(), prefix) != 0; ++skipped)
+      line = proc_->read_line();
     REQUIRE_MESSAGE(line.compare(0, prefix.size(), prefix) == 0,
                     "dsmild did not start: '" << line << "' " << test::slurp(proc_->stderr_path()));
     auto endpoint = line.substr(prefix.size());
