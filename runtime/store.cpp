@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
-#include <thread>
 #include <tuple>
 #include <sstream>
 
@@ -369,9 +368,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   }
   compute_roots(m);
 
-  // Writes the fresh chunks' pack and its index, durably.
-  auto write_pack = [&]() -> status {
-    if (fresh.empty()) return {};
+  if (!fresh.empty()) {
     auto pack = start_pack();
     if (!pack) return pack.err();
     simd::deflater deflate(opts_.deflate_level);
@@ -383,15 +380,8 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
         return err;
       }
     }
-    return finish_pack(**pack);
-  };
-  // With a TPM, attesting advances its anti-replay counter, which cannot be
-  // undone: the data is durable first, so a failed write leaves the counter
-  // where the newest checkpoint left it. Without a counter, signing first
-  // lets the manifest's files be written while the pack is.
-  const bool counter = !key_->attestation_key_id().empty();
-  if (counter)
-    if (auto err = write_pack()) return err;
+    if (auto err = finish_pack(**pack)) return err;
+  }
 
   // The platform state the checkpoint is taken under, quoted over its
   // merkle root and signed with it.
@@ -422,42 +412,15 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   signature_file sf{key_->scheme(), key_->provider(), key_->key_id(), to_hex(body_digest),
                     to_hex(reinterpret_cast<const uint8_t*>(sig->data()), sig->size())};
   const std::string base = dir_ + "/manifests/" + info.id;
-  const std::string sig_text = encode_signature(sf);
   // The signature first; the commit point is the manifest durably renamed
-  // into place after it, and after the pack.
-  auto fail = [&](const error& err) {
+  // into place after it.
+  const std::string sig_text = encode_signature(sf);
+  if (auto err = write_durable_pair(env_, dir_ + "/tmp", {base + ".sig", sig_text, 0644},
+                                    {base + ".json", body, 0644})) {
     env_.remove(base + ".sig");
     std::lock_guard<std::mutex> guard(sticky_mu_);
     if (!sticky_) sticky_ = err;
     return err;
-  };
-  if (counter) {
-    if (auto err = write_durable_pair(env_, dir_ + "/tmp", {base + ".sig", sig_text, 0644},
-                                      {base + ".json", body, 0644}))
-      return fail(err);
-  } else {
-    const std::string sig_tmp = dir_ + "/tmp/" + info.id + ".sig.tmp";
-    const std::string json_tmp = dir_ + "/tmp/" + info.id + ".json.tmp";
-    status files_err;
-    std::thread files([&] {
-      files_err = write_synced(env_, sig_tmp, sig_text);
-      if (!files_err) files_err = write_synced(env_, json_tmp, body);
-    });
-    status pack_err = write_pack();
-    files.join();
-    if (pack_err || files_err) {
-      env_.remove(sig_tmp);
-      env_.remove(json_tmp);
-      return pack_err ? pack_err : fail(files_err);
-    }
-    status err = env_.rename(sig_tmp, base + ".sig");
-    if (!err) err = env_.sync_dir(dir_ + "/manifests");
-    if (!err) err = env_.rename(json_tmp, base + ".json");
-    if (!err) err = env_.sync_dir(dir_ + "/manifests");
-    if (err) {
-      env_.remove(json_tmp);
-      return fail(err);
-    }
   }
   checkpoints_[info.id] = info;
   return info;
