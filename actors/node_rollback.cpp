@@ -191,6 +191,21 @@ json estimate(node_context& ctx, const std::string& type, size_t devices) {
 
 // -- steps ------------------------------------------------------------------------
 
+// Reads `ids` back and names each that is not bit for bit in `states`, or
+// cannot be read.
+json read_back(device_calls& calls, const std::vector<device_id>& ids,
+               const std::map<device_id, device_state>& states) {
+  json failed = json::array();
+  std::vector<std::pair<device_id, error>> errors;
+  for (auto& s : calls.read_many(ids, errors))
+    if (!same_restorable_state(s, states.at(s.id)))
+      failed.push_back(
+          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, states.at(s.id))}});
+  for (auto& [dev, e] : errors)
+    failed.push_back({{"id", format_device_id(dev)}, {"error", "cannot read back: " + e.message}});
+  return failed;
+}
+
 // Puts the steps back to `states` / `config`, last first, and reads every
 // device back. A device already in its state is not written (a write that
 // was refused left it there). Returns what could not be put back.
@@ -226,13 +241,8 @@ json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga
       if (std::none_of(errors.begin(), errors.end(), [&](auto& e) { return e.first == p.id; }))
         touched.push_back(p.id);
   }
-  std::vector<std::pair<device_id, error>> errors;
-  for (auto& s : calls.read_many(touched, errors))
-    if (!same_restorable_state(s, states.at(s.id)))
-      failed.push_back(
-          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, states.at(s.id))}});
-  for (auto& [dev, e] : errors)
-    failed.push_back({{"id", format_device_id(dev)}, {"error", "cannot read back: " + e.message}});
+  for (auto& f : read_back(calls, touched, states))
+    failed.push_back(f);
   return failed;
 }
 
@@ -680,14 +690,7 @@ control_reply saga::run(const json& args) {
   // -- verification: read back and compare bit for bit
   enter(3);
   defer({{"t", "phase"}, {"phase", "verification"}});
-  json failed = json::array();
-  std::vector<std::pair<device_id, error>> read_errors;
-  for (auto& s : calls_.read_many(restored, read_errors))
-    if (!same_restorable_state(s, target.at(s.id)))
-      failed.push_back(
-          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, target.at(s.id))}});
-  for (auto& [dev, e] : read_errors)
-    failed.push_back({{"id", format_device_id(dev)}, {"error", "cannot read back: " + e.message}});
+  json failed = read_back(calls_, restored, target);
   {
     std::lock_guard<std::mutex> lock(ctx_.mu);
     for (auto& st : v_.steps)

@@ -1,5 +1,7 @@
 #include "bench/bench_util.hpp"
 
+#include "runtime/env.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,22 @@ namespace dsmil::bench {
 
 void settle() {
   ::sync();
+}
+
+result<std::unique_ptr<work_dir>> work_dir::make(const std::string& name, const std::string& dir,
+                                                 bool keep) {
+  if (!dir.empty()) {
+    if (auto err = env::posix().create_dirs(dir)) return err;
+    return std::unique_ptr<work_dir>(new work_dir(dir, false));
+  }
+  std::string tmpl = "/var/tmp/dsmil-" + name + ".XXXXXX"; // mkdtemp fills in the X's
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    return make_error(errc::io_error, "cannot create a work directory under /var/tmp");
+  return std::unique_ptr<work_dir>(new work_dir(tmpl, !keep));
+}
+
+work_dir::~work_dir() {
+  if (remove_) std::system(("rm -rf '" + path_ + "'").c_str());
 }
 
 double percentile(std::vector<double> v, double p) {

@@ -2,12 +2,31 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "dsmil/result.hpp"
 
 namespace dsmil::bench {
+
+/// A benchmark's work directory: `dir` when one is given (created if
+/// missing, kept), else a fresh /var/tmp/dsmil-<name>.<random>, removed with
+/// this object unless `keep`.
+class work_dir {
+public:
+  static result<std::unique_ptr<work_dir>> make(const std::string& name, const std::string& dir,
+                                                bool keep = false);
+  ~work_dir();
+  work_dir(const work_dir&) = delete;
+  work_dir& operator=(const work_dir&) = delete;
+  const std::string& path() const { return path_; }
+
+private:
+  work_dir(std::string path, bool remove) : path_(std::move(path)), remove_(remove) {}
+  std::string path_;
+  bool remove_;
+};
 
 /// Seconds on the monotonic clock.
 double now_s();

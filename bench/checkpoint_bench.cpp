@@ -116,15 +116,9 @@ json kernels() {
 } // namespace
 
 result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
-  std::string dir = o.dir;
-  if (dir.empty()) {
-    char tmpl[] = "/var/tmp/dsmil-bench.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr)
-      return make_error(errc::io_error, "cannot create a work directory under /var/tmp");
-    dir = tmpl;
-  } else if (auto err = env::posix().create_dirs(dir)) {
-    return err;
-  }
+  auto work = work_dir::make("bench", o.dir, o.keep);
+  if (!work) return work.err();
+  const std::string dir = (*work)->path();
   const unsigned threads =
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::string input = o.input;
@@ -294,7 +288,6 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
     }
   }
   store->reset();
-  if (!o.keep && o.dir.empty()) std::system(("rm -rf '" + dir + "'").c_str());
   return r;
 }
 

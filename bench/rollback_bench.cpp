@@ -22,48 +22,23 @@ using nlohmann::json;
 
 namespace {
 
-// Changes every restorable field of the given devices behind the node's back,
-// so that a rollback has everything to restore.
-void scramble(sim_driver& sim, const device_map& map, uint64_t& seed, int only = -1) {
-  for (auto& d : map.devices()) {
-    if (d.quarantined || (only >= 0 && d.id != only)) continue;
-    device_patch p;
-    p.id = d.id;
-    for (uint32_t i = 0; i < d.register_count; ++i) {
-      p.register_index.push_back(i);
-      p.register_value.push_back(static_cast<uint32_t>(splitmix64(seed)));
-    }
-    p.set_blob = true;
-    p.config_blob.resize(d.config_blob_size);
-    for (auto& b : p.config_blob)
-      b = static_cast<uint8_t>(splitmix64(seed));
-    sim.write(p);
-  }
+// Every device the node may write gets new contents behind its back, or
+// just `only`: a rollback then has that much to restore.
+void scramble(sim_driver& sim, const device_map& map, uint64_t& seed, device_id only = 0) {
+  for (auto& d : map.devices())
+    if (!d.quarantined && (only == 0 || d.id == only)) sim.scramble(d.id, seed);
 }
 
 } // namespace
 
 result<json> run_rollback_bench(const rollback_bench_options& o) {
-  std::string dir = o.dir;
-  bool remove = false;
-  if (dir.empty()) {
-    char tmpl[] = "/var/tmp/dsmil-rollback-bench.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr)
-      return make_error(errc::io_error, "cannot create a work directory under /var/tmp");
-    dir = tmpl;
-    remove = true;
-  }
-  struct remove_dir {
-    std::string path;
-    ~remove_dir() {
-      if (!path.empty()) std::system(("rm -rf '" + path + "'").c_str());
-    }
-  } cleanup{remove ? dir : std::string()};
+  auto work = work_dir::make("rollback-bench", o.dir);
+  if (!work) return work.err();
 
   spdlog::set_level(spdlog::level::warn);
   auto cfg = node_config::embedded();
   if (!cfg) return cfg.err();
-  cfg->data_dir = dir;
+  cfg->data_dir = (*work)->path();
   caf::actor_system_config caf_cfg;
   configure_actor_system(caf_cfg, false);
   caf::actor_system sys{caf_cfg};

@@ -82,14 +82,9 @@ private:
 } // namespace
 
 result<json> run_tpm_bench(const tpm_bench_options& o) {
-  char tmpl[] = "/var/tmp/dsmil-tpm-bench.XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr)
-    return make_error(errc::io_error, "cannot create a work directory under /var/tmp");
-  const std::string dir = tmpl;
-  struct remove_dir {
-    std::string path;
-    ~remove_dir() { std::system(("rm -rf '" + path + "'").c_str()); }
-  } cleanup{dir}; // destroyed after `sim`, which stops swtpm first
+  auto work = work_dir::make("tpm-bench", ""); // destroyed after `sim`, which stops swtpm first
+  if (!work) return work.err();
+  const std::string dir = (*work)->path();
   own_swtpm sim;
   std::string tcti = o.tcti;
   if (tcti.empty()) {

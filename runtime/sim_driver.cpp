@@ -278,6 +278,29 @@ status sim_driver::write(const device_patch& p) {
   return {};
 }
 
+status sim_driver::scramble(device_id id, uint64_t& seed) {
+  device_patch p;
+  p.id = id;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    auto it = devices_.find(id);
+    if (it == devices_.end())
+      return make_error(errc::no_such_device, "no such device " + format_device_id(id));
+    auto& s = it->second.state;
+    for (uint32_t i = 0; i < s.registers.size(); ++i) {
+      p.register_index.push_back(i);
+      p.register_value.push_back(static_cast<uint32_t>(splitmix64(seed)));
+    }
+    p.set_blob = true;
+    p.config_blob.resize(s.config_blob.size());
+    for (auto& b : p.config_blob)
+      b = static_cast<uint8_t>(splitmix64(seed));
+    p.enabled = s.enabled ? 0 : 1;
+    p.security_level = static_cast<int8_t>((s.security_level + 1) % (max_security_level + 1));
+  }
+  return write(p);
+}
+
 uint32_t sim_driver::latency_ms(device_id id) const {
   std::lock_guard<std::mutex> guard(mu_);
   auto it = devices_.find(id);

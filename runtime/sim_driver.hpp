@@ -39,6 +39,12 @@ public:
   uint64_t write_count() const;
   uint64_t write_count(device_id id) const;
 
+  /// Changes every restorable field of one device (fresh registers and
+  /// config blob from `seed`, enabled flipped, security level + 1) through
+  /// write(), as a component misbehaving behind the node's back would. For
+  /// tests and benchmarks.
+  status scramble(device_id id, uint64_t& seed);
+
   /// Keeps device state in `path`, created from the current state when it
   /// does not exist and loaded from it when it does. Errors name the file:
   /// unreadable, damaged, or made for another device map or seed.

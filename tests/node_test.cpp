@@ -73,23 +73,9 @@ struct node_fixture {
   // Changes every restorable field of every non-quarantined device, behind
   // the node's back (as a misbehaving component would).
   void scramble(uint64_t seed, int only_group = -1) {
-    for (auto& d : map.devices()) {
-      if (d.quarantined || (only_group >= 0 && d.group != only_group)) continue;
-      auto s = *node.sim->read(d.id);
-      device_patch p;
-      p.id = d.id;
-      for (uint32_t i = 0; i < d.register_count; ++i) {
-        p.register_index.push_back(i);
-        p.register_value.push_back(static_cast<uint32_t>(splitmix64(seed)));
-      }
-      p.set_blob = true;
-      p.config_blob.resize(d.config_blob_size);
-      for (auto& b : p.config_blob)
-        b = static_cast<uint8_t>(splitmix64(seed));
-      p.enabled = s.enabled ? 0 : 1;
-      p.security_level = static_cast<int8_t>((s.security_level + 1) % 5);
-      REQUIRE_FALSE(node.sim->write(p));
-    }
+    for (auto& d : map.devices())
+      if (!d.quarantined && (only_group < 0 || d.group == only_group))
+        REQUIRE_FALSE(node.sim->scramble(d.id, seed));
   }
 
   uint64_t quarantined_writes() {
