@@ -86,6 +86,20 @@ struct durable_file {
 status write_durable_pair(env& e, const std::string& tmp_dir, const durable_file& first,
                           const durable_file& second);
 
+/// write_durable of files in ordered stages, with as few fsync round trips as
+/// the order allows: every tmp file is written and fsynced at once (one
+/// thread each); then, stage by stage, the stage's files are renamed into
+/// place and their directories fsynced at once. A crash may leave any part
+/// of a stage in place, but only once every earlier stage is durably in
+/// place. On failure the tmp files not yet renamed are removed; files of the
+/// stages already done stay.
+status write_durable_stages(env& e, const std::string& tmp_dir,
+                            const std::vector<std::vector<durable_file>>& stages);
+
+/// Renames each (from, to) and then fsyncs their target directories at once:
+/// afterwards every rename is durable; a crash before may keep any of them.
+status rename_durable(env& e, const std::vector<std::pair<std::string, std::string>>& moves);
+
 /// Removes `path` and makes the removal durable (fsync of its directory).
 status remove_durable(env& e, const std::string& path);
 

@@ -43,7 +43,9 @@ void encode_record(const digest& id, std::string_view plain, simd::deflater* d, 
   out.resize(record_header_size + size);
   char* payload = out.data() + record_header_size;
   size_t packed = 0;
-  if (d != nullptr && size > 1)
+  // Below min_deflate_size deflate saves a few hundred bytes at most, and
+  // building its Huffman tables costs more than the rest of the encoding.
+  if (d != nullptr && size >= min_deflate_size)
     packed = d->compress(reinterpret_cast<const uint8_t*>(plain.data()), size,
                          reinterpret_cast<uint8_t*>(payload), size - 1);
   if (packed == 0) std::memcpy(payload, plain.data(), size);
@@ -118,6 +120,8 @@ static result<checked_record> check_record(const char* h, size_t len, const chun
     return fail("record extends past the end of the pack (truncated?)");
   if (std::memcmp(h, record_magic, 4) != 0) return fail("bad record magic");
   if (static_cast<uint8_t>(h[4]) != record_version) return fail("unknown record version");
+  if (h[7] != 0) return fail("reserved header byte is not zero");
+
   auto codec = static_cast<chunk_codec>(h[5]);
   auto cipher = static_cast<chunk_cipher>(h[6]);
   if ((codec != chunk_codec::none && codec != chunk_codec::deflate) ||

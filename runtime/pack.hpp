@@ -34,8 +34,12 @@ struct chunk_location {
   uint64_t length = 0; ///< header + payload
 };
 
+/// Chunks smaller than this are stored raw.
+constexpr size_t min_deflate_size = 512;
+
 /// A record for `plain` under chunk id `id`: deflated with `d` when that
-/// makes it smaller (d may be null: stored raw), CRC64 over the stored bytes.
+/// makes it smaller (d may be null: stored raw; so is a chunk smaller than
+/// min_deflate_size), CRC64 over the stored bytes.
 /// With `keys`, what would be stored is then sealed with AES-256-GCM (the id
 /// as associated data). `out` is replaced; its capacity is reused.
 void encode_record(const digest& id, std::string_view plain, simd::deflater* d, std::string& out,

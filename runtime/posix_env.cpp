@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
+#include <functional>
 #include <future>
 #include <thread>
 #include <fcntl.h>
@@ -374,31 +375,67 @@ status write_durable(env& e, const std::string& tmp_dir, const std::string& path
   return e.sync_dir(parent_dir(path));
 }
 
+namespace {
+
+// Runs fn(0) .. fn(n - 1) at once, fn(0) on the calling thread; returns the
+// first error by index.
+status run_all(size_t n, const std::function<status(size_t)>& fn) {
+  std::vector<status> errs(n);
+  std::vector<std::thread> others;
+  for (size_t i = 1; i < n; ++i)
+    others.emplace_back([&, i] { errs[i] = fn(i); });
+  if (n > 0) errs[0] = fn(0);
+  for (auto& t : others)
+    t.join();
+  for (auto& err : errs)
+    if (err) return err;
+  return {};
+}
+
+} // namespace
+
 status write_durable_pair(env& e, const std::string& tmp_dir, const durable_file& first,
                           const durable_file& second) {
-  // Both tmp files are written and fsynced at once, so their fsyncs may
-  // overlap (on this project's 2-core VM no gain was measurable); the
-  // renames stay ordered.
-  const auto tmp1 = tmp_path(tmp_dir, first.path), tmp2 = tmp_path(tmp_dir, second.path);
-  status err1;
-  std::thread other([&] { err1 = write_synced(e, tmp1, first.data, first.mode); });
-  status err2 = write_synced(e, tmp2, second.data, second.mode);
-  other.join();
-  if (err1 || err2) {
-    e.remove(tmp1);
-    e.remove(tmp2);
-    return err1 ? err1 : err2;
-  }
-  if (auto err = e.rename(tmp1, first.path)) {
-    e.remove(tmp2);
+  return write_durable_stages(e, tmp_dir, {{first}, {second}});
+}
+
+status write_durable_stages(env& e, const std::string& tmp_dir,
+                            const std::vector<std::vector<durable_file>>& stages) {
+  std::vector<const durable_file*> files;
+  for (auto& stage : stages)
+    for (auto& f : stage)
+      files.push_back(&f);
+  std::vector<std::string> tmps;
+  for (auto* f : files)
+    tmps.push_back(tmp_path(tmp_dir, f->path));
+  size_t renamed = 0; // files (in stage order) renamed into place
+  auto cleanup = [&](status err) {
+    for (size_t i = renamed; i < tmps.size(); ++i)
+      e.remove(tmps[i]);
     return err;
+  };
+  if (auto err = run_all(files.size(), [&](size_t i) {
+        return write_synced(e, tmps[i], files[i]->data, files[i]->mode);
+      }))
+    return cleanup(err);
+  for (auto& stage : stages) {
+    std::vector<std::pair<std::string, std::string>> moves;
+    for (auto& f : stage)
+      moves.emplace_back(tmps[renamed + moves.size()], f.path);
+    if (auto err = rename_durable(e, moves)) return cleanup(err); // removes what was not renamed
+    renamed += stage.size();
   }
-  if (auto err = e.sync_dir(parent_dir(first.path))) {
-    e.remove(tmp2);
-    return err;
+  return {};
+}
+
+status rename_durable(env& e, const std::vector<std::pair<std::string, std::string>>& moves) {
+  std::vector<std::string> dirs;
+  for (auto& [from, to] : moves) {
+    if (auto err = e.rename(from, to)) return err;
+    auto dir = parent_dir(to);
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
   }
-  if (auto err = e.rename(tmp2, second.path)) return err;
-  return e.sync_dir(parent_dir(second.path));
+  return run_all(dirs.size(), [&](size_t i) { return e.sync_dir(dirs[i]); });
 }
 
 status remove_durable(env& e, const std::string& path) {

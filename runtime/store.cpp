@@ -246,9 +246,19 @@ status checkpoint_store::load_catalog() {
   if (!idx) return idx.err();
   for (auto& name : *idx) {
     if (!ends_with(name, ".idx")) continue;
+    const std::string pack = strip(name, ".idx");
+    if (!env_.exists(dir_ + "/packs/" + pack.substr(0, 2) + "/" + pack + ".pack")) {
+      // A pack and its index are renamed into place together and fsynced
+      // at once, so a crash may keep the index alone. Nothing names its
+      // chunks (a manifest is written only after both), and nothing may
+      // dedup against them: it is not loaded, and the next gc removes it.
+      // A pack lost later shows up the same way in verify and check: its
+      // chunks are in no index.
+      continue;
+    }
     auto body = env_.read_file(dir_ + "/index/" + name);
     if (!body) return body.err();
-    if (auto err = parse_index(*body, strip(name, ".idx"), "index/" + name, index_)) return err;
+    if (auto err = parse_index(*body, pack, "index/" + name, index_)) return err;
   }
 
   auto names = env_.list_dir(dir_ + "/manifests");
@@ -368,19 +378,53 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   }
   compute_roots(m);
 
+  // The fresh chunks' pack, built in memory (device states and configuration
+  // are small; large streams went through write_stream).
+  std::string pack_name, pack_bytes, pack_index;
   if (!fresh.empty()) {
-    auto pack = start_pack();
-    if (!pack) return pack.err();
+    pack_name = new_pack_name();
+    pack_bytes = pack_header();
     simd::deflater deflate(opts_.deflate_level);
     std::string record;
     for (auto& [d, bytes] : fresh) {
       encode_record(d, bytes, &deflate, record, keys_.get());
-      if (auto err = (*pack)->append(to_hex(d), record)) {
-        env_.remove((*pack)->tmp_path);
-        return err;
-      }
+      pack_index += index_line(to_hex(d), pack_bytes.size(), record.size());
+      pack_bytes += record;
     }
-    if (auto err = finish_pack(**pack)) return err;
+  }
+  const std::string sub = dir_ + "/packs/" + pack_name.substr(0, 2);
+  const durable_file pack_file{sub + "/" + pack_name + ".pack", pack_bytes, 0644};
+  const durable_file index_file{dir_ + "/index/" + pack_name + ".idx", pack_index, 0644};
+  auto fail = [&](const error& err) {
+    env_.remove(dir_ + "/manifests/" + info.id + ".sig");
+    std::lock_guard<std::mutex> guard(sticky_mu_);
+    if (!sticky_) sticky_ = err;
+    return err;
+  };
+  if (!fresh.empty() && !env_.exists(sub)) { // a store made before packs/00-ff were made with it
+    if (auto err = env_.create_dirs(sub)) return fail(err);
+    if (auto err = env_.sync_dir(dir_ + "/packs")) return fail(err);
+  }
+  // Only once pack and index are durable may a manifest name their chunks.
+  auto pack_published = [&]() -> status {
+    if (fresh.empty()) return {};
+    std::map<std::string, chunk_location> entries;
+    if (auto err = parse_index(pack_index, pack_name, "index/" + pack_name + ".idx", entries))
+      return err;
+    std::lock_guard<std::mutex> guard(index_mu_);
+    for (auto& [id, loc] : entries)
+      index_[id] = loc;
+    return {};
+  };
+  // With a TPM, attesting advances its anti-replay counter, which cannot be
+  // undone: pack and index are durable first, so a failed write leaves the
+  // counter where the newest checkpoint left it. A key without a counter
+  // signs first, and every file is written and fsynced at once.
+  const bool counter = !key_->attestation_key_id().empty();
+  if (counter && !fresh.empty()) {
+    if (auto err = write_durable_stages(env_, dir_ + "/tmp", {{pack_file, index_file}}))
+      return fail(err);
+    if (auto err = pack_published()) return err;
   }
 
   // The platform state the checkpoint is taken under, quoted over its
@@ -412,16 +456,23 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   signature_file sf{key_->scheme(), key_->provider(), key_->key_id(), to_hex(body_digest),
                     to_hex(reinterpret_cast<const uint8_t*>(sig->data()), sig->size())};
   const std::string base = dir_ + "/manifests/" + info.id;
-  // The signature first; the commit point is the manifest durably renamed
-  // into place after it.
+  // The commit point is the manifest durably renamed into place after the
+  // signature (and the pack and index). A crash before leaves a signature
+  // without a manifest (removed on open), a pack without an index (an
+  // orphan gc removes), or an index without its pack (not loaded on open;
+  // gc removes it).
   const std::string sig_text = encode_signature(sf);
-  if (auto err = write_durable_pair(env_, dir_ + "/tmp", {base + ".sig", sig_text, 0644},
-                                    {base + ".json", body, 0644})) {
-    env_.remove(base + ".sig");
-    std::lock_guard<std::mutex> guard(sticky_mu_);
-    if (!sticky_) sticky_ = err;
-    return err;
+  const durable_file sig_file{base + ".sig", sig_text, 0644},
+      manifest_file{base + ".json", body, 0644};
+  std::vector<durable_file> first{sig_file};
+  if (!counter && !fresh.empty()) {
+    first.push_back(pack_file);
+    first.push_back(index_file);
   }
+  if (auto err = write_durable_stages(env_, dir_ + "/tmp", {first, {manifest_file}}))
+    return fail(err); // the store refuses writes now, so nothing dedups against the pack
+  if (!counter)
+    if (auto err = pack_published()) return err;
   checkpoints_[info.id] = info;
   return info;
 }

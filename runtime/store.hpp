@@ -268,6 +268,7 @@ private:
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
   // A pack written record by record into tmp/; finish_pack makes pack and
   // index durable, and only then its chunks visible to manifests.
+  static std::string new_pack_name(); // 64 random hex digits
   result<std::unique_ptr<open_pack>> start_pack();
   status finish_pack(open_pack& p);
   std::string rel(const std::string& path) const;

@@ -46,11 +46,15 @@ std::string pack_rel(const std::string& pack) {
 
 } // namespace
 
-result<std::unique_ptr<open_pack>> checkpoint_store::start_pack() {
-  auto p = std::make_unique<open_pack>();
+std::string checkpoint_store::new_pack_name() {
   uint8_t raw[32];
   random_bytes(raw, sizeof(raw));
-  p->name = to_hex(raw, sizeof(raw));
+  return to_hex(raw, sizeof(raw));
+}
+
+result<std::unique_ptr<open_pack>> checkpoint_store::start_pack() {
+  auto p = std::make_unique<open_pack>();
+  p->name = new_pack_name();
   p->tmp_path = dir_ + "/tmp/" + p->name + ".pack.tmp";
   auto f = env_.new_writable_file(p->tmp_path, 0644);
   if (!f) return f.err();
@@ -68,8 +72,7 @@ status checkpoint_store::finish_pack(open_pack& p) {
     env_.remove(p.tmp_path);
     return err;
   };
-  // The pack and its index are fsynced at once; the pack is renamed into
-  // place first, so no durable index ever names a pack that is not there.
+  // The pack and its index are fsynced at once.
   const std::string idx_tmp = dir_ + "/tmp/" + p.name + ".idx.tmp";
   status idx_err;
   std::thread index_writer([&] { idx_err = write_synced(env_, idx_tmp, p.index); });
@@ -85,11 +88,14 @@ status checkpoint_store::finish_pack(open_pack& p) {
     if (auto err = env_.create_dirs(sub)) return sticky(err);
     if (auto err = env_.sync_dir(dir_ + "/packs")) return sticky(err);
   }
-  if (auto err = env_.rename(p.tmp_path, sub + "/" + p.name + ".pack")) return sticky(err);
-  if (auto err = env_.sync_dir(sub)) return sticky(err);
+  // Both renames, then both directories fsynced at once: a crash between
+  // may leave an index without its pack, which the next open drops.
   const std::string idx_path = dir_ + "/index/" + p.name + ".idx";
-  if (auto err = env_.rename(idx_tmp, idx_path)) return sticky(err);
-  if (auto err = env_.sync_dir(dir_ + "/index")) return sticky(err);
+  if (auto err =
+          rename_durable(env_, {{p.tmp_path, sub + "/" + p.name + ".pack"}, {idx_tmp, idx_path}})) {
+    env_.remove(idx_tmp);
+    return sticky(err);
+  }
   // Only now, with pack and index durable, may a manifest name these chunks.
   std::map<std::string, chunk_location> entries;
   if (auto err = parse_index(p.index, p.name, idx_path, entries)) return err;
