@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,13 @@ struct saga_status {
 /// Phase names in order.
 extern const char* const saga_phases[5];
 
+/// What an estimate needs of a completed saga.
+struct saga_timing {
+  std::string type;
+  int64_t devices = 0;
+  double duration_ms = 0;
+};
+
 struct node_context {
   node_config cfg;
   std::shared_ptr<sim_driver> sim;
@@ -56,9 +64,14 @@ struct node_context {
   std::shared_ptr<saga_status> running;
   bool emergency_waiting = false; ///< an emergency saga waits for `running` to stop
   uuid_v7_generator saga_ids;
-  /// Summaries of ended sagas (their journals no longer change), by id.
+  /// The saga history, read from the journals once and then kept up to date
+  /// as sagas start and end (guarded by history_mu).
   std::mutex history_mu;
-  std::map<std::string, json> saga_history;
+  bool history_loaded = false;
+  std::set<std::string> journal_ids;        ///< every saga with a journal
+  std::set<std::string> unsummarized;       ///< of those, not in saga_history yet
+  std::map<std::string, json> saga_history; ///< summaries of ended sagas, by id
+  std::vector<saga_timing> completed_sagas; ///< for estimates, oldest first
 };
 
 /// Device calls from the (blocking) control actor. Requests to many devices

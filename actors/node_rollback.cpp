@@ -134,25 +134,62 @@ json summarize(const std::string& id, const std::vector<json>& records) {
   return s;
 }
 
-// Calls `fn` with every saga's summary, oldest first. Ended sagas are read
-// from their journal once and kept; a node with a long history does not
-// re-read it for every rollback.
-template <class F> status for_each_saga(node_context& ctx, F fn) {
-  auto dir = journal_dir(ctx);
-  auto ids = list_journals(env::posix(), dir);
-  if (!ids) return ids.err();
-  std::lock_guard<std::mutex> lock(ctx.history_mu);
-  for (auto& id : *ids) {
-    auto it = ctx.saga_history.find(id);
-    if (it != ctx.saga_history.end()) {
-      fn(it->second);
+// Reads what is new since the last call (lock held): at the first call
+// every journal, later only the sagas started since or still running. Ended
+// sagas are summarized once and kept, so a node with a long history does
+// not re-read it for every rollback. Returns the summaries of the sagas
+// still running (not kept: their journals still change).
+result<std::map<std::string, json>> refresh_history(node_context& ctx) {
+  const auto dir = journal_dir(ctx);
+  if (!ctx.history_loaded) {
+    auto ids = list_journals(env::posix(), dir);
+    if (!ids) return ids.err();
+    ctx.journal_ids.insert(ids->begin(), ids->end());
+    ctx.unsummarized = ctx.journal_ids;
+    ctx.history_loaded = true;
+  }
+  std::map<std::string, json> running;
+  for (auto it = ctx.unsummarized.begin(); it != ctx.unsummarized.end();) {
+    const auto& id = *it;
+    auto records = read_journal(env::posix(), journal_path(dir, id));
+    if (!records && records.err().code == errc::not_found) { // removed: it never began
+      ctx.journal_ids.erase(id);
+      it = ctx.unsummarized.erase(it);
       continue;
     }
-    auto records = read_journal(env::posix(), journal_path(dir, id));
     if (!records) return records.err();
     auto s = summarize(id, *records);
-    if (s["outcome"] != "interrupted") ctx.saga_history.emplace(id, s);
-    fn(s);
+    if (s["outcome"] == "interrupted") {
+      running.emplace(id, std::move(s));
+      ++it;
+      continue;
+    }
+    if (s["outcome"] == "completed" && s.contains("duration_ms"))
+      ctx.completed_sagas.push_back({s.value("type", ""), s.value("devices_planned", int64_t{0}),
+                                     s["duration_ms"].get<double>()});
+    ctx.saga_history.emplace(id, std::move(s));
+    it = ctx.unsummarized.erase(it);
+  }
+  return running;
+}
+
+// A saga's journal was created: the history learns of it without listing
+// the journal directory again.
+void note_journal(node_context& ctx, const std::string& id) {
+  std::lock_guard<std::mutex> lock(ctx.history_mu);
+  if (!ctx.history_loaded) return; // the first refresh lists it
+  ctx.journal_ids.insert(id);
+  ctx.unsummarized.insert(id);
+}
+
+// Calls `fn` with every saga's summary, oldest first.
+template <class F> status for_each_saga(node_context& ctx, F fn) {
+  std::lock_guard<std::mutex> lock(ctx.history_mu);
+  auto running = refresh_history(ctx);
+  if (!running) return running.err();
+  for (auto& id : ctx.journal_ids) {
+    auto it = ctx.saga_history.find(id);
+    fn(it != ctx.saga_history.end() ? it->second : running->at(id));
   }
   return {};
 }
@@ -167,16 +204,18 @@ result<std::vector<json>> history(node_context& ctx) {
 // count within a factor of two when there are such.
 json estimate(node_context& ctx, const std::string& type, size_t devices) {
   std::vector<double> same_type, similar;
-  auto err = for_each_saga(ctx, [&](const json& s) {
-    if (s["outcome"] != "completed" || s.value("type", "") != type || !s.contains("duration_ms"))
-      return;
-    double ms = s["duration_ms"].get<double>();
-    same_type.push_back(ms);
-    auto n = s.value("devices_planned", 0);
-    if (n * 2 >= static_cast<int>(devices) && static_cast<size_t>(n) <= devices * 2 + 1)
-      similar.push_back(ms);
-  });
-  if (err) return {{"error", err.message}};
+  {
+    std::lock_guard<std::mutex> lock(ctx.history_mu);
+    auto running = refresh_history(ctx);
+    if (!running) return {{"error", running.err().message}};
+    for (auto& t : ctx.completed_sagas) {
+      if (t.type != type) continue;
+      same_type.push_back(t.duration_ms);
+      if (t.devices * 2 >= static_cast<int64_t>(devices) &&
+          static_cast<size_t>(t.devices) <= devices * 2 + 1)
+        similar.push_back(t.duration_ms);
+    }
+  }
   auto& use = similar.empty() ? same_type : similar;
   if (use.empty())
     return {{"duration_ms", nullptr},
@@ -440,6 +479,7 @@ private:
     if (!journal_) {
       auto j = saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
       if (j) {
+        note_journal(ctx_, status_.id);
         journal_ = std::move(*j);
         defer({{"t", "begin"},
                {"saga", status_.id},
@@ -560,7 +600,9 @@ control_reply saga::run(const json& args) {
       return ctx_.store->create(req, v_.current, v_.current_config);
     });
     journal = std::async(std::launch::async, [this] {
-      return saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
+      auto j = saga_journal::create(env::posix(), journal_dir(ctx_), status_.id);
+      if (j) note_journal(ctx_, status_.id);
+      return j;
     });
   };
   auto err = validate(ctx_, calls_, args, result_, v_, start_preparation);
