@@ -332,8 +332,10 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   info.type = req.type;
   if (!checkpoints_.empty()) {
     auto& parent = checkpoints_.rbegin()->second;
-    auto body = env_.read_file(dir_ + "/manifests/" + parent.id + ".json");
-    if (body) {
+    if (newest_written_.first == parent.id) { // this process wrote it: no need to read it back
+      info.parent_id = parent.id;
+      info.parent_manifest_sha256 = newest_written_.second;
+    } else if (auto body = env_.read_file(dir_ + "/manifests/" + parent.id + ".json")) {
       info.parent_id = parent.id;
       info.parent_manifest_sha256 = sha256_hex(*body);
     }
@@ -381,6 +383,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   // The fresh chunks' pack, built in memory (device states and configuration
   // are small; large streams went through write_stream).
   std::string pack_name, pack_bytes, pack_index;
+  std::vector<std::pair<std::string, chunk_location>> entries;
   if (!fresh.empty()) {
     pack_name = new_pack_name();
     pack_bytes = pack_header();
@@ -388,7 +391,8 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     std::string record;
     for (auto& [d, bytes] : fresh) {
       encode_record(d, bytes, &deflate, record, keys_.get());
-      pack_index += index_line(to_hex(d), pack_bytes.size(), record.size());
+      entries.push_back({to_hex(d), {pack_name, pack_bytes.size(), record.size()}});
+      pack_index += index_line(entries.back().first, pack_bytes.size(), record.size());
       pack_bytes += record;
     }
   }
@@ -406,15 +410,10 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     if (auto err = env_.sync_dir(dir_ + "/packs")) return fail(err);
   }
   // Only once pack and index are durable may a manifest name their chunks.
-  auto pack_published = [&]() -> status {
-    if (fresh.empty()) return {};
-    std::map<std::string, chunk_location> entries;
-    if (auto err = parse_index(pack_index, pack_name, "index/" + pack_name + ".idx", entries))
-      return err;
+  auto pack_published = [&] {
     std::lock_guard<std::mutex> guard(index_mu_);
     for (auto& [id, loc] : entries)
-      index_[id] = loc;
-    return {};
+      index_[id] = std::move(loc);
   };
   // With a TPM, attesting advances its anti-replay counter, which cannot be
   // undone: pack and index are durable first, so a failed write leaves the
@@ -424,7 +423,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   if (counter && !fresh.empty()) {
     if (auto err = write_durable_stages(env_, dir_ + "/tmp", {{pack_file, index_file}}))
       return fail(err);
-    if (auto err = pack_published()) return err;
+    pack_published();
   }
 
   // The platform state the checkpoint is taken under, quoted over its
@@ -471,8 +470,8 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   }
   if (auto err = write_durable_stages(env_, dir_ + "/tmp", {first, {manifest_file}}))
     return fail(err); // the store refuses writes now, so nothing dedups against the pack
-  if (!counter)
-    if (auto err = pack_published()) return err;
+  if (!counter) pack_published();
+  newest_written_ = {info.id, to_hex(body_digest)};
   checkpoints_[info.id] = info;
   return info;
 }

@@ -284,7 +284,9 @@ private:
   std::map<std::string, chunk_location> index_;        // chunk id hex -> location
   std::map<std::string, checkpoint_info> checkpoints_; // by id; UUIDv7 sorts by time
   uuid_v7_generator ids_;
-  std::mutex sticky_mu_;       // sticky_ may be set by pipeline workers
+  std::pair<std::string, std::string> newest_written_; // id and manifest SHA-256 (hex) of the
+                                                       // last checkpoint create() wrote
+  std::mutex sticky_mu_;                               // sticky_ may be set by pipeline workers
   error sticky_;               // set by a failed durable write; refuses changes until reopened
   std::shared_ptr<void> lock_; // one process per store
 };
