@@ -121,7 +121,6 @@ static result<checked_record> check_record(const char* h, size_t len, const chun
   if (std::memcmp(h, record_magic, 4) != 0) return fail("bad record magic");
   if (static_cast<uint8_t>(h[4]) != record_version) return fail("unknown record version");
   if (h[7] != 0) return fail("reserved header byte is not zero");
-
   auto codec = static_cast<chunk_codec>(h[5]);
   auto cipher = static_cast<chunk_cipher>(h[6]);
   if ((codec != chunk_codec::none && codec != chunk_codec::deflate) ||
