@@ -405,10 +405,8 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     if (!sticky_) sticky_ = err;
     return err;
   };
-  if (!fresh.empty() && !env_.exists(sub)) { // a store made before packs/00-ff were made with it
-    if (auto err = env_.create_dirs(sub)) return fail(err);
-    if (auto err = env_.sync_dir(dir_ + "/packs")) return fail(err);
-  }
+  if (!fresh.empty())
+    if (auto err = make_pack_dir(pack_name)) return fail(err);
   // Only once pack and index are durable may a manifest name their chunks.
   auto pack_published = [&] {
     std::lock_guard<std::mutex> guard(index_mu_);

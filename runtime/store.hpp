@@ -268,7 +268,8 @@ private:
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
   // A pack written record by record into tmp/; finish_pack makes pack and
   // index durable, and only then its chunks visible to manifests.
-  static std::string new_pack_name(); // 64 random hex digits
+  static std::string new_pack_name();            // 64 random hex digits
+  status make_pack_dir(const std::string& pack); // packs/<first two digits>, durably
   result<std::unique_ptr<open_pack>> start_pack();
   status finish_pack(open_pack& p);
   std::string rel(const std::string& path) const;

@@ -52,6 +52,14 @@ std::string checkpoint_store::new_pack_name() {
   return to_hex(raw, sizeof(raw));
 }
 
+status checkpoint_store::make_pack_dir(const std::string& pack) {
+  // Stores made before packs/00-ff were created with the store lack some.
+  const std::string sub = dir_ + "/packs/" + pack.substr(0, 2);
+  if (env_.exists(sub)) return {};
+  if (auto err = env_.create_dirs(sub)) return err;
+  return env_.sync_dir(dir_ + "/packs");
+}
+
 result<std::unique_ptr<open_pack>> checkpoint_store::start_pack() {
   auto p = std::make_unique<open_pack>();
   p->name = new_pack_name();
@@ -83,16 +91,12 @@ status checkpoint_store::finish_pack(open_pack& p) {
     env_.remove(idx_tmp);
     return sticky(pack_err ? pack_err : idx_err);
   }
-  const std::string sub = dir_ + "/packs/" + p.name.substr(0, 2);
-  if (!env_.exists(sub)) {
-    if (auto err = env_.create_dirs(sub)) return sticky(err);
-    if (auto err = env_.sync_dir(dir_ + "/packs")) return sticky(err);
-  }
+  if (auto err = make_pack_dir(p.name)) return sticky(err);
   // Both renames, then both directories fsynced at once: a crash between
-  // may leave an index without its pack, which the next open drops.
+  // may leave an index without its pack, which open skips and gc removes.
   const std::string idx_path = dir_ + "/index/" + p.name + ".idx";
-  if (auto err =
-          rename_durable(env_, {{p.tmp_path, sub + "/" + p.name + ".pack"}, {idx_tmp, idx_path}})) {
+  if (auto err = rename_durable(
+          env_, {{p.tmp_path, dir_ + "/" + pack_rel(p.name)}, {idx_tmp, idx_path}})) {
     env_.remove(idx_tmp);
     return sticky(err);
   }
