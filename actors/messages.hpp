@@ -11,7 +11,7 @@
 #include <caf/type_id.hpp>
 
 #include "dsmil/device.hpp"
-#include "runtime/node_config.hpp"
+#include "runtime/config/node_config.hpp"
 
 namespace dsmil {
 

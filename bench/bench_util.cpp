@@ -1,6 +1,6 @@
 #include "bench/bench_util.hpp"
 
-#include "runtime/env.hpp"
+#include "runtime/os/env.hpp"
 
 #include <unistd.h>
 

@@ -10,9 +10,9 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/peers.hpp"
-#include "runtime/bounded_queue.hpp"
-#include "runtime/crypto.hpp"
-#include "runtime/store.hpp"
+#include "runtime/base/bounded_queue.hpp"
+#include "runtime/base/crypto.hpp"
+#include "runtime/store/store.hpp"
 #include "simd/cpu_features.hpp"
 #include "simd/deflate.hpp"
 

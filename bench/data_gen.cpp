@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/sim_driver.hpp"
+#include "runtime/devices/sim_driver.hpp"
 
 namespace dsmil::bench {
 

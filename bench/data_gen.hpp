@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "dsmil/result.hpp"
-#include "runtime/store.hpp"
+#include "runtime/store/store.hpp"
 
 namespace dsmil::bench {
 

@@ -8,6 +8,7 @@
 #include "bench/bench_util.hpp"
 #include "bench/checkpoint_bench.hpp"
 #include "bench/rollback_bench.hpp"
+#include "bench/soak_bench.hpp"
 #include "bench/tpm_bench.hpp"
 #include "dsmil/version.hpp"
 
@@ -69,6 +70,15 @@ int main(int argc, char** argv) {
                  "work directory (default: a fresh one under /var/tmp, removed "
                  "after)");
   rb->add_flag("--json", as_json, "print one JSON document on stdout");
+  auto* sk = app.add_subcommand("soak", "memory of a running dsmild: resident set growth per "
+                                        "checkpoint create+delete and per client request");
+  soak_bench_options so;
+  sk->add_option("--cycles", so.cycles, "checkpoint create+delete cycles (default 600)");
+  sk->add_option("--requests", so.requests, "status requests, one connection each (default 2000)");
+  sk->add_option("--warmup", so.warmup, "operations of each kind before measuring (default 100)");
+  sk->add_option("--dsmild", so.dsmild, "the dsmild to run (default: the one beside this build)");
+  sk->add_option("--dir", so.dir, "work directory (default: a fresh one under /var/tmp)");
+  sk->add_flag("--json", as_json, "print one JSON document on stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -89,6 +99,7 @@ int main(int argc, char** argv) {
     if (ro.runs == 0) return std::fprintf(stderr, "dsmil-bench: --runs must be at least 1\n"), 2;
     return report(run_rollback_bench(ro), as_json, print_rollback_report);
   }
+  if (sk->parsed()) return report(run_soak_bench(so), as_json, print_soak_report);
   auto bytes = parse_size(size);
   if (!bytes)
     return std::fprintf(stderr, "dsmil-bench: --size: %s\n", bytes.err().message.c_str()), 2;

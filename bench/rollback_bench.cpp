@@ -11,10 +11,10 @@
 
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
-#include "actors/node.hpp"
+#include "actors/node/node.hpp"
 #include "bench/bench_util.hpp"
-#include "runtime/node_config.hpp"
-#include "runtime/sim_driver.hpp"
+#include "runtime/config/node_config.hpp"
+#include "runtime/devices/sim_driver.hpp"
 
 namespace dsmil::bench {
 
@@ -42,7 +42,7 @@ result<json> run_rollback_bench(const rollback_bench_options& o) {
   caf::actor_system_config caf_cfg;
   configure_actor_system(caf_cfg, false);
   caf::actor_system sys{caf_cfg};
-  auto node = start_node(sys, *cfg);
+  auto node = start_node(sys, *cfg, env::posix());
   if (!node) return node.err();
   auto call = [&](const std::string& command, const json& args) -> result<json> {
     caf::scoped_actor self{sys};

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "bench/bench_util.hpp"
-#include "runtime/store.hpp"
-#include "runtime/tpm_key.hpp"
+#include "runtime/store/store.hpp"
+#include "runtime/keys/tpm_key.hpp"
 
 namespace dsmil::bench {
 

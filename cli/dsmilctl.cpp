@@ -15,8 +15,8 @@
 #include "actors/messages.hpp"
 #include "cli/render.hpp"
 #include "dsmil/version.hpp"
-#include "runtime/store.hpp"
-#include "runtime/node_config.hpp"
+#include "runtime/store/store.hpp"
+#include "runtime/config/node_config.hpp"
 
 using nlohmann::json;
 

@@ -9,7 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/caf_glue.hpp"
-#include "actors/node.hpp"
+#include "actors/node/node.hpp"
+#include "runtime/os/env.hpp"
 #include "dsmil/version.hpp"
 
 namespace {
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
   }
 
   auto cfg = config_file.empty() ? dsmil::node_config::embedded()
-                                 : dsmil::node_config::load_file(config_file);
+                                 : dsmil::node_config::load_file(dsmil::env::posix(), config_file);
   if (!cfg) return die(cfg.err().message, 2);
   if (!data_dir.empty()) cfg->data_dir = data_dir;
   if (!listen.empty())
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
   dsmil::configure_actor_system(caf_cfg);
   caf::actor_system sys{caf_cfg};
 
-  auto node = dsmil::start_node(sys, *cfg);
+  auto node = dsmil::start_node(sys, *cfg, dsmil::env::posix());
   if (!node) return die(node.err().message, 1);
   auto port = sys.middleman().publish(*node->control, cfg->listen_port, cfg->listen_host.c_str());
   if (!port) {

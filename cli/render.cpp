@@ -39,6 +39,11 @@ void render_status(const json& b, std::ostream& out) {
       << " given up\n";
   out << "store       " << str(c["store"]) << ": " << c["count"] << " checkpoints, " << c["chunks"]
       << " chunks, latest " << str(c["latest"]) << "\n";
+  if (b.contains("store_free_bytes") && !b["store_free_bytes"].is_null())
+    out << "space       " << b["store_free_bytes"] << " bytes free, " << b["store_reserve_bytes"]
+        << " held in reserve for a rollback\n";
+  for (auto& w : b.value("warnings", json::array()))
+    out << "WARNING     " << str(w) << "\n";
   out << "keys        " << str(b["keys"]["provider"]) << " key "
       << str(b["keys"]["key_id"]).substr(0, 16) << "\n";
   auto& cfg = b["configuration"];

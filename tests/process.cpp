@@ -1,4 +1,4 @@
-#include "process.hpp"
+#include "tests/process.hpp"
 
 #include <cstdlib>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 
 #include <doctest/doctest.h>
 
-#include "test_util.hpp"
+#include "tests/test_util.hpp"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "swtpm.hpp"
+#include "tests/swtpm.hpp"
 
 #include <arpa/inet.h>
 #include <csignal>

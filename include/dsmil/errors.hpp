@@ -27,6 +27,7 @@ enum class errc : uint8_t {
   timeout,                 ///< an operation ran past its deadline
   unavailable,             ///< a node or actor is not reachable
   internal,                ///< a bug: please report
+  no_space,                ///< the file system is full (ENOSPC, EDQUOT): free space and retry
 };
 
 /// Short stable name, e.g. "no_such_device".

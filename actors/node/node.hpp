@@ -1,0 +1,38 @@
+// A node: device supervisor, devices, store and the control actor that
+// dsmilctl talks to. start_node() wires them up inside an actor system.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "runtime/config/node_config.hpp"
+#include "dsmil/result.hpp"
+
+namespace dsmil {
+
+class env;
+class sim_driver;
+
+struct node_handles {
+  /// Answers control_request with control_reply (see messages.hpp).
+  /// Untyped because it is a blocking actor: it runs on its own thread and
+  /// may wait for disk and for its own requests to the device actors.
+  std::shared_ptr<caf::actor> control;
+  /// The simulator behind the guard, for tests that count backend writes.
+  std::shared_ptr<sim_driver> sim;
+  /// The automatic checkpoint timer, when configured (linked to control).
+  std::shared_ptr<caf::actor> scheduler;
+  /// The port the control actor was published on, once known (for status).
+  std::shared_ptr<std::atomic<uint16_t>> published_port;
+};
+
+/// Opens the store under cfg.data_dir/store, builds the simulator with the
+/// configured faults, and spawns the actor tree. Errors leave nothing running.
+/// Every file, clock and thread effect of the node goes through `e`, which
+/// must outlive the node (programs pass env::posix(); tests may pass a
+/// memory or fault env).
+result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e);
+
+} // namespace dsmil

@@ -1,0 +1,420 @@
+#include <map>
+#include <set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/caf_glue.hpp"
+#include "actors/node/node.hpp"
+#include "actors/node/node_impl.hpp"
+#include "actors/devices/supervisors.hpp"
+#include "runtime/keys/fallback_key.hpp"
+#include "runtime/keys/tpm_key.hpp"
+#include "simd/cpu_features.hpp"
+
+namespace dsmil {
+
+namespace {
+
+// Longest a device call can take: every attempt with its largest backoff.
+std::chrono::milliseconds device_timeout(const node_config& cfg) {
+  return std::chrono::milliseconds(10000 + static_cast<int64_t>(cfg.retry.attempts) *
+                                               (cfg.retry.max_ms + 60000));
+}
+
+const std::map<std::string, command_fn>& commands() {
+  static const std::map<std::string, command_fn> table = {
+      {"status", cmd_status},
+      {"device.list", cmd_device_list},
+      {"device.show", cmd_device_show},
+      {"device.set", cmd_device_set},
+      {"device.fault", cmd_device_fault},
+      {"device.crash", cmd_device_crash},
+      {"config.show", cmd_config_show},
+      {"config.set", cmd_config_set},
+      {"checkpoint.create", cmd_checkpoint_create},
+      {"checkpoint.list", cmd_checkpoint_list},
+      {"checkpoint.show", cmd_checkpoint_show},
+      {"checkpoint.verify", cmd_checkpoint_verify},
+      {"checkpoint.delete", cmd_checkpoint_delete},
+      {"store.check", cmd_store_check},
+      {"store.gc", cmd_store_gc},
+      {"store.prune", cmd_store_prune},
+      {"retention", cmd_retention},
+      {"checkpoint.pin", cmd_checkpoint_pin},
+      {"rollback.history", cmd_rollback_history},
+      {"rollback.show", cmd_rollback_show},
+      {"keys.show", cmd_keys_show},
+      {"keys.init", cmd_keys_init},
+  };
+  return table;
+}
+
+// Commands that change devices, configuration or the store: refused while a
+// rollback saga runs, so the saga's pre-rollback state stays the truth.
+bool mutates(const std::string& command) {
+  static const std::set<std::string> m = {
+      "device.set", "config.set",  "checkpoint.create", "checkpoint.delete", "checkpoint.pin",
+      "store.gc",   "store.prune", "keys.init",         "retention"};
+  return m.count(command) > 0;
+}
+
+control_reply dispatch(node_context& ctx, device_calls& calls, const control_request& req,
+                       const json& args) {
+  auto it = commands().find(req.command);
+  if (it == commands().end())
+    return error_reply(make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
+  if (mutates(req.command) && !(req.command == "retention" && !args.contains("key"))) {
+    std::lock_guard<std::mutex> lock(ctx.saga_mu);
+    if (ctx.running)
+      return error_reply(
+          make_error(errc::busy, "rollback " + ctx.running->id + " is running (" +
+                                     saga_phases[ctx.running->phase.load()] + "); '" + req.command +
+                                     "' waits until it ends ('dsmilctl rollback show " +
+                                     ctx.running->id + "')"));
+  }
+  try {
+    std::lock_guard<std::mutex> lock(ctx.mu);
+    auto reply = it->second(ctx, calls, args);
+    if (req.command == "status" && reply.code == 0) {
+      auto body = json::parse(reply.body);
+      std::lock_guard<std::mutex> saga_lock(ctx.saga_mu);
+      body["rollback"] = ctx.running ? json{{"id", ctx.running->id},
+                                            {"type", ctx.running->type},
+                                            {"target", ctx.running->target},
+                                            {"phase", saga_phases[ctx.running->phase.load()]}}
+                                     : json(nullptr);
+      reply.body = body.dump();
+    }
+    return reply;
+  } catch (const json::exception& e) {
+    return error_reply(
+        make_error(errc::invalid_argument, std::string("malformed arguments: ") + e.what()));
+  } catch (const std::exception& e) {
+    return error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
+  }
+}
+
+result<json> parse_args(const control_request& req) {
+  auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
+  if (args.is_discarded() || !args.is_object())
+    return make_error(errc::invalid_argument, "arguments are not a JSON object");
+  return args;
+}
+
+// One rollback saga: waits its turn (an emergency waits for the saga it
+// pre-empts to compensate), runs, answers the client directly.
+void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
+               std::shared_ptr<saga_status> st) {
+  self->receive([&](control_request& req) -> control_reply {
+    auto client = caf::actor_cast<caf::actor>(self->current_sender());
+    auto args = parse_args(req);
+    {
+      std::unique_lock<std::mutex> lock(ctx->saga_mu);
+      ctx->sagas_idle.wait(lock, [&] { return !ctx->running || ctx->running == st; });
+      if (ctx->running != st) ctx->emergency_waiting = false;
+      ctx->running = st;
+    }
+    device_calls calls(self, *ctx);
+    progress_fn progress;
+    if (args && args->value("progress", false) && client)
+      progress = [&](const json& p) { self->send(client, rollback_progress{p.dump()}); };
+    control_reply reply;
+    try {
+      reply = args ? run_rollback(*ctx, calls, *args, st.get(), progress) : error_reply(args.err());
+    } catch (const std::exception& e) {
+      reply = error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
+    }
+    {
+      std::lock_guard<std::mutex> lock(ctx->mu);
+      hold_reserve(*ctx); // released for the saga's safety net
+    }
+    {
+      std::lock_guard<std::mutex> lock(ctx->saga_mu);
+      ctx->running.reset();
+    }
+    ctx->sagas_idle.notify_all();
+    if (reply.code != 0) spdlog::info("rollback {}: {}", st->id, reply.message);
+    return reply;
+  });
+}
+
+// Starts a saga for a rollback request, or says why not.
+caf::result<control_reply> start_saga(caf::blocking_actor* self,
+                                      const std::shared_ptr<node_context>& ctx,
+                                      control_request& req, const json& args) {
+  const bool emergency = args.value("type", std::string()) == "emergency";
+  auto st = std::make_shared<saga_status>();
+  st->id = ctx->saga_ids.next(ctx->os->now_unix_ns());
+  st->type = args.value("type", std::string());
+  {
+    std::lock_guard<std::mutex> lock(ctx->saga_mu);
+    if (ctx->running) {
+      auto& r = *ctx->running;
+      std::string running = "rollback " + r.id + " (" + (r.type.empty() ? "?" : r.type) +
+                            (r.target.empty() ? "" : " to " + r.target) + ", " +
+                            saga_phases[r.phase.load()] + ")";
+      if (!emergency)
+        return error_reply(make_error(errc::busy, running + " is running; wait for it to end, or "
+                                                            "pre-empt it with --type emergency"));
+      if (ctx->emergency_waiting)
+        return error_reply(make_error(errc::busy, "an emergency rollback already waits for " +
+                                                      running + " to compensate"));
+      r.preempt = true;
+      ctx->emergency_waiting = true;
+      spdlog::warn("emergency rollback {} pre-empts {}", st->id, running);
+    } else {
+      ctx->running = st;
+    }
+  }
+  auto saga = self->spawn<caf::detached>(saga_loop, ctx, st);
+  self->delegate(saga, std::move(req));
+  return caf::delegated<control_reply>{};
+}
+
+void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
+  device_calls calls(self, *ctx);
+  // Sagas a crash interrupted are settled before any command is taken.
+  recover_sagas(*ctx, calls);
+  bool running = true;
+  self->receive_while([&] { return running; })(
+      [&](control_request& req) -> caf::result<control_reply> {
+        auto args = parse_args(req);
+        if (!args) return error_reply(args.err());
+        if (req.command == "rollback") {
+          try {
+            if (!args->value("dry_run", false)) return start_saga(self, ctx, req, *args);
+            return run_rollback(*ctx, calls, *args, nullptr, nullptr);
+          } catch (const json::exception& e) {
+            return error_reply(make_error(errc::invalid_argument,
+                                          std::string("malformed arguments: ") + e.what()));
+          }
+        }
+        auto reply = dispatch(*ctx, calls, req, *args);
+        if (reply.code != 0)
+          spdlog::info("{}: {}", req.command, reply.message);
+        else
+          spdlog::debug("{}: ok", req.command);
+        return reply;
+      },
+      [&](caf::exit_msg& em) {
+        spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
+        running = false;
+      });
+  self->send_exit(ctx->devices, caf::exit_reason::user_shutdown);
+}
+
+} // namespace
+
+// -- device_calls ---------------------------------------------------------------
+
+namespace {
+
+template <class Handle> result<device_state> collect(Handle& h) {
+  result<device_state> out = make_error(errc::internal, "no reply");
+  h.receive([&](device_state& s) { out = std::move(s); },
+            [&](caf::error& e) { out = from_caf(e); });
+  return out;
+}
+
+} // namespace
+
+result<device_state> device_calls::read(device_id id) {
+  auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id);
+  return collect(h);
+}
+
+result<device_state> device_calls::write(const device_patch& p) {
+  auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), p);
+  return collect(h);
+}
+
+std::vector<device_state>
+device_calls::read_many(const std::vector<device_id>& ids,
+                        std::vector<std::pair<device_id, error>>& errors) {
+  using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value,
+                                           device_id{}));
+  std::vector<handle_t> handles;
+  handles.reserve(ids.size());
+  for (auto id : ids)
+    handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id));
+  std::vector<device_state> out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto r = collect(handles[i]);
+    if (r)
+      out.push_back(std::move(*r));
+    else
+      errors.emplace_back(ids[i], r.err());
+  }
+  return out;
+}
+
+std::vector<device_state>
+device_calls::write_many(const std::vector<device_patch>& patches,
+                         std::vector<std::pair<device_id, error>>& errors) {
+  using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), device_patch{}));
+  std::vector<handle_t> handles;
+  handles.reserve(patches.size());
+  for (auto& p : patches)
+    handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), p));
+  std::vector<device_state> out;
+  for (size_t i = 0; i < patches.size(); ++i) {
+    auto r = collect(handles[i]);
+    if (r)
+      out.push_back(std::move(*r));
+    else
+      errors.emplace_back(patches[i].id, r.err());
+  }
+  return out;
+}
+
+result<std::vector<device_health>> device_calls::health() {
+  result<std::vector<device_health>> out = make_error(errc::internal, "no reply");
+  self_->request(ctx_.devices, std::chrono::seconds(30), health_atom::value)
+      .receive([&](std::vector<device_health>& v) { out = std::move(v); },
+               [&](caf::error& e) { out = from_caf(e); });
+  return out;
+}
+
+// -- shared helpers ---------------------------------------------------------------
+
+control_reply ok_reply(const json& body) {
+  return control_reply{0, "", body.dump()};
+}
+
+control_reply error_reply(const error& e, const json& body) {
+  json b = body;
+  b["error"] = {{"code", to_string(e.code)}, {"message", e.message}};
+  return control_reply{static_cast<uint8_t>(e.code), e.message, b.dump()};
+}
+
+result<std::string> arg_string(const json& args, const char* key) {
+  auto it = args.find(key);
+  if (it == args.end() || !it->is_string() || it->get<std::string>().empty())
+    return make_error(errc::invalid_argument, std::string("missing argument '") + key + "'");
+  return it->get<std::string>();
+}
+
+result<device_id> arg_device(const node_context& ctx, const json& args, const char* key) {
+  auto s = arg_string(args, key);
+  if (!s) return s.err();
+  return parse_device_id(*s, ctx.cfg.devices);
+}
+
+json to_json(const checkpoint_info& i) {
+  return {{"id", i.id},
+          {"name", i.name},
+          {"description", i.description},
+          {"type", i.type},
+          {"created_at", i.created_at},
+          {"parent", i.parent_id.empty() ? json(nullptr) : json(i.parent_id)},
+          {"devices", i.device_count},
+          {"logical_bytes", i.logical_bytes},
+          {"new_bytes", i.new_bytes},
+          {"key_id", i.key_id},
+          {"pinned", i.pinned},
+          {"provider", i.provider}};
+}
+
+json to_json(const system_config& c) {
+  return {{"config_version", c.config_version},
+          {"avx512_present", c.avx512_present},
+          {"agent_concurrency_limit", c.agent_concurrency_limit},
+          {"thermal_threshold_c", c.thermal_threshold_c},
+          {"config_data", c.config_data}};
+}
+
+// -- start ------------------------------------------------------------------------
+
+result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e) {
+  auto ctx = std::make_shared<node_context>();
+  ctx->os = &e;
+  ctx->cfg = cfg;
+  ctx->started_ns = e.now_unix_ns();
+  store_options so;
+  so.encrypt = cfg.store_encrypt;
+  so.deflate_level = cfg.store_deflate_level;
+  so.chunking = {cfg.chunk_min_kib * 1024, cfg.chunk_avg_kib * 1024, cfg.chunk_max_kib * 1024};
+  so.pack_target_bytes = uint64_t{cfg.pack_target_mib} << 20;
+  so.threads = cfg.store_threads;
+  so.passphrase_file = cfg.key_passphrase_file;
+  std::unique_ptr<key_provider> key; // software: the store opens its own
+  if (cfg.key_provider == "tpm") {
+    tpm_options to;
+    to.tcti = cfg.key_tcti;
+    to.signing_handle = cfg.key_handle;
+    to.pcrs = cfg.key_pcrs;
+    to.seal_pcrs = cfg.key_seal_pcrs;
+    auto k = open_tpm_key(to);
+    if (!k) return k.err();
+    std::unique_ptr<key_provider> software;
+    if (cfg.key_on_tpm_failure == "software") {
+      const std::string store_dir = cfg.data_dir + "/store";
+      for (auto sub : {"/keys", "/tmp"})
+        if (auto err = e.create_dirs(store_dir + sub)) return err;
+      auto s =
+          open_software_key(e, store_dir + "/keys", store_dir + "/tmp", cfg.key_passphrase_file);
+      if (!s) return s.err();
+      software = std::move(*s);
+    }
+    key = with_tpm_breaker(e, std::move(*k), std::move(software), cfg.breaker);
+  }
+  auto store = checkpoint_store::open(e, cfg.data_dir + "/store", so, std::move(key));
+  if (!store) return store.err();
+  ctx->store = std::move(*store);
+  ctx->reserve = std::make_unique<space_reserve>(e, cfg.data_dir + "/store.reserve");
+  hold_reserve(*ctx);
+  ctx->configuration.config_version = cfg.configuration.config_version;
+  ctx->configuration.agent_concurrency_limit = cfg.configuration.agent_concurrency_limit;
+  ctx->configuration.thermal_threshold_c = cfg.configuration.thermal_threshold_c;
+  ctx->configuration.config_data = cfg.configuration.config_data;
+  ctx->configuration.avx512_present = simd::detect_cpu().avx512f;
+  ctx->retention = cfg.retention;
+
+  ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, e, cfg.thermal_critical_c);
+  if (!cfg.sim_state_file.empty()) {
+    auto path = cfg.sim_state_file.front() == '/' ? cfg.sim_state_file
+                                                  : cfg.data_dir + "/" + cfg.sim_state_file;
+    if (auto err = ctx->sim->persist_to(path)) return err;
+  }
+  for (auto& [id, f] : cfg.faults)
+    ctx->sim->set_fault(id, f);
+  auto map = std::make_shared<const device_map>(ctx->cfg.devices);
+  auto guarded = std::make_shared<guarded_driver>(map, ctx->sim);
+
+  supervisor_config sc;
+  sc.drv = guarded;
+  sc.map = map;
+  sc.breaker = cfg.breaker;
+  sc.retry = cfg.retry;
+  sc.supervision = cfg.supervision;
+  ctx->devices = spawn_root_supervisor(sys, sc);
+
+  ctx->published_port = std::make_shared<std::atomic<uint16_t>>(cfg.listen_port);
+  node_handles h;
+  h.sim = ctx->sim;
+  h.published_port = ctx->published_port;
+  h.control = std::make_shared<caf::actor>(sys.spawn<caf::detached>(node_loop, ctx));
+  if (cfg.automatic_interval_s > 0) {
+    // Automatic checkpoints: a timer on the actor clock asks the control
+    // actor, like any client would; retention runs after each one.
+    auto control = *h.control;
+    auto every = std::chrono::seconds(cfg.automatic_interval_s);
+    auto timer = sys.spawn([control, every](caf::event_based_actor* self) -> caf::behavior {
+      self->link_to(control);
+      self->delayed_send(self, every, tick_atom::value);
+      return {[=](tick_atom) {
+        json args = {{"type", "automatic"}, {"name", "automatic"}};
+        self->request(control, caf::infinite, control_request{"checkpoint.create", args.dump()})
+            .then([](const control_reply& r) {
+              if (r.code != 0) spdlog::warn("automatic checkpoint failed: {}", r.message);
+            });
+        self->delayed_send(self, every, tick_atom::value);
+      }};
+    });
+    h.scheduler = std::make_shared<caf::actor>(timer);
+  }
+  return h;
+}
+
+} // namespace dsmil

@@ -1,0 +1,158 @@
+// Internals of the node's control actor, shared by its command files.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/blocking_actor.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/devices/device_service.hpp"
+#include "actors/messages.hpp"
+#include "dsmil/system_config.hpp"
+#include "runtime/config/node_config.hpp"
+#include "runtime/devices/sim_driver.hpp"
+#include "runtime/store/reserve.hpp"
+#include "runtime/store/store.hpp"
+#include "runtime/base/uuid.hpp"
+
+namespace dsmil {
+
+using nlohmann::json;
+
+/// The rollback saga that is running, as the control actor sees it.
+struct saga_status {
+  std::string id;
+  std::string type;
+  std::string target;
+  std::atomic<bool> preempt{false}; ///< an emergency rollback waits for this one to compensate
+  std::atomic<int> phase{0};        ///< index into saga_phases
+};
+
+/// Phase names in order.
+extern const char* const saga_phases[5];
+
+/// What an estimate needs of a completed saga.
+struct saga_timing {
+  std::string type;
+  int64_t devices = 0;
+  double duration_ms = 0;
+};
+
+struct node_context {
+  /// Every file, clock and thread effect of the node: the env start_node()
+  /// was given.
+  env* os = nullptr;
+  node_config cfg;
+  std::shared_ptr<sim_driver> sim;
+  device_service devices; ///< the root supervisor
+  std::unique_ptr<checkpoint_store> store;
+  /// Room for a rollback's safety net, outside the store (guarded by mu).
+  std::unique_ptr<space_reserve> reserve;
+  system_config configuration; ///< the `configuration` component's live state
+  retention_policy retention;  ///< applied after each automatic checkpoint
+  int64_t started_ns = 0;
+  std::shared_ptr<std::atomic<uint16_t>> published_port;
+
+  /// Held by the control actor for each command and by a rollback saga for
+  /// its store and configuration work, so the two never touch them at once.
+  std::mutex mu;
+  /// The running saga (guarded by saga_mu); sagas_idle is signalled when it ends.
+  std::mutex saga_mu;
+  std::condition_variable sagas_idle;
+  std::shared_ptr<saga_status> running;
+  bool emergency_waiting = false; ///< an emergency saga waits for `running` to stop
+  uuid_v7_generator saga_ids;
+  /// The saga history, read from the journals once and then kept up to date
+  /// as sagas start and end (guarded by history_mu).
+  std::mutex history_mu;
+  bool history_loaded = false;
+  std::set<std::string> journal_ids;        ///< every saga with a journal
+  std::set<std::string> unsummarized;       ///< of those, not in saga_history yet
+  std::map<std::string, json> saga_history; ///< summaries of ended sagas, by id
+  std::vector<saga_timing> completed_sagas; ///< for estimates, oldest first
+};
+
+/// Device calls from the (blocking) control actor. Requests to many devices
+/// go out together and are collected afterwards, so they run in parallel.
+class device_calls {
+public:
+  device_calls(caf::blocking_actor* self, node_context& ctx) : self_(self), ctx_(ctx) {}
+
+  result<device_state> read(device_id id);
+  result<device_state> write(const device_patch& p);
+  /// Reads many devices; `errors` gets one entry per device that failed.
+  std::vector<device_state> read_many(const std::vector<device_id>& ids,
+                                      std::vector<std::pair<device_id, error>>& errors);
+  std::vector<device_state> write_many(const std::vector<device_patch>& patches,
+                                       std::vector<std::pair<device_id, error>>& errors);
+  result<std::vector<device_health>> health();
+
+  caf::blocking_actor* self() { return self_; }
+
+private:
+  caf::blocking_actor* self_;
+  node_context& ctx_;
+};
+
+/// One command: parses args, does the work, answers.
+using command_fn = control_reply (*)(node_context&, device_calls&, const json& args);
+
+control_reply ok_reply(const json& body);
+control_reply error_reply(const error& e, const json& body = json::object());
+
+/// Argument helpers: errors are invalid_argument naming the argument.
+result<std::string> arg_string(const json& args, const char* key);
+result<device_id> arg_device(const node_context& ctx, const json& args, const char* key = "id");
+
+/// Holds the space reserve at its configured or automatic size; a failure
+/// (a full disk) is logged, and status warns. REQUIRES: ctx.mu held, or no
+/// other thread yet.
+void hold_reserve(node_context& ctx);
+
+json to_json(const checkpoint_info& i);
+json to_json(const system_config& c);
+
+// Commands (node_devices.cpp)
+control_reply cmd_status(node_context&, device_calls&, const json&);
+control_reply cmd_device_list(node_context&, device_calls&, const json&);
+control_reply cmd_device_show(node_context&, device_calls&, const json&);
+control_reply cmd_device_set(node_context&, device_calls&, const json&);
+control_reply cmd_device_fault(node_context&, device_calls&, const json&);
+control_reply cmd_device_crash(node_context&, device_calls&, const json&);
+control_reply cmd_config_show(node_context&, device_calls&, const json&);
+control_reply cmd_config_set(node_context&, device_calls&, const json&);
+// Commands (node_checkpoints.cpp)
+control_reply cmd_checkpoint_create(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_list(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_show(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_verify(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_delete(node_context&, device_calls&, const json&);
+control_reply cmd_store_check(node_context&, device_calls&, const json&);
+control_reply cmd_store_gc(node_context&, device_calls&, const json&);
+control_reply cmd_keys_show(node_context&, device_calls&, const json&);
+control_reply cmd_keys_init(node_context&, device_calls&, const json&);
+control_reply cmd_store_prune(node_context&, device_calls&, const json&);
+control_reply cmd_retention(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_pin(node_context&, device_calls&, const json&);
+// Commands (node_rollback.cpp)
+/// Sends one progress report (a JSON object) to whoever waits for the saga.
+using progress_fn = std::function<void(const json&)>;
+/// Validation alone (dry run), or a whole saga when `status` is given. Takes
+/// ctx.mu itself around store and configuration work.
+control_reply run_rollback(node_context&, device_calls&, const json& args, saga_status* status,
+                           const progress_fn& progress);
+/// At start-up: every saga whose journal has no end record is compensated (or
+/// resumed, per [rollback] on_interrupted) before the node takes commands.
+void recover_sagas(node_context&, device_calls&);
+control_reply cmd_rollback_history(node_context&, device_calls&, const json&);
+control_reply cmd_rollback_show(node_context&, device_calls&, const json&);
+
+} // namespace dsmil

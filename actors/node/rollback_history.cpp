@@ -1,0 +1,194 @@
+// The saga history: read from the journals once, kept current as sagas start
+// and end; estimates; the rollback history and show commands.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/node/rollback_detail.hpp"
+#include "runtime/components/system_config_ops.hpp"
+#include "runtime/saga/journal.hpp"
+#include "runtime/saga/plan.hpp"
+
+namespace dsmil {
+
+using namespace rollback_detail;
+
+namespace rollback_detail {
+
+// One saga as its journal tells it.
+json summarize(const std::string& id, const std::vector<json>& records) {
+  json s = {{"id", id}, {"outcome", "interrupted"}};
+  if (records.empty() || records.front()["t"] != "begin") return s;
+  auto& b = records.front();
+  for (auto key : {"type", "target", "pre_rollback", "initiated_by", "reason", "started_at"})
+    if (b.contains(key)) s[key] = b[key];
+  json phases = json::array({"validation", "preparation"});
+  std::vector<std::string> done_steps, compensated_steps;
+  int devices_total = 0;
+  for (auto& st : b["steps"])
+    devices_total += static_cast<int>(st["devices"].size());
+  s["devices_planned"] = devices_total;
+  s["steps"] = b["steps"];
+  for (auto& r : records) {
+    auto t = r["t"].get<std::string>();
+    if (t == "phase") { // a phase record starts it: the one before it completed
+      auto ph = r["phase"].get<std::string>();
+      if (ph == "verification") phases.push_back("execution");
+      if (ph == "cleanup") phases.push_back("verification");
+    }
+    if (t == "step_done") done_steps.push_back(b["steps"][r["step"].get<size_t>()]["name"]);
+    if (t == "compensate_done") {
+      s["compensated"] = r.value("ok", false);
+      if (r.contains("failed")) s["compensation_failed"] = r["failed"];
+    }
+    if (t == "recovered") s["recovered"] = true;
+    if (t == "end") {
+      s["outcome"] = r["outcome"];
+      for (auto key : {"failed_phase", "error", "failed", "duration_ms"})
+        if (r.contains(key)) s[key] = r[key];
+      if (r["outcome"] == "completed") phases.push_back("cleanup");
+    }
+  }
+  s["phases_completed"] = phases;
+  s["steps_done"] = done_steps;
+  return s;
+}
+
+// Reads what is new since the last call (lock held): at the first call
+// every journal, later only the sagas started since or still running. Ended
+// sagas are summarized once and kept, so a node with a long history does
+// not re-read it for every rollback. Returns the summaries of the sagas
+// still running (not kept: their journals still change).
+result<std::map<std::string, json>> refresh_history(node_context& ctx) {
+  const auto dir = journal_dir(ctx);
+  if (!ctx.history_loaded) {
+    auto ids = list_journals(*ctx.os, dir);
+    if (!ids) return ids.err();
+    ctx.journal_ids.insert(ids->begin(), ids->end());
+    ctx.unsummarized = ctx.journal_ids;
+    ctx.history_loaded = true;
+  }
+  std::map<std::string, json> running;
+  for (auto it = ctx.unsummarized.begin(); it != ctx.unsummarized.end();) {
+    const auto& id = *it;
+    auto records = read_journal(*ctx.os, journal_path(dir, id));
+    if (!records && records.err().code == errc::not_found) { // removed: it never began
+      ctx.journal_ids.erase(id);
+      it = ctx.unsummarized.erase(it);
+      continue;
+    }
+    if (!records) return records.err();
+    auto s = summarize(id, *records);
+    if (s["outcome"] == "interrupted") {
+      running.emplace(id, std::move(s));
+      ++it;
+      continue;
+    }
+    if (s["outcome"] == "completed" && s.contains("duration_ms"))
+      ctx.completed_sagas.push_back({s.value("type", ""), s.value("devices_planned", int64_t{0}),
+                                     s["duration_ms"].get<double>()});
+    ctx.saga_history.emplace(id, std::move(s));
+    it = ctx.unsummarized.erase(it);
+  }
+  return running;
+}
+
+// A saga's journal was created: the history learns of it without listing
+// the journal directory again.
+void note_journal(node_context& ctx, const std::string& id) {
+  std::lock_guard<std::mutex> lock(ctx.history_mu);
+  if (!ctx.history_loaded) return; // the first refresh lists it
+  ctx.journal_ids.insert(id);
+  ctx.unsummarized.insert(id);
+}
+
+// Calls `fn` with every saga's summary, oldest first.
+template <class F> status for_each_saga(node_context& ctx, F fn) {
+  std::lock_guard<std::mutex> lock(ctx.history_mu);
+  auto running = refresh_history(ctx);
+  if (!running) return running.err();
+  for (auto& id : ctx.journal_ids) {
+    auto it = ctx.saga_history.find(id);
+    fn(it != ctx.saga_history.end() ? it->second : running->at(id));
+  }
+  return {};
+}
+
+result<std::vector<json>> history(node_context& ctx) {
+  std::vector<json> out;
+  if (auto err = for_each_saga(ctx, [&](const json& s) { out.push_back(s); })) return err;
+  return out;
+}
+
+// Median duration of completed sagas like this one: same type, and a device
+// count within a factor of two when there are such.
+json estimate(node_context& ctx, const std::string& type, size_t devices) {
+  std::vector<double> same_type, similar;
+  {
+    std::lock_guard<std::mutex> lock(ctx.history_mu);
+    auto running = refresh_history(ctx);
+    if (!running) return {{"error", running.err().message}};
+    for (auto& t : ctx.completed_sagas) {
+      if (t.type != type) continue;
+      same_type.push_back(t.duration_ms);
+      if (t.devices * 2 >= static_cast<int64_t>(devices) &&
+          static_cast<size_t>(t.devices) <= devices * 2 + 1)
+        similar.push_back(t.duration_ms);
+    }
+  }
+  auto& use = similar.empty() ? same_type : similar;
+  if (use.empty())
+    return {{"duration_ms", nullptr},
+            {"basis", "no earlier completed " + type + " rollback to estimate from"}};
+  std::sort(use.begin(), use.end());
+  double median =
+      use.size() % 2 ? use[use.size() / 2] : (use[use.size() / 2 - 1] + use[use.size() / 2]) / 2;
+  return {{"duration_ms", median},
+          {"basis", "median of " + std::to_string(use.size()) + " earlier " + type +
+                        " rollback(s)" + (similar.empty() ? "" : " of a similar size")}};
+}
+
+} // namespace rollback_detail
+
+// -- history commands ------------------------------------------------------------
+
+control_reply cmd_rollback_history(node_context& ctx, device_calls&, const json& args) {
+  auto h = history(ctx);
+  if (!h) return error_reply(h.err());
+  size_t limit = args.value("limit", size_t{50});
+  json out = json::array();
+  for (auto it = h->rbegin(); it != h->rend() && out.size() < limit; ++it) {
+    json s = *it;
+    s.erase("steps");
+    out.push_back(std::move(s));
+  }
+  return ok_reply({{"rollbacks", out}, {"total", h->size()}});
+}
+
+control_reply cmd_rollback_show(node_context& ctx, device_calls&, const json& args) {
+  auto id = arg_string(args, "id");
+  if (!id) return error_reply(id.err());
+  auto dir = journal_dir(ctx);
+  auto ids = list_journals(*ctx.os, dir);
+  if (!ids) return error_reply(ids.err());
+  std::vector<std::string> hits;
+  for (auto& s : *ids)
+    if (s.compare(0, id->size(), *id) == 0) hits.push_back(s);
+  if (hits.empty())
+    return error_reply(make_error(
+        errc::not_found, "no rollback '" + *id + "'; 'dsmilctl rollback history' lists them"));
+  if (hits.size() > 1)
+    return error_reply(make_error(errc::invalid_argument,
+                                  "rollback id prefix '" + *id + "' matches " +
+                                      std::to_string(hits.size()) + " rollbacks; give more of it"));
+  auto records = read_journal(*ctx.os, journal_path(dir, hits[0]));
+  if (!records) return error_reply(records.err());
+  auto s = summarize(hits[0], *records);
+  s["journal"] = *records;
+  return ok_reply(s);
+}
+
+} // namespace dsmil

@@ -1,0 +1,408 @@
+// Rollback sagas. Validation plans the rollback; preparation takes a
+// pre-rollback checkpoint of the current state (the compensation target) and
+// starts the saga's journal; execution restores one step at a time (the
+// configuration, then device groups in dependency order); verification reads
+// every restored device back and compares it with the checkpoint bit for bit;
+// cleanup ends the journal. A failed step, a verification mismatch, a timeout
+// or an emergency pre-emption compensates: the steps that started are put back
+// to the pre-rollback state in reverse order and verified. Every transition is
+// a journal record fsynced before the work it announces, so a node killed at
+// any instant finds the saga at start-up and compensates (or resumes) it.
+#include <algorithm>
+#include <future>
+#include <map>
+#include <set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/node/rollback_detail.hpp"
+#include "runtime/components/system_config_ops.hpp"
+#include "runtime/saga/journal.hpp"
+#include "runtime/saga/plan.hpp"
+
+namespace dsmil {
+
+using namespace rollback_detail;
+
+const char* const saga_phases[5] = {"validation", "preparation", "execution", "verification",
+                                    "cleanup"};
+
+namespace {
+
+// -- the saga ---------------------------------------------------------------------
+
+class saga {
+public:
+  saga(node_context& ctx, device_calls& calls, saga_status& status, const progress_fn& progress)
+      : ctx_(ctx), calls_(calls), status_(status), progress_(progress) {}
+
+  control_reply run(const json& args);
+
+private:
+  // Ends a saga that changed nothing; the history still records it.
+  control_reply fail(const char* phase, const error& e) {
+    result_["failed_phase"] = phase;
+    result_["duration_ms"] = ms_since(ctx_, start_);
+    result_["outcome"] = "refused";
+    if (!journal_) {
+      auto j = saga_journal::create(*ctx_.os, journal_dir(ctx_), status_.id);
+      if (j) {
+        note_journal(ctx_, status_.id);
+        journal_ = std::move(*j);
+        defer({{"t", "begin"},
+               {"saga", status_.id},
+               {"type", v_.type},
+               {"target", v_.target_id},
+               {"initiated_by", initiated_by_},
+               {"reason", reason_},
+               {"started_at", ctx_.os->now_unix_ns()},
+               {"steps", json::array()}});
+      }
+    }
+    if (journal_)
+      end_or_log(commit({{"t", "end"},
+                         {"outcome", "refused"},
+                         {"failed_phase", phase},
+                         {"error", e.message},
+                         {"duration_ms", result_["duration_ms"]}}));
+    return error_reply(e, result_);
+  }
+  // An end record that could not be written leaves the saga to start-up
+  // recovery, which finds it without an end and settles it again (a device
+  // already in its state is not written); the reply says so.
+  void end_or_log(const status& err) {
+    if (!err) return;
+    spdlog::error("rollback {}: its end record cannot be written ({}); the next start settles it",
+                  status_.id, err.message);
+    result_["journal_error"] = err.message;
+  }
+  void report(const std::string& phase, const std::string& component, size_t done) {
+    if (!progress_) return;
+    progress_({{"saga", status_.id},
+               {"phase", phase},
+               {"component", component},
+               {"devices_done", done},
+               {"devices_total", devices_total_}});
+  }
+  void enter(int phase) {
+    const auto now = ctx_.os->steady_ns();
+    result_["phase_ms"][saga_phases[status_.phase.load()]] =
+        static_cast<double>(now - phase_start_) / 1e6;
+    phase_start_ = now;
+    status_.phase = phase;
+    report(saga_phases[phase], "", devices_done_);
+  }
+  // Records that need to be durable only before the next commit (group commit).
+  void defer(json record) { pending_.push_back(std::move(record)); }
+  status commit(json record) {
+    pending_.push_back(std::move(record));
+    auto batch = std::move(pending_);
+    pending_.clear();
+    return journal_->append_all(std::move(batch));
+  }
+  // Whether the file system has room for what the saga writes before it can
+  // compensate (pre-rollback checkpoint, journal), counting the reserve it
+  // will release; the error names both figures.
+  error check_room() {
+    uint64_t state_bytes = 0;
+    for (auto& d : v_.current)
+      state_bytes += d.registers.size() * 4 + d.config_blob.size() + 64;
+    const uint64_t need = rollback_safety_net_bytes(v_.current.size(), state_bytes);
+    auto fs = ctx_.os->space(ctx_.store->dir());
+    if (!fs) return {}; // cannot tell: the checkpoint itself will say
+    uint64_t reserve = 0;
+    {
+      std::lock_guard<std::mutex> lock(ctx_.mu);
+      reserve = ctx_.reserve->held();
+    }
+    if (fs->free + reserve >= need) return {};
+    return make_error(errc::no_space,
+                      "no space left for the rollback's safety net: its pre-rollback checkpoint "
+                      "and journal need about " +
+                          std::to_string(need) + " bytes, the store's file system has " +
+                          std::to_string(fs->free) + " free and the reserve " +
+                          std::to_string(reserve) +
+                          "; free space (checkpoint delete, store gc) and try again");
+  }
+  // Compensates the steps that started and ends the saga; returns the reply.
+  control_reply compensate(const char* phase, const error& cause, const std::string& outcome);
+
+  node_context& ctx_;
+  device_calls& calls_;
+  saga_status& status_;
+  const progress_fn& progress_;
+  int64_t start_ = ctx_.os->steady_ns();
+  int64_t phase_start_ = start_;
+  json result_;
+  validated v_;
+  std::unique_ptr<saga_journal> journal_;
+  std::vector<size_t> started_; ///< steps whose step_start is journalled
+  std::vector<json> pending_;   ///< deferred records, written with the next commit
+  size_t devices_total_ = 0, devices_done_ = 0;
+  std::string initiated_by_, reason_;
+};
+
+control_reply saga::compensate(const char* phase, const error& cause, const std::string& outcome) {
+  spdlog::warn("rollback {} failed in {} ({}): compensating {} step(s)", status_.id, phase,
+               cause.message, started_.size());
+  result_["failed_phase"] = phase;
+  std::vector<size_t> order(started_.rbegin(), started_.rend());
+  json names = json::array();
+  for (auto i : order)
+    names.push_back(v_.steps[i].name);
+  json failed;
+  if (auto err = commit({{"t", "compensate_start"}, {"steps", order}, {"reason", cause.message}})) {
+    failed = json::array({{{"id", "journal"}, {"error", err.message}}});
+  } else {
+    report("compensation", "", devices_done_);
+    failed = apply_states(ctx_, calls_, v_.steps, order, by_id(v_.current), v_.current_config);
+  }
+  const bool ok = failed.empty();
+  defer({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
+  result_["compensated"] = {{"steps", names}, {"ok", ok}, {"failed", failed}};
+  result_["duration_ms"] = ms_since(ctx_, start_);
+  std::string out = ok ? outcome : "compensation_failed";
+  end_or_log(commit({{"t", "end"},
+                     {"outcome", out},
+                     {"failed_phase", phase},
+                     {"error", cause.message},
+                     {"failed", result_.value("failed", json::array())},
+                     {"duration_ms", ms_since(ctx_, start_)}}));
+  result_["outcome"] = out;
+  std::string msg =
+      cause.message +
+      (ok ? "; every step that ran was put back to the "
+            "pre-rollback state and verified"
+          : "; COMPENSATION FAILED for " + std::to_string(failed.size()) + " item(s), first " +
+                failed[0]["id"].get<std::string>() + ": " + failed[0]["error"].get<std::string>());
+  return error_reply(make_error(cause.code == errc::none ? errc::rollback_failed : cause.code, msg),
+                     result_);
+}
+
+control_reply saga::run(const json& args) {
+  result_ = {{"saga", status_.id},
+             {"dry_run", false},
+             {"success", false},
+             {"phases_completed", json::array()},
+             {"failed_phase", nullptr}};
+  initiated_by_ = args.value("initiated_by", std::string("dsmilctl"));
+  reason_ = args.value("reason", std::string());
+  // -- validation, with the pre-rollback checkpoint and the journal started
+  // as soon as the current state is known
+  std::future<result<checkpoint_info>> pre;
+  std::future<result<std::unique_ptr<saga_journal>>> journal;
+  error no_room; // the safety net would not fit: refused before anything is written
+  auto start_preparation = [&] {
+    if ((no_room = check_room())) return;
+    pre = std::async(std::launch::async, [this] {
+      std::lock_guard<std::mutex> lock(ctx_.mu);
+      // The reserve was kept for this: the pre-rollback checkpoint and the
+      // journal never fail for lack of the space it held.
+      if (auto err = ctx_.reserve->release())
+        spdlog::warn("rollback {}: the space reserve cannot be released: {}", status_.id,
+                     err.message);
+      checkpoint_request req;
+      req.type = "pre-rollback";
+      req.name = "pre-rollback " + status_.id;
+      req.description = "state before rollback " + status_.id + " to " + v_.target_id;
+      return ctx_.store->create(req, v_.current, v_.current_config);
+    });
+    journal = std::async(std::launch::async, [this] {
+      auto j = saga_journal::create(*ctx_.os, journal_dir(ctx_), status_.id);
+      if (j) note_journal(ctx_, status_.id);
+      return j;
+    });
+  };
+  auto err = validate(ctx_, calls_, args, result_, v_, start_preparation);
+  if (!err && no_room) err = no_room;
+  if (!err && !v_.plan.critical_changes.empty() && !args.value("ack_critical", false) &&
+      v_.type != "emergency") {
+    std::string list;
+    for (auto d : v_.plan.critical_changes)
+      list += (list.empty() ? "" : ", ") + format_device_id(d) + " (" +
+              ctx_.cfg.devices.find(d)->critical_role + ")";
+    err = make_error(errc::critical_unacknowledged,
+                     "rollback would change critical device " + list +
+                         "; review with --dry-run, then repeat with --ack-critical");
+  }
+  {
+    std::lock_guard<std::mutex> lock(ctx_.saga_mu); // status reads them
+    status_.type = v_.type;
+    status_.target = v_.target_id;
+  }
+  if (journal.valid()) {
+    auto j = journal.get();
+    if (j) journal_ = std::move(*j);
+    if (!j && !err) err = j.err();
+  }
+  if (pre.valid()) {
+    auto p = pre.get();
+    if (p) {
+      result_["pre_rollback"] = p->id;
+      if (err) {
+        // Refused: the state it saved was never left.
+        std::lock_guard<std::mutex> lock(ctx_.mu);
+        ctx_.store->remove(p->id);
+        result_.erase("pre_rollback");
+      }
+    } else if (!err) {
+      err = make_error(p.err().code, "cannot take the pre-rollback checkpoint: " + p.err().message);
+      return fail("preparation", err);
+    }
+  }
+  if (err) return fail("validation", err);
+  for (auto& st : v_.steps)
+    devices_total_ += st.devices.size();
+  result_["phases_completed"].push_back("validation");
+
+  // -- preparation: the pre-rollback checkpoint is in place; the journal's
+  // begin record goes out with the first step
+  enter(1);
+  json steps = json::array();
+  for (auto& st : v_.steps)
+    steps.push_back(step_json(st));
+  defer({{"t", "begin"},
+         {"saga", status_.id},
+         {"type", v_.type},
+         {"target", v_.target_id},
+         {"pre_rollback", result_["pre_rollback"]},
+         {"initiated_by", initiated_by_},
+         {"reason", reason_},
+         {"started_at", ctx_.os->now_unix_ns()},
+         {"steps", steps}});
+  result_["phases_completed"].push_back("preparation");
+
+  // -- execution
+  enter(2);
+  defer({{"t", "phase"}, {"phase", "execution"}});
+  auto target = by_id(v_.target.devices);
+  const auto step_limit = int64_t{ctx_.cfg.rollback_step_timeout_ms} * 1000000;
+  const auto saga_limit = int64_t{ctx_.cfg.rollback_timeout_ms} * 1000000;
+  json rolled_back = json::array();
+  std::vector<device_id> restored;
+  for (size_t i = 0; i < v_.steps.size(); ++i) {
+    if (status_.preempt)
+      return compensate("execution", make_error(errc::busy, "pre-empted by an emergency rollback"),
+                        "preempted");
+    auto& st = v_.steps[i];
+    // Durable before the step touches anything, with the records before it.
+    if (auto err = commit({{"t", "step_start"}, {"step", i}})) {
+      if (i == 0) return fail("preparation", err); // the saga never began
+      return compensate("execution", err, "compensated");
+    }
+    started_.push_back(i);
+    report("execution", st.name, devices_done_);
+    const auto step_start = ctx_.os->steady_ns();
+    if (st.configuration) {
+      std::lock_guard<std::mutex> lock(ctx_.mu);
+      restore_config(ctx_.configuration, v_.target.configuration);
+      rolled_back.push_back("configuration");
+    } else {
+      std::vector<device_patch> patches;
+      for (auto dev : st.devices)
+        patches.push_back(restore_patch(target.at(dev)));
+      std::vector<std::pair<device_id, error>> errors;
+      for (auto& s : calls_.write_many(patches, errors))
+        restored.push_back(s.id);
+      devices_done_ += st.devices.size() - errors.size();
+      if (!errors.empty()) {
+        json failed = json::array();
+        for (auto& [dev, e] : errors)
+          failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
+        result_["failed"] = failed;
+        defer({{"t", "step_failed"}, {"step", i}, {"failed", failed}});
+        auto& [dev, e] = errors.front();
+        return compensate(
+            "execution",
+            make_error(errc::rollback_failed, "rollback stopped in " + st.name + ": device " +
+                                                  format_device_id(dev) + ": " + e.message),
+            "compensated");
+      }
+    }
+    defer({{"t", "step_done"}, {"step", i}});
+    const auto now = ctx_.os->steady_ns();
+    if (now - step_start > step_limit)
+      return compensate(
+          "execution",
+          make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
+                                        std::to_string(ctx_.cfg.rollback_step_timeout_ms) + " ms)"),
+          "compensated");
+    if (now - start_ > saga_limit)
+      return compensate("execution",
+                        make_error(errc::timeout, "the rollback took longer than timeout_ms (" +
+                                                      std::to_string(ctx_.cfg.rollback_timeout_ms) +
+                                                      " ms)"),
+                        "compensated");
+  }
+  if (!restored.empty()) rolled_back.push_back("devices");
+  result_["rolled_back"] = {{"components", rolled_back}, {"devices", ids_json(restored)}};
+  result_["phases_completed"].push_back("execution");
+
+  // -- verification: read back and compare bit for bit
+  enter(3);
+  defer({{"t", "phase"}, {"phase", "verification"}});
+  json failed = read_back(calls_, restored, target);
+  {
+    std::lock_guard<std::mutex> lock(ctx_.mu);
+    for (auto& st : v_.steps)
+      if (st.configuration && !ctx_.configuration.same_restorable(v_.target.configuration))
+        failed.push_back({{"id", "configuration"}, {"error", "differs after restore"}});
+  }
+  if (!failed.empty()) {
+    result_["failed"] = failed;
+    return compensate("verification",
+                      make_error(errc::rollback_failed,
+                                 "verification failed for " + std::to_string(failed.size()) +
+                                     " item(s), first " + failed[0]["id"].get<std::string>() +
+                                     ": " + failed[0]["error"].get<std::string>()),
+                      "compensated");
+  }
+  result_["phases_completed"].push_back("verification");
+
+  // -- cleanup
+  enter(4);
+  defer({{"t", "phase"}, {"phase", "cleanup"}});
+  result_["phases_completed"].push_back("cleanup");
+  result_["phase_ms"]["cleanup"] = ms_since(ctx_, phase_start_);
+  result_["duration_ms"] = ms_since(ctx_, start_);
+  if (auto err =
+          commit({{"t", "end"}, {"outcome", "completed"}, {"duration_ms", result_["duration_ms"]}}))
+    return compensate("cleanup", err, "compensated");
+  result_["success"] = true;
+  result_["outcome"] = "completed";
+  report("done", "", devices_done_);
+  spdlog::info(
+      "rollback {} to {} done ({}): {} devices{}, {:.1f} ms", status_.id, v_.target_id, v_.type,
+      restored.size(),
+      std::any_of(v_.steps.begin(), v_.steps.end(), [](auto& s) { return s.configuration; })
+          ? " and configuration"
+          : "",
+      ms_since(ctx_, start_));
+  return ok_reply(result_);
+}
+
+} // namespace
+
+control_reply run_rollback(node_context& ctx, device_calls& calls, const json& args,
+                           saga_status* status, const progress_fn& progress) {
+  if (status) return saga(ctx, calls, *status, progress).run(args);
+  // Dry run: validation alone.
+  const auto start = ctx.os->steady_ns();
+  json result = {{"dry_run", true},
+                 {"success", false},
+                 {"phases_completed", json::array()},
+                 {"failed_phase", nullptr}};
+  validated v;
+  if (auto err = validate(ctx, calls, args, result, v, nullptr)) {
+    result["failed_phase"] = "validation";
+    result["duration_ms"] = ms_since(ctx, start);
+    return error_reply(err, result);
+  }
+  result["phases_completed"].push_back("validation");
+  result["success"] = true;
+  result["duration_ms"] = ms_since(ctx, start);
+  return ok_reply(result);
+}
+
+} // namespace dsmil

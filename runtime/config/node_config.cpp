@@ -1,0 +1,327 @@
+#include "runtime/config/node_config.hpp"
+
+#include "runtime/store/chunker.hpp"
+#include "runtime/os/env.hpp"
+#include "runtime/config/toml_util.hpp"
+#include "runtime/keys/tpm_key.hpp"
+
+namespace dsmil {
+
+namespace tu = toml_util;
+
+namespace {
+
+template <class T>
+status get_uint(const toml::table& t, const char* key, T& out, int64_t lo, int64_t hi,
+                const std::string& source) {
+  int64_t v = static_cast<int64_t>(out);
+  if (auto err = tu::get_int(t, key, v, source)) return err;
+  if (v < lo || v > hi)
+    return make_error(errc::config_error, tu::where(source, *t.get(key)) + "'" + key +
+                                              "' must be between " + std::to_string(lo) + " and " +
+                                              std::to_string(hi));
+  out = static_cast<T>(v);
+  return {};
+}
+
+// Runs `f(table)` when `key` is a table in `root`; checks its keys first.
+template <class F>
+status section(const toml::table& root, const char* key, std::initializer_list<const char*> allowed,
+               const std::string& source, F&& f) {
+  auto t = tu::get_table(root, key, source);
+  if (!t) return t.err();
+  if (*t == nullptr) return {};
+  if (auto err = tu::check_keys(**t, allowed, source, std::string("[") + key + "]")) return err;
+  return f(**t);
+}
+
+status parse_faults(const toml::table& t, const std::string& source, const device_map& map,
+                    std::map<device_id, fault_spec>& out) {
+  for (auto&& [k, v] : t) {
+    auto id = parse_device_id(std::string(k.str()), map);
+    if (!id)
+      return make_error(errc::config_error,
+                        tu::where(source, v) + "[devices.faults]: " + id.err().message);
+    if (!v.is_table())
+      return make_error(errc::config_error,
+                        tu::where(source, v) + "fault entry must be a table of settings");
+    auto& ft = *v.as_table();
+    if (auto err = tu::check_keys(
+            ft, {"error_rate", "latency_ms", "offline", "stuck_register", "thermal_spike"}, source,
+            "[devices.faults]"))
+      return err;
+    fault_spec f;
+    if (auto err = tu::get_double(ft, "error_rate", f.error_rate, source)) return err;
+    if (f.error_rate < 0 || f.error_rate > 1)
+      return make_error(errc::config_error, tu::where(source, ft) + "error_rate must be 0-1");
+    if (auto err = get_uint(ft, "latency_ms", f.latency_ms, 0, 60000, source)) return err;
+    if (auto err = tu::get_bool(ft, "offline", f.offline, source)) return err;
+    if (auto err = get_uint(ft, "stuck_register", f.stuck_register, -1, 4095, source)) return err;
+    if (auto err = tu::get_bool(ft, "thermal_spike", f.thermal_spike, source)) return err;
+    out[*id] = f;
+  }
+  return {};
+}
+
+} // namespace
+
+status parse_host_port(const std::string& text, std::string& host, uint16_t& port) {
+  auto pos = text.rfind(':');
+  auto fail = [&] {
+    return make_error(errc::invalid_argument,
+                      "'" + text + "' is not HOST:PORT (for example 127.0.0.1:7411)");
+  };
+  if (pos == std::string::npos || pos == 0 || pos + 1 == text.size()) return fail();
+  auto p = text.substr(pos + 1);
+  if (p.find_first_not_of("0123456789") != std::string::npos || p.size() > 5) return fail();
+  unsigned long v = std::stoul(p);
+  if (v > 65535) return fail();
+  host = text.substr(0, pos);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  port = static_cast<uint16_t>(v);
+  return {};
+}
+
+result<node_config> node_config::parse(const std::string& text, const std::string& source,
+                                       const std::string& base_dir, env* files) {
+  auto parsed = tu::parse(text, source);
+  if (!parsed) return parsed.err();
+  const toml::table& root = *parsed;
+  if (auto err =
+          tu::check_keys(root,
+                         {"node", "devices", "breaker", "retry", "supervision", "thermal",
+                          "configuration", "store", "checkpoints", "retention", "keys", "rollback"},
+                         source, "the node config"))
+    return err;
+  node_config c;
+  c.source = source;
+  std::string map_file = "devices.toml";
+  bool map_explicit = false;
+  std::string listen = "127.0.0.1:7411";
+  const toml::table* faults = nullptr;
+  std::string faults_where;
+
+  if (auto err = section(root, "node", {"data_dir", "listen", "log_level", "device_map"}, source,
+                         [&](const toml::table& t) -> status {
+                           if (auto e = tu::get_string(t, "data_dir", c.data_dir, source)) return e;
+                           if (auto e = tu::get_string(t, "listen", listen, source)) return e;
+                           if (auto e = tu::get_string(t, "log_level", c.log_level, source))
+                             return e;
+                           map_explicit = t.contains("device_map");
+                           return tu::get_string(t, "device_map", map_file, source);
+                         }))
+    return err;
+  if (auto err = parse_host_port(listen, c.listen_host, c.listen_port))
+    return make_error(errc::config_error, source + ": [node] listen: " + err.message);
+  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
+      c.log_level != "warn" && c.log_level != "error")
+    return make_error(errc::config_error,
+                      source + ": [node] log_level must be trace, debug, info, warn or error");
+
+  if (auto err = section(root, "devices", {"backend", "seed", "state_file", "faults"}, source,
+                         [&](const toml::table& t) -> status {
+                           if (auto e = tu::get_string(t, "backend", c.backend, source)) return e;
+                           if (auto e = tu::get_string(t, "state_file", c.sim_state_file, source))
+                             return e;
+                           int64_t seed = static_cast<int64_t>(c.seed);
+                           if (auto e = tu::get_int(t, "seed", seed, source)) return e;
+                           c.seed = static_cast<uint64_t>(seed);
+                           auto f = tu::get_table(t, "faults", source);
+                           if (!f) return f.err();
+                           faults = *f;
+                           return {};
+                         }))
+    return err;
+  if (c.backend != "sim")
+    return make_error(errc::config_error, source + ": [devices] backend '" + c.backend +
+                                              "' is not available; use \"sim\"");
+
+  if (auto err = section(
+          root, "breaker", {"failure_threshold", "open_ms", "success_threshold"}, source,
+          [&](const toml::table& t) -> status {
+            if (auto e =
+                    get_uint(t, "failure_threshold", c.breaker.failure_threshold, 1, 1000, source))
+              return e;
+            if (auto e = get_uint(t, "open_ms", c.breaker.open_ms, 1, 86400000, source)) return e;
+            return get_uint(t, "success_threshold", c.breaker.success_threshold, 1, 1000, source);
+          }))
+    return err;
+  if (auto err = section(root, "retry", {"attempts", "base_ms", "max_ms", "jitter"}, source,
+                         [&](const toml::table& t) -> status {
+                           if (auto e = get_uint(t, "attempts", c.retry.attempts, 1, 100, source))
+                             return e;
+                           if (auto e = get_uint(t, "base_ms", c.retry.base_ms, 0, 3600000, source))
+                             return e;
+                           if (auto e = get_uint(t, "max_ms", c.retry.max_ms, 0, 3600000, source))
+                             return e;
+                           if (auto e = tu::get_double(t, "jitter", c.retry.jitter, source))
+                             return e;
+                           if (c.retry.jitter < 0 || c.retry.jitter > 1)
+                             return make_error(errc::config_error,
+                                               source + ": [retry] jitter must be 0-1");
+                           return {};
+                         }))
+    return err;
+  if (auto err = section(
+          root, "supervision", {"max_restarts", "window_ms"}, source,
+          [&](const toml::table& t) -> status {
+            if (auto e = get_uint(t, "max_restarts", c.supervision.max_restarts, 0, 1000, source))
+              return e;
+            return get_uint(t, "window_ms", c.supervision.window_ms, 1, 86400000, source);
+          }))
+    return err;
+  if (auto err = section(root, "thermal", {"warn_c", "critical_c"}, source,
+                         [&](const toml::table& t) -> status {
+                           if (auto e = tu::get_double(t, "warn_c", c.thermal_warn_c, source))
+                             return e;
+                           return tu::get_double(t, "critical_c", c.thermal_critical_c, source);
+                         }))
+    return err;
+  if (auto err = section(
+          root, "rollback", {"step_timeout_ms", "timeout_ms", "on_interrupted"}, source,
+          [&](const toml::table& t) -> status {
+            if (auto e =
+                    get_uint(t, "step_timeout_ms", c.rollback_step_timeout_ms, 1, 3600000, source))
+              return e;
+            if (auto e = get_uint(t, "timeout_ms", c.rollback_timeout_ms, 1, 3600000, source))
+              return e;
+            return tu::get_string(t, "on_interrupted", c.rollback_on_interrupted, source);
+          }))
+    return err;
+  if (c.rollback_on_interrupted != "compensate" && c.rollback_on_interrupted != "resume")
+    return make_error(
+        errc::config_error,
+        source + ": [rollback] on_interrupted must be \"compensate\" or \"resume\", got '" +
+            c.rollback_on_interrupted + "'");
+  if (auto err = section(
+          root, "configuration",
+          {"config_version", "agent_concurrency_limit", "thermal_threshold_c", "config_data"},
+          source, [&](const toml::table& t) -> status {
+            auto& s = c.configuration;
+            if (auto e = get_uint(t, "config_version", s.config_version, 0, 0xFFFFFFFF, source))
+              return e;
+            if (auto e = get_uint(t, "agent_concurrency_limit", s.agent_concurrency_limit, 1,
+                                  100000, source))
+              return e;
+            if (auto e = tu::get_double(t, "thermal_threshold_c", s.thermal_threshold_c, source))
+              return e;
+            return tu::get_string(t, "config_data", s.config_data, source);
+          }))
+    return err;
+  if (auto err =
+          section(root, "store",
+                  {"encrypt", "deflate_level", "chunk_min_kib", "chunk_avg_kib", "chunk_max_kib",
+                   "pack_target_mib", "threads", "reserve_kib"},
+                  source, [&](const toml::table& t) -> status {
+                    if (auto e = tu::get_bool(t, "encrypt", c.store_encrypt, source)) return e;
+                    if (auto e = get_uint(t, "deflate_level", c.store_deflate_level, 0, 3, source))
+                      return e;
+                    if (auto e = get_uint(t, "chunk_min_kib", c.chunk_min_kib, 1, 65536, source))
+                      return e;
+                    if (auto e = get_uint(t, "chunk_avg_kib", c.chunk_avg_kib, 1, 65536, source))
+                      return e;
+                    if (auto e = get_uint(t, "chunk_max_kib", c.chunk_max_kib, 1, 65536, source))
+                      return e;
+                    if (auto e = get_uint(t, "pack_target_mib", c.pack_target_mib, 1, 4096, source))
+                      return e;
+                    if (auto e = get_uint(t, "threads", c.store_threads, 0, 1024, source)) return e;
+                    return get_uint(t, "reserve_kib", c.store_reserve_kib, 0, 64u << 20, source);
+                  }))
+    return err;
+  if (auto err = validate(
+          chunker_params{c.chunk_min_kib * 1024, c.chunk_avg_kib * 1024, c.chunk_max_kib * 1024}))
+    return make_error(errc::config_error, source + ": [store] " + err.message);
+  if (auto err = section(root, "checkpoints", {"automatic_interval_s"}, source,
+                         [&](const toml::table& t) -> status {
+                           return get_uint(t, "automatic_interval_s", c.automatic_interval_s, 0,
+                                           31 * 86400, source);
+                         }))
+    return err;
+  if (auto err = section(
+          root, "retention", {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "max_count"},
+          source, [&](const toml::table& t) -> status {
+            auto& r = c.retention;
+            for (auto [key, field] :
+                 {std::pair{"keep_last", &r.keep_last}, std::pair{"keep_hourly", &r.keep_hourly},
+                  std::pair{"keep_daily", &r.keep_daily}, std::pair{"keep_weekly", &r.keep_weekly},
+                  std::pair{"max_count", &r.max_count}})
+              if (auto e = get_uint(t, key, *field, 0, 1000000, source)) return e;
+            return {};
+          }))
+    return err;
+  if (auto err = section(
+          root, "keys",
+          {"provider", "tcti", "handle", "pcrs", "seal_pcrs", "passphrase_file", "on_tpm_failure"},
+          source, [&](const toml::table& t) -> status {
+            if (auto e = tu::get_string(t, "provider", c.key_provider, source)) return e;
+            if (auto e = tu::get_string(t, "tcti", c.key_tcti, source)) return e;
+            if (auto e = tu::get_string(t, "passphrase_file", c.key_passphrase_file, source))
+              return e;
+            if (auto e = tu::get_string(t, "on_tpm_failure", c.key_on_tpm_failure, source))
+              return e;
+            if (c.key_on_tpm_failure != "fail" && c.key_on_tpm_failure != "software")
+              return make_error(errc::config_error,
+                                source +
+                                    ": [keys] on_tpm_failure must be \"fail\" or "
+                                    "\"software\", got \"" +
+                                    c.key_on_tpm_failure + "\"");
+            std::string handle;
+            if (auto e = tu::get_string(t, "handle", handle, source)) return e;
+            if (!handle.empty()) {
+              auto h = parse_tpm_handle(handle);
+              if (!h) return make_error(errc::config_error, source + ": [keys] " + h.err().message);
+              c.key_handle = *h;
+            }
+            for (auto [name, out] :
+                 {std::pair{"pcrs", &c.key_pcrs}, std::pair{"seal_pcrs", &c.key_seal_pcrs}}) {
+              auto node = t.get(name);
+              if (node == nullptr) continue;
+              const std::string bad =
+                  source + ": [keys] " + name + " must be an array of PCR numbers 0-23";
+              auto* arr = node->as_array();
+              if (arr == nullptr) return make_error(errc::config_error, bad);
+              out->clear();
+              for (auto& v : *arr) {
+                auto i = v.value<int64_t>();
+                if (!i || *i < 0 || *i > 23) return make_error(errc::config_error, bad);
+                out->push_back(static_cast<int>(*i));
+              }
+            }
+            return {};
+          }))
+    return err;
+  if (c.key_provider != "software" && c.key_provider != "tpm")
+    return make_error(errc::config_error, source + ": [keys] provider '" + c.key_provider +
+                                              "' is unknown; use \"software\" or \"tpm\"");
+
+  // Device map: the file the config names (relative to the config file); when
+  // it names none, devices.toml beside it, else the embedded map.
+  if (map_file.empty())
+    return make_error(errc::config_error, source + ": [node] device_map must name a file");
+  std::string map_path = map_file[0] == '/' ? map_file : base_dir + "/" + map_file;
+  const bool on_disk = files != nullptr && !base_dir.empty() && files->exists(map_path);
+  if (map_explicit && files != nullptr && !base_dir.empty() && !on_disk)
+    return make_error(errc::config_error, source + ": [node] device_map: no such file " + map_path);
+  result<device_map> map =
+      on_disk ? device_map::load_file(*files, map_path)
+              : device_map::parse(embedded_devices_toml(), "embedded devices.toml");
+  if (!map) return map.err();
+  c.devices = std::move(*map);
+  if (faults != nullptr)
+    if (auto err = parse_faults(*faults, source, c.devices, c.faults)) return err;
+  return c;
+}
+
+result<node_config> node_config::load_file(env& e, const std::string& path) {
+  auto text = e.read_file(path);
+  if (!text)
+    return make_error(errc::config_error, "cannot read config " + path + ": " + text.err().message);
+  return parse(*text, path, parent_dir(path), &e);
+}
+
+result<node_config> node_config::embedded() {
+  return parse(embedded_node_toml(), "embedded dsmil.toml", "");
+}
+
+} // namespace dsmil

@@ -1,0 +1,93 @@
+// node_config: the settings of one node, read from dsmil.toml.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dsmil/device.hpp"
+#include "runtime/devices/circuit_breaker.hpp"
+#include "runtime/devices/device_map.hpp"
+#include "runtime/devices/sim_driver.hpp"
+#include "runtime/store/retention.hpp"
+#include "dsmil/result.hpp"
+
+namespace dsmil {
+class env;
+}
+
+namespace dsmil {
+
+struct supervision_config {
+  uint32_t max_restarts = 5;
+  uint32_t window_ms = 10000;
+};
+
+/// Initial values of the `configuration` component.
+struct system_config_defaults {
+  uint32_t config_version = 1;
+  uint32_t agent_concurrency_limit = 80;
+  double thermal_threshold_c = 85.0;
+  std::string config_data;
+};
+
+struct node_config {
+  std::string source; ///< file the config came from, or "embedded dsmil.toml"
+  std::string data_dir = "data";
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 7411;
+  std::string log_level = "info";
+  std::string backend = "sim";
+  uint64_t seed = 5450;
+  /// The simulator's device state file, relative to data_dir; empty: memory only.
+  std::string sim_state_file = "devices.sim";
+  std::map<device_id, fault_spec> faults;
+  breaker_config breaker;
+  retry_config retry;
+  supervision_config supervision;
+  double thermal_warn_c = 85.0;
+  double thermal_critical_c = 100.0;
+  system_config_defaults configuration;
+  std::string key_provider = "software"; ///< "software" or "tpm"
+  std::string key_tcti = "device:/dev/tpmrm0";
+  std::string key_passphrase_file;         ///< software: wraps an encrypted store's data key
+  std::string key_on_tpm_failure = "fail"; ///< "fail" or "software" (sign with the software key)
+  std::vector<int> key_seal_pcrs;          ///< tpm: PCR policy of the sealed data key; empty: none
+  uint32_t key_handle = 0x81010001;        ///< persistent handle of the TPM signing key
+  std::vector<int> key_pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                               12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+  uint32_t automatic_interval_s = 0;
+  uint32_t rollback_step_timeout_ms = 10000; ///< one saga step (a group, the configuration)
+  uint32_t rollback_timeout_ms = 30000;      ///< a whole saga
+  std::string rollback_on_interrupted = "compensate"; ///< at start-up: "compensate" or "resume"
+  retention_policy retention;
+  bool store_encrypt = false;
+  int store_deflate_level = 1;
+  uint32_t chunk_min_kib = 16, chunk_avg_kib = 64, chunk_max_kib = 256;
+  uint32_t pack_target_mib = 16;
+  uint32_t store_threads = 0;
+  /// Room held back for a rollback's safety net, KiB; 0 = automatic
+  /// (automatic_reserve_bytes). A node setting: not in store.toml.
+  uint32_t store_reserve_kib = 0;
+  device_map devices;
+
+  /// Reads and validates a config file (through `e`); the device map is
+  /// resolved relative to the file, falling back to the embedded one.
+  static result<node_config> load_file(env& e, const std::string& path);
+  /// The embedded defaults (config/dsmil.toml and config/devices.toml).
+  static result<node_config> embedded();
+  /// `files` reads a device map named relative to `base_dir`; without it
+  /// (or with an empty base_dir) the embedded map is used.
+  static result<node_config> parse(const std::string& text, const std::string& source,
+                                   const std::string& base_dir, env* files = nullptr);
+};
+
+/// Splits "HOST:PORT"; errors name the text.
+status parse_host_port(const std::string& text, std::string& host, uint16_t& port);
+
+/// The texts of config/dsmil.toml and config/devices.toml, compiled in.
+const char* embedded_node_toml();
+const char* embedded_devices_toml();
+
+} // namespace dsmil
