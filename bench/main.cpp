@@ -74,7 +74,9 @@ int main(int argc, char** argv) {
                                         "checkpoint create+delete and per client request");
   soak_bench_options so;
   sk->add_option("--cycles", so.cycles, "checkpoint create+delete cycles (default 600)");
-  sk->add_option("--requests", so.requests, "status requests, one connection each (default 2000)");
+  sk->add_option("--requests", so.requests, "status requests over one connection (default 2000)");
+  sk->add_option("--connections", so.connections,
+                 "status requests with a connection each, as dsmilctl (default 600)");
   sk->add_option("--warmup", so.warmup, "operations of each kind before measuring (default 100)");
   sk->add_option("--dsmild", so.dsmild, "the dsmild to run (default: the one beside this build)");
   sk->add_option("--dir", so.dir, "work directory (default: a fresh one under /var/tmp)");

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -89,18 +90,12 @@ private:
   int out_ = -1;
 };
 
-// One request over a connection of its own, as a dsmilctl invocation makes it.
-result<json> call(const std::string& host, uint16_t port, const std::string& command,
-                  const json& args) {
-  caf::actor_system_config cfg;
-  configure_actor_system(cfg);
-  caf::actor_system sys{cfg};
-  auto remote = sys.middleman().remote_actor(host, port);
-  if (!remote)
-    return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
+// One request to `remote` from `sys`.
+result<json> ask(caf::actor_system& sys, const caf::actor& remote, const std::string& command,
+                 const json& args) {
   result<json> out = make_error(errc::internal, "no reply");
   caf::scoped_actor self{sys};
-  self->request(*remote, std::chrono::seconds(60), control_request{command, args.dump()})
+  self->request(remote, std::chrono::seconds(60), control_request{command, args.dump()})
       .receive(
           [&](control_reply& r) {
             if (r.code != 0)
@@ -110,6 +105,18 @@ result<json> call(const std::string& host, uint16_t port, const std::string& com
           },
           [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
   return out;
+}
+
+// One request over a connection of its own, as a dsmilctl invocation makes it.
+result<json> call(const std::string& host, uint16_t port, const std::string& command,
+                  const json& args) {
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg);
+  caf::actor_system sys{cfg};
+  auto remote = sys.middleman().remote_actor(host, port);
+  if (!remote)
+    return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
+  return ask(sys, *remote, command, args);
 }
 
 std::string default_dsmild() {
@@ -128,9 +135,8 @@ result<json> run_soak_bench(const soak_bench_options& o) {
   spdlog::set_level(spdlog::level::warn);
   node_process node;
   std::string endpoint;
-  if (auto err = node.start(o.dsmild.empty() ? default_dsmild() : o.dsmild,
-                            (*work)->path() + "/data", endpoint))
-    return err;
+  const std::string dsmild = o.dsmild.empty() ? default_dsmild() : o.dsmild;
+  if (auto err = node.start(dsmild, (*work)->path() + "/data", endpoint)) return err;
   const std::string host = endpoint.substr(0, endpoint.rfind(':'));
   const auto port = static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
 
@@ -138,15 +144,31 @@ result<json> run_soak_bench(const soak_bench_options& o) {
   if (auto r = call(host, port, "checkpoint.create", {{"name", "kept"}}); !r) return r.err();
   const uint64_t rss_start = node.rss();
 
+  // Requests over one long-lived connection (an embedding host, a fleet
+  // peer), and connections of one request each (dsmilctl invocations).
+  caf::actor_system_config client_cfg;
+  configure_actor_system(client_cfg);
+  caf::actor_system client{client_cfg};
+  auto remote = client.middleman().remote_actor(host, port);
+  if (!remote)
+    return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
   auto cycle = [&]() -> status {
-    auto c = call(host, port, "checkpoint.create", {{"name", "soak"}});
+    auto c = ask(client, *remote, "checkpoint.create", {{"name", "soak"}});
     if (!c) return c.err();
-    auto d = call(host, port, "checkpoint.delete", {{"id", (*c)["id"]}});
+    auto d = ask(client, *remote, "checkpoint.delete", {{"id", (*c)["id"]}});
     return d ? status{} : d.err();
   };
   auto request = [&]() -> status {
-    auto r = call(host, port, "status", json::object());
+    auto r = ask(client, *remote, "status", json::object());
     return r ? status{} : r.err();
+  };
+  // A dsmilctl process per connection: each is a new CAF node to dsmild.
+  const std::string ctl = dsmild.substr(0, dsmild.find_last_of('/') + 1) + "dsmilctl";
+  const std::string ctl_cmd = "'" + ctl + "' --node " + endpoint + " status >/dev/null 2>&1";
+  auto connection = [&]() -> status {
+    if (std::system(ctl_cmd.c_str()) != 0)
+      return make_error(errc::unavailable, ctl + " status failed against " + endpoint);
+    return {};
   };
   // Growth per operation between the end of the warm-up and the end.
   auto slope = [&](unsigned n, const std::function<status()>& op) -> result<double> {
@@ -164,13 +186,17 @@ result<json> run_soak_bench(const soak_bench_options& o) {
   if (!per_cycle) return per_cycle.err();
   auto per_request = slope(o.requests, request);
   if (!per_request) return per_request.err();
+  auto per_connection = slope(o.connections, connection);
+  if (!per_connection) return per_connection.err();
   return json{{"cycles", o.cycles},
               {"requests", o.requests},
               {"warmup", o.warmup},
               {"rss_start_bytes", rss_start},
               {"rss_end_bytes", node.rss()},
               {"rss_growth_per_cycle_bytes", *per_cycle},
+              {"connections", o.connections},
               {"rss_growth_per_request_bytes", *per_request},
+              {"rss_growth_per_connection_bytes", *per_connection},
               {"target_bytes", target_bytes}};
 }
 
@@ -187,6 +213,11 @@ void print_soak_report(const json& r) {
   };
   line("growth per checkpoint create + delete", "rss_growth_per_cycle_bytes", "cycles");
   line("growth per client request (status)", "rss_growth_per_request_bytes", "requests");
+  const double conn = r["rss_growth_per_connection_bytes"].get<double>();
+  std::printf("%-40s %8.1f bytes each over %u after %u warm-up (CAF 0.17's middleman keeps a "
+              "helper actor per client node it has seen; see README)\n",
+              "growth per connection (one request each)", conn, r["connections"].get<unsigned>(),
+              r["warmup"].get<unsigned>());
 }
 
 } // namespace dsmil::bench

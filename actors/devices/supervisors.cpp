@@ -198,24 +198,30 @@ device_service::behavior_type device_supervisor(devsup_ptr self, supervisor_conf
                             auto c = std::make_shared<health_collector>();
                             c->promise = self->make_response_promise<std::vector<device_health>>();
                             c->left = self->state.groups.size();
-                            for (auto& [g, h] : self->state.groups)
-                              self->request(h, fan_out_timeout, a)
-                                  .then(
-                                      [=](std::vector<device_health>& part) {
-                                        c->all.insert(c->all.end(), part.begin(), part.end());
-                                        if (--c->left == 0 && !c->done) {
-                                          c->done = true;
-                                          std::sort(c->all.begin(), c->all.end(),
-                                                    [](auto& x, auto& y) { return x.id < y.id; });
-                                          c->promise.deliver(std::move(c->all));
-                                        }
-                                      },
-                                      [=](caf::error& err) {
-                                        if (!c->done) {
-                                          c->done = true;
-                                          c->promise.deliver(std::move(err));
-                                        }
-                                      });
+                            // Each answered request's timeout is cancelled: CAF 0.17
+                            // keeps it in the clock until it fires otherwise.
+                            for (auto& [g, h] : self->state.groups) {
+                              auto req = self->request(h, fan_out_timeout, a);
+                              const auto id = req.id();
+                              req.then(
+                                  [=](std::vector<device_health>& part) {
+                                    self->clock().cancel_request_timeout(self, id);
+                                    c->all.insert(c->all.end(), part.begin(), part.end());
+                                    if (--c->left == 0 && !c->done) {
+                                      c->done = true;
+                                      std::sort(c->all.begin(), c->all.end(),
+                                                [](auto& x, auto& y) { return x.id < y.id; });
+                                      c->promise.deliver(std::move(c->all));
+                                    }
+                                  },
+                                  [=](caf::error& err) {
+                                    self->clock().cancel_request_timeout(self, id);
+                                    if (!c->done) {
+                                      c->done = true;
+                                      c->promise.deliver(std::move(err));
+                                    }
+                                  });
+                            }
                             return c->promise;
                           });
 }

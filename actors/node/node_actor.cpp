@@ -210,10 +210,21 @@ void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
 
 namespace {
 
-template <class Handle> result<device_state> collect(Handle& h) {
+// CAF 0.17 never cancels a request's timeout when the response comes: the
+// entry stays in the actor clock until it fires, and its late timeout error
+// then waits in a blocking actor's mailbox forever (a blocking receive skips
+// responses it does not await). With device timeouts of minutes, that was
+// memory growing with every request. So every answered request's timeout is
+// cancelled here.
+template <class Handle> void settle(caf::blocking_actor* self, const Handle& h) {
+  self->clock().cancel_request_timeout(self, h.id());
+}
+
+template <class Handle> result<device_state> collect(caf::blocking_actor* self, Handle& h) {
   result<device_state> out = make_error(errc::internal, "no reply");
   h.receive([&](device_state& s) { out = std::move(s); },
             [&](caf::error& e) { out = from_caf(e); });
+  settle(self, h);
   return out;
 }
 
@@ -221,12 +232,12 @@ template <class Handle> result<device_state> collect(Handle& h) {
 
 result<device_state> device_calls::read(device_id id) {
   auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id);
-  return collect(h);
+  return collect(self_, h);
 }
 
 result<device_state> device_calls::write(const device_patch& p) {
   auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), p);
-  return collect(h);
+  return collect(self_, h);
 }
 
 std::vector<device_state>
@@ -240,7 +251,7 @@ device_calls::read_many(const std::vector<device_id>& ids,
     handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id));
   std::vector<device_state> out;
   for (size_t i = 0; i < ids.size(); ++i) {
-    auto r = collect(handles[i]);
+    auto r = collect(self_, handles[i]);
     if (r)
       out.push_back(std::move(*r));
     else
@@ -259,7 +270,7 @@ device_calls::write_many(const std::vector<device_patch>& patches,
     handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), p));
   std::vector<device_state> out;
   for (size_t i = 0; i < patches.size(); ++i) {
-    auto r = collect(handles[i]);
+    auto r = collect(self_, handles[i]);
     if (r)
       out.push_back(std::move(*r));
     else
@@ -270,9 +281,10 @@ device_calls::write_many(const std::vector<device_patch>& patches,
 
 result<std::vector<device_health>> device_calls::health() {
   result<std::vector<device_health>> out = make_error(errc::internal, "no reply");
-  self_->request(ctx_.devices, std::chrono::seconds(30), health_atom::value)
-      .receive([&](std::vector<device_health>& v) { out = std::move(v); },
-               [&](caf::error& e) { out = from_caf(e); });
+  auto h = self_->request(ctx_.devices, std::chrono::seconds(30), health_atom::value);
+  h.receive([&](std::vector<device_health>& v) { out = std::move(v); },
+            [&](caf::error& e) { out = from_caf(e); });
+  settle(self_, h);
   return out;
 }
 

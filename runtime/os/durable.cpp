@@ -1,46 +1,11 @@
 // The durable-write helpers of env.hpp: every one goes tmp file, fsync,
 // rename, fsync of the directory, through the env it is given.
-#include <algorithm>
 #include <functional>
-#include <thread>
 #include <vector>
 
 #include "runtime/os/env.hpp"
 
 namespace dsmil {
-
-namespace {
-
-class std_thread_handle final : public thread_handle {
-public:
-  explicit std_thread_handle(std::function<void()> fn) : t_(std::move(fn)) {}
-  ~std_thread_handle() override { join(); }
-  void join() override {
-    if (t_.joinable()) t_.join();
-  }
-
-private:
-  std::thread t_;
-};
-
-} // namespace
-
-void env::run_parallel(size_t n, const std::function<void(size_t)>& fn) {
-  std::vector<std::unique_ptr<thread_handle>> others;
-  for (size_t i = 1; i < n; ++i)
-    others.push_back(start_thread([&fn, i] { fn(i); }));
-  if (n > 0) fn(0);
-  for (auto& t : others)
-    t->join();
-}
-
-std::unique_ptr<thread_handle> env::start_thread(std::function<void()> fn) {
-  return std::make_unique<std_thread_handle>(std::move(fn));
-}
-
-unsigned env::cpu_count() {
-  return std::max(1u, std::thread::hardware_concurrency());
-}
 
 std::string parent_dir(const std::string& path) {
   auto pos = path.find_last_of('/');
