@@ -127,7 +127,8 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
     }
     {
       std::lock_guard<std::mutex> lock(ctx->mu);
-      hold_reserve(*ctx); // released for the saga's safety net
+      // Released for the saga's safety net when space was short: held again.
+      if (ctx->reserve->held() < ctx->reserve->wanted()) hold_reserve(*ctx);
     }
     {
       std::lock_guard<std::mutex> lock(ctx->saga_mu);

@@ -102,9 +102,9 @@ private:
     return journal_->append_all(std::move(batch));
   }
   // Whether the file system has room for what the saga writes before it can
-  // compensate (pre-rollback checkpoint, journal), counting the reserve it
-  // will release; the error names both figures.
-  error check_room() {
+  // compensate (pre-rollback checkpoint, journal), counting the reserve; the
+  // error names both figures. `release` says whether the reserve is needed.
+  error check_room(bool& release) {
     uint64_t state_bytes = 0;
     for (auto& d : v_.current)
       state_bytes += d.registers.size() * 4 + d.config_blob.size() + 64;
@@ -116,6 +116,7 @@ private:
       std::lock_guard<std::mutex> lock(ctx_.mu);
       reserve = ctx_.reserve->held();
     }
+    release = fs->free < 2 * need; // with room to spare for what else writes meanwhile
     if (fs->free + reserve >= need) return {};
     return make_error(errc::no_space,
                       "no space left for the rollback's safety net: its pre-rollback checkpoint "
@@ -193,15 +194,18 @@ control_reply saga::run(const json& args) {
   std::future<result<checkpoint_info>> pre;
   std::future<result<std::unique_ptr<saga_journal>>> journal;
   error no_room; // the safety net would not fit: refused before anything is written
+  bool release = false;
   auto start_preparation = [&] {
-    if ((no_room = check_room())) return;
-    pre = std::async(std::launch::async, [this] {
+    if ((no_room = check_room(release))) return;
+    pre = std::async(std::launch::async, [this, release] {
       std::lock_guard<std::mutex> lock(ctx_.mu);
       // The reserve was kept for this: the pre-rollback checkpoint and the
-      // journal never fail for lack of the space it held.
-      if (auto err = ctx_.reserve->release())
-        spdlog::warn("rollback {}: the space reserve cannot be released: {}", status_.id,
-                     err.message);
+      // journal never fail for lack of the space it held. Released only when
+      // the free space alone is short (and held again after the saga).
+      if (release)
+        if (auto err = ctx_.reserve->release())
+          spdlog::warn("rollback {}: the space reserve cannot be released: {}", status_.id,
+                       err.message);
       checkpoint_request req;
       req.type = "pre-rollback";
       req.name = "pre-rollback " + status_.id;

@@ -49,8 +49,12 @@ std::unique_ptr<thread_handle> worker_pool::submit(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> guard(mu_);
     queue_.push_back(t);
-    // Every queued task has an idle worker to take it, or gets a new one.
-    if (queue_.size() > idle_) threads_.emplace_back([this] { work(); });
+    // Every queued task has an idle worker to take it, or gets a new one,
+    // counted idle from now: it will take a task as soon as it runs.
+    if (queue_.size() > idle_) {
+      ++idle_;
+      threads_.emplace_back([this] { work(); });
+    }
   }
   wake_.notify_one();
   return std::make_unique<task_handle>(t, t->mu, t->done_cv, t->done);
@@ -62,8 +66,7 @@ size_t worker_pool::size() const {
 }
 
 void worker_pool::work() {
-  std::unique_lock<std::mutex> lock(mu_);
-  ++idle_;
+  std::unique_lock<std::mutex> lock(mu_); // counted idle by submit()
   for (;;) {
     wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return; // stopping

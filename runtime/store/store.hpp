@@ -193,6 +193,11 @@ public:
   /// parent link, and every chunk indexed in a pack that is there; no data
   /// read. Errors name the damaged file.
   result<verify_report> verify(const std::string& id, bool quick = false);
+  /// Checks every file under the store directory except tmp/, journal/, the
+  /// lock file and private keys (verify() runs it): each is a file this store
+  /// makes, with the bytes it writes (see verify_files.cpp); with
+  /// `read_headers`, every index entry names the record at its offset.
+  status verify_files(verify_report& report, bool read_headers);
   /// Follows parent links from `id` to the root, checking every signature and
   /// that each parent is the manifest its child recorded.
   result<verify_report> verify_chain(const std::string& id);

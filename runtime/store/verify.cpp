@@ -19,6 +19,10 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
   verify_report report;
   auto m = read_verified_manifest(id, &report, nullptr);
   if (!m) return m.err();
+  // The store's other files first: a damaged index is named as such, not as
+  // a chunk that cannot be read through it.
+  verify_report files;
+  if (auto err = verify_files(files, !quick)) return err;
   if (!m->info.parent_id.empty()) {
     auto parent = env_.read_file(layout::path(dir_, layout::manifest(m->info.parent_id)));
     if (!parent) {
@@ -32,6 +36,7 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
       report.checks.push_back("parent: " + m->info.parent_id + " link intact");
     }
   }
+  report.checks.insert(report.checks.end(), files.checks.begin(), files.checks.end());
   if (quick) {
     // Every chunk is in an index and its pack is there; no data is read.
     const auto all = chunk_refs(*m);

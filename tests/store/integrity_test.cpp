@@ -2,6 +2,7 @@
 // or of store.toml is reported, by open and by verify, naming the file.
 #include <doctest/doctest.h>
 
+#include "runtime/devices/sim_driver.hpp"
 #include "runtime/store/layout.hpp"
 #include "runtime/store/store.hpp"
 #include "tests/test_env.hpp"
@@ -117,4 +118,72 @@ TEST_CASE("a store made before store.toml was signed gets it signed at its next 
   REQUIRE(checkpoint_store::open(e, tmp.path()).ok());
   CHECK(e.exists(sig));
   CHECK(checkpoint_store::open(e, tmp.path(), ro).ok());
+}
+
+TEST_CASE("verify covers every store file: a flip in a pin, a public key, an index or a marker "
+          "is reported, naming the file; an unknown file too") {
+  test::env_dir tmp;
+  auto& e = test::test_env();
+  std::string id;
+  {
+    store_options o;
+    o.encrypt = true; // a data key and its marker
+    auto s = std::move(*checkpoint_store::open(e, tmp.path(), o));
+    auto st = s->write_stream("db", [n = 0](uint8_t* buf, size_t cap) mutable -> result<size_t> {
+      if (n++ > 3) return size_t{0};
+      for (size_t i = 0; i < cap && i < 70000; ++i)
+        buf[i] = static_cast<uint8_t>(i * 7 + n);
+      return std::min<size_t>(cap, 70000);
+    });
+    REQUIRE(st);
+    id = s->create({"x", "", "manual"}, {}, system_config{}, {*st})->id;
+    REQUIRE_FALSE(s->pin(id, true));
+  }
+  store_options ro;
+  ro.read_only = true;
+  auto verify = [&]() -> result<verify_report> {
+    auto s = checkpoint_store::open(e, tmp.path(), ro); // the signer's key is checked at open
+    if (!s) return s.err();
+    return (*s)->verify(id);
+  };
+  auto good = verify();
+  REQUIRE_MESSAGE(good.ok(), good.err().message);
+  CHECK(std::any_of(good->checks.begin(), good->checks.end(),
+                    [](const std::string& c) { return c.find("files: ") == 0; }));
+
+  std::vector<std::string> targets = {layout::pin(id), layout::data_key_created};
+  for (auto& n : *e.list_dir(tmp.path() + "/keys"))
+    if (layout::parse_in(layout::keys_dir, n).kind == layout::file_kind::public_key)
+      targets.push_back(std::string(layout::keys_dir) + "/" + n);
+  for (auto& n : *e.list_dir(tmp.path() + "/index"))
+    targets.push_back(std::string(layout::index_dir) + "/" + n);
+  REQUIRE(targets.size() >= 4);
+  uint64_t seed = 7;
+  for (auto& rel : targets) {
+    const std::string path = layout::path(tmp.path(), rel);
+    const std::string bytes = test::read(path);
+    REQUIRE_FALSE(bytes.empty());
+    for (int trial = 0; trial < 8; ++trial) {
+      std::string bad = bytes;
+      const size_t at = static_cast<size_t>(splitmix64(seed) % bad.size());
+      const int bit = static_cast<int>(splitmix64(seed) % 8);
+      bad[at] = static_cast<char>(bad[at] ^ (1 << bit));
+      CAPTURE(rel);
+      CAPTURE(at);
+      CAPTURE(bit);
+      test::write(path, bad);
+      auto v = verify();
+      REQUIRE_FALSE(v.ok());
+      CHECK(v.err().code == errc::integrity_error);
+      CHECK(v.err().message.find(rel) != std::string::npos);
+    }
+    test::write(path, bytes);
+  }
+  test::write(tmp.path() + "/manifests/notes.txt", "mine\n");
+  auto v = verify();
+  REQUIRE_FALSE(v.ok());
+  CHECK(v.err().message == "manifests/notes.txt: not a file this store makes; move it out of the "
+                           "store");
+  REQUIRE_FALSE(e.remove(tmp.path() + "/manifests/notes.txt"));
+  CHECK(verify().ok());
 }
