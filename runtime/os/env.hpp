@@ -53,6 +53,15 @@ public:
   virtual void join() = 0; ///< waits for the thread; idempotent
 };
 
+/// A file read at offsets, opened once (a pack whose records are checked one
+/// by one).
+class random_access_file {
+public:
+  virtual ~random_access_file() = default;
+  /// `size` bytes at `offset`; fewer only at the end of the file.
+  virtual result<std::string> read_at(uint64_t offset, uint64_t size) = 0;
+};
+
 class env {
 public:
   virtual ~env() = default;
@@ -74,6 +83,9 @@ public:
   /// absent.
   virtual result<std::unique_ptr<random_rw_file>> open_random_rw_file(const std::string& path,
                                                                       unsigned mode = 0600) = 0;
+  /// Opens `path` for reading at offsets; not_found when it does not exist.
+  virtual result<std::unique_ptr<random_access_file>>
+  new_random_access_file(const std::string& path) = 0;
   virtual result<std::string> read_file(const std::string& path) = 0;
   /// `size` bytes at `offset`; fewer only at the end of the file.
   virtual result<std::string> read_range(const std::string& path, uint64_t offset,

@@ -29,6 +29,10 @@ public:
                                                               unsigned mode) override {
     return base_.open_random_rw_file(path, mode);
   }
+  result<std::unique_ptr<random_access_file>>
+  new_random_access_file(const std::string& path) override {
+    return base_.new_random_access_file(path);
+  }
   result<std::string> read_file(const std::string& path) override { return base_.read_file(path); }
   result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t size) override {
     return base_.read_range(path, offset, size);

@@ -248,6 +248,36 @@ result<std::unique_ptr<random_rw_file>> memory_env::open_random_rw_file(const st
   return std::unique_ptr<random_rw_file>(new memory_rw_file(s_, n, p));
 }
 
+namespace {
+
+// Reads the file's bytes as they are at each read (the inode, not a copy).
+class memory_reader final : public random_access_file {
+public:
+  memory_reader(std::shared_ptr<memory_env::state> s, std::shared_ptr<memory_env::inode> n)
+      : s_(std::move(s)), n_(std::move(n)) {}
+  result<std::string> read_at(uint64_t offset, uint64_t size) override;
+
+private:
+  std::shared_ptr<memory_env::state> s_;
+  std::shared_ptr<memory_env::inode> n_;
+};
+
+} // namespace
+
+result<std::string> memory_reader::read_at(uint64_t offset, uint64_t size) {
+  std::lock_guard<std::mutex> guard(s_->mu);
+  if (offset >= n_->data.size()) return std::string();
+  return n_->data.substr(offset, size);
+}
+
+result<std::unique_ptr<random_access_file>>
+memory_env::new_random_access_file(const std::string& path) {
+  std::lock_guard<std::mutex> guard(s_->mu);
+  auto it = s_->live.find(trim(path));
+  if (it == s_->live.end()) return no_file(path);
+  return std::unique_ptr<random_access_file>(new memory_reader(s_, it->second));
+}
+
 result<std::string> memory_env::read_file(const std::string& path) {
   std::lock_guard<std::mutex> guard(s_->mu);
   auto it = s_->live.find(trim(path));

@@ -62,6 +62,8 @@ public:
                                                              unsigned mode) override;
   result<std::unique_ptr<random_rw_file>> open_random_rw_file(const std::string& path,
                                                               unsigned mode) override;
+  result<std::unique_ptr<random_access_file>>
+  new_random_access_file(const std::string& path) override;
   result<std::string> read_file(const std::string& path) override;
   result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t size) override;
   status rename(const std::string& from, const std::string& to) override;

@@ -238,8 +238,40 @@ private:
   std::string path_;
 };
 
+class posix_reader final : public random_access_file {
+public:
+  posix_reader(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~posix_reader() override { ::close(fd_); }
+  result<std::string> read_at(uint64_t offset, uint64_t size) override {
+    std::string out(size, '\0');
+    uint64_t got = 0;
+    while (got < size) {
+      ssize_t n = ::pread(fd_, out.data() + got, size - got, static_cast<off_t>(offset + got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return io_fail("cannot read", path_);
+      }
+      if (n == 0) break;
+      got += static_cast<uint64_t>(n);
+    }
+    out.resize(got);
+    return out;
+  }
+
+private:
+  int fd_;
+  std::string path_;
+};
+
 class posix_env final : public env {
 public:
+  result<std::unique_ptr<random_access_file>>
+  new_random_access_file(const std::string& path) override {
+    auto fd = open_read(path);
+    if (!fd) return fd.err();
+    return std::unique_ptr<random_access_file>(new posix_reader(*fd, path));
+  }
+
   result<std::unique_ptr<random_rw_file>> open_random_rw_file(const std::string& path,
                                                               unsigned mode) override {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);

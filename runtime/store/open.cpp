@@ -300,31 +300,11 @@ status checkpoint_store::check_store_toml(const std::string& text, bool may_sign
                             to_hex(reinterpret_cast<const uint8_t*>(value->data()), value->size())};
     return write_durable(env_, layout::path(dir_, layout::tmp_dir), sig_path, encode_signature(sf));
   }
-  auto sig = decode_signature(*sig_text, sig_rel);
+  auto sig = check_signature(sig_rel, text,
+                             "store.toml of " + dir_ +
+                                 " was modified or damaged (its SHA-256 is not the signed one); "
+                                 "restore it from a copy");
   if (!sig) return sig.err();
-  const std::string key_rel = layout::public_key(sig->key_id);
-  auto pem = env_.read_file(layout::path(dir_, key_rel));
-  if (!pem)
-    return make_error(errc::integrity_error, sig_rel + ": signed by unknown key " +
-                                                 sig->key_id.substr(0, 16) + " (" + key_rel +
-                                                 " not found)");
-  auto pem_id = key_id_of(*pem);
-  if (!pem_id || *pem_id != sig->key_id)
-    return make_error(errc::integrity_error, key_rel + ": public key does not match its key id");
-  std::string der;
-  from_hex(sig->value_hex, der); // checked by decode_signature
-  digest signed_d{};
-  std::string raw;
-  from_hex(sig->manifest_sha256, raw);
-  std::copy(raw.begin(), raw.end(), signed_d.begin());
-  if (verify_digest(*pem, signed_d, der))
-    return make_error(errc::integrity_error, sig_rel + ": signature does not verify with key " +
-                                                 sig->key_id.substr(0, 16));
-  if (signed_d != d)
-    return make_error(errc::integrity_error,
-                      "store.toml of " + dir_ +
-                          " was modified or damaged (its SHA-256 is not the signed one); "
-                          "restore it from a copy");
   return {};
 }
 

@@ -47,24 +47,15 @@ result<checkpoint_info> checkpoint_store::info(const std::string& id) const {
   return it->second;
 }
 
-result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
-                                                          verify_report* report,
-                                                          std::string* sha_out) {
-  const std::string json_rel = layout::manifest(id);
-  const std::string sig_rel = layout::signature(id);
-  auto body = env_.read_file(dir_ + "/" + json_rel);
-  if (!body) {
-    if (body.err().code == errc::not_found)
-      return make_error(errc::not_found, "no checkpoint '" + id + "'");
-    return body.err();
-  }
-  auto sig_text = env_.read_file(dir_ + "/" + sig_rel);
+result<signature_file> checkpoint_store::check_signature(const std::string& sig_rel,
+                                                         const std::string& bytes,
+                                                         const std::string& modified) {
+  auto sig_text = env_.read_file(layout::path(dir_, sig_rel));
   if (!sig_text) return make_error(errc::integrity_error, sig_rel + ": signature file is missing");
   auto sig = decode_signature(*sig_text, sig_rel);
   if (!sig) return sig.err();
-  const digest body_digest = sha256(*body);
   const std::string key_rel = layout::public_key(sig->key_id);
-  auto pem = env_.read_file(dir_ + "/" + key_rel);
+  auto pem = env_.read_file(layout::path(dir_, key_rel));
   if (!pem)
     return make_error(errc::integrity_error, sig_rel + ": signed by unknown key " +
                                                  sig->key_id.substr(0, 16) + " (" + key_rel +
@@ -83,10 +74,25 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   if (auto err = verify_digest(*pem, signed_d, der))
     return make_error(errc::integrity_error, sig_rel + ": signature does not verify with key " +
                                                  sig->key_id.substr(0, 16));
-  // Then the manifest: is it the body that was signed?
-  if (signed_d != body_digest)
-    return make_error(errc::integrity_error,
-                      json_rel + ": manifest was modified (its SHA-256 is not the signed one)");
+  // Then the signed file: is it the bytes that were signed?
+  if (signed_d != sha256(bytes)) return make_error(errc::integrity_error, modified);
+  return sig;
+}
+
+result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
+                                                          verify_report* report,
+                                                          std::string* sha_out) {
+  const std::string json_rel = layout::manifest(id);
+  const std::string sig_rel = layout::signature(id);
+  auto body = env_.read_file(dir_ + "/" + json_rel);
+  if (!body) {
+    if (body.err().code == errc::not_found)
+      return make_error(errc::not_found, "no checkpoint '" + id + "'");
+    return body.err();
+  }
+  auto sig = check_signature(
+      sig_rel, *body, json_rel + ": manifest was modified (its SHA-256 is not the signed one)");
+  if (!sig) return sig.err();
   auto m = decode_manifest(*body, json_rel);
   if (!m) return m.err();
   if (m->info.id != id)
@@ -131,7 +137,7 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
       report->checks.push_back(*counter_line);
     }
   }
-  if (sha_out) *sha_out = to_hex(body_digest);
+  if (sha_out) *sha_out = sha256_hex(*body);
   return m;
 }
 

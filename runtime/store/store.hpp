@@ -198,6 +198,9 @@ public:
   /// makes, with the bytes it writes (see verify_files.cpp); with
   /// `read_headers`, every index entry names the record at its offset.
   status verify_files(verify_report& report, bool read_headers);
+  // One index file of verify_files; `entries` gets its entry count.
+  status check_index(const std::string& rel, const std::string& pack_name, bool read_headers,
+                     size_t& entries);
   /// Follows parent links from `id` to the root, checking every signature and
   /// that each parent is the manifest its child recorded.
   result<verify_report> verify_chain(const std::string& id);
@@ -273,6 +276,12 @@ private:
   error record_write_error(const error& err);
   // Reads and decodes chunks [from, to) of `s` into `out`, checking each.
   status decode_batch(const stream_ref& s, size_t from, size_t to, std::string& out);
+  // Reads the signature file `sig_rel` and checks that it signs exactly
+  // `bytes` with a key kept in keys/ (its id matching the PEM); when the
+  // signature is good but the bytes are not the signed ones, the error says
+  // `modified`.
+  result<signature_file> check_signature(const std::string& sig_rel, const std::string& bytes,
+                                         const std::string& modified);
   // Reads the manifest of `id`, checks its signature; `sha_out` gets the body's SHA-256.
   result<manifest> read_verified_manifest(const std::string& id, verify_report* report,
                                           std::string* sha_out);
