@@ -230,6 +230,7 @@ result<device_state> sim_driver::read(device_id id) {
   auto it = devices_.find(id);
   if (it == devices_.end())
     return make_error(errc::no_such_device, "no such device " + format_device_id(id));
+  ++it->second.reads;
   if (auto err = inject(it->second)) return err;
   return it->second.state;
 }
@@ -316,6 +317,12 @@ uint64_t sim_driver::write_count() const {
   for (auto& [id, d] : devices_)
     n += d.writes;
   return n;
+}
+
+uint64_t sim_driver::read_count(device_id id) const {
+  std::lock_guard<std::mutex> guard(mu_);
+  auto it = devices_.find(id);
+  return it == devices_.end() ? 0 : it->second.reads;
 }
 
 uint64_t sim_driver::write_count(device_id id) const {

@@ -52,6 +52,8 @@ public:
   /// Writes that reached the simulator (after the guard), for tests.
   uint64_t write_count() const;
   uint64_t write_count(device_id id) const;
+  /// Reads that reached the simulator, for tests (retries count each).
+  uint64_t read_count(device_id id) const;
 
   /// Changes every restorable field of one device (fresh registers and
   /// config blob from `seed`, enabled flipped, security level + 1) through
@@ -72,6 +74,7 @@ private:
     fault_spec fault;
     uint64_t rng = 0;
     uint64_t writes = 0;
+    uint64_t reads = 0;
     double base_temperature = 0;
     size_t slot = 0; ///< index of its slot pair in the state file
   };

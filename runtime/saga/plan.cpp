@@ -1,5 +1,7 @@
 #include "runtime/saga/plan.hpp"
 
+#include "runtime/store/store.hpp"
+
 #include <algorithm>
 #include <map>
 #include <set>

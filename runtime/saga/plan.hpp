@@ -8,9 +8,10 @@
 #include "dsmil/device.hpp"
 #include "dsmil/system_config.hpp"
 #include "runtime/devices/device_map.hpp"
-#include "runtime/store/store.hpp"
 
 namespace dsmil {
+
+struct checkpoint_contents; // store/store.hpp
 
 /// Which part of a checkpoint to roll back. Empty lists mean everything
 /// (a full rollback, configuration included); a selection by devices or

@@ -123,6 +123,9 @@ static result<checked_record> check_record(const char* h, size_t len, const chun
   if (stored_len != loc.length - record_header_size ||
       (codec == chunk_codec::none && cipher == chunk_cipher::none && plain_len != stored_len))
     return fail("record length does not match the index");
+  // DEFLATE expands at most 1032:1: a larger plain length is a damaged
+  // header, refused before anything that size is allocated.
+  if (plain_len > uint64_t{stored_len} * 1032 + 64) return fail("impossible plain length");
   std::string stored_id = to_hex(reinterpret_cast<const uint8_t*>(h + 24), 32);
   if (stored_id != id_hex)
     return fail("record holds chunk " + stored_id.substr(0, 16) + " instead");

@@ -157,10 +157,12 @@ TEST_CASE("driver errors are retried with backoff on the actor clock, then the b
   off.offline = true;
   f.sim->set_fault(0x8033, off);
   auto start = f.sched->clock().now();
+  const auto reads_before = f.sim->read_count(0x8033);
   auto r = f.call(read_atom::value, device_id{0x8033});
   REQUIRE_FALSE(r.ok());
   CHECK(r.err().code == errc::device_offline);
   CHECK(r.err().message.find("after 3 attempts") != std::string::npos);
+  CHECK(f.sim->read_count(0x8033) - reads_before == 3); // the driver saw every attempt
   // Two backoff waits: ~100 ms and ~200 ms (+/- 10%), in virtual time.
   auto waited =
       std::chrono::duration_cast<std::chrono::milliseconds>(f.sched->clock().now() - start);
@@ -169,8 +171,10 @@ TEST_CASE("driver errors are retried with backoff on the actor clock, then the b
   CHECK(f.health_of(0x8033).breaker == "open"); // 3 failures = threshold
 
   // Open: calls fail fast without reaching the driver.
+  const auto reads_open = f.sim->read_count(0x8033);
   auto fast = f.call(read_atom::value, device_id{0x8033});
   CHECK(fast.err().code == errc::circuit_open);
+  CHECK(f.sim->read_count(0x8033) == reads_open); // never reached the driver
   f.sim->set_fault(0x8033, {});
   CHECK(f.call(read_atom::value, device_id{0x8033}).err().code == errc::circuit_open);
 
@@ -189,13 +193,20 @@ TEST_CASE("a transient error is absorbed by a retry") {
   fault_spec flaky;
   flaky.error_rate = 0.3;
   f.sim->set_fault(0x8044, flaky);
-  int ok = 0;
+  int ok = 0, calls = 0;
+  const auto reads_before = f.sim->read_count(0x8044);
   for (int i = 0; i < 20; ++i) {
     auto r = f.call(read_atom::value, device_id{0x8044});
+    ++calls;
     ok += r.ok();
     if (f.health_of(0x8044).breaker != "closed") break;
   }
   CHECK(ok >= 15); // a call fails only when all 3 attempts fail (about 3%)
+  // Some first attempts failed and were retried (the simulator is seeded:
+  // this is the same every run), and no call made more than 3 attempts.
+  const auto attempts = f.sim->read_count(0x8044) - reads_before;
+  CHECK(attempts > static_cast<uint64_t>(calls));
+  CHECK(attempts <= 3 * static_cast<uint64_t>(calls));
 }
 
 TEST_CASE("injected latency delays the reply on the actor clock instead of blocking") {

@@ -6,15 +6,34 @@
 // replays a run.
 #include <chrono>
 #include <random>
+#include <map>
 #include <set>
 
 #include <doctest/doctest.h>
 
 #include "tests/process.hpp"
+#include "runtime/base/crypto.hpp"
 #include "runtime/store/store.hpp"
 #include "tests/test_util.hpp"
 
 using namespace dsmil;
+
+namespace {
+
+// SHA-256 of a checkpoint's stream as the store gives it back.
+std::string content_digest(checkpoint_store& s, const std::string& id) {
+  auto c = s.load(id);
+  if (!c || c->streams.size() != 1) return "unreadable";
+  std::string bytes;
+  if (s.read_stream(c->streams[0], [&](std::string_view b) {
+        bytes.append(b.data(), b.size());
+        return status{};
+      }))
+    return "unreadable";
+  return sha256_hex(bytes);
+}
+
+} // namespace
 
 TEST_CASE("kill -9 during create, delete and gc leaves a store whose checkpoints all verify") {
   const char* kills_env = std::getenv("DSMIL_CRASH_KILLS");
@@ -26,6 +45,7 @@ TEST_CASE("kill -9 during create, delete and gc leaves a store whose checkpoints
   std::mt19937_64 rng(seed);
   test::temp_dir dir;
   std::set<std::string> must_exist;
+  std::map<std::string, std::string> digest_of; // checkpoint id -> SHA-256 of its stream
   store_options o;
   o.chunking = {4096, 16384, 65536};
   for (int k = 0; k < kills; ++k) {
@@ -35,7 +55,11 @@ TEST_CASE("kill -9 during create, delete and gc leaves a store whose checkpoints
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(30 + rng() % 400);
     std::set<std::string> pending; // deletes that may or may not have happened
     auto take = [&](const std::string& line) {
-      if (line.rfind("created ", 0) == 0) must_exist.insert(line.substr(8));
+      if (line.rfind("created ", 0) == 0) {
+        const auto space = line.find(' ', 8);
+        must_exist.insert(line.substr(8, space - 8));
+        digest_of[line.substr(8, space - 8)] = line.substr(space + 1);
+      }
       if (line.rfind("deleting ", 0) == 0) {
         must_exist.erase(line.substr(9));
         pending.insert(line.substr(9));
@@ -64,8 +88,11 @@ TEST_CASE("kill -9 during create, delete and gc leaves a store whose checkpoints
       auto v = (*store)->verify(i.id);
       CHECK_MESSAGE(v.ok(), i.id << ": " << v.err().message);
     }
-    for (auto& id : must_exist)
+    for (auto& id : must_exist) {
       CHECK_MESSAGE(listed.count(id) == 1, "lost checkpoint " << id);
+      CHECK_MESSAGE(content_digest(**store, id) == digest_of.at(id),
+                    "checkpoint " << id << " does not hold what was checkpointed");
+    }
     auto check = (*store)->check(true);
     REQUIRE(check.ok());
     CHECK_MESSAGE(check->clean(), check->damaged.size()

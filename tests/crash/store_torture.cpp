@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "runtime/base/crypto.hpp"
 #include "runtime/devices/sim_driver.hpp"
 #include "runtime/store/store.hpp"
 
@@ -56,7 +57,9 @@ int main(int argc, char** argv) {
       if (!stream) return std::fprintf(stderr, "%s\n", stream.err().message.c_str()), 1;
       auto info = s.create({"t", "", "manual"}, {}, system_config{}, {*stream});
       if (!info) return std::fprintf(stderr, "%s\n", info.err().message.c_str()), 1;
-      std::printf("created %s\n", info->id.c_str());
+      // With the content's digest: the test checks what comes back, not only
+      // that the checkpoint is there.
+      std::printf("created %s %s\n", info->id.c_str(), sha256_hex(data).c_str());
     } else if (op < 8 || list.size() > 12) {
       auto& victim = list[splitmix64(seed) % list.size()];
       std::printf("deleting %s\n", victim.id.c_str());

@@ -5,10 +5,12 @@
 // each verifying in full.
 #include <cstdlib>
 #include <random>
+#include <map>
 #include <set>
 
 #include <doctest/doctest.h>
 
+#include "runtime/base/crypto.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/devices/sim_driver.hpp"
 #include "runtime/os/memory_env.hpp"
@@ -29,9 +31,22 @@ byte_source random_source(size_t total, uint64_t seed) {
   };
 }
 
+std::string content_digest(checkpoint_store& s, const std::string& id) {
+  auto c = s.load(id);
+  if (!c || c->streams.size() != 1) return "unreadable";
+  std::string bytes;
+  if (s.read_stream(c->streams[0], [&](std::string_view b) {
+        bytes.append(b.data(), b.size());
+        return status{};
+      }))
+    return "unreadable";
+  return sha256_hex(bytes);
+}
+
 struct ledger {
-  std::set<std::string> committed; ///< create returned and no delete began: must survive
-  std::set<std::string> removed;   ///< remove returned: must stay gone
+  std::map<std::string, std::string> digest; ///< SHA-256 of each checkpoint's stream
+  std::set<std::string> committed;           ///< create returned and no delete began: must survive
+  std::set<std::string> removed;             ///< remove returned: must stay gone
 };
 
 // One workload step after another until one fails (the machine went down).
@@ -47,11 +62,23 @@ void workload(checkpoint_store& s, sim_driver& sim, const device_map& map, uint6
     switch (step % 3) {
     case 0:
     case 1: {
-      auto st = s.write_stream("db", random_source(300000, splitmix64(seed)));
+      const uint64_t data_seed = splitmix64(seed);
+      std::string expect;
+      {
+        auto src = random_source(300000, data_seed);
+        uint8_t buf[65536];
+        for (;;) {
+          auto n = *src(buf, sizeof(buf));
+          if (n == 0) break;
+          expect.append(reinterpret_cast<char*>(buf), n);
+        }
+      }
+      auto st = s.write_stream("db", random_source(300000, data_seed));
       if (!st) return;
       auto c = s.create({"w", "", "manual"}, devices(), system_config{}, {*st});
       if (!c) return;
       l.committed.insert(c->id);
+      l.digest[c->id] = sha256_hex(expect);
       break;
     }
     default: {
@@ -123,6 +150,9 @@ TEST_CASE("a power cut at a random instant of create, delete or gc loses no comm
       CHECK_MESSAGE(present.count(id), "committed checkpoint " << id << " lost");
       auto v = s.verify(id);
       CHECK_MESSAGE(v.ok(), id << ": " << (v ? "" : v.err().message));
+      if (l.digest.count(id)) // the base checkpoint has no stream
+        CHECK_MESSAGE(content_digest(s, id) == l.digest.at(id),
+                      "checkpoint " << id << " does not hold what was checkpointed");
     }
     for (auto& id : l.removed)
       CHECK_MESSAGE(!present.count(id), "removed checkpoint " << id << " came back");
