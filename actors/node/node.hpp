@@ -31,7 +31,7 @@ struct node_handles {
 /// Opens the store under cfg.data_dir/store, builds the simulator with the
 /// configured faults, and spawns the actor tree. Errors leave nothing running.
 /// Every file, clock and thread effect of the node goes through `e`, which
-/// must outlive the node (programs pass env::posix(); tests may pass a
+/// must outlive the node (programs pass the POSIX env; tests may pass a
 /// memory or fault env).
 result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e);
 

@@ -2,7 +2,7 @@
 // (files, fsync, rename, directories, clocks), so that tests can run the store
 // and the node in memory (memory_env.hpp), fail chosen calls (fault_env.hpp)
 // and drop what was not fsynced, as a power cut would. The programs choose the
-// POSIX env (env::posix()); nothing else names it.
+// POSIX env (env::posix); nothing else names it.
 #pragma once
 
 #include <cstdint>
