@@ -1,6 +1,8 @@
 // A whole node in-process (real scheduler, real store on disk): checkpoint,
 // change, rollback, and what the rollback refuses or reports.
 #include <map>
+#include <sys/mount.h>
+#include <unistd.h>
 #include <set>
 #include <functional>
 #include <thread>
@@ -485,12 +487,11 @@ TEST_CASE("a step that runs past step_timeout_ms fails the saga, which compensat
   check_equal(f.snapshot(), scrambled);
 }
 
-TEST_CASE("a full disk: the checkpoint that does not fit fails, deletes work at once, and a "
-          "rollback succeeds from the reserve") {
-  memory_env disk(env::posix());
-  REQUIRE_FALSE(disk.create_dirs("/node"));
-  disk.set_quota(4u << 20); // the automatic reserve: 5% of it at most
-  node_fixture f(false, 0, nullptr, &disk);
+namespace {
+
+// Fills the node's file system with checkpoints until one does not fit, rolls
+// back from the reserve, deletes, and checkpoints again, without a restart.
+void fill_then_roll_back(node_fixture& f) {
   auto status = f.ok("status");
   REQUIRE(status["store_reserve_bytes"].get<uint64_t>() >= 128 * 1024);
   CHECK(status["warnings"].empty());
@@ -525,6 +526,35 @@ TEST_CASE("a full disk: the checkpoint that does not fit fails, deletes work at 
   f.scramble(999);
   CHECK(f.ctl("checkpoint.create", {{"name", "after"}}).code == 0);
   CHECK(f.ok("checkpoint.verify", {{"id", target}})["valid"] == true);
+}
+
+} // namespace
+
+TEST_CASE("a full disk: the checkpoint that does not fit fails, deletes work at once, and a "
+          "rollback succeeds from the reserve") {
+  memory_env disk(env::posix());
+  REQUIRE_FALSE(disk.create_dirs("/node"));
+  disk.set_quota(4u << 20); // the automatic reserve: 5% of it at most
+  node_fixture f(false, 0, nullptr, &disk);
+  fill_then_roll_back(f);
+}
+
+TEST_CASE("the same on a real, small tmpfs") {
+  test::temp_dir mnt;
+  if (::geteuid() != 0 || ::mount("tmpfs", mnt.path().c_str(), "tmpfs", 0, "size=4m") != 0) {
+    WARN_MESSAGE(false, "not run: mounting a small tmpfs needs root (CI runs as root)");
+    return;
+  }
+  struct unmount {
+    std::string p;
+    ~unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } guard{mnt.path()};
+  {
+    // The POSIX env whichever env the suite runs on: this is about a real file system.
+    node_fixture f(
+        false, 0, [&](node_config& c) { c.data_dir = mnt.path() + "/node"; }, &env::posix());
+    fill_then_roll_back(f);
+  }
 }
 
 TEST_CASE("a rollback whose safety net does not fit even with the reserve is refused up front") {
