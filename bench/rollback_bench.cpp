@@ -13,6 +13,7 @@
 #include "actors/messages.hpp"
 #include "actors/node/node.hpp"
 #include "bench/bench_util.hpp"
+#include "bench/node_client.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/devices/sim_driver.hpp"
 
@@ -44,19 +45,8 @@ result<json> run_rollback_bench(const rollback_bench_options& o) {
   caf::actor_system sys{caf_cfg};
   auto node = start_node(sys, *cfg, env::posix());
   if (!node) return node.err();
-  auto call = [&](const std::string& command, const json& args) -> result<json> {
-    caf::scoped_actor self{sys};
-    result<json> out = make_error(errc::internal, "no reply");
-    self->request(*node->control, std::chrono::seconds(120), control_request{command, args.dump()})
-        .receive(
-            [&](control_reply& r) {
-              if (r.code != 0)
-                out = make_error(static_cast<errc>(r.code), command + ": " + r.message);
-              else
-                out = json::parse(r.body);
-            },
-            [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
-    return out;
+  auto call = [&](const std::string& command, const json& args) {
+    return ask(sys, *node->control, command, args);
   };
   struct stop_node {
     node_handles& n;

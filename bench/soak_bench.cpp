@@ -16,6 +16,7 @@
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
 #include "bench/bench_util.hpp"
+#include "bench/node_client.hpp"
 
 namespace dsmil::bench {
 
@@ -90,23 +91,6 @@ private:
   int out_ = -1;
 };
 
-// One request to `remote` from `sys`.
-result<json> ask(caf::actor_system& sys, const caf::actor& remote, const std::string& command,
-                 const json& args) {
-  result<json> out = make_error(errc::internal, "no reply");
-  caf::scoped_actor self{sys};
-  self->request(remote, std::chrono::seconds(60), control_request{command, args.dump()})
-      .receive(
-          [&](control_reply& r) {
-            if (r.code != 0)
-              out = make_error(static_cast<errc>(r.code), command + ": " + r.message);
-            else
-              out = json::parse(r.body);
-          },
-          [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
-  return out;
-}
-
 // One request over a connection of its own, as a dsmilctl invocation makes it.
 result<json> call(const std::string& host, uint16_t port, const std::string& command,
                   const json& args) {
@@ -116,7 +100,7 @@ result<json> call(const std::string& host, uint16_t port, const std::string& com
   auto remote = sys.middleman().remote_actor(host, port);
   if (!remote)
     return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
-  return ask(sys, *remote, command, args);
+  return ask(sys, *remote, command, args, std::chrono::seconds(60));
 }
 
 std::string default_dsmild() {

@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "runtime/os/env.hpp"
+#include "runtime/base/crypto.hpp"
 #include "runtime/os/memory_env.hpp"
+#include "runtime/store/store.hpp"
 #include "tests/test_util.hpp"
 
 namespace dsmil::test {
@@ -89,6 +91,20 @@ inline std::vector<std::string> packs(const std::string& dir) {
         out.push_back(dir + "/packs/" + sub + "/" + n);
   }
   return out;
+}
+
+/// SHA-256 of checkpoint `id`'s one stream as the store gives it back, or
+/// "unreadable": what a crash oracle compares with what it checkpointed.
+inline std::string content_digest(checkpoint_store& s, const std::string& id) {
+  auto c = s.load(id);
+  if (!c || c->streams.size() != 1) return "unreadable";
+  std::string bytes;
+  if (s.read_stream(c->streams[0], [&](std::string_view b) {
+        bytes.append(b.data(), b.size());
+        return status{};
+      }))
+    return "unreadable";
+  return sha256_hex(bytes);
 }
 
 } // namespace dsmil::test

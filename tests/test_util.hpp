@@ -6,6 +6,8 @@
 #include <vector>
 
 #include <dirent.h>
+#include <sys/mount.h>
+#include <unistd.h>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -28,6 +30,27 @@ public:
 
 private:
   std::string path_;
+};
+
+/// A tmpfs of `size` (e.g. "4m") mounted on a fresh directory, unmounted at the
+/// end. Mounting needs root (CI runs as root): mounted() says whether it is.
+class small_tmpfs {
+public:
+  explicit small_tmpfs(const std::string& size)
+      : mounted_(::geteuid() == 0 &&
+                 ::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0) {
+  }
+  ~small_tmpfs() {
+    if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
+  }
+  small_tmpfs(const small_tmpfs&) = delete;
+  small_tmpfs& operator=(const small_tmpfs&) = delete;
+  bool mounted() const { return mounted_; }
+  const std::string& path() const { return dir_.path(); }
+
+private:
+  temp_dir dir_;
+  bool mounted_;
 };
 
 /// Every pack file of the store in `dir`, sorted.

@@ -56,6 +56,18 @@ struct memory_env::state {
   }
 
   bool has_dir(const std::string& d) const { return dirs.count(d) > 0; }
+
+  // REQUIRES: mu held. The live file `p`, created empty when absent (a change).
+  result<std::shared_ptr<inode>> open_or_create(const std::string& p) {
+    if (!has_dir(parent_dir(p)))
+      return make_error(errc::io_error, "cannot open " + p + ": No such file or directory");
+    auto it = live.find(p);
+    if (it != live.end()) return it->second;
+    if (auto err = change(p)) return err;
+    auto n = std::make_shared<inode>();
+    live[p] = n;
+    return n;
+  }
 };
 
 namespace {
@@ -218,34 +230,18 @@ result<std::unique_ptr<writable_file>> memory_env::new_appendable_file(const std
                                                                        unsigned) {
   std::lock_guard<std::mutex> guard(s_->mu);
   const std::string p = trim(path);
-  if (!s_->has_dir(parent_dir(p)))
-    return make_error(errc::io_error, "cannot open " + p + ": No such file or directory");
-  auto& n = s_->live[p];
-  if (!n) {
-    if (auto err = s_->change(p)) {
-      s_->live.erase(p);
-      return err;
-    }
-    n = std::make_shared<inode>();
-  }
-  return std::unique_ptr<writable_file>(new memory_file(s_, n, p));
+  auto n = s_->open_or_create(p);
+  if (!n) return n.err();
+  return std::unique_ptr<writable_file>(new memory_file(s_, *n, p));
 }
 
 result<std::unique_ptr<random_rw_file>> memory_env::open_random_rw_file(const std::string& path,
                                                                         unsigned) {
   std::lock_guard<std::mutex> guard(s_->mu);
   const std::string p = trim(path);
-  if (!s_->has_dir(parent_dir(p)))
-    return make_error(errc::io_error, "cannot open " + p + ": No such file or directory");
-  auto& n = s_->live[p];
-  if (!n) {
-    if (auto err = s_->change(p)) {
-      s_->live.erase(p);
-      return err;
-    }
-    n = std::make_shared<inode>();
-  }
-  return std::unique_ptr<random_rw_file>(new memory_rw_file(s_, n, p));
+  auto n = s_->open_or_create(p);
+  if (!n) return n.err();
+  return std::unique_ptr<random_rw_file>(new memory_rw_file(s_, *n, p));
 }
 
 namespace {

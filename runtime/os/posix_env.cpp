@@ -36,6 +36,23 @@ error write_fail(const std::string& what, const std::string& path) {
   return io_fail(what, path);
 }
 
+// Up to `size` bytes at `offset` of `fd`; fewer only at the end of the file.
+result<std::string> pread_all(int fd, const std::string& path, uint64_t offset, uint64_t size) {
+  std::string out(size, '\0');
+  uint64_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(fd, out.data() + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_fail("cannot read", path);
+    }
+    if (n == 0) break;
+    got += static_cast<uint64_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
+
 class posix_file final : public writable_file {
 public:
   posix_file(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
@@ -205,19 +222,7 @@ public:
     return {};
   }
   result<std::string> read_at(uint64_t offset, uint64_t size) override {
-    std::string out(size, '\0');
-    uint64_t got = 0;
-    while (got < size) {
-      ssize_t n = ::pread(fd_, out.data() + got, size - got, static_cast<off_t>(offset + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return io_fail("cannot read", path_);
-      }
-      if (n == 0) break;
-      got += static_cast<uint64_t>(n);
-    }
-    out.resize(got);
-    return out;
+    return pread_all(fd_, path_, offset, size);
   }
   result<uint64_t> size() override {
     struct stat st;
@@ -243,19 +248,7 @@ public:
   posix_reader(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
   ~posix_reader() override { ::close(fd_); }
   result<std::string> read_at(uint64_t offset, uint64_t size) override {
-    std::string out(size, '\0');
-    uint64_t got = 0;
-    while (got < size) {
-      ssize_t n = ::pread(fd_, out.data() + got, size - got, static_cast<off_t>(offset + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return io_fail("cannot read", path_);
-      }
-      if (n == 0) break;
-      got += static_cast<uint64_t>(n);
-    }
-    out.resize(got);
-    return out;
+    return pread_all(fd_, path_, offset, size);
   }
 
 private:
@@ -421,21 +414,8 @@ private:
   // Reads up to `size` bytes at `offset` (fewer only at the end), then closes `fd`.
   static result<std::string> read_at(int fd, const std::string& path, uint64_t offset,
                                      uint64_t size) {
-    std::string out(size, '\0');
-    uint64_t got = 0;
-    while (got < size) {
-      ssize_t n = ::pread(fd, out.data() + got, size - got, static_cast<off_t>(offset + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        auto e = io_fail("cannot read", path);
-        ::close(fd);
-        return e;
-      }
-      if (n == 0) break;
-      got += static_cast<uint64_t>(n);
-    }
+    auto out = pread_all(fd, path, offset, size);
     ::close(fd);
-    out.resize(got);
     return out;
   }
 };

@@ -2,8 +2,10 @@
 // safety net, so that a full disk never stops a rollback in preparation. The
 // reserve is a preallocated file outside <store>/ (verification does not cover
 // it, and nothing in the store names it): written with zeros and fsynced, so
-// its blocks are really taken. A rollback releases it (removes the file) before
-// its pre-rollback checkpoint and journal, and it is held again afterwards.
+// its blocks are really taken. A rollback whose pre-rollback checkpoint and
+// journal would not fit in the free space alone releases it (removes the
+// file) first; it is held again after the saga, or after a delete or gc
+// frees room.
 //
 // REQUIRES: external synchronization (one owner: the node).
 #pragma once

@@ -1,109 +1,16 @@
 // A whole node in-process (real scheduler, real store on disk): checkpoint,
 // change, rollback, and what the rollback refuses or reports.
 #include <map>
-#include <sys/mount.h>
-#include <unistd.h>
 #include <set>
-#include <functional>
 #include <thread>
 
 #include <doctest/doctest.h>
 
-#include <caf/all.hpp>
-#include <nlohmann/json.hpp>
-
-#include "actors/caf_glue.hpp"
-#include "actors/messages.hpp"
-#include "actors/node/node.hpp"
-#include "runtime/devices/sim_driver.hpp"
-#include "runtime/os/memory_env.hpp"
-#include "tests/test_env.hpp"
-
-#include <thread>
+#include "tests/actors/node_fixture.hpp"
 
 using namespace dsmil;
+using namespace dsmil::test;
 using nlohmann::json;
-
-namespace {
-
-struct node_fixture {
-  test::env_dir dir;
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  node_config ncfg;
-  node_handles node;
-  device_map map;
-
-  explicit node_fixture(bool encrypt = false, uint32_t automatic_interval_s = 0,
-                        const std::function<void(node_config&)>& adjust = nullptr,
-                        env* files = nullptr) {
-    configure_actor_system(cfg, false);
-    sys = std::make_unique<caf::actor_system>(cfg);
-    ncfg = *node_config::embedded();
-    ncfg.data_dir = files ? "/node" : dir.path();
-    ncfg.store_encrypt = encrypt;
-    ncfg.automatic_interval_s = automatic_interval_s;
-    if (adjust) adjust(ncfg);
-    map = ncfg.devices;
-    auto n = start_node(*sys, ncfg, files ? *files : test::test_env());
-    REQUIRE_MESSAGE(n.ok(), n.err().message);
-    node = *n;
-  }
-
-  ~node_fixture() { caf::anon_send_exit(*node.control, caf::exit_reason::user_shutdown); }
-
-  control_reply ctl(const std::string& command, const json& args = json::object()) {
-    caf::scoped_actor self{*sys};
-    control_reply out;
-    self->request(*node.control, std::chrono::seconds(60), control_request{command, args.dump()})
-        .receive([&](control_reply& r) { out = std::move(r); },
-                 [&](caf::error& e) { FAIL(caf::to_string(e)); });
-    return out;
-  }
-
-  json ok(const std::string& command, const json& args = json::object()) {
-    auto r = ctl(command, args);
-    REQUIRE_MESSAGE(r.code == 0, command << ": " << r.message);
-    return json::parse(r.body);
-  }
-
-  std::map<device_id, device_state> snapshot() {
-    std::map<device_id, device_state> out;
-    for (auto& d : map.devices())
-      out[d.id] = *node.sim->read(d.id);
-    return out;
-  }
-
-  // Changes every restorable field of every non-quarantined device, behind
-  // the node's back (as a misbehaving component would).
-  void scramble(uint64_t seed, int only_group = -1) {
-    for (auto& d : map.devices())
-      if (!d.quarantined && (only_group < 0 || d.group == only_group))
-        REQUIRE_FALSE(node.sim->scramble(d.id, seed));
-  }
-
-  uint64_t quarantined_writes() {
-    uint64_t n = 0;
-    for (auto& d : map.devices())
-      if (d.quarantined) n += node.sim->write_count(d.id);
-    return n;
-  }
-};
-
-void check_equal(const std::map<device_id, device_state>& a,
-                 const std::map<device_id, device_state>& b, int only_group = -1) {
-  for (auto& [id, s] : a) {
-    if (only_group >= 0 && ((id >> 4) & 0xF) != only_group) continue;
-    CAPTURE(format_device_id(id));
-    auto& t = b.at(id);
-    CHECK(s.registers == t.registers);
-    CHECK(s.config_blob == t.config_blob);
-    CHECK(s.enabled == t.enabled);
-    CHECK(s.security_level == t.security_level);
-  }
-}
-
-} // namespace
 
 TEST_CASE(
     "checkpoint, change everything, roll back: every register, blob, flag and level is restored") {
@@ -485,99 +392,4 @@ TEST_CASE("a step that runs past step_timeout_ms fails the saga, which compensat
   CHECK(body["outcome"] == "compensated");
   CHECK(body["compensated"]["ok"] == true);
   check_equal(f.snapshot(), scrambled);
-}
-
-namespace {
-
-// Fills the node's file system with checkpoints until one does not fit, rolls
-// back from the reserve, deletes, and checkpoints again, without a restart.
-void fill_then_roll_back(node_fixture& f) {
-  auto status = f.ok("status");
-  REQUIRE(status["store_reserve_bytes"].get<uint64_t>() >= 128 * 1024);
-  CHECK(status["warnings"].empty());
-  const std::string target = f.ok("checkpoint.create", {{"name", "target"}})["id"];
-  auto before = f.snapshot();
-
-  // Fill the disk: each checkpoint of fresh device states adds ~40 KB.
-  std::vector<std::string> ids;
-  control_reply full;
-  for (uint64_t seed = 1; seed < 400; ++seed) {
-    f.scramble(seed);
-    full = f.ctl("checkpoint.create", {{"name", "fill"}});
-    if (full.code != 0) break;
-    ids.push_back(json::parse(full.body)["id"]);
-  }
-  REQUIRE(full.code != 0);
-  CHECK(static_cast<errc>(full.code) == errc::no_space);
-  CHECK(full.message.find("no space left") != std::string::npos);
-  REQUIRE(ids.size() >= 3);
-  status = f.ok("status");
-  CHECK(status["store_free_bytes"].get<uint64_t>() < status["store_reserve_bytes"].get<uint64_t>());
-  CHECK_FALSE(status["warnings"].empty());
-
-  // The rollback's pre-rollback checkpoint and journal come out of the reserve.
-  auto r = f.ok("rollback", {{"id", target}, {"ack_critical", true}});
-  CHECK(r["success"] == true);
-  check_equal(f.snapshot(), before);
-
-  // Deletes work at once (no restart), and then a checkpoint fits again.
-  for (size_t i = 0; i + 1 < ids.size(); ++i)
-    f.ok("checkpoint.delete", {{"id", ids[i]}});
-  f.scramble(999);
-  CHECK(f.ctl("checkpoint.create", {{"name", "after"}}).code == 0);
-  CHECK(f.ok("checkpoint.verify", {{"id", target}})["valid"] == true);
-}
-
-} // namespace
-
-TEST_CASE("a full disk: the checkpoint that does not fit fails, deletes work at once, and a "
-          "rollback succeeds from the reserve") {
-  memory_env disk(env::posix());
-  REQUIRE_FALSE(disk.create_dirs("/node"));
-  disk.set_quota(4u << 20); // the automatic reserve: 5% of it at most
-  node_fixture f(false, 0, nullptr, &disk);
-  fill_then_roll_back(f);
-}
-
-TEST_CASE("the same on a real, small tmpfs") {
-  test::temp_dir mnt;
-  if (::geteuid() != 0 || ::mount("tmpfs", mnt.path().c_str(), "tmpfs", 0, "size=4m") != 0) {
-    WARN_MESSAGE(false, "not run: mounting a small tmpfs needs root (CI runs as root)");
-    return;
-  }
-  struct unmount {
-    std::string p;
-    ~unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } guard{mnt.path()};
-  {
-    // The POSIX env whichever env the suite runs on: this is about a real file system.
-    node_fixture f(
-        false, 0, [&](node_config& c) { c.data_dir = mnt.path() + "/node"; }, &env::posix());
-    fill_then_roll_back(f);
-  }
-}
-
-TEST_CASE("a rollback whose safety net does not fit even with the reserve is refused up front") {
-  memory_env disk(env::posix());
-  REQUIRE_FALSE(disk.create_dirs("/node"));
-  disk.set_quota(2u << 20);
-  node_fixture f(
-      false, 0, [](node_config& c) { c.store_reserve_kib = 4; }, &disk);
-  CHECK(f.ok("status")["store_reserve_bytes"] == 4096);
-  const std::string target = f.ok("checkpoint.create", {{"name", "target"}})["id"];
-  control_reply full;
-  for (uint64_t seed = 1; seed < 400 && full.code == 0; ++seed) {
-    f.scramble(seed);
-    full = f.ctl("checkpoint.create", {{"name", "fill"}});
-  }
-  REQUIRE(static_cast<errc>(full.code) == errc::no_space);
-  auto before = f.snapshot();
-  const auto count = f.ok("checkpoint.list")["checkpoints"].size();
-  auto r = f.ctl("rollback", {{"id", target}, {"ack_critical", true}});
-  CHECK(static_cast<errc>(r.code) == errc::no_space);
-  CHECK(r.message.find("no space left for the rollback's safety net") != std::string::npos);
-  CHECK(r.message.find(" bytes, the store's file system has ") != std::string::npos);
-  CHECK(json::parse(r.body)["failed_phase"] == "validation");
-  check_equal(f.snapshot(), before); // nothing was touched
-  CHECK(f.ok("checkpoint.list")["checkpoints"].size() == count);
 }

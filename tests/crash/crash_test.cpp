@@ -14,26 +14,10 @@
 #include "tests/process.hpp"
 #include "runtime/base/crypto.hpp"
 #include "runtime/store/store.hpp"
+#include "tests/test_env.hpp"
 #include "tests/test_util.hpp"
 
 using namespace dsmil;
-
-namespace {
-
-// SHA-256 of a checkpoint's stream as the store gives it back.
-std::string content_digest(checkpoint_store& s, const std::string& id) {
-  auto c = s.load(id);
-  if (!c || c->streams.size() != 1) return "unreadable";
-  std::string bytes;
-  if (s.read_stream(c->streams[0], [&](std::string_view b) {
-        bytes.append(b.data(), b.size());
-        return status{};
-      }))
-    return "unreadable";
-  return sha256_hex(bytes);
-}
-
-} // namespace
 
 TEST_CASE("kill -9 during create, delete and gc leaves a store whose checkpoints all verify") {
   const char* kills_env = std::getenv("DSMIL_CRASH_KILLS");
@@ -90,7 +74,7 @@ TEST_CASE("kill -9 during create, delete and gc leaves a store whose checkpoints
     }
     for (auto& id : must_exist) {
       CHECK_MESSAGE(listed.count(id) == 1, "lost checkpoint " << id);
-      CHECK_MESSAGE(content_digest(**store, id) == digest_of.at(id),
+      CHECK_MESSAGE(test::content_digest(**store, id) == digest_of.at(id),
                     "checkpoint " << id << " does not hold what was checkpointed");
     }
     auto check = (*store)->check(true);

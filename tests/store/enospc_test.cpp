@@ -1,7 +1,5 @@
 // A store on a real, tiny filesystem that fills up mid-checkpoint.
 #include <cstring>
-#include <sys/mount.h>
-#include <unistd.h>
 
 #include <doctest/doctest.h>
 
@@ -12,15 +10,11 @@
 using namespace dsmil;
 
 TEST_CASE("ENOSPC mid-checkpoint fails one operation clearly; the store keeps serving") {
-  test::temp_dir mnt;
-  if (::geteuid() != 0 || ::mount("tmpfs", mnt.path().c_str(), "tmpfs", 0, "size=3m") != 0) {
+  test::small_tmpfs mnt("3m");
+  if (!mnt.mounted()) {
     WARN_MESSAGE(false, "not run: mounting a small tmpfs needs root (CI runs as root)");
     return;
   }
-  struct unmount {
-    std::string p;
-    ~unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } guard{mnt.path()};
   const std::string dir = mnt.path() + "/store";
   store_options o;
   o.chunking = {4096, 16384, 65536};

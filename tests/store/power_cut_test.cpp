@@ -15,6 +15,7 @@
 #include "runtime/devices/sim_driver.hpp"
 #include "runtime/os/memory_env.hpp"
 #include "runtime/store/store.hpp"
+#include "tests/test_env.hpp"
 
 using namespace dsmil;
 
@@ -29,18 +30,6 @@ byte_source random_source(size_t total, uint64_t seed) {
     *pos += n;
     return n;
   };
-}
-
-std::string content_digest(checkpoint_store& s, const std::string& id) {
-  auto c = s.load(id);
-  if (!c || c->streams.size() != 1) return "unreadable";
-  std::string bytes;
-  if (s.read_stream(c->streams[0], [&](std::string_view b) {
-        bytes.append(b.data(), b.size());
-        return status{};
-      }))
-    return "unreadable";
-  return sha256_hex(bytes);
 }
 
 struct ledger {
@@ -151,7 +140,7 @@ TEST_CASE("a power cut at a random instant of create, delete or gc loses no comm
       auto v = s.verify(id);
       CHECK_MESSAGE(v.ok(), id << ": " << (v ? "" : v.err().message));
       if (l.digest.count(id)) // the base checkpoint has no stream
-        CHECK_MESSAGE(content_digest(s, id) == l.digest.at(id),
+        CHECK_MESSAGE(test::content_digest(s, id) == l.digest.at(id),
                       "checkpoint " << id << " does not hold what was checkpointed");
     }
     for (auto& id : l.removed)

@@ -1,0 +1,21 @@
+// One control request to a node, for the benchmarks that drive one.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <nlohmann/json.hpp>
+
+#include "dsmil/result.hpp"
+
+namespace dsmil::bench {
+
+/// Sends `command` with `args` to the node's control actor `control` from
+/// `sys` and waits for the answer: its JSON body, or its error (the node's
+/// code and line, or unavailable when no answer came within `timeout`).
+result<nlohmann::json> ask(caf::actor_system& sys, const caf::actor& control,
+                           const std::string& command, const nlohmann::json& args,
+                           std::chrono::seconds timeout = std::chrono::seconds(120));
+
+} // namespace dsmil::bench
