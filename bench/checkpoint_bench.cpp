@@ -179,7 +179,8 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   auto full_stream = s.write_stream("data", file_source(f), &full_stats);
   std::fclose(f);
   if (!full_stream) return full_stream.err();
-  auto full = s.create({"bench-full", "", "manual"}, {}, system_config{}, {*full_stream});
+  auto full =
+      s.create({"bench-full", "", checkpoint_type::manual}, {}, system_config{}, {*full_stream});
   if (!full) return full.err();
   double full_t = now_s() - t0;
   uint64_t store_after_full = dir_bytes(store_dir);
@@ -216,7 +217,8 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   auto inc_stream = s.write_stream_changes("data", *full_stream, edits, pread_of, &inc_stats);
   ::close(fd);
   if (!inc_stream) return inc_stream.err();
-  auto inc = s.create({"bench-incremental", "", "manual"}, {}, system_config{}, {*inc_stream});
+  auto inc = s.create({"bench-incremental", "", checkpoint_type::manual}, {}, system_config{},
+                      {*inc_stream});
   if (!inc) return inc.err();
   double inc_t = now_s() - t0;
   r["incremental_gbps"] = static_cast<double>(inc_stream->size) / inc_t / 1e9;
@@ -231,7 +233,8 @@ result<json> run_checkpoint_bench(const checkpoint_bench_options& o) {
   auto rescan = s.write_stream("data", file_source(f));
   std::fclose(f);
   if (!rescan) return rescan.err();
-  auto again = s.create({"bench-rescan", "", "manual"}, {}, system_config{}, {*rescan});
+  auto again =
+      s.create({"bench-rescan", "", checkpoint_type::manual}, {}, system_config{}, {*rescan});
   if (!again) return again.err();
   double rescan_t = now_s() - t0;
   r["incremental_rescan_gbps"] = static_cast<double>(rescan->size) / rescan_t / 1e9;

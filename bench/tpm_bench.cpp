@@ -125,11 +125,13 @@ result<json> run_tpm_bench(const tpm_bench_options& o) {
   for (unsigned i = 0; i < o.runs; ++i) {
     devices[i % devices.size()].registers[0] = i + 1; // one device changed each time
     double t0 = now_s();
-    auto a = (*tpm_store)->create({"bench", "", "automatic"}, devices, system_config{});
+    auto a =
+        (*tpm_store)->create({"bench", "", checkpoint_type::automatic}, devices, system_config{});
     if (!a) return a.err();
     tpm_ms.push_back((now_s() - t0) * 1e3);
     t0 = now_s();
-    auto b = (*soft_store)->create({"bench", "", "automatic"}, devices, system_config{});
+    auto b =
+        (*soft_store)->create({"bench", "", checkpoint_type::automatic}, devices, system_config{});
     if (!b) return b.err();
     soft_ms.push_back((now_s() - t0) * 1e3);
   }

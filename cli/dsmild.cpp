@@ -56,9 +56,12 @@ int main(int argc, char** argv) {
       return die("--listen: " + err.message, 2);
   if (!log_level.empty()) cfg->log_level = log_level;
   if (!keys.empty()) {
-    if (keys != "software" && keys != "tpm")
-      return die("--keys must be software or tpm, got '" + keys + "'", 2);
-    cfg->key_provider = keys;
+    auto kind = dsmil::parse_enum<dsmil::key_provider_kind>(keys);
+    if (!kind)
+      return die("--keys must be " + dsmil::enum_choices<dsmil::key_provider_kind>() + ", got '" +
+                     keys + "'",
+                 2);
+    cfg->key_provider = *kind;
   }
   if (!tcti.empty()) cfg->key_tcti = tcti;
   auto level = spdlog::level::from_str(cfg->log_level);

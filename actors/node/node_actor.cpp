@@ -69,7 +69,7 @@ control_reply dispatch(node_context& ctx, device_calls& calls, const control_req
     if (ctx.running)
       return error_reply(
           make_error(errc::busy, "rollback " + ctx.running->id + " is running (" +
-                                     saga_phases[ctx.running->phase.load()] + "); '" + req.command +
+                                     enum_name(ctx.running->phase.load()) + "); '" + req.command +
                                      "' waits until it ends ('dsmilctl rollback show " +
                                      ctx.running->id + "')"));
   }
@@ -82,7 +82,7 @@ control_reply dispatch(node_context& ctx, device_calls& calls, const control_req
       body["rollback"] = ctx.running ? json{{"id", ctx.running->id},
                                             {"type", ctx.running->type},
                                             {"target", ctx.running->target},
-                                            {"phase", saga_phases[ctx.running->phase.load()]}}
+                                            {"phase", enum_name(ctx.running->phase.load())}}
                                      : json(nullptr);
       reply.body = body.dump();
     }
@@ -154,7 +154,7 @@ caf::result<control_reply> start_saga(caf::blocking_actor* self,
       auto& r = *ctx->running;
       std::string running = "rollback " + r.id + " (" + (r.type.empty() ? "?" : r.type) +
                             (r.target.empty() ? "" : " to " + r.target) + ", " +
-                            saga_phases[r.phase.load()] + ")";
+                            enum_name(r.phase.load()) + ")";
       if (!emergency)
         return error_reply(make_error(errc::busy, running + " is running; wait for it to end, or "
                                                             "pre-empt it with --type emergency"));
@@ -318,7 +318,7 @@ json to_json(const checkpoint_info& i) {
   return {{"id", i.id},
           {"name", i.name},
           {"description", i.description},
-          {"type", i.type},
+          {"type", enum_name(i.type)},
           {"created_at", i.created_at},
           {"parent", i.parent_id.empty() ? json(nullptr) : json(i.parent_id)},
           {"devices", i.device_count},
@@ -352,7 +352,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   so.threads = cfg.store_threads;
   so.passphrase_file = cfg.key_passphrase_file;
   std::unique_ptr<key_provider> key; // software: the store opens its own
-  if (cfg.key_provider == "tpm") {
+  if (cfg.key_provider == key_provider_kind::tpm) {
     tpm_options to;
     to.tcti = cfg.key_tcti;
     to.signing_handle = cfg.key_handle;
@@ -361,7 +361,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     auto k = open_tpm_key(to);
     if (!k) return k.err();
     std::unique_ptr<key_provider> software;
-    if (cfg.key_on_tpm_failure == "software") {
+    if (cfg.key_on_tpm_failure == tpm_failure_policy::software) {
       const std::string store_dir = cfg.data_dir + "/store";
       for (auto sub : {"/keys", "/tmp"})
         if (auto err = e.create_dirs(store_dir + sub)) return err;

@@ -55,11 +55,14 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
   checkpoint_request req;
   req.name = args.value("name", std::string());
   req.description = args.value("description", std::string());
-  req.type = args.value("type", std::string("manual"));
-  if (req.type != "manual" && req.type != "automatic" && req.type != "emergency")
+  const auto type_name = args.value("type", std::string("manual"));
+  auto type = parse_enum<checkpoint_type>(type_name);
+  if (!type || (*type != checkpoint_type::manual && *type != checkpoint_type::automatic &&
+                *type != checkpoint_type::emergency))
     return error_reply(make_error(errc::invalid_argument,
                                   "checkpoint type must be manual, automatic or emergency, got '" +
-                                      req.type + "'"));
+                                      type_name + "'"));
+  req.type = *type;
   std::vector<device_id> ids;
   for (auto& d : ctx.cfg.devices.devices())
     ids.push_back(d.id);
@@ -84,7 +87,7 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
   // here: rewriting it for every checkpoint would cost a write of its size).
   if (ctx.cfg.store_reserve_kib == 0 && 2 * info->new_bytes + 64 * 1024 > ctx.reserve->held())
     hold_reserve(ctx);
-  if (req.type == "automatic") {
+  if (req.type == checkpoint_type::automatic) {
     auto pruned = prune(ctx);
     body["pruned"] = pruned.first;
     if (pruned.second) body["prune_error"] = pruned.second.message;

@@ -19,6 +19,7 @@
 #include "dsmil/system_config.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/devices/sim_driver.hpp"
+#include "runtime/saga/saga_types.hpp"
 #include "runtime/store/reserve.hpp"
 #include "runtime/store/store.hpp"
 #include "runtime/base/uuid.hpp"
@@ -33,11 +34,8 @@ struct saga_status {
   std::string type;
   std::string target;
   std::atomic<bool> preempt{false}; ///< an emergency rollback waits for this one to compensate
-  std::atomic<int> phase{0};        ///< index into saga_phases
+  std::atomic<saga_phase> phase{saga_phase::validation};
 };
-
-/// Phase names in order.
-extern const char* const saga_phases[5];
 
 /// What an estimate needs of a completed saga.
 struct saga_timing {

@@ -9,19 +9,12 @@
 
 #include "actors/node/node_impl.hpp"
 #include "runtime/saga/plan.hpp"
+#include "runtime/saga/records.hpp"
 
 namespace dsmil::rollback_detail {
 
-// One unit of execution and compensation.
-struct saga_step {
-  std::string name; ///< "configuration" or "group N"
-  bool configuration = false;
-  int group = -1;
-  std::vector<device_id> devices;
-};
-
 struct validated {
-  std::string type;
+  rollback_type type = rollback_type::full;
   std::string target_id;
   checkpoint_contents target;
   std::vector<device_state> current;
@@ -31,8 +24,6 @@ struct validated {
 };
 
 json ids_json(const std::vector<device_id>& ids);
-json step_json(const saga_step& s);
-saga_step step_from_json(const json& j);
 /// What differs between a device read back and the state it should have, for a person.
 std::string describe_mismatch(const device_state& got, const device_state& want);
 json diff_json(const device_diff& d);
@@ -44,14 +35,16 @@ std::map<device_id, device_state> by_id(const std::vector<device_state>& v);
 
 // Reads `ids` back and names each that is not bit for bit in `states`, or
 // cannot be read.
-json read_back(device_calls& calls, const std::vector<device_id>& ids,
-               const std::map<device_id, device_state>& states);
+std::vector<failed_item> read_back(device_calls& calls, const std::vector<device_id>& ids,
+                                   const std::map<device_id, device_state>& states);
 // Puts the steps back to `states` / `config`, last first, and reads every
 // device back. A device already in its state is not written (a write that
 // was refused left it there). Returns what could not be put back.
-json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga_step>& steps,
-                  const std::vector<size_t>& order, const std::map<device_id, device_state>& states,
-                  const system_config& config);
+std::vector<failed_item> apply_states(node_context& ctx, device_calls& calls,
+                                      const std::vector<saga_step>& steps,
+                                      const std::vector<size_t>& order,
+                                      const std::map<device_id, device_state>& states,
+                                      const system_config& config);
 
 // Plans the rollback. `on_current` (may be empty) is called as soon as the
 // current state of every device has been read: a saga starts its
@@ -59,8 +52,6 @@ json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga
 status validate(node_context& ctx, device_calls& calls, const json& args, json& result,
                 validated& v, const std::function<void()>& on_current);
 
-/// One saga as its journal tells it.
-json summarize(const std::string& id, const std::vector<json>& records);
 // A saga's journal was created: the history learns of it without listing
 // the journal directory again.
 void note_journal(node_context& ctx, const std::string& id);

@@ -9,6 +9,7 @@
 
 #include "actors/node/rollback_detail.hpp"
 #include "runtime/components/system_config_ops.hpp"
+#include "runtime/saga/history.hpp"
 #include "runtime/saga/journal.hpp"
 #include "runtime/saga/plan.hpp"
 
@@ -17,45 +18,6 @@ namespace dsmil {
 using namespace rollback_detail;
 
 namespace rollback_detail {
-
-// One saga as its journal tells it.
-json summarize(const std::string& id, const std::vector<json>& records) {
-  json s = {{"id", id}, {"outcome", "interrupted"}};
-  if (records.empty() || records.front()["t"] != "begin") return s;
-  auto& b = records.front();
-  for (auto key : {"type", "target", "pre_rollback", "initiated_by", "reason", "started_at"})
-    if (b.contains(key)) s[key] = b[key];
-  json phases = json::array({"validation", "preparation"});
-  std::vector<std::string> done_steps, compensated_steps;
-  int devices_total = 0;
-  for (auto& st : b["steps"])
-    devices_total += static_cast<int>(st["devices"].size());
-  s["devices_planned"] = devices_total;
-  s["steps"] = b["steps"];
-  for (auto& r : records) {
-    auto t = r["t"].get<std::string>();
-    if (t == "phase") { // a phase record starts it: the one before it completed
-      auto ph = r["phase"].get<std::string>();
-      if (ph == "verification") phases.push_back("execution");
-      if (ph == "cleanup") phases.push_back("verification");
-    }
-    if (t == "step_done") done_steps.push_back(b["steps"][r["step"].get<size_t>()]["name"]);
-    if (t == "compensate_done") {
-      s["compensated"] = r.value("ok", false);
-      if (r.contains("failed")) s["compensation_failed"] = r["failed"];
-    }
-    if (t == "recovered") s["recovered"] = true;
-    if (t == "end") {
-      s["outcome"] = r["outcome"];
-      for (auto key : {"failed_phase", "error", "failed", "duration_ms"})
-        if (r.contains(key)) s[key] = r[key];
-      if (r["outcome"] == "completed") phases.push_back("cleanup");
-    }
-  }
-  s["phases_completed"] = phases;
-  s["steps_done"] = done_steps;
-  return s;
-}
 
 // Reads what is new since the last call (lock held): at the first call
 // every journal, later only the sagas started since or still running. Ended
@@ -80,8 +42,16 @@ result<std::map<std::string, json>> refresh_history(node_context& ctx) {
       it = ctx.unsummarized.erase(it);
       continue;
     }
+    if (!records && records.err().code == errc::integrity_error) {
+      // Listed with what is wrong (not kept: it may be repaired); the rest
+      // of the history still reads.
+      running.emplace(
+          id, json{{"id", id}, {"outcome", "unreadable"}, {"error", records.err().message}});
+      ++it;
+      continue;
+    }
     if (!records) return records.err();
-    auto s = summarize(id, *records);
+    auto s = summarize_saga(id, *records);
     if (s["outcome"] == "interrupted") {
       running.emplace(id, std::move(s));
       ++it;
@@ -186,8 +156,11 @@ control_reply cmd_rollback_show(node_context& ctx, device_calls&, const json& ar
                                       std::to_string(hits.size()) + " rollbacks; give more of it"));
   auto records = read_journal(*ctx.os, journal_path(dir, hits[0]));
   if (!records) return error_reply(records.err());
-  auto s = summarize(hits[0], *records);
-  s["journal"] = *records;
+  auto s = summarize_saga(hits[0], *records);
+  json journal = json::array();
+  for (auto& r : *records)
+    journal.push_back(to_json(r));
+  s["journal"] = journal;
   return ok_reply(s);
 }
 

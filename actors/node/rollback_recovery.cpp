@@ -53,8 +53,10 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
     return;
   }
   auto& rs = *records;
-  if (std::any_of(rs.begin(), rs.end(), [](const json& r) { return r["t"] == "end"; })) return;
-  if (rs.empty() || rs.front()["t"] != "begin") {
+  if (std::any_of(rs.begin(), rs.end(), [](auto& r) { return r.template is<end_record>(); }))
+    return;
+  const begin_record* begin = rs.empty() ? nullptr : rs.front().get<begin_record>();
+  if (begin == nullptr) {
     // Killed before its begin record was durable: nothing was touched.
     spdlog::info("saga {} never began; removing its journal", id);
     if (auto err = remove_durable(*ctx.os, journal_path(dir, id)))
@@ -63,20 +65,23 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
     return;
   }
   const auto start = ctx.os->steady_ns();
-  auto& begin = rs.front();
-  std::vector<saga_step> steps;
-  for (auto& st : begin["steps"])
-    steps.push_back(step_from_json(st));
+  const auto& steps = begin->steps;
   std::vector<size_t> started;
   for (auto& r : rs)
-    if (r["t"] == "step_start") started.push_back(r["step"].get<size_t>());
+    if (auto* s = r.get<step_start_record>()) started.push_back(s->step);
+  for (auto i : started)
+    if (i >= steps.size()) {
+      spdlog::error("saga {}: its journal starts step {} of {}; left as it is", id, i,
+                    steps.size());
+      return;
+    }
   auto journal = saga_journal::reopen(*ctx.os, dir, id);
   if (!journal) {
     spdlog::error("saga {}: {}", id, journal.err().message);
     return;
   }
   auto& jl = **journal;
-  const bool resume = ctx.cfg.rollback_on_interrupted == "resume";
+  const auto policy = ctx.cfg.rollback_on_interrupted;
   auto load = [&](const std::string& cp) {
     std::lock_guard<std::mutex> lock(ctx.mu);
     return ctx.store->load(cp);
@@ -85,7 +90,7 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
   // state is not written again), so a record that cannot be written stops it
   // before it acts on what it could not journal, and the next start repeats
   // it from the journal as it is.
-  auto append = [&](json record) {
+  auto append = [&](journal_record record) {
     auto err = jl.append(std::move(record));
     if (err)
       spdlog::error("saga {}: its journal cannot be written ({}); recovery stops here and is "
@@ -93,9 +98,9 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
                     id, err.message);
     return !err;
   };
-  if (!append({{"t", "recovered"}, {"policy", resume ? "resume" : "compensate"}})) return;
-  if (resume) {
-    auto target = load(begin["target"].get<std::string>());
+  if (!append(recovered_record{policy})) return;
+  if (policy == interrupted_policy::resume) {
+    auto target = load(begin->target);
     if (target) {
       std::vector<size_t> all;
       for (size_t i = 0; i < steps.size(); ++i)
@@ -103,44 +108,45 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
       auto failed =
           apply_states(ctx, calls, steps, all, by_id(target->devices), target->configuration);
       if (failed.empty()) {
-        if (!append(
-                {{"t", "end"}, {"outcome", "completed"}, {"duration_ms", ms_since(ctx, start)}}))
-          return;
-        spdlog::warn("saga {} was interrupted; resumed to its target {}", id,
-                     begin["target"].get<std::string>());
+        end_record end;
+        end.outcome = saga_outcome::completed;
+        end.duration_ms = ms_since(ctx, start);
+        if (!append(end)) return;
+        spdlog::warn("saga {} was interrupted; resumed to its target {}", id, begin->target);
         return;
       }
-      spdlog::warn("saga {}: resuming failed ({}); compensating", id, failed.dump());
+      spdlog::warn("saga {}: resuming failed ({}); compensating", id, to_json(failed).dump());
       for (size_t i = 0; i < steps.size(); ++i)
         if (std::find(started.begin(), started.end(), i) == started.end()) started.push_back(i);
     }
   }
-  auto pre = load(begin["pre_rollback"].get<std::string>());
+  auto pre = load(begin->pre_rollback);
   if (!pre) {
     spdlog::error("saga {} was interrupted and cannot be compensated: pre-rollback checkpoint "
                   "{}: {}",
-                  id, begin["pre_rollback"].get<std::string>(), pre.err().message);
+                  id, begin->pre_rollback, pre.err().message);
     return;
   }
   std::vector<size_t> order(started.rbegin(), started.rend());
-  if (!append({{"t", "compensate_start"}, {"steps", order}, {"reason", "interrupted"}})) return;
+  if (!append(compensate_start_record{order, "interrupted"})) return;
   auto failed = apply_states(ctx, calls, steps, order, by_id(pre->devices), pre->configuration);
   const bool ok = failed.empty();
-  if (!append({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}})) return;
+  if (!append(compensate_done_record{ok, failed})) return;
   if (!ok) {
     // No end record: the next start tries again.
-    spdlog::error("saga {} was interrupted; compensation failed for {}", id, failed.dump());
+    spdlog::error("saga {} was interrupted; compensation failed for {}", id,
+                  to_json(failed).dump());
     return;
   }
-  if (!append({{"t", "end"},
-               {"outcome", "compensated"},
-               {"failed_phase", "interrupted"},
-               {"error", "the node stopped during the rollback"},
-               {"duration_ms", ms_since(ctx, start)}}))
-    return;
+  end_record end;
+  end.outcome = saga_outcome::compensated;
+  end.failed_phase = "interrupted";
+  end.error = "the node stopped during the rollback";
+  end.duration_ms = ms_since(ctx, start);
+  if (!append(end)) return;
   spdlog::warn("saga {} was interrupted; compensated {} step(s) back to pre-rollback "
                "checkpoint {}",
-               id, order.size(), begin["pre_rollback"].get<std::string>());
+               id, order.size(), begin->pre_rollback);
 }
 
 } // namespace

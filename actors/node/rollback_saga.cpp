@@ -9,7 +9,6 @@
 // a journal record fsynced before the work it announces, so a node killed at
 // any instant finds the saga at start-up and compensates (or resumes) it.
 #include <algorithm>
-#include <future>
 #include <map>
 #include <set>
 
@@ -25,9 +24,6 @@ namespace dsmil {
 
 using namespace rollback_detail;
 
-const char* const saga_phases[5] = {"validation", "preparation", "execution", "verification",
-                                    "cleanup"};
-
 namespace {
 
 // -- the saga ---------------------------------------------------------------------
@@ -41,32 +37,41 @@ public:
 
 private:
   // Ends a saga that changed nothing; the history still records it.
-  control_reply fail(const char* phase, const error& e) {
-    result_["failed_phase"] = phase;
-    result_["duration_ms"] = ms_since(ctx_, start_);
-    result_["outcome"] = "refused";
+  control_reply fail(saga_phase phase, const error& e) {
+    result_["failed_phase"] = enum_name(phase);
+    const double ms = ms_since(ctx_, start_);
+    result_["duration_ms"] = ms;
+    result_["outcome"] = enum_name(saga_outcome::refused);
     if (!journal_) {
       auto j = saga_journal::create(*ctx_.os, journal_dir(ctx_), status_.id);
       if (j) {
         note_journal(ctx_, status_.id);
         journal_ = std::move(*j);
-        defer({{"t", "begin"},
-               {"saga", status_.id},
-               {"type", v_.type},
-               {"target", v_.target_id},
-               {"initiated_by", initiated_by_},
-               {"reason", reason_},
-               {"started_at", ctx_.os->now_unix_ns()},
-               {"steps", json::array()}});
+        pending_.clear(); // a begin record never written goes with its steps
+        defer(begin({}));
       }
     }
-    if (journal_)
-      end_or_log(commit({{"t", "end"},
-                         {"outcome", "refused"},
-                         {"failed_phase", phase},
-                         {"error", e.message},
-                         {"duration_ms", result_["duration_ms"]}}));
+    if (journal_) {
+      end_record end;
+      end.outcome = saga_outcome::refused;
+      end.failed_phase = enum_name(phase);
+      end.error = e.message;
+      end.duration_ms = ms;
+      end_or_log(commit(end));
+    }
     return error_reply(e, result_);
+  }
+  begin_record begin(std::vector<saga_step> steps) const {
+    begin_record b;
+    b.saga = status_.id;
+    b.type = v_.type;
+    b.target = v_.target_id;
+    b.pre_rollback = pre_rollback_;
+    b.initiated_by = initiated_by_;
+    b.reason = reason_;
+    b.started_at = ctx_.os->now_unix_ns();
+    b.steps = std::move(steps);
+    return b;
   }
   // An end record that could not be written leaves the saga to start-up
   // recovery, which finds it without an end and settles it again (a device
@@ -85,17 +90,17 @@ private:
                {"devices_done", done},
                {"devices_total", devices_total_}});
   }
-  void enter(int phase) {
+  void enter(saga_phase phase) {
     const auto now = ctx_.os->steady_ns();
-    result_["phase_ms"][saga_phases[status_.phase.load()]] =
+    result_["phase_ms"][enum_name(status_.phase.load())] =
         static_cast<double>(now - phase_start_) / 1e6;
     phase_start_ = now;
     status_.phase = phase;
-    report(saga_phases[phase], "", devices_done_);
+    report(enum_name(phase), "", devices_done_);
   }
   // Records that need to be durable only before the next commit (group commit).
-  void defer(json record) { pending_.push_back(std::move(record)); }
-  status commit(json record) {
+  void defer(journal_record record) { pending_.push_back(std::move(record)); }
+  status commit(journal_record record) {
     pending_.push_back(std::move(record));
     auto batch = std::move(pending_);
     pending_.clear();
@@ -127,7 +132,7 @@ private:
                           "; free space (checkpoint delete, store gc) and try again");
   }
   // Compensates the steps that started and ends the saga; returns the reply.
-  control_reply compensate(const char* phase, const error& cause, const std::string& outcome);
+  control_reply compensate(saga_phase phase, const error& cause, saga_outcome outcome);
 
   node_context& ctx_;
   device_calls& calls_;
@@ -138,45 +143,48 @@ private:
   json result_;
   validated v_;
   std::unique_ptr<saga_journal> journal_;
-  std::vector<size_t> started_; ///< steps whose step_start is journalled
-  std::vector<json> pending_;   ///< deferred records, written with the next commit
+  std::vector<size_t> started_;         ///< steps whose step_start is journalled
+  std::vector<journal_record> pending_; ///< deferred records, written with the next commit
+  std::vector<failed_item> failed_;     ///< what the failed step or verification could not restore
+  std::string pre_rollback_;            ///< its checkpoint id, once taken
   size_t devices_total_ = 0, devices_done_ = 0;
   std::string initiated_by_, reason_;
 };
 
-control_reply saga::compensate(const char* phase, const error& cause, const std::string& outcome) {
-  spdlog::warn("rollback {} failed in {} ({}): compensating {} step(s)", status_.id, phase,
-               cause.message, started_.size());
-  result_["failed_phase"] = phase;
+control_reply saga::compensate(saga_phase phase, const error& cause, saga_outcome outcome) {
+  spdlog::warn("rollback {} failed in {} ({}): compensating {} step(s)", status_.id,
+               enum_name(phase), cause.message, started_.size());
+  result_["failed_phase"] = enum_name(phase);
+  if (!failed_.empty()) result_["failed"] = to_json(failed_);
   std::vector<size_t> order(started_.rbegin(), started_.rend());
   json names = json::array();
   for (auto i : order)
     names.push_back(v_.steps[i].name);
-  json failed;
-  if (auto err = commit({{"t", "compensate_start"}, {"steps", order}, {"reason", cause.message}})) {
-    failed = json::array({{{"id", "journal"}, {"error", err.message}}});
+  std::vector<failed_item> failed;
+  if (auto err = commit(compensate_start_record{order, cause.message})) {
+    failed.push_back({"journal", err.message});
   } else {
     report("compensation", "", devices_done_);
     failed = apply_states(ctx_, calls_, v_.steps, order, by_id(v_.current), v_.current_config);
   }
   const bool ok = failed.empty();
-  defer({{"t", "compensate_done"}, {"ok", ok}, {"failed", failed}});
-  result_["compensated"] = {{"steps", names}, {"ok", ok}, {"failed", failed}};
-  result_["duration_ms"] = ms_since(ctx_, start_);
-  std::string out = ok ? outcome : "compensation_failed";
-  end_or_log(commit({{"t", "end"},
-                     {"outcome", out},
-                     {"failed_phase", phase},
-                     {"error", cause.message},
-                     {"failed", result_.value("failed", json::array())},
-                     {"duration_ms", ms_since(ctx_, start_)}}));
-  result_["outcome"] = out;
+  defer(compensate_done_record{ok, failed});
+  result_["compensated"] = {{"steps", names}, {"ok", ok}, {"failed", to_json(failed)}};
+  const double ms = ms_since(ctx_, start_);
+  result_["duration_ms"] = ms;
+  end_record end;
+  end.outcome = ok ? outcome : saga_outcome::compensation_failed;
+  end.failed_phase = enum_name(phase);
+  end.error = cause.message;
+  end.failed = failed_;
+  end.duration_ms = ms;
+  end_or_log(commit(end));
+  result_["outcome"] = enum_name(end.outcome);
   std::string msg =
-      cause.message +
-      (ok ? "; every step that ran was put back to the "
-            "pre-rollback state and verified"
-          : "; COMPENSATION FAILED for " + std::to_string(failed.size()) + " item(s), first " +
-                failed[0]["id"].get<std::string>() + ": " + failed[0]["error"].get<std::string>());
+      cause.message + (ok ? "; every step that ran was put back to the "
+                            "pre-rollback state and verified"
+                          : "; COMPENSATION FAILED for " + std::to_string(failed.size()) +
+                                " item(s), first " + failed[0].id + ": " + failed[0].error);
   return error_reply(make_error(cause.code == errc::none ? errc::rollback_failed : cause.code, msg),
                      result_);
 }
@@ -190,14 +198,16 @@ control_reply saga::run(const json& args) {
   initiated_by_ = args.value("initiated_by", std::string("dsmilctl"));
   reason_ = args.value("reason", std::string());
   // -- validation, with the pre-rollback checkpoint and the journal started
-  // as soon as the current state is known
-  std::future<result<checkpoint_info>> pre;
-  std::future<result<std::unique_ptr<saga_journal>>> journal;
+  // on threads of the env as soon as the current state is known; both are
+  // joined before validation's verdict is acted on.
+  result<checkpoint_info> pre = make_error(errc::internal, "not taken");
+  result<std::unique_ptr<saga_journal>> journal = make_error(errc::internal, "not started");
+  std::unique_ptr<thread_handle> pre_thread, journal_thread;
   error no_room; // the safety net would not fit: refused before anything is written
   bool release = false;
   auto start_preparation = [&] {
     if ((no_room = check_room(release))) return;
-    pre = std::async(std::launch::async, [this, release] {
+    pre_thread = ctx_.os->start_thread([this, release, &pre] {
       std::lock_guard<std::mutex> lock(ctx_.mu);
       // The reserve was kept for this: the pre-rollback checkpoint and the
       // journal never fail for lack of the space it held. Released only when
@@ -207,21 +217,20 @@ control_reply saga::run(const json& args) {
           spdlog::warn("rollback {}: the space reserve cannot be released: {}", status_.id,
                        err.message);
       checkpoint_request req;
-      req.type = "pre-rollback";
+      req.type = checkpoint_type::pre_rollback;
       req.name = "pre-rollback " + status_.id;
       req.description = "state before rollback " + status_.id + " to " + v_.target_id;
-      return ctx_.store->create(req, v_.current, v_.current_config);
+      pre = ctx_.store->create(req, v_.current, v_.current_config);
     });
-    journal = std::async(std::launch::async, [this] {
-      auto j = saga_journal::create(*ctx_.os, journal_dir(ctx_), status_.id);
-      if (j) note_journal(ctx_, status_.id);
-      return j;
+    journal_thread = ctx_.os->start_thread([this, &journal] {
+      journal = saga_journal::create(*ctx_.os, journal_dir(ctx_), status_.id);
+      if (journal) note_journal(ctx_, status_.id);
     });
   };
   auto err = validate(ctx_, calls_, args, result_, v_, start_preparation);
   if (!err && no_room) err = no_room;
   if (!err && !v_.plan.critical_changes.empty() && !args.value("ack_critical", false) &&
-      v_.type != "emergency") {
+      v_.type != rollback_type::emergency) {
     std::string list;
     for (auto d : v_.plan.critical_changes)
       list += (list.empty() ? "" : ", ") + format_device_id(d) + " (" +
@@ -232,54 +241,45 @@ control_reply saga::run(const json& args) {
   }
   {
     std::lock_guard<std::mutex> lock(ctx_.saga_mu); // status reads them
-    status_.type = v_.type;
+    status_.type = enum_name(v_.type);
     status_.target = v_.target_id;
   }
-  if (journal.valid()) {
-    auto j = journal.get();
-    if (j) journal_ = std::move(*j);
-    if (!j && !err) err = j.err();
+  if (journal_thread) {
+    journal_thread->join();
+    if (journal) journal_ = std::move(*journal);
+    if (!journal && !err) err = journal.err();
   }
-  if (pre.valid()) {
-    auto p = pre.get();
-    if (p) {
-      result_["pre_rollback"] = p->id;
+  if (pre_thread) {
+    pre_thread->join();
+    if (pre) {
       if (err) {
         // Refused: the state it saved was never left.
         std::lock_guard<std::mutex> lock(ctx_.mu);
-        ctx_.store->remove(p->id);
-        result_.erase("pre_rollback");
+        ctx_.store->remove(pre->id);
+      } else {
+        pre_rollback_ = pre->id;
+        result_["pre_rollback"] = pre->id;
       }
     } else if (!err) {
-      err = make_error(p.err().code, "cannot take the pre-rollback checkpoint: " + p.err().message);
-      return fail("preparation", err);
+      err = make_error(pre.err().code,
+                       "cannot take the pre-rollback checkpoint: " + pre.err().message);
+      return fail(saga_phase::preparation, err);
     }
   }
-  if (err) return fail("validation", err);
+  if (err) return fail(saga_phase::validation, err);
   for (auto& st : v_.steps)
     devices_total_ += st.devices.size();
   result_["phases_completed"].push_back("validation");
 
   // -- preparation: the pre-rollback checkpoint is in place; the journal's
   // begin record goes out with the first step
-  enter(1);
-  json steps = json::array();
-  for (auto& st : v_.steps)
-    steps.push_back(step_json(st));
-  defer({{"t", "begin"},
-         {"saga", status_.id},
-         {"type", v_.type},
-         {"target", v_.target_id},
-         {"pre_rollback", result_["pre_rollback"]},
-         {"initiated_by", initiated_by_},
-         {"reason", reason_},
-         {"started_at", ctx_.os->now_unix_ns()},
-         {"steps", steps}});
+  enter(saga_phase::preparation);
+  defer(begin(v_.steps));
   result_["phases_completed"].push_back("preparation");
 
   // -- execution
-  enter(2);
-  defer({{"t", "phase"}, {"phase", "execution"}});
+  enter(saga_phase::execution);
+  defer(phase_record{saga_phase::execution});
   auto target = by_id(v_.target.devices);
   const auto step_limit = int64_t{ctx_.cfg.rollback_step_timeout_ms} * 1000000;
   const auto saga_limit = int64_t{ctx_.cfg.rollback_timeout_ms} * 1000000;
@@ -287,13 +287,14 @@ control_reply saga::run(const json& args) {
   std::vector<device_id> restored;
   for (size_t i = 0; i < v_.steps.size(); ++i) {
     if (status_.preempt)
-      return compensate("execution", make_error(errc::busy, "pre-empted by an emergency rollback"),
-                        "preempted");
+      return compensate(saga_phase::execution,
+                        make_error(errc::busy, "pre-empted by an emergency rollback"),
+                        saga_outcome::preempted);
     auto& st = v_.steps[i];
     // Durable before the step touches anything, with the records before it.
-    if (auto err = commit({{"t", "step_start"}, {"step", i}})) {
-      if (i == 0) return fail("preparation", err); // the saga never began
-      return compensate("execution", err, "compensated");
+    if (auto err = commit(step_start_record{i})) {
+      if (i == 0) return fail(saga_phase::preparation, err); // the saga never began
+      return compensate(saga_phase::execution, err, saga_outcome::compensated);
     }
     started_.push_back(i);
     report("execution", st.name, devices_done_);
@@ -311,74 +312,71 @@ control_reply saga::run(const json& args) {
         restored.push_back(s.id);
       devices_done_ += st.devices.size() - errors.size();
       if (!errors.empty()) {
-        json failed = json::array();
         for (auto& [dev, e] : errors)
-          failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
-        result_["failed"] = failed;
-        defer({{"t", "step_failed"}, {"step", i}, {"failed", failed}});
+          failed_.push_back({format_device_id(dev), e.message});
+        defer(step_failed_record{i, failed_});
         auto& [dev, e] = errors.front();
         return compensate(
-            "execution",
+            saga_phase::execution,
             make_error(errc::rollback_failed, "rollback stopped in " + st.name + ": device " +
                                                   format_device_id(dev) + ": " + e.message),
-            "compensated");
+            saga_outcome::compensated);
       }
     }
-    defer({{"t", "step_done"}, {"step", i}});
+    defer(step_done_record{i});
     const auto now = ctx_.os->steady_ns();
     if (now - step_start > step_limit)
       return compensate(
-          "execution",
+          saga_phase::execution,
           make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
                                         std::to_string(ctx_.cfg.rollback_step_timeout_ms) + " ms)"),
-          "compensated");
+          saga_outcome::compensated);
     if (now - start_ > saga_limit)
-      return compensate("execution",
+      return compensate(saga_phase::execution,
                         make_error(errc::timeout, "the rollback took longer than timeout_ms (" +
                                                       std::to_string(ctx_.cfg.rollback_timeout_ms) +
                                                       " ms)"),
-                        "compensated");
+                        saga_outcome::compensated);
   }
   if (!restored.empty()) rolled_back.push_back("devices");
   result_["rolled_back"] = {{"components", rolled_back}, {"devices", ids_json(restored)}};
   result_["phases_completed"].push_back("execution");
 
   // -- verification: read back and compare bit for bit
-  enter(3);
-  defer({{"t", "phase"}, {"phase", "verification"}});
-  json failed = read_back(calls_, restored, target);
+  enter(saga_phase::verification);
+  defer(phase_record{saga_phase::verification});
+  failed_ = read_back(calls_, restored, target);
   {
     std::lock_guard<std::mutex> lock(ctx_.mu);
     for (auto& st : v_.steps)
       if (st.configuration && !ctx_.configuration.same_restorable(v_.target.configuration))
-        failed.push_back({{"id", "configuration"}, {"error", "differs after restore"}});
+        failed_.push_back({"configuration", "differs after restore"});
   }
-  if (!failed.empty()) {
-    result_["failed"] = failed;
-    return compensate("verification",
+  if (!failed_.empty())
+    return compensate(saga_phase::verification,
                       make_error(errc::rollback_failed,
-                                 "verification failed for " + std::to_string(failed.size()) +
-                                     " item(s), first " + failed[0]["id"].get<std::string>() +
-                                     ": " + failed[0]["error"].get<std::string>()),
-                      "compensated");
-  }
+                                 "verification failed for " + std::to_string(failed_.size()) +
+                                     " item(s), first " + failed_[0].id + ": " + failed_[0].error),
+                      saga_outcome::compensated);
   result_["phases_completed"].push_back("verification");
 
   // -- cleanup
-  enter(4);
-  defer({{"t", "phase"}, {"phase", "cleanup"}});
+  enter(saga_phase::cleanup);
+  defer(phase_record{saga_phase::cleanup});
   result_["phases_completed"].push_back("cleanup");
   result_["phase_ms"]["cleanup"] = ms_since(ctx_, phase_start_);
-  result_["duration_ms"] = ms_since(ctx_, start_);
-  if (auto err =
-          commit({{"t", "end"}, {"outcome", "completed"}, {"duration_ms", result_["duration_ms"]}}))
-    return compensate("cleanup", err, "compensated");
+  end_record end;
+  end.outcome = saga_outcome::completed;
+  end.duration_ms = ms_since(ctx_, start_);
+  result_["duration_ms"] = end.duration_ms;
+  if (auto err = commit(end))
+    return compensate(saga_phase::cleanup, err, saga_outcome::compensated);
   result_["success"] = true;
-  result_["outcome"] = "completed";
+  result_["outcome"] = enum_name(saga_outcome::completed);
   report("done", "", devices_done_);
   spdlog::info(
-      "rollback {} to {} done ({}): {} devices{}, {:.1f} ms", status_.id, v_.target_id, v_.type,
-      restored.size(),
+      "rollback {} to {} done ({}): {} devices{}, {:.1f} ms", status_.id, v_.target_id,
+      enum_name(v_.type), restored.size(),
       std::any_of(v_.steps.begin(), v_.steps.end(), [](auto& s) { return s.configuration; })
           ? " and configuration"
           : "",

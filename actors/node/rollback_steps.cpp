@@ -25,23 +25,6 @@ json ids_json(const std::vector<device_id>& ids) {
   return a;
 }
 
-json step_json(const saga_step& s) {
-  json j = {{"name", s.name}, {"devices", ids_json(s.devices)}};
-  if (s.configuration) j["configuration"] = true;
-  if (s.group >= 0) j["group"] = s.group;
-  return j;
-}
-
-saga_step step_from_json(const json& j) {
-  saga_step s;
-  s.name = j.at("name").get<std::string>();
-  s.configuration = j.value("configuration", false);
-  s.group = j.value("group", -1);
-  for (auto& d : j.at("devices"))
-    s.devices.push_back(static_cast<device_id>(std::stoul(d.get<std::string>(), nullptr, 16)));
-  return s;
-}
-
 std::string describe_mismatch(const device_state& got, const device_state& want) {
   auto d = diff_device(got, want);
   std::string s;
@@ -79,26 +62,27 @@ double ms_since(node_context& ctx, int64_t start_ns) {
 
 // Reads `ids` back and names each that is not bit for bit in `states`, or
 // cannot be read.
-json read_back(device_calls& calls, const std::vector<device_id>& ids,
-               const std::map<device_id, device_state>& states) {
-  json failed = json::array();
+std::vector<failed_item> read_back(device_calls& calls, const std::vector<device_id>& ids,
+                                   const std::map<device_id, device_state>& states) {
+  std::vector<failed_item> failed;
   std::vector<std::pair<device_id, error>> errors;
   for (auto& s : calls.read_many(ids, errors))
     if (!same_restorable_state(s, states.at(s.id)))
-      failed.push_back(
-          {{"id", format_device_id(s.id)}, {"error", describe_mismatch(s, states.at(s.id))}});
+      failed.push_back({format_device_id(s.id), describe_mismatch(s, states.at(s.id))});
   for (auto& [dev, e] : errors)
-    failed.push_back({{"id", format_device_id(dev)}, {"error", "cannot read back: " + e.message}});
+    failed.push_back({format_device_id(dev), "cannot read back: " + e.message});
   return failed;
 }
 
 // Puts the steps back to `states` / `config`, last first, and reads every
 // device back. A device already in its state is not written (a write that
 // was refused left it there). Returns what could not be put back.
-json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga_step>& steps,
-                  const std::vector<size_t>& order, const std::map<device_id, device_state>& states,
-                  const system_config& config) {
-  json failed = json::array();
+std::vector<failed_item> apply_states(node_context& ctx, device_calls& calls,
+                                      const std::vector<saga_step>& steps,
+                                      const std::vector<size_t>& order,
+                                      const std::map<device_id, device_state>& states,
+                                      const system_config& config) {
+  std::vector<failed_item> failed;
   std::vector<device_id> touched;
   for (auto i : order) {
     auto& st = steps[i];
@@ -106,7 +90,7 @@ json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga
       std::lock_guard<std::mutex> lock(ctx.mu);
       restore_config(ctx.configuration, config);
       if (!ctx.configuration.same_restorable(config))
-        failed.push_back({{"id", "configuration"}, {"error", "differs after restore"}});
+        failed.push_back({"configuration", "differs after restore"});
       continue;
     }
     std::vector<device_id> ids;
@@ -122,13 +106,13 @@ json apply_states(node_context& ctx, device_calls& calls, const std::vector<saga
     errors.clear();
     calls.write_many(patches, errors);
     for (auto& [dev, e] : errors)
-      failed.push_back({{"id", format_device_id(dev)}, {"error", e.message}});
+      failed.push_back({format_device_id(dev), e.message});
     for (auto& p : patches)
       if (std::none_of(errors.begin(), errors.end(), [&](auto& e) { return e.first == p.id; }))
         touched.push_back(p.id);
   }
   for (auto& f : read_back(calls, touched, states))
-    failed.push_back(f);
+    failed.push_back(std::move(f));
   return failed;
 }
 

@@ -20,23 +20,25 @@ namespace rollback_detail {
 
 status validate(node_context& ctx, device_calls& calls, const json& args, json& result,
                 validated& v, const std::function<void()>& on_current) {
-  std::string type = args.value("type", std::string());
+  std::string type_name = args.value("type", std::string());
   const bool has_selection = args.contains("devices") || args.contains("groups");
-  if (type.empty()) type = has_selection ? "selective" : "full";
-  if (type != "full" && type != "incremental" && type != "selective" && type != "emergency")
-    return make_error(errc::invalid_argument, "rollback type must be full, incremental, "
-                                              "selective or emergency, got '" +
-                                                  type + "'");
-  if (type == "selective" && !has_selection)
+  if (type_name.empty()) type_name = has_selection ? "selective" : "full";
+  auto parsed = parse_enum<rollback_type>(type_name);
+  if (!parsed)
+    return make_error(errc::invalid_argument, "rollback type must be " +
+                                                  enum_choices<rollback_type>() + ", got '" +
+                                                  type_name + "'");
+  const rollback_type type = *parsed;
+  if (type == rollback_type::selective && !has_selection)
     return make_error(errc::invalid_argument,
                       "a selective rollback needs --devices or --groups (what to roll back)");
-  if ((type == "full" || type == "emergency") && has_selection)
+  if ((type == rollback_type::full || type == rollback_type::emergency) && has_selection)
     return make_error(errc::invalid_argument,
-                      "a " + type +
+                      "a " + type_name +
                           " rollback restores everything; drop --devices/--groups or "
                           "use --type selective");
   v.type = type;
-  result["type"] = type;
+  result["type"] = type_name;
 
   std::string id;
   if (args.value("undo", false)) {
@@ -111,7 +113,7 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
   std::set<device_id> differing;
   for (auto& d : p.diffs)
     differing.insert(d.id);
-  const bool incremental = type == "incremental";
+  const bool incremental = type == rollback_type::incremental;
   if (p.restore_configuration && (!incremental || p.configuration_differs))
     v.steps.push_back({"configuration", true, -1, {}});
   for (auto group : ctx.cfg.devices.restore_order()) {
@@ -128,7 +130,7 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
   json steps = json::array();
   size_t planned = 0;
   for (auto& st : v.steps) {
-    steps.push_back(step_json(st));
+    steps.push_back(to_json(st));
     planned += st.devices.size();
   }
   std::vector<device_id> order;
@@ -143,7 +145,7 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
                     {"differences", diffs}};
 
   auto warnings = p.warnings;
-  if (type != "emergency" && !v.target.security.pcrs.empty()) {
+  if (type != rollback_type::emergency && !v.target.security.pcrs.empty()) {
     // The platform state today against the one the checkpoint was taken under.
     std::lock_guard<std::mutex> lock(ctx.mu);
     auto now = ctx.store->key().read_pcrs();
@@ -168,7 +170,7 @@ status validate(node_context& ctx, device_calls& calls, const json& args, json& 
                        " depends on the selection and is rolled back with it");
   result["warnings"] = warnings;
   result["skipped_quarantined"] = ids_json(p.quarantined);
-  result["estimate"] = estimate(ctx, type, planned);
+  result["estimate"] = estimate(ctx, type_name, planned);
   return {};
 }
 

@@ -186,14 +186,9 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
               return e;
             if (auto e = get_uint(t, "timeout_ms", c.rollback_timeout_ms, 1, 3600000, source))
               return e;
-            return tu::get_string(t, "on_interrupted", c.rollback_on_interrupted, source);
+            return tu::get_enum(t, "on_interrupted", c.rollback_on_interrupted, source, "rollback");
           }))
     return err;
-  if (c.rollback_on_interrupted != "compensate" && c.rollback_on_interrupted != "resume")
-    return make_error(
-        errc::config_error,
-        source + ": [rollback] on_interrupted must be \"compensate\" or \"resume\", got '" +
-            c.rollback_on_interrupted + "'");
   if (auto err = section(
           root, "configuration",
           {"config_version", "agent_concurrency_limit", "thermal_threshold_c", "config_data"},
@@ -254,18 +249,12 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
           root, "keys",
           {"provider", "tcti", "handle", "pcrs", "seal_pcrs", "passphrase_file", "on_tpm_failure"},
           source, [&](const toml::table& t) -> status {
-            if (auto e = tu::get_string(t, "provider", c.key_provider, source)) return e;
+            if (auto e = tu::get_enum(t, "provider", c.key_provider, source, "keys")) return e;
             if (auto e = tu::get_string(t, "tcti", c.key_tcti, source)) return e;
             if (auto e = tu::get_string(t, "passphrase_file", c.key_passphrase_file, source))
               return e;
-            if (auto e = tu::get_string(t, "on_tpm_failure", c.key_on_tpm_failure, source))
+            if (auto e = tu::get_enum(t, "on_tpm_failure", c.key_on_tpm_failure, source, "keys"))
               return e;
-            if (c.key_on_tpm_failure != "fail" && c.key_on_tpm_failure != "software")
-              return make_error(errc::config_error,
-                                source +
-                                    ": [keys] on_tpm_failure must be \"fail\" or "
-                                    "\"software\", got \"" +
-                                    c.key_on_tpm_failure + "\"");
             std::string handle;
             if (auto e = tu::get_string(t, "handle", handle, source)) return e;
             if (!handle.empty()) {
@@ -291,9 +280,6 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
             return {};
           }))
     return err;
-  if (c.key_provider != "software" && c.key_provider != "tpm")
-    return make_error(errc::config_error, source + ": [keys] provider '" + c.key_provider +
-                                              "' is unknown; use \"software\" or \"tpm\"");
 
   // Device map: the file the config names (relative to the config file); when
   // it names none, devices.toml beside it, else the embedded map.

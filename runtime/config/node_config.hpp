@@ -9,7 +9,9 @@
 #include "dsmil/device.hpp"
 #include "runtime/devices/circuit_breaker.hpp"
 #include "runtime/devices/device_map.hpp"
-#include "runtime/devices/sim_driver.hpp"
+#include "runtime/devices/fault_spec.hpp"
+#include "runtime/keys/key_settings.hpp"
+#include "runtime/saga/saga_types.hpp"
 #include "runtime/store/retention.hpp"
 #include "dsmil/result.hpp"
 
@@ -38,7 +40,7 @@ struct node_config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 7411;
   std::string log_level = "info";
-  std::string backend = "sim";
+  std::string backend = "sim"; ///< "sim": the only driver so far
   uint64_t seed = 5450;
   /// The simulator's device state file, relative to data_dir; empty: memory only.
   std::string sim_state_file = "devices.sim";
@@ -49,18 +51,18 @@ struct node_config {
   double thermal_warn_c = 85.0;
   double thermal_critical_c = 100.0;
   system_config_defaults configuration;
-  std::string key_provider = "software"; ///< "software" or "tpm"
+  key_provider_kind key_provider = key_provider_kind::software;
   std::string key_tcti = "device:/dev/tpmrm0";
-  std::string key_passphrase_file;         ///< software: wraps an encrypted store's data key
-  std::string key_on_tpm_failure = "fail"; ///< "fail" or "software" (sign with the software key)
-  std::vector<int> key_seal_pcrs;          ///< tpm: PCR policy of the sealed data key; empty: none
-  uint32_t key_handle = 0x81010001;        ///< persistent handle of the TPM signing key
+  std::string key_passphrase_file; ///< software: wraps an encrypted store's data key
+  tpm_failure_policy key_on_tpm_failure = tpm_failure_policy::fail;
+  std::vector<int> key_seal_pcrs;   ///< tpm: PCR policy of the sealed data key; empty: none
+  uint32_t key_handle = 0x81010001; ///< persistent handle of the TPM signing key
   std::vector<int> key_pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
   uint32_t automatic_interval_s = 0;
   uint32_t rollback_step_timeout_ms = 10000; ///< one saga step (a group, the configuration)
   uint32_t rollback_timeout_ms = 30000;      ///< a whole saga
-  std::string rollback_on_interrupted = "compensate"; ///< at start-up: "compensate" or "resume"
+  interrupted_policy rollback_on_interrupted = interrupted_policy::compensate;
   retention_policy retention;
   bool store_encrypt = false;
   int store_deflate_level = 1;

@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "dsmil/result.hpp"
+#include "runtime/base/named_enum.hpp"
 
 namespace dsmil::toml_util {
 
@@ -24,6 +25,22 @@ status get_double(const toml::table& tbl, const char* key, double& out, const st
 status get_bool(const toml::table& tbl, const char* key, bool& out, const std::string& source);
 status get_string(const toml::table& tbl, const char* key, std::string& out,
                   const std::string& source);
+/// Reads an optional named enum: a string that must be one of its names;
+/// errors name the key, the value and every choice.
+template <class E>
+status get_enum(const toml::table& tbl, const char* key, E& out, const std::string& source,
+                const std::string& context) {
+  std::string name;
+  if (auto err = get_string(tbl, key, name, source)) return err;
+  if (tbl.get(key) == nullptr) return {};
+  auto v = parse_enum<E>(name);
+  if (!v)
+    return make_error(errc::config_error, where(source, *tbl.get(key)) + "[" + context + "] " +
+                                              key + " must be " + enum_choices<E>() + ", got \"" +
+                                              name + "\"");
+  out = *v;
+  return {};
+}
 /// Reads an optional sub-table; a non-table value is an error.
 result<const toml::table*> get_table(const toml::table& tbl, const char* key,
                                      const std::string& source);

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/base/coding.hpp"
 #include "simd/crc64.hpp"
 
@@ -20,8 +22,8 @@ uint64_t record_crc(uint32_t length, const char* payload) {
   return simd::crc64(payload, length, simd::crc64(len, sizeof(len)));
 }
 
-std::string frame(const json& record) {
-  std::string payload = record.dump();
+std::string frame(const journal_record& record) {
+  std::string payload = to_json(record).dump();
   uint32_t length = static_cast<uint32_t>(payload.size());
   uint64_t crc = record_crc(length, payload.data());
   std::string out(record_header, '\0');
@@ -38,10 +40,10 @@ std::string journal_path(const std::string& dir, const std::string& saga_id) {
   return dir + "/" + saga_id + suffix;
 }
 
-result<std::vector<json>> read_journal(env& e, const std::string& path, bool* torn) {
+result<std::vector<journal_record>> read_journal(env& e, const std::string& path, bool* torn) {
   auto bytes = e.read_file(path);
   if (!bytes) return bytes.err();
-  std::vector<json> out;
+  std::vector<journal_record> out;
   size_t at = 0;
   const std::string& b = *bytes;
   while (at + record_header <= b.size()) {
@@ -52,7 +54,9 @@ result<std::vector<json>> read_journal(env& e, const std::string& path, bool* to
     if (record_crc(length, payload) != crc) break;
     auto r = json::parse(payload, payload + length, nullptr, false);
     if (r.is_discarded() || !r.is_object() || !r.contains("t")) break;
-    out.push_back(std::move(r));
+    auto rec = record_from_json(r, path + " record " + std::to_string(out.size() + 1));
+    if (!rec) return rec.err();
+    out.push_back(std::move(*rec));
     at += record_header + length;
   }
   if (torn) *torn = at != b.size();
@@ -104,20 +108,20 @@ result<std::unique_ptr<saga_journal>> saga_journal::reopen(env& e, const std::st
   return j;
 }
 
-status saga_journal::append(json record) {
-  std::vector<json> one;
+status saga_journal::append(journal_record record) {
+  std::vector<journal_record> one;
   one.push_back(std::move(record));
   return append_all(std::move(one));
 }
 
-status saga_journal::append_all(std::vector<json> records) {
+status saga_journal::append_all(std::vector<journal_record> records) {
   if (broken_)
     return make_error(errc::io_error,
                       "saga journal " + path_ + " failed earlier; nothing more is written to it");
   std::string bytes;
   const auto now = env_.now_unix_ns();
   for (auto& r : records) {
-    if (!r.contains("at")) r["at"] = now;
+    if (r.at == 0) r.at = now;
     bytes += frame(r);
   }
   status err = file_->append(bytes);

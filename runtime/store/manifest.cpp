@@ -84,7 +84,7 @@ std::string encode_manifest(const manifest& m) {
       {"id", i.id},
       {"name", i.name},
       {"description", i.description},
-      {"type", i.type},
+      {"type", enum_name(i.type)},
       {"created_at", i.created_at},
       {"created_unix_ns", i.created_unix_ns},
       {"parent", parent},
@@ -130,7 +130,11 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
     i.id = j.at("id").get<std::string>();
     i.name = j.at("name").get<std::string>();
     i.description = j.at("description").get<std::string>();
-    i.type = j.at("type").get<std::string>();
+    auto type = parse_enum<checkpoint_type>(j.at("type").get<std::string>());
+    if (!type || *type == checkpoint_type::damaged)
+      return make_error(errc::integrity_error,
+                        path + ": unknown checkpoint type " + j.at("type").dump());
+    i.type = *type;
     i.created_at = j.at("created_at").get<std::string>();
     i.created_unix_ns = j.at("created_unix_ns").get<int64_t>();
     if (!j.at("parent").is_null()) {

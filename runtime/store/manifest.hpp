@@ -2,6 +2,7 @@
 // checkpoint, and the signature file beside it.
 #pragma once
 
+#include "runtime/store/checkpoint_type.hpp"
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,7 +30,7 @@ struct checkpoint_info {
   std::string id; ///< UUIDv7
   std::string name;
   std::string description;
-  std::string type;       ///< manual, automatic, emergency, pre-rollback
+  checkpoint_type type = checkpoint_type::manual;
   std::string created_at; ///< RFC 3339, UTC, milliseconds
   int64_t created_unix_ns = 0;
   std::string parent_id; ///< empty for a root

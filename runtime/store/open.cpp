@@ -357,7 +357,7 @@ status checkpoint_store::load_catalog() {
       info = m->info;
     } else {
       info.id = parsed.name; // listed, so that verify can say what is wrong with it
-      info.type = "damaged";
+      info.type = checkpoint_type::damaged;
     }
     auto sig = env_.read_file(layout::path(dir_, layout::signature(parsed.name)));
     if (sig) {

@@ -36,7 +36,7 @@ std::vector<std::string> retention_victims(const retention_policy& p,
                                            const std::vector<checkpoint_info>& all) {
   std::vector<const checkpoint_info*> autos; // newest first
   for (auto& c : all)
-    if (c.type == "automatic" && !c.pinned) autos.push_back(&c);
+    if (c.type == checkpoint_type::automatic && !c.pinned) autos.push_back(&c);
   std::sort(autos.begin(), autos.end(),
             [](auto* a, auto* b) { return a->created_unix_ns > b->created_unix_ns; });
   std::set<const checkpoint_info*> keep;

@@ -39,15 +39,15 @@ checkpoint summary_of(const checkpoint_info& i) {
   c.id = i.id;
   c.name = i.name;
   c.description = i.description;
-  c.type = i.type;
+  c.type = enum_name(i.type);
   c.created_at = i.created_at;
   c.parent_id = i.parent_id;
   return c;
 }
 
 status check_shape(const checkpoint& c) {
-  static const std::set<std::string> types = {"manual", "automatic", "emergency", "pre-rollback"};
-  if (types.count(c.type) == 0)
+  auto type = parse_enum<checkpoint_type>(c.type);
+  if (!type || *type == checkpoint_type::damaged)
     return make_error(errc::invalid_argument,
                       "checkpoint type '" + c.type +
                           "' is not one of manual, automatic, emergency, pre-rollback");
@@ -84,7 +84,8 @@ result<std::string> storage::store_checkpoint(const checkpoint& c) {
   std::vector<device_state> devices = c.devices;
   std::sort(devices.begin(), devices.end(),
             [](const device_state& a, const device_state& b) { return a.id < b.id; });
-  auto info = s.create({c.name, c.description, c.type}, devices, c.configuration, streams);
+  auto info = s.create({c.name, c.description, *parse_enum<checkpoint_type>(c.type)}, devices,
+                       c.configuration, streams);
   if (!info) return info.err();
   return info->id;
 }

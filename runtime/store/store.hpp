@@ -30,7 +30,7 @@ namespace dsmil {
 struct checkpoint_request {
   std::string name;
   std::string description;
-  std::string type = "manual";
+  checkpoint_type type = checkpoint_type::manual;
 };
 
 /// How a new store cuts, compresses and packs data. Kept in store.toml at

@@ -360,5 +360,5 @@ TEST_CASE("dsmild --keys tpm signs every checkpoint in the TPM and captures the 
   // Bad --keys: one line, exit 2.
   auto bad = run({program("DSMILD"), "--keys", "hsm", "--data-dir", n.dir.path() + "/x"});
   CHECK(bad.rc == 2);
-  CHECK(bad.err == "dsmild: --keys must be software or tpm, got 'hsm'\n");
+  CHECK(bad.err == "dsmild: --keys must be \"software\" or \"tpm\", got 'hsm'\n");
 }

@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
         return k;
       });
       if (!stream) return std::fprintf(stderr, "%s\n", stream.err().message.c_str()), 1;
-      auto info = s.create({"t", "", "manual"}, {}, system_config{}, {*stream});
+      auto info = s.create({"t", "", checkpoint_type::manual}, {}, system_config{}, {*stream});
       if (!info) return std::fprintf(stderr, "%s\n", info.err().message.c_str()), 1;
       // With the content's digest: the test checks what comes back, not only
       // that the checkpoint is there.

@@ -193,23 +193,33 @@ TEST_CASE("key settings in the node config are checked") {
                          "on_tpm_failure = \"software\"\n",
                          "node.toml", "");
   REQUIRE_MESSAGE(tpm.ok(), tpm.err().message);
-  CHECK(tpm->key_provider == "tpm");
+  CHECK(tpm->key_provider == key_provider_kind::tpm);
   CHECK(tpm->key_tcti == "swtpm:host=127.0.0.1,port=2321");
   CHECK(tpm->key_handle == 0x81010007);
   CHECK(tpm->key_pcrs == std::vector<int>{0, 7});
-  CHECK(tpm->key_on_tpm_failure == "software");
+  CHECK(tpm->key_on_tpm_failure == tpm_failure_policy::software);
   CHECK(tpm->key_seal_pcrs == std::vector<int>{7});
   auto embedded = node_config::embedded();
   REQUIRE(embedded.ok());
-  CHECK(embedded->key_on_tpm_failure == "fail");
+  CHECK(embedded->key_on_tpm_failure == tpm_failure_policy::fail);
+  CHECK(embedded->key_provider == key_provider_kind::software);
+  CHECK(embedded->rollback_on_interrupted == interrupted_policy::compensate);
   CHECK(embedded->key_pcrs.size() == 24);
 
   CHECK(node_config::parse("[keys]\nprovider = \"hsm\"\n", "node.toml", "").err().message ==
-        "node.toml: [keys] provider 'hsm' is unknown; use \"software\" or \"tpm\"");
+        "node.toml:2: [keys] provider must be \"software\" or \"tpm\", got \"hsm\"");
   CHECK(
       node_config::parse("[keys]\non_tpm_failure = \"ignore\"\n", "node.toml", "").err().message ==
-      "node.toml: [keys] on_tpm_failure must be \"fail\" or \"software\", got "
+      "node.toml:2: [keys] on_tpm_failure must be \"fail\" or \"software\", got "
       "\"ignore\"");
+  auto resume = node_config::parse("[rollback]\non_interrupted = \"resume\"\n", "node.toml", "");
+  REQUIRE(resume.ok());
+  CHECK(resume->rollback_on_interrupted == interrupted_policy::resume);
+  CHECK(node_config::parse("[rollback]\non_interrupted = \"Resume\"\n", "node.toml", "")
+            .err()
+            .message ==
+        "node.toml:2: [rollback] on_interrupted must be \"compensate\" or \"resume\", got "
+        "\"Resume\"");
   CHECK(node_config::parse("[keys]\nhandle = \"0x1234\"\n", "node.toml", "").err().message ==
         "node.toml: [keys] TPM handle '0x1234' is not a persistent handle (0x81000000-0x81FFFFFF), "
         "e.g. 0x81010001");

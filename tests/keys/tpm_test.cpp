@@ -132,7 +132,8 @@ TEST_CASE("tpm: checkpoints signed in the TPM verify from a copy of the store wi
   {
     auto store = checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm));
     REQUIRE_MESSAGE(store.ok(), store.err().message);
-    auto info = (*store)->create({"tpm", "", "manual"}, {device(0x8000, 7)}, system_config{});
+    auto info = (*store)->create({"tpm", "", checkpoint_type::manual}, {device(0x8000, 7)},
+                                 system_config{});
     REQUIRE_MESSAGE(info.ok(), info.err().message);
     id = info->id;
     CHECK(info->provider == "tpm");
@@ -201,7 +202,7 @@ TEST_CASE("tpm: a thousand signatures in a row leak no transient handle") {
   // Every checkpoint signs once and reads the PCRs; swtpm has no resource
   // manager, so a leaked transient object would end this loop with 0x902.
   for (int i = 0; i < 1000; ++i) {
-    auto info = store->create({"n" + std::to_string(i), "", "automatic"},
+    auto info = store->create({"n" + std::to_string(i), "", checkpoint_type::automatic},
                               {device(0x8001, static_cast<uint32_t>(i))}, system_config{});
     REQUIRE_MESSAGE(info.ok(), "checkpoint " << i << ": " << info.err().message);
   }
@@ -212,9 +213,11 @@ TEST_CASE("tpm: a TPM that goes away gives one clear error and no checkpoint") {
   test::swtpm tpm;
   test::temp_dir tmp;
   auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path(), {}, tpm_key_at(tpm)));
-  REQUIRE(store->create({"ok", "", "manual"}, {device(0x8000, 1)}, system_config{}).ok());
+  REQUIRE(store->create({"ok", "", checkpoint_type::manual}, {device(0x8000, 1)}, system_config{})
+              .ok());
   tpm.stop();
-  auto failed = store->create({"lost", "", "manual"}, {device(0x8000, 2)}, system_config{});
+  auto failed =
+      store->create({"lost", "", checkpoint_type::manual}, {device(0x8000, 2)}, system_config{});
   REQUIRE_FALSE(failed.ok());
   CHECK(failed.err().code == errc::unavailable);
   CHECK(failed.err().message.find("TPM at '" + tpm.tcti() + "'") == 0);
@@ -236,8 +239,8 @@ TEST_CASE("tpm: an old checkpoint presented as the newest is reported as replaye
   test::temp_dir tmp;
   const std::string dir = tmp.path() + "/store", old_copy = tmp.path() + "/old";
   auto store = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
-  auto a = *store->create({"a", "", "manual"}, {device(0x8000, 1)}, system_config{});
-  auto b = *store->create({"b", "", "manual"}, {device(0x8000, 2)}, system_config{});
+  auto a = *store->create({"a", "", checkpoint_type::manual}, {device(0x8000, 1)}, system_config{});
+  auto b = *store->create({"b", "", checkpoint_type::manual}, {device(0x8000, 2)}, system_config{});
   auto checks = store->verify(b.id);
   REQUIRE_MESSAGE(checks.ok(), checks.err().message);
   CHECK(counter_line(*checks).find("(the newest; no higher value seen)") != std::string::npos);
@@ -245,7 +248,7 @@ TEST_CASE("tpm: an old checkpoint presented as the newest is reported as replaye
   store.reset();
   REQUIRE(std::system(("cp -a '" + dir + "' '" + old_copy + "'").c_str()) == 0);
   store = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
-  auto c = *store->create({"c", "", "manual"}, {device(0x8000, 3)}, system_config{});
+  auto c = *store->create({"c", "", checkpoint_type::manual}, {device(0x8000, 3)}, system_config{});
   CHECK(store->verify(c.id).ok());
   // Older checkpoints stay valid: only the newest must carry the highest value.
   CHECK(store->verify(a.id).ok());
@@ -270,7 +273,7 @@ TEST_CASE("tpm: an old checkpoint presented as the newest is reported as replaye
   // A manifest removed by hand (no head record) is caught the same way.
   replayed.reset();
   auto s = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
-  auto d = *s->create({"d", "", "manual"}, {device(0x8000, 4)}, system_config{});
+  auto d = *s->create({"d", "", checkpoint_type::manual}, {device(0x8000, 4)}, system_config{});
   s.reset();
   std::remove((dir + "/manifests/" + d.id + ".json").c_str());
   s = std::move(*checkpoint_store::open(env::posix(), dir, {}, tpm_key_at(tpm)));
@@ -286,7 +289,8 @@ TEST_CASE("tpm: an encrypted store's data key is sealed in the TPM and only it o
   std::string id;
   {
     auto s = std::move(*checkpoint_store::open(env::posix(), dir, o, tpm_key_at(tpm)));
-    auto info = s->create({"sealed", "", "manual"}, {device(0x8000, 9)}, system_config{});
+    auto info =
+        s->create({"sealed", "", checkpoint_type::manual}, {device(0x8000, 9)}, system_config{});
     REQUIRE_MESSAGE(info.ok(), info.err().message);
     id = info->id;
   }
@@ -314,12 +318,15 @@ TEST_CASE("tpm: behind its breaker, a lost TPM fails checkpoints, or falls back 
     test::temp_dir tmp;
     auto key = with_tpm_breaker(env::posix(), tpm_key_at(tpm), nullptr, cfg);
     auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path(), {}, std::move(key)));
-    REQUIRE(store->create({"ok", "", "manual"}, {device(0x8000, 1)}, system_config{}).ok());
+    REQUIRE(store->create({"ok", "", checkpoint_type::manual}, {device(0x8000, 1)}, system_config{})
+                .ok());
     tpm.stop();
     for (int i = 0; i < 2; ++i)
-      CHECK(store->create({"x", "", "manual"}, {device(0x8000, 2)}, system_config{}).err().code ==
-            errc::unavailable);
-    auto fast = store->create({"x", "", "manual"}, {device(0x8000, 2)}, system_config{});
+      CHECK(store->create({"x", "", checkpoint_type::manual}, {device(0x8000, 2)}, system_config{})
+                .err()
+                .code == errc::unavailable);
+    auto fast =
+        store->create({"x", "", checkpoint_type::manual}, {device(0x8000, 2)}, system_config{});
     CHECK(fast.err().code == errc::circuit_open);
     CHECK(fast.err().message.find("the TPM circuit breaker is open after 2 failures (last: TPM "
                                   "at '" +
@@ -335,12 +342,13 @@ TEST_CASE("tpm: behind its breaker, a lost TPM fails checkpoints, or falls back 
     REQUIRE_MESSAGE(soft.ok(), soft.err().message);
     auto key = with_tpm_breaker(env::posix(), tpm_key_at(tpm), std::move(*soft), cfg);
     auto store = std::move(*checkpoint_store::open(env::posix(), tmp.path(), {}, std::move(key)));
-    auto first = store->create({"tpm", "", "manual"}, {device(0x8000, 1)}, system_config{});
+    auto first =
+        store->create({"tpm", "", checkpoint_type::manual}, {device(0x8000, 1)}, system_config{});
     REQUIRE(first.ok());
     CHECK(first->provider == "tpm");
     tpm.stop();
     for (int i = 0; i < 3; ++i) { // TPM errors, then the open breaker: all fall back
-      auto fb = store->create({"fallback", "", "manual"},
+      auto fb = store->create({"fallback", "", checkpoint_type::manual},
                               {device(0x8000, static_cast<uint32_t>(2 + i))}, system_config{});
       REQUIRE_MESSAGE(fb.ok(), fb.err().message);
       CHECK(fb->provider == "software");

@@ -33,7 +33,7 @@ TEST_CASE("ENOSPC mid-checkpoint fails one operation clearly; the store keeps se
   };
   auto small = store->write_stream("db", source(500000, 1));
   REQUIRE(small.ok());
-  auto first = store->create({"fits", "", "manual"}, {}, system_config{}, {*small});
+  auto first = store->create({"fits", "", checkpoint_type::manual}, {}, system_config{}, {*small});
   REQUIRE(first.ok());
 
   auto big = store->write_stream("db", source(8 << 20, 2)); // random: does not compress
@@ -51,7 +51,8 @@ TEST_CASE("ENOSPC mid-checkpoint fails one operation clearly; the store keeps se
   REQUIRE_MESSAGE(gc.ok(), gc.err().message);
   auto second = store->write_stream("db", source(500000, 3));
   REQUIRE_MESSAGE(second.ok(), second.err().message);
-  auto two = store->create({"fits too", "", "manual"}, {}, system_config{}, {*second});
+  auto two =
+      store->create({"fits too", "", checkpoint_type::manual}, {}, system_config{}, {*second});
   REQUIRE_MESSAGE(two.ok(), two.err().message);
   REQUIRE_FALSE(store->remove(first->id));
   CHECK(store->verify(two->id).ok());

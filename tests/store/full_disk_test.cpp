@@ -42,7 +42,7 @@ TEST_CASE("a full file system fails one checkpoint softly; deletes free space wi
       full = st.err();
       break;
     }
-    auto c = s->create({"fill", "", "manual"}, {}, system_config{}, {*st});
+    auto c = s->create({"fill", "", checkpoint_type::manual}, {}, system_config{}, {*st});
     if (!c) {
       full = c.err();
       break;
@@ -66,7 +66,7 @@ TEST_CASE("a full file system fails one checkpoint softly; deletes free space wi
   CHECK(gc->bytes_reclaimed > 0);
   auto st = s->write_stream("db", random_source(500000, 99));
   REQUIRE_MESSAGE(st.ok(), st.err().message);
-  auto c = s->create({"after", "", "manual"}, {}, system_config{}, {*st});
+  auto c = s->create({"after", "", checkpoint_type::manual}, {}, system_config{}, {*st});
   REQUIRE_MESSAGE(c.ok(), c.err().message);
   for (auto& info : s->list())
     CHECK(s->verify(info.id).ok());
@@ -78,10 +78,10 @@ TEST_CASE("a full file system fails one checkpoint softly; deletes free space wi
 TEST_CASE("an I/O error that is not a full disk stays sticky") {
   memory_env m(env::posix());
   auto s = std::move(*checkpoint_store::open(m, "/s"));
-  auto a = s->create({"a", "", "manual"}, {}, system_config{});
+  auto a = s->create({"a", "", checkpoint_type::manual}, {}, system_config{});
   REQUIRE(a);
   m.crash_after(2); // the machine goes down in the middle of the next create
-  CHECK_FALSE(s->create({"b", "", "manual"}, {}, system_config{}).ok());
+  CHECK_FALSE(s->create({"b", "", checkpoint_type::manual}, {}, system_config{}).ok());
   m.restart();
   auto err = s->remove(a->id);
   CHECK(err.code == errc::io_error);

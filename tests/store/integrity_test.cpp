@@ -33,7 +33,7 @@ TEST_CASE("a flip of any bit of a signature file's fields is reported by verify,
   std::string id;
   {
     auto s = std::move(*checkpoint_store::open(e, tmp.path()));
-    id = s->create({"x", "", "manual"}, {}, system_config{})->id;
+    id = s->create({"x", "", checkpoint_type::manual}, {}, system_config{})->id;
   }
   const std::string sig_path = layout::path(tmp.path(), layout::signature(id));
   const std::string good = test::read(sig_path);
@@ -71,7 +71,7 @@ TEST_CASE(
   auto& e = test::test_env();
   {
     auto s = std::move(*checkpoint_store::open(e, tmp.path()));
-    REQUIRE(s->create({"x", "", "manual"}, {}, system_config{}));
+    REQUIRE(s->create({"x", "", checkpoint_type::manual}, {}, system_config{}));
   }
   const std::string path = layout::path(tmp.path(), layout::store_toml);
   const std::string good = test::read(path);
@@ -136,7 +136,7 @@ TEST_CASE("verify covers every store file: a flip in a pin, a public key, an ind
       return std::min<size_t>(cap, 70000);
     });
     REQUIRE(st);
-    id = s->create({"x", "", "manual"}, {}, system_config{}, {*st})->id;
+    id = s->create({"x", "", checkpoint_type::manual}, {}, system_config{}, {*st})->id;
     REQUIRE_FALSE(s->pin(id, true));
   }
   store_options ro;

@@ -110,7 +110,7 @@ TEST_CASE("a manifest round-trips exactly; a changed chunk list no longer matche
   manifest m;
   m.info.id = "019395f0-1c2d-7e3f-8a9b-0c1d2e3f4a5b";
   m.info.name = "n";
-  m.info.type = "manual";
+  m.info.type = checkpoint_type::manual;
   m.info.created_at = "2026-12-01T00:00:00.000Z";
   m.configuration = {std::string(64, 'c'), 10};
   m.devices.push_back({0x8000, {std::string(64, 'd'), 400}});

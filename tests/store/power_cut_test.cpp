@@ -64,7 +64,7 @@ void workload(checkpoint_store& s, sim_driver& sim, const device_map& map, uint6
       }
       auto st = s.write_stream("db", random_source(300000, data_seed));
       if (!st) return;
-      auto c = s.create({"w", "", "manual"}, devices(), system_config{}, {*st});
+      auto c = s.create({"w", "", checkpoint_type::manual}, devices(), system_config{}, {*st});
       if (!c) return;
       l.committed.insert(c->id);
       l.digest[c->id] = sha256_hex(expect);
@@ -121,7 +121,7 @@ TEST_CASE("a power cut at a random instant of create, delete or gc loses no comm
     {
       auto s = std::move(*checkpoint_store::open(m, "/s", o));
       // A checkpoint from before the workload, and the cut somewhere in it.
-      auto first = s->create({"base", "", "manual"}, {}, system_config{});
+      auto first = s->create({"base", "", checkpoint_type::manual}, {}, system_config{});
       REQUIRE(first);
       l.committed.insert(first->id);
       m.crash_after(splitmix64(w) % (span + 1));

@@ -13,7 +13,8 @@ constexpr int64_t minute = 60LL * 1000000000LL;
 constexpr int64_t hour = 60 * minute;
 constexpr int64_t day = 24 * hour;
 
-checkpoint_info cp(const std::string& id, int64_t t, const char* type = "automatic") {
+checkpoint_info cp(const std::string& id, int64_t t,
+                   checkpoint_type type = checkpoint_type::automatic) {
   checkpoint_info c;
   c.id = id;
   c.created_unix_ns = t;
@@ -28,9 +29,9 @@ TEST_CASE("keep_last keeps the newest automatic checkpoints and never touches ot
   std::vector<checkpoint_info> all;
   for (int i = 0; i < 8; ++i)
     all.push_back(cp("a" + std::to_string(i), i * minute));
-  all.push_back(cp("manual", 0, "manual"));
-  all.push_back(cp("emergency", 0, "emergency"));
-  all.push_back(cp("pre", 0, "pre-rollback"));
+  all.push_back(cp("manual", 0, checkpoint_type::manual));
+  all.push_back(cp("emergency", 0, checkpoint_type::emergency));
+  all.push_back(cp("pre", 0, checkpoint_type::pre_rollback));
   auto pinned = cp("pinned", 0);
   pinned.pinned = true;
   all.push_back(pinned);

@@ -44,7 +44,7 @@ TEST_CASE("a checkpoint round-trips every device and the configuration, and veri
   s.cfg.config_data = "abc";
   auto store = checkpoint_store::open(test::test_env(), tmp.path());
   REQUIRE_MESSAGE(store.ok(), store.err().message);
-  auto info = (*store)->create({"base", "first", "manual"}, s.devices(), s.cfg);
+  auto info = (*store)->create({"base", "first", checkpoint_type::manual}, s.devices(), s.cfg);
   REQUIRE_MESSAGE(info.ok(), info.err().message);
   CHECK(is_uuid_v7(info->id));
   CHECK(info->device_count == 84);
@@ -101,7 +101,7 @@ TEST_CASE("tampering is found, and the error names the damaged file") {
   test::env_dir tmp;
   state_fixture s;
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path()));
-  auto info = *store->create({"t", "", "manual"}, s.devices(), s.cfg);
+  auto info = *store->create({"t", "", checkpoint_type::manual}, s.devices(), s.cfg);
   const std::string json_path = tmp.path() + "/manifests/" + info.id + ".json";
   const std::string sig_path = tmp.path() + "/manifests/" + info.id + ".sig";
 
@@ -174,7 +174,7 @@ TEST_CASE("a failed fsync loses no earlier checkpoint, leaves no partial one, an
   state_fixture s;
   fault_env faults(test::test_env());
   auto store = std::move(*checkpoint_store::open(faults, tmp.path()));
-  auto first = *store->create({"ok", "", "manual"}, s.devices(), s.cfg);
+  auto first = *store->create({"ok", "", checkpoint_type::manual}, s.devices(), s.cfg);
   device_patch p;
   p.id = 0x8031;
   p.register_index = {1};
@@ -185,7 +185,7 @@ TEST_CASE("a failed fsync loses no earlier checkpoint, leaves no partial one, an
   for (int n = 0; n < 16; ++n) { // fail at each fsync of the create in turn
     CAPTURE(n);
     faults.fail_sync_after(n);
-    auto r = store->create({"doomed", "", "manual"}, s.devices(), s.cfg);
+    auto r = store->create({"doomed", "", checkpoint_type::manual}, s.devices(), s.cfg);
     faults.clear();
     if (r.ok()) break; // this create needs fewer fsyncs than n
     ++injected;
@@ -209,7 +209,7 @@ TEST_CASE("every byte of a record is covered: a flip in the first kilobyte of a 
   test::env_dir tmp;
   state_fixture s;
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path()));
-  store->create({"a", "", "manual"}, s.devices(), s.cfg).value();
+  store->create({"a", "", checkpoint_type::manual}, s.devices(), s.cfg).value();
   const auto pack = pack_path(tmp.path());
   const auto bytes = read(pack);
   REQUIRE(bytes.size() > 1024);
@@ -235,7 +235,7 @@ TEST_CASE(
   std::string idx_name;
   {
     auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path()));
-    auto a = *store->create({"a", "", "manual"}, s.devices(), s.cfg);
+    auto a = *store->create({"a", "", checkpoint_type::manual}, s.devices(), s.cfg);
     // What the crash left: the index alone, no pack, no manifest.
     const auto pack = pack_path(tmp.path());
     REQUIRE_FALSE(test::test_env().remove(pack));
@@ -247,7 +247,7 @@ TEST_CASE(
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path()));
   CHECK(store->list().empty());
   // The same state again: its chunks are stored anew, not taken as present.
-  auto b = *store->create({"b", "", "manual"}, s.devices(), s.cfg);
+  auto b = *store->create({"b", "", checkpoint_type::manual}, s.devices(), s.cfg);
   CHECK(b.new_bytes == b.logical_bytes);
   CHECK(store->verify(b.id).ok());
   CHECK(store->check(true)->clean());
@@ -344,9 +344,9 @@ TEST_CASE("after a failed fsync, gc refuses to delete anything until the store i
   state_fixture s;
   fault_env faults(test::test_env());
   auto store = std::move(*checkpoint_store::open(faults, tmp.path()));
-  auto a = *store->create({"a", "", "manual"}, s.devices(), s.cfg);
+  auto a = *store->create({"a", "", checkpoint_type::manual}, s.devices(), s.cfg);
   faults.fail_sync_after(0);
-  CHECK_FALSE(store->create({"b", "", "manual"}, s.devices(), s.cfg).ok());
+  CHECK_FALSE(store->create({"b", "", checkpoint_type::manual}, s.devices(), s.cfg).ok());
   faults.clear();
   auto gc = store->gc();
   REQUIRE_FALSE(gc.ok());
@@ -361,7 +361,7 @@ TEST_CASE("quick verification checks signatures and indexes without reading data
   test::env_dir tmp;
   state_fixture s;
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path()));
-  auto info = *store->create({"q", "", "manual"}, s.devices(), s.cfg);
+  auto info = *store->create({"q", "", checkpoint_type::manual}, s.devices(), s.cfg);
   auto q = store->verify(info.id, true);
   REQUIRE(q.ok());
   CHECK(q->checks.back().find("quick: data not read") != std::string::npos);

@@ -129,7 +129,7 @@ TEST_CASE("streams round-trip through the store for every codec and thread count
       CHECK(s->size == data.size());
       CHECK(st.new_bytes == data.size());
       if (level > 0) CHECK(st.stored_bytes < data.size() * 3 / 4);
-      auto info = store->create({"s", "", "manual"}, {}, system_config{}, {*s});
+      auto info = store->create({"s", "", checkpoint_type::manual}, {}, system_config{}, {*s});
       REQUIRE_MESSAGE(info.ok(), info.err().message);
       auto loaded = store->load(info->id);
       REQUIRE_MESSAGE(loaded.ok(), loaded.err().message);
@@ -177,7 +177,7 @@ TEST_CASE("a flipped bit anywhere in a pack is found by a full store check, whic
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path(), o));
   auto data = text_of(300000, 8) + random_bytes_of(300000, 9);
   auto s = *store->write_stream("db", source_of(data));
-  auto a = *store->create({"a", "", "manual"}, {}, system_config{}, {s});
+  auto a = *store->create({"a", "", checkpoint_type::manual}, {}, system_config{}, {s});
   auto clean = store->check(true);
   REQUIRE(clean.ok());
   CHECK(clean->clean());
@@ -221,12 +221,12 @@ TEST_CASE("a flipped bit anywhere in a pack is found by a full store check, whic
 TEST_CASE("verify --chain walks parent links and signatures to the root") {
   test::env_dir tmp;
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path()));
-  auto a = *store->create({"a", "", "manual"}, {}, system_config{});
+  auto a = *store->create({"a", "", checkpoint_type::manual}, {}, system_config{});
   system_config c;
   c.config_data = "b";
-  auto b = *store->create({"b", "", "manual"}, {}, c);
+  auto b = *store->create({"b", "", checkpoint_type::manual}, {}, c);
   c.config_data = "c";
-  auto cc = *store->create({"c", "", "manual"}, {}, c);
+  auto cc = *store->create({"c", "", checkpoint_type::manual}, {}, c);
   auto chain = store->verify_chain(cc.id);
   REQUIRE_MESSAGE(chain.ok(), chain.err().message);
   REQUIRE(chain->checks.size() == 3);
@@ -260,7 +260,7 @@ TEST_CASE("delete and gc reclaim space; pinned checkpoints stay; everything left
   auto only_b = random_bytes_of(300000, 22);
   auto make = [&](const std::string& data, const char* name) {
     auto s = *store->write_stream("db", source_of(data));
-    return *store->create({name, "", "manual"}, {}, system_config{}, {s});
+    return *store->create({name, "", checkpoint_type::manual}, {}, system_config{}, {s});
   };
   auto a = make(shared + only_a, "a");
   auto b = make(shared + only_b, "b");
@@ -306,7 +306,7 @@ TEST_CASE("encryption at rest: every codec x cipher round-trips; ids do not show
       auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path(), o));
       auto s = store->write_stream("db", source_of(data));
       REQUIRE_MESSAGE(s.ok(), s.err().message);
-      auto info = *store->create({"e", "", "manual"}, {}, system_config{}, {*s});
+      auto info = *store->create({"e", "", checkpoint_type::manual}, {}, system_config{}, {*s});
       std::string back;
       CHECK_FALSE(store->read_stream(store->load(info.id)->streams[0], [&](std::string_view b) {
         back += b;
@@ -399,7 +399,7 @@ TEST_CASE("a stream written from its edits is the stream a full rewrite gives, r
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path(), o));
   const auto base = text_of(600000, 40) + random_bytes_of(600000, 41) + text_of(300000, 42);
   auto parent = *store->write_stream("db", source_of(base));
-  REQUIRE(store->create({"p", "", "manual"}, {}, system_config{}, {parent}).ok());
+  REQUIRE(store->create({"p", "", checkpoint_type::manual}, {}, system_config{}, {parent}).ok());
 
   uint64_t seed = 7;
   for (int round = 0; round < 60; ++round) {
@@ -458,7 +458,7 @@ TEST_CASE("edits that do not describe the stream are refused and store nothing")
   auto store = std::move(*checkpoint_store::open(test::test_env(), tmp.path(), o));
   const auto base = random_bytes_of(300000, 50);
   auto parent = *store->write_stream("db", source_of(base));
-  auto info = *store->create({"p", "", "manual"}, {}, system_config{}, {parent});
+  auto info = *store->create({"p", "", checkpoint_type::manual}, {}, system_config{}, {parent});
   const auto chunks = store->chunk_count();
 
   auto overlap =
@@ -504,7 +504,7 @@ TEST_CASE("an encrypted store's data key is wrapped under a passphrase when one 
     auto s = std::move(*checkpoint_store::open(test::test_env(), dir, o));
     auto st = s->write_stream("db", source_of(data));
     REQUIRE_MESSAGE(st.ok(), st.err().message);
-    id = s->create({"p", "", "manual"}, {}, system_config{}, {*st})->id;
+    id = s->create({"p", "", checkpoint_type::manual}, {}, system_config{}, {*st})->id;
   }
   CHECK_FALSE(test::test_env().exists(dir + "/keys/data.key")); // no key in the clear
   CHECK(test::read(dir + "/keys/data.key.sealed").rfind("software ", 0) == 0);
