@@ -140,6 +140,23 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
   });
 }
 
+// The node's detached actors, each named here (CAF's logs and exit reasons
+// name them so): dsmil.control serves commands one at a time; dsmil.saga runs
+// one rollback saga and ends with it. Nothing else in the node runs on a
+// thread of its own but the env's workers.
+class saga_actor final : public caf::blocking_actor {
+public:
+  saga_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx,
+             std::shared_ptr<saga_status> st)
+      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), st_(std::move(st)) {}
+  const char* name() const override { return "dsmil.saga"; }
+  void act() override { saga_loop(this, ctx_, st_); }
+
+private:
+  std::shared_ptr<node_context> ctx_;
+  std::shared_ptr<saga_status> st_;
+};
+
 // Starts a saga for a rollback request, or says why not.
 caf::result<control_reply> start_saga(caf::blocking_actor* self,
                                       const std::shared_ptr<node_context>& ctx,
@@ -168,7 +185,7 @@ caf::result<control_reply> start_saga(caf::blocking_actor* self,
       ctx->running = st;
     }
   }
-  auto saga = self->spawn<caf::detached>(saga_loop, ctx, st);
+  auto saga = self->spawn<saga_actor>(ctx, st);
   self->delegate(saga, std::move(req));
   return caf::delegated<control_reply>{};
 }
@@ -204,6 +221,17 @@ void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
       });
   self->send_exit(ctx->devices, caf::exit_reason::user_shutdown);
 }
+
+class control_actor final : public caf::blocking_actor {
+public:
+  control_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx)
+      : caf::blocking_actor(cfg), ctx_(std::move(ctx)) {}
+  const char* name() const override { return "dsmil.control"; }
+  void act() override { node_loop(this, ctx_); }
+
+private:
+  std::shared_ptr<node_context> ctx_;
+};
 
 } // namespace
 
@@ -407,7 +435,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   node_handles h;
   h.sim = ctx->sim;
   h.published_port = ctx->published_port;
-  h.control = std::make_shared<caf::actor>(sys.spawn<caf::detached>(node_loop, ctx));
+  h.control = std::make_shared<caf::actor>(sys.spawn<control_actor>(ctx));
   if (cfg.automatic_interval_s > 0) {
     // Automatic checkpoints: a timer on the actor clock asks the control
     // actor, like any client would; retention runs after each one.
