@@ -109,9 +109,17 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
   self->receive([&](control_request& req) -> control_reply {
     auto client = caf::actor_cast<caf::actor>(self->current_sender());
     auto args = parse_args(req);
+    bool my_turn = false;
     {
-      std::unique_lock<std::mutex> lock(ctx->saga_mu);
-      ctx->sagas_idle.wait(lock, [&] { return !ctx->running || ctx->running == st; });
+      std::lock_guard<std::mutex> lock(ctx->saga_mu);
+      my_turn = !ctx->running || ctx->running == st;
+      if (!my_turn) ctx->next_saga = caf::actor_cast<caf::actor>(self);
+    }
+    // An emergency rollback waits here for the saga it pre-empted to
+    // compensate; that saga hands over as it ends.
+    if (!my_turn) self->receive([](tick_atom) {});
+    {
+      std::lock_guard<std::mutex> lock(ctx->saga_mu);
       if (ctx->running != st) ctx->emergency_waiting = false;
       ctx->running = st;
     }
@@ -130,11 +138,13 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
       // Released for the saga's safety net when space was short: held again.
       if (ctx->reserve->held() < ctx->reserve->wanted()) hold_reserve(*ctx);
     }
+    caf::actor next;
     {
       std::lock_guard<std::mutex> lock(ctx->saga_mu);
       ctx->running.reset();
+      std::swap(next, ctx->next_saga);
     }
-    ctx->sagas_idle.notify_all();
+    if (next) self->send(next, tick_atom::value);
     if (reply.code != 0) spdlog::info("rollback {}: {}", st->id, reply.message);
     return reply;
   });

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -11,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/blocking_actor.hpp>
 #include <nlohmann/json.hpp>
 
@@ -62,11 +62,13 @@ struct node_context {
   /// Held by the control actor for each command and by a rollback saga for
   /// its store and configuration work, so the two never touch them at once.
   std::mutex mu;
-  /// The running saga (guarded by saga_mu); sagas_idle is signalled when it ends.
+  /// The running saga (guarded by saga_mu).
   std::mutex saga_mu;
-  std::condition_variable sagas_idle;
   std::shared_ptr<saga_status> running;
   bool emergency_waiting = false; ///< an emergency saga waits for `running` to stop
+  /// The saga actor waiting for its turn: `running` sends it tick_atom as it
+  /// ends (a message, so the wait is an actor's receive, not a thread's).
+  caf::actor next_saga;
   uuid_v7_generator saga_ids;
   /// The saga history, read from the journals once and then kept up to date
   /// as sagas start and end (guarded by history_mu).
