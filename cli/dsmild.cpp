@@ -83,7 +83,11 @@ int main(int argc, char** argv) {
 
   auto node = dsmil::start_node(sys, *cfg, dsmil::env::posix());
   if (!node) return die(node.err().message, 1);
-  auto port = sys.middleman().publish(*node->control, cfg->listen_port, cfg->listen_host.c_str());
+  // SO_REUSEADDR: a node restarted right after a kill -9 binds its port
+  // although connections of the old process still linger (FIN-WAIT-2, a
+  // client that never closed). Linux still refuses a second listener on it.
+  auto port =
+      sys.middleman().publish(*node->control, cfg->listen_port, cfg->listen_host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(*node->control, caf::exit_reason::user_shutdown);
     return die("cannot listen on " + cfg->listen_host + ":" + std::to_string(cfg->listen_port) +

@@ -1,6 +1,10 @@
 // dsmilctl against a real dsmild process, as an operator uses them.
+#include <arpa/inet.h>
 #include <cstdlib>
 #include <filesystem>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <sstream>
 
@@ -194,6 +198,48 @@ TEST_CASE("bad input: one clear line, a non-zero exit, and nothing changed") {
           devices_before["devices"][i]["security_level"]);
   }
   CHECK(n.ctl_json({"device", "show", "0x8009"})["registers"] == dev_before["registers"]);
+}
+
+TEST_CASE("a node killed with kill -9 restarts on its own port at once, clients still connected") {
+  temp_dir dir;
+  auto start = [&](const std::string& listen, const std::string& data = "data") {
+    return std::make_unique<child_process>(
+        std::vector<std::string>{program("DSMILD"), "--listen", listen, "--data-dir",
+                                 dir.path() + "/" + data, "--log-level", "warn"});
+  };
+  auto first = start("127.0.0.1:0");
+  const std::string prefix = "dsmild listening on ";
+  auto line = first->read_line();
+  REQUIRE(line.rfind(prefix, 0) == 0);
+  const std::string endpoint = line.substr(prefix.size());
+  const int port = std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+  REQUIRE(run({program("DSMILCTL"), "--node", endpoint, "checkpoint", "create"}).rc == 0);
+
+  // A client that stays connected and never closes: once dsmild dies, the
+  // node's end of it lingers in FIN-WAIT-2 on the node's port.
+  int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(client >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  CHECK(first->stop(SIGKILL) == 128 + SIGKILL);
+
+  auto second = start(endpoint);
+  line = second->read_line();
+  CHECK_MESSAGE(line == prefix + endpoint, slurp(second->stderr_path()));
+  auto list = run({program("DSMILCTL"), "--node", endpoint, "--json", "checkpoint", "list"});
+  REQUIRE_MESSAGE(list.rc == 0, list.err);
+  CHECK(json::parse(list.out)["checkpoints"].size() == 1);
+
+  // Address reuse is not a second listener: another dsmild on the port is refused.
+  auto third = start(endpoint, "other");
+  CHECK(third->read_line(5000).empty());
+  CHECK(third->wait() == 1);
+  CHECK(slurp(third->stderr_path()).find("cannot listen on " + endpoint) != std::string::npos);
+  ::close(client);
+  second->stop();
 }
 
 TEST_CASE("keys show names the software key and where it lives") {
