@@ -99,5 +99,6 @@ using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using lost_atom = caf::atom_constant<caf::atom("lost")>; ///< the node went away
 
 } // namespace dsmil

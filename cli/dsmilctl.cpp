@@ -367,58 +367,67 @@ int main(int argc, char** argv) {
 
   dsmil::control_reply reply;
   bool got = false;
+  bool node_lost = false;
   dsmil::error failure;
   caf::scoped_actor self{sys};
   const bool streamed = command == "rollback" && !dry_run;
-  if (!streamed) {
-    self->request(*remote, std::chrono::seconds(timeout_s),
-                  dsmil::control_request{command, args.dump()})
-        .receive(
-            [&](dsmil::control_reply& r) {
-              reply = std::move(r);
-              got = true;
-            },
-            [&](caf::error& e) { failure = dsmil::from_caf(e); });
-  } else {
-    // The saga streams progress to the actor that asked; a helper actor
-    // prints it while the answer is outstanding and hands the answer over.
-    const bool tty = ::isatty(2) != 0;
-    args["progress"] = as_json || tty;
-    caf::actor waiter = self;
-    auto request = dsmil::control_request{command, args.dump()};
-    auto t = std::chrono::seconds(timeout_s);
-    auto remote_node = *remote;
-    sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
-      a->request(remote_node, t, request)
-          .then(
-              [=](dsmil::control_reply& r) {
-                a->send(waiter, std::move(r));
-                a->quit();
-              },
-              [=](caf::error& e) {
-                a->send(waiter, e);
-                a->quit();
-              });
-      return {[=](dsmil::rollback_progress& p) {
-        auto j = json::parse(p.body, nullptr, false);
-        if (j.is_discarded()) return;
-        if (as_json) {
-          std::cout << json{{"progress", j}}.dump() << std::endl;
-        } else if (tty) {
-          std::fprintf(stderr, "\r\033[K%s %s %s/%s devices", j.value("phase", "").c_str(),
-                       j.value("component", "").c_str(), j["devices_done"].dump().c_str(),
-                       j["devices_total"].dump().c_str());
-          std::fflush(stderr);
-        }
-      }};
+  // A helper actor asks the node and hands the answer over. It monitors the
+  // node, so a node that goes away mid-command is known at once, not after
+  // --timeout; and it prints the progress a rollback streams meanwhile.
+  const bool tty = ::isatty(2) != 0;
+  if (streamed) args["progress"] = as_json || tty;
+  caf::actor waiter = self;
+  auto request = dsmil::control_request{command, args.dump()};
+  auto t = std::chrono::seconds(timeout_s);
+  auto remote_node = *remote;
+  sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
+    a->monitor(remote_node);
+    a->set_down_handler([=](caf::down_msg&) {
+      a->send(waiter, dsmil::lost_atom::value);
+      a->quit();
     });
-    self->receive(
-        [&](dsmil::control_reply& r) {
-          reply = std::move(r);
-          got = true;
-        },
-        [&](caf::error& e) { failure = dsmil::from_caf(e); });
-    if (tty && !as_json) std::fprintf(stderr, "\r\033[K");
+    a->request(remote_node, t, request)
+        .then(
+            [=](dsmil::control_reply& r) {
+              a->send(waiter, std::move(r));
+              a->quit();
+            },
+            [=](caf::error& e) {
+              a->send(waiter, e);
+              a->quit();
+            });
+    return {[=](dsmil::rollback_progress& p) {
+      auto j = json::parse(p.body, nullptr, false);
+      if (j.is_discarded()) return;
+      if (as_json) {
+        std::cout << json{{"progress", j}}.dump() << std::endl;
+      } else if (tty) {
+        std::fprintf(stderr, "\r\033[K%s %s %s/%s devices", j.value("phase", "").c_str(),
+                     j.value("component", "").c_str(), j["devices_done"].dump().c_str(),
+                     j["devices_total"].dump().c_str());
+        std::fflush(stderr);
+      }
+    }};
+  });
+  self->receive(
+      [&](dsmil::control_reply& r) {
+        reply = std::move(r);
+        got = true;
+      },
+      [&](dsmil::lost_atom) { node_lost = true; },
+      [&](caf::error& e) { failure = dsmil::from_caf(e); });
+  if (streamed && tty && !as_json) std::fprintf(stderr, "\r\033[K");
+  if (node_lost) {
+    if (command == "rollback")
+      return die("dsmild at " + node +
+                     " went away during the rollback; when it starts again it finishes or "
+                     "compensates the rollback before taking commands: see 'dsmilctl rollback "
+                     "history' then",
+                 6);
+    return die("dsmild at " + node + " went away during '" + command +
+                   "'; whether it took effect is unknown: check with 'dsmilctl status' once "
+                   "the node is back",
+               6);
   }
   if (!got) {
     if (failure.code == dsmil::errc::timeout)

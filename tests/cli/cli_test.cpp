@@ -242,6 +242,28 @@ TEST_CASE("a node killed with kill -9 restarts on its own port at once, clients 
   second->stop();
 }
 
+TEST_CASE("dsmilctl learns at once that its node went away mid-rollback, and says what happens "
+          "next") {
+  running_node n;
+  auto id = n.ctl_json({"checkpoint", "create"})["id"].get<std::string>();
+  REQUIRE(n.ctl({"device", "set", "0x8031", "--register", "3", "--value", "7"}).rc == 0);
+  // Every call to the device now takes 3 s: the rollback sits in its step.
+  REQUIRE(n.ctl({"device", "fault", "0x8031", "--latency-ms", "3000"}).rc == 0);
+  child_process ctl({program("DSMILCTL"), "--node", n.endpoint, "--json", "--timeout", "300",
+                     "rollback", id, "--type", "incremental"});
+  std::string line;
+  do {
+    line = ctl.read_line(60000);
+  } while (!line.empty() && line.find("\"execution\"") == std::string::npos);
+  REQUIRE_MESSAGE(!line.empty(), slurp(ctl.stderr_path()));
+  CHECK(n.proc->stop(SIGKILL) == 128 + SIGKILL);
+  CHECK(ctl.wait() == 6);
+  auto err = slurp(ctl.stderr_path());
+  CHECK(err.find("dsmilctl: dsmild at " + n.endpoint + " went away during the rollback") == 0);
+  CHECK(err.find("dsmilctl rollback history") != std::string::npos);
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+}
+
 TEST_CASE("keys show names the software key and where it lives") {
   running_node n;
   auto keys = n.ctl_json({"keys", "show"});
