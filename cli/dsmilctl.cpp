@@ -251,13 +251,14 @@ int main(int argc, char** argv) {
   keys->add_subcommand("init", "make sure the keys exist and their public PEMs are exported")
       ->callback([&] { command = "keys.init"; });
 
-  auto* rb = app.add_subcommand("rollback", "roll devices and configuration back to a checkpoint");
-  std::string devices, groups, rb_type, reason;
+  auto* rb = app.add_subcommand("rollback", "roll the system back to a checkpoint");
+  std::string devices, groups, components, rb_type, reason;
   bool dry_run = false, ack = false;
   rb->add_option("ID", cp_id, "checkpoint id (or unique prefix)");
   rb->add_option("--type", rb_type,
-                 "full (default), incremental (only what differs), selective (with --devices/"
-                 "--groups and the groups depending on them), emergency (pre-empts)");
+                 "full (default), incremental (only what differs), selective (with --components/"
+                 "--devices/--groups and the groups depending on them), emergency (pre-empts)");
+  rb->add_option("--components", components, "only these components, e.g. configuration,devices");
   rb->add_option("--devices", devices, "only these devices, e.g. 0x8010,0x8031");
   rb->add_option("--groups", groups, "only these groups, e.g. 1,3");
   rb->add_option("--reason", reason, "why, kept in the rollback history");
@@ -331,6 +332,7 @@ int main(int argc, char** argv) {
     if (!rb_type.empty()) args["type"] = rb_type;
     if (!reason.empty()) args["reason"] = reason;
     args["initiated_by"] = "dsmilctl";
+    if (!components.empty()) args["components"] = split(components);
     if (!devices.empty()) args["devices"] = split(devices);
     if (!groups.empty()) {
       json g = json::array();

@@ -121,15 +121,22 @@ void render_rollback(const json& b, std::ostream& out) {
       << " (" << str(b.value("type", json("?"))) << ")\n";
   if (b.contains("plan")) {
     auto& p = b["plan"];
+    if (p.contains("steps"))
+      for (auto& st : p["steps"])
+        out << "  step " << str(st["name"]) << " (" << str(st["component"]) << ")"
+            << (st["items"].empty() ? std::string()
+                                    : ": " + std::to_string(st["items"].size()) + " item(s)")
+            << "\n";
     out << "  configuration: "
-        << (p["configuration"].get<bool>()
-                ? (p["configuration_differs"].get<bool>() ? "restored (differs)"
-                                                          : "restored (unchanged)")
+        << (p.value("configuration", false)
+                ? (p.value("configuration_differs", false) ? "restored (differs)"
+                                                           : "restored (unchanged)")
                 : "not included")
         << "\n";
-    out << "  devices in order: " << p["order"].size() << "; differing: " << p["differences"].size()
-        << "\n";
-    for (auto& d : p["differences"]) {
+    if (p.contains("order"))
+      out << "  devices in order: " << p["order"].size()
+          << "; differing: " << p["differences"].size() << "\n";
+    for (auto& d : p.value("differences", json::array())) {
       out << "    " << str(d["id"]) << ":";
       if (!d["registers"].empty()) out << " registers " << d["registers"].dump();
       if (d["config_blob"].get<bool>()) out << " config-blob";
@@ -156,9 +163,18 @@ void render_rollback(const json& b, std::ostream& out) {
   if (b.contains("pre_rollback"))
     out << "  pre-rollback checkpoint: " << str(b["pre_rollback"]) << " (undo with 'dsmilctl "
         << "rollback undo')\n";
-  if (b.contains("rolled_back"))
-    out << "  rolled back: " << b["rolled_back"]["components"].dump() << ", "
-        << b["rolled_back"]["devices"].size() << " devices\n";
+  if (b.contains("rolled_back")) {
+    // Each component, with how many of its items when it restored some.
+    auto& rb = b["rolled_back"];
+    std::string list;
+    for (auto& c : rb["components"]) {
+      auto name = c.get<std::string>();
+      list += (list.empty() ? "" : ", ") + name;
+      if (rb.contains(name) && !rb[name].empty())
+        list += " (" + std::to_string(rb[name].size()) + ")";
+    }
+    out << "  rolled back: " << (list.empty() ? std::string("nothing differed") : list) << "\n";
+  }
   if (b.contains("failed"))
     for (auto& f : b["failed"])
       out << "  FAILED " << str(f["id"]) << ": " << str(f["error"]) << "\n";

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -12,6 +13,7 @@
 
 namespace dsmil {
 
+class component;
 class env;
 class sim_driver;
 
@@ -32,7 +34,10 @@ struct node_handles {
 /// configured faults, and spawns the actor tree. Errors leave nothing running.
 /// Every file, clock and thread effect of the node goes through `e`, which
 /// must outlive the node (programs pass the POSIX env; tests may pass a
-/// memory or fault env).
-result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e);
+/// memory or fault env). `components` are checkpointed and rolled back
+/// after the node's own (configuration, security, devices), in this order;
+/// their names must differ from those and from each other.
+result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e,
+                                std::vector<std::shared_ptr<component>> components = {});
 
 } // namespace dsmil

@@ -74,7 +74,7 @@ control_reply dispatch(node_context& ctx, device_calls& calls, const control_req
                                      ctx.running->id + "')"));
   }
   try {
-    std::lock_guard<std::mutex> lock(ctx.mu);
+    std::lock_guard<std::recursive_mutex> lock(ctx.mu);
     auto reply = it->second(ctx, calls, args);
     if (req.command == "status" && reply.code == 0) {
       auto body = json::parse(reply.body);
@@ -134,7 +134,7 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
       reply = error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
     }
     {
-      std::lock_guard<std::mutex> lock(ctx->mu);
+      std::lock_guard<std::recursive_mutex> lock(ctx->mu);
       // Released for the saga's safety net when space was short: held again.
       if (ctx->reserve->held() < ctx->reserve->wanted()) hold_reserve(*ctx);
     }
@@ -377,7 +377,16 @@ json to_json(const system_config& c) {
 
 // -- start ------------------------------------------------------------------------
 
-result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e) {
+result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e,
+                                std::vector<std::shared_ptr<component>> extra) {
+  {
+    std::set<std::string> names = {"configuration", "security", "devices"};
+    for (auto& c : extra)
+      if (!c || !names.insert(c->name()).second)
+        return make_error(errc::invalid_argument,
+                          "component '" + (c ? c->name() : std::string()) +
+                              "' is given twice or clashes with one of the node's own");
+  }
   auto ctx = std::make_shared<node_context>();
   ctx->os = &e;
   ctx->cfg = cfg;
@@ -415,11 +424,19 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   ctx->store = std::move(*store);
   ctx->reserve = std::make_unique<space_reserve>(e, cfg.data_dir + "/store.reserve");
   hold_reserve(*ctx);
-  ctx->configuration.config_version = cfg.configuration.config_version;
-  ctx->configuration.agent_concurrency_limit = cfg.configuration.agent_concurrency_limit;
-  ctx->configuration.thermal_threshold_c = cfg.configuration.thermal_threshold_c;
-  ctx->configuration.config_data = cfg.configuration.config_data;
-  ctx->configuration.avx512_present = simd::detect_cpu().avx512f;
+  system_config initial;
+  initial.config_version = cfg.configuration.config_version;
+  initial.agent_concurrency_limit = cfg.configuration.agent_concurrency_limit;
+  initial.thermal_threshold_c = cfg.configuration.thermal_threshold_c;
+  initial.config_data = cfg.configuration.config_data;
+  initial.avx512_present = simd::detect_cpu().avx512f;
+  ctx->configuration = std::make_shared<configuration_component>(std::move(initial));
+  // PCRs are read through the store's key: serialised with its other uses.
+  ctx->security = std::make_shared<security_component>([c = ctx.get()] {
+    std::lock_guard<std::recursive_mutex> lock(c->mu);
+    return c->store->key().read_pcrs();
+  });
+  ctx->extra_components = std::move(extra);
   ctx->retention = cfg.retention;
 
   ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, e, cfg.thermal_critical_c);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/node/node_impl.hpp"
+#include "runtime/components/checkpoint_images.hpp"
 
 namespace dsmil {
 
@@ -63,26 +64,25 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
                                   "checkpoint type must be manual, automatic or emergency, got '" +
                                       type_name + "'"));
   req.type = *type;
-  std::vector<device_id> ids;
-  for (auto& d : ctx.cfg.devices.devices())
-    ids.push_back(d.id);
-  std::vector<std::pair<device_id, error>> errors;
-  auto states = calls.read_many(ids, errors);
-  if (!errors.empty()) {
-    auto& [id, e] = errors.front();
-    return error_reply(make_error(
-        e.code,
-        "cannot checkpoint: device " + format_device_id(id) + " cannot be read (" + e.message +
-            ")" +
-            (errors.size() > 1 ? " and " + std::to_string(errors.size() - 1) + " more" : "")));
-  }
-  auto info = ctx.store->create(req, states, ctx.configuration);
+  // Every component at one instant, in component order; the store holds
+  // each where checkpoint_images.hpp says.
+  component_set components(ctx, calls);
+  std::vector<std::string> warnings;
+  auto image = capture_all(components, warnings);
+  if (!image)
+    return error_reply(make_error(image.err().code, "cannot checkpoint: " + image.err().message));
+  auto info = create_checkpoint(*ctx.store, req, *image);
   if (!info) return error_reply(info.err());
   auto ms = static_cast<double>(ctx.os->steady_ns() - start) / 1e6;
   spdlog::info("checkpoint {} created: {} devices, {} new bytes, {:.1f} ms", info->id,
                info->device_count, info->new_bytes, ms);
   auto body = to_json(*info);
   body["duration_ms"] = ms;
+  json components_json = json::array();
+  for (auto& [name, img] : *image)
+    components_json.push_back(name);
+  body["components"] = components_json;
+  if (!warnings.empty()) body["warnings"] = warnings;
   // An automatic reserve grows with what a checkpoint adds (never shrinks
   // here: rewriting it for every checkpoint would cost a write of its size).
   if (ctx.cfg.store_reserve_kib == 0 && 2 * info->new_bytes + 64 * 1024 > ctx.reserve->held())

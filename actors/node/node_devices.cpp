@@ -75,7 +75,7 @@ control_reply cmd_status(node_context& ctx, device_calls& calls, const json&) {
         {"store", ctx.store->dir()},
         {"chunks", ctx.store->chunk_count()}}},
       {"keys", {{"provider", ctx.store->key().provider()}, {"key_id", ctx.store->key().key_id()}}},
-      {"configuration", to_json(ctx.configuration)},
+      {"configuration", to_json(ctx.configuration->get())},
   };
   // Free space and the reserve kept for a rollback's safety net.
   json warnings = json::array();
@@ -229,7 +229,7 @@ control_reply cmd_device_crash(node_context& ctx, device_calls& calls, const jso
 }
 
 control_reply cmd_config_show(node_context& ctx, device_calls&, const json&) {
-  return ok_reply(to_json(ctx.configuration));
+  return ok_reply(to_json(ctx.configuration->get()));
 }
 
 control_reply cmd_config_set(node_context& ctx, device_calls&, const json& args) {
@@ -237,9 +237,9 @@ control_reply cmd_config_set(node_context& ctx, device_calls&, const json& args)
   if (!key) return error_reply(key.err());
   if (!args.contains("value") || !args["value"].is_string())
     return error_reply(make_error(errc::invalid_argument, "missing argument 'value'"));
-  if (auto err = set_config_value(ctx.configuration, *key, args["value"].get<std::string>()))
+  if (auto err = ctx.configuration->set(*key, args["value"].get<std::string>()))
     return error_reply(err);
-  return ok_reply(to_json(ctx.configuration));
+  return ok_reply(to_json(ctx.configuration->get()));
 }
 
 } // namespace dsmil

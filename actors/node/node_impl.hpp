@@ -17,6 +17,9 @@
 #include "actors/devices/device_service.hpp"
 #include "actors/messages.hpp"
 #include "dsmil/system_config.hpp"
+#include "runtime/components/configuration_component.hpp"
+#include "runtime/components/devices_component.hpp"
+#include "runtime/components/security_component.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/devices/sim_driver.hpp"
 #include "runtime/saga/saga_types.hpp"
@@ -54,14 +57,20 @@ struct node_context {
   std::unique_ptr<checkpoint_store> store;
   /// Room for a rollback's safety net, outside the store (guarded by mu).
   std::unique_ptr<space_reserve> reserve;
-  system_config configuration; ///< the `configuration` component's live state
-  retention_policy retention;  ///< applied after each automatic checkpoint
+  /// The components besides devices (whose component speaks through the
+  /// calling actor's device_calls: see component_set).
+  std::shared_ptr<configuration_component> configuration;
+  std::shared_ptr<security_component> security;
+  std::vector<std::shared_ptr<component>> extra_components; ///< a host's, after devices
+  retention_policy retention; ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
   std::shared_ptr<std::atomic<uint16_t>> published_port;
 
   /// Held by the control actor for each command and by a rollback saga for
-  /// its store and configuration work, so the two never touch them at once.
-  std::mutex mu;
+  /// its store and key work, so the two never touch them at once. Recursive:
+  /// a command that takes a checkpoint captures the security component,
+  /// which takes it again for the key.
+  std::recursive_mutex mu;
   /// The running saga (guarded by saga_mu).
   std::mutex saga_mu;
   std::shared_ptr<saga_status> running;
@@ -82,7 +91,7 @@ struct node_context {
 
 /// Device calls from the (blocking) control actor. Requests to many devices
 /// go out together and are collected afterwards, so they run in parallel.
-class device_calls {
+class device_calls final : public device_port {
 public:
   device_calls(caf::blocking_actor* self, node_context& ctx) : self_(self), ctx_(ctx) {}
 
@@ -90,9 +99,9 @@ public:
   result<device_state> write(const device_patch& p);
   /// Reads many devices; `errors` gets one entry per device that failed.
   std::vector<device_state> read_many(const std::vector<device_id>& ids,
-                                      std::vector<std::pair<device_id, error>>& errors);
+                                      std::vector<std::pair<device_id, error>>& errors) override;
   std::vector<device_state> write_many(const std::vector<device_patch>& patches,
-                                       std::vector<std::pair<device_id, error>>& errors);
+                                       std::vector<std::pair<device_id, error>>& errors) override;
   result<std::vector<device_health>> health();
 
   caf::blocking_actor* self() { return self_; }
@@ -101,6 +110,24 @@ private:
   caf::blocking_actor* self_;
   node_context& ctx_;
 };
+
+/// The node's components in DESIGN order (configuration, security, devices,
+/// then a host's), the devices component speaking through `calls`.
+class component_set {
+public:
+  component_set(node_context& ctx, device_calls& calls);
+  const std::vector<component*>& all() const { return all_; }
+  component* find(const std::string& name) const;
+
+private:
+  devices_component devices_;
+  std::vector<component*> all_;
+};
+
+/// Captures every component at one instant; an optional one that cannot be
+/// reached is left out with a warning. Errors name the component.
+result<system_image> capture_all(const component_set& components,
+                                 std::vector<std::string>& warnings);
 
 /// One command: parses args, does the work, answers.
 using command_fn = control_reply (*)(node_context&, device_calls&, const json& args);

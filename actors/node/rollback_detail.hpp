@@ -1,6 +1,7 @@
 // Internals of the rollback saga shared by its files (actors/node/rollback_*.cpp):
-// the unit of execution, what validation hands the saga, and the helpers for
-// steps, history and estimates.
+// what validation hands the saga, and the helpers for steps, history and
+// estimates. The saga speaks to components only through the component
+// interface (runtime/components/component.hpp): it names none of them.
 #pragma once
 
 #include <map>
@@ -8,7 +9,7 @@
 #include <vector>
 
 #include "actors/node/node_impl.hpp"
-#include "runtime/saga/plan.hpp"
+#include "runtime/components/component.hpp"
 #include "runtime/saga/records.hpp"
 
 namespace dsmil::rollback_detail {
@@ -16,40 +17,42 @@ namespace dsmil::rollback_detail {
 struct validated {
   rollback_type type = rollback_type::full;
   std::string target_id;
-  checkpoint_contents target;
-  std::vector<device_state> current;
-  system_config current_config;
-  rollback_plan plan;
-  std::vector<saga_step> steps;
+  system_image target;          ///< what the checkpoint holds
+  system_image current;         ///< every component now: the pre-rollback checkpoint
+  std::vector<saga_step> steps; ///< every component's, in component order
+  std::vector<std::string> needs_ack;
 };
 
 json ids_json(const std::vector<device_id>& ids);
-/// What differs between a device read back and the state it should have, for a person.
-std::string describe_mismatch(const device_state& got, const device_state& want);
-json diff_json(const device_diff& d);
 /// <store>/journal
 std::string journal_dir(const node_context& ctx);
 /// Milliseconds since `start_ns` on the node's steady clock.
 double ms_since(node_context& ctx, int64_t start_ns);
-std::map<device_id, device_state> by_id(const std::vector<device_state>& v);
+/// Items a step restores, counted for progress and estimates (a step of a
+/// whole component counts none).
+size_t item_count(const std::vector<saga_step>& steps);
 
-// Reads `ids` back and names each that is not bit for bit in `states`, or
-// cannot be read.
-std::vector<failed_item> read_back(device_calls& calls, const std::vector<device_id>& ids,
-                                   const std::map<device_id, device_state>& states);
-// Puts the steps back to `states` / `config`, last first, and reads every
-// device back. A device already in its state is not written (a write that
-// was refused left it there). Returns what could not be put back.
-std::vector<failed_item> apply_states(node_context& ctx, device_calls& calls,
-                                      const std::vector<saga_step>& steps,
-                                      const std::vector<size_t>& order,
-                                      const std::map<device_id, device_state>& states,
-                                      const system_config& config);
+/// Puts the steps `order` names back to their state in `image`, in that
+/// order, then reads each back. Idempotent (components skip items already in
+/// their state). Returns what could not be put back, each item once.
+std::vector<failed_item> apply_steps(const component_set& components,
+                                     const std::vector<saga_step>& steps,
+                                     const std::vector<size_t>& order, const system_image& image);
+/// Reads the steps `order` names back against `image`.
+std::vector<failed_item> read_back_steps(const component_set& components,
+                                         const std::vector<saga_step>& steps,
+                                         const std::vector<size_t>& order,
+                                         const system_image& image);
 
-// Plans the rollback. `on_current` (may be empty) is called as soon as the
-// current state of every device has been read: a saga starts its
+/// The system image checkpoint `id` holds, verified. REQUIRES: nothing
+/// removes it meanwhile (ctx.mu held, or a saga running: changes to the
+/// store are refused then; the store's index has its own lock).
+result<system_image> load_image(node_context& ctx, const std::string& id);
+
+// Plans the rollback. `on_current` (may be empty) is called as soon as every
+// component's current state has been captured: a saga starts its
 // pre-rollback checkpoint then, while the target is loaded and checked.
-status validate(node_context& ctx, device_calls& calls, const json& args, json& result,
+status validate(node_context& ctx, const component_set& components, const json& args, json& result,
                 validated& v, const std::function<void()>& on_current);
 
 // A saga's journal was created: the history learns of it without listing

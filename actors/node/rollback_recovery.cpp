@@ -9,9 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/node/rollback_detail.hpp"
-#include "runtime/components/system_config_ops.hpp"
 #include "runtime/saga/journal.hpp"
-#include "runtime/saga/plan.hpp"
 
 namespace dsmil {
 
@@ -82,9 +80,10 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
   }
   auto& jl = **journal;
   const auto policy = ctx.cfg.rollback_on_interrupted;
+  component_set components(ctx, calls);
   auto load = [&](const std::string& cp) {
-    std::lock_guard<std::mutex> lock(ctx.mu);
-    return ctx.store->load(cp);
+    std::lock_guard<std::recursive_mutex> lock(ctx.mu);
+    return load_image(ctx, cp);
   };
   // Every record is checked. Recovery is idempotent (a device already in its
   // state is not written again), so a record that cannot be written stops it
@@ -105,8 +104,7 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
       std::vector<size_t> all;
       for (size_t i = 0; i < steps.size(); ++i)
         all.push_back(i);
-      auto failed =
-          apply_states(ctx, calls, steps, all, by_id(target->devices), target->configuration);
+      auto failed = apply_steps(components, steps, all, *target);
       if (failed.empty()) {
         end_record end;
         end.outcome = saga_outcome::completed;
@@ -129,7 +127,7 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
   }
   std::vector<size_t> order(started.rbegin(), started.rend());
   if (!append(compensate_start_record{order, "interrupted"})) return;
-  auto failed = apply_states(ctx, calls, steps, order, by_id(pre->devices), pre->configuration);
+  auto failed = apply_steps(components, steps, order, *pre);
   const bool ok = failed.empty();
   if (!append(compensate_done_record{ok, failed})) return;
   if (!ok) {

@@ -16,9 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/node/rollback_detail.hpp"
-#include "runtime/components/system_config_ops.hpp"
+#include "runtime/components/checkpoint_images.hpp"
 #include "runtime/saga/journal.hpp"
-#include "runtime/saga/plan.hpp"
 
 namespace dsmil {
 
@@ -31,7 +30,7 @@ namespace {
 class saga {
 public:
   saga(node_context& ctx, device_calls& calls, saga_status& status, const progress_fn& progress)
-      : ctx_(ctx), calls_(calls), status_(status), progress_(progress) {}
+      : ctx_(ctx), components_(ctx, calls), status_(status), progress_(progress) {}
 
   control_reply run(const json& args);
 
@@ -111,14 +110,20 @@ private:
   // error names both figures. `release` says whether the reserve is needed.
   error check_room(bool& release) {
     uint64_t state_bytes = 0;
-    for (auto& d : v_.current)
-      state_bytes += d.registers.size() * 4 + d.config_blob.size() + 64;
-    const uint64_t need = rollback_safety_net_bytes(v_.current.size(), state_bytes);
+    size_t records = 0;
+    for (auto& [name, img] : v_.current) {
+      for (auto& [key, bytes] : img.records)
+        state_bytes += key.size() + bytes.size() + 64;
+      for (auto& [key, bytes] : img.streams)
+        state_bytes += bytes.size();
+      records += img.records.size() + img.streams.size();
+    }
+    const uint64_t need = rollback_safety_net_bytes(records, state_bytes);
     auto fs = ctx_.os->space(ctx_.store->dir());
     if (!fs) return {}; // cannot tell: the checkpoint itself will say
     uint64_t reserve = 0;
     {
-      std::lock_guard<std::mutex> lock(ctx_.mu);
+      std::lock_guard<std::recursive_mutex> lock(ctx_.mu);
       reserve = ctx_.reserve->held();
     }
     release = fs->free < 2 * need; // with room to spare for what else writes meanwhile
@@ -135,7 +140,7 @@ private:
   control_reply compensate(saga_phase phase, const error& cause, saga_outcome outcome);
 
   node_context& ctx_;
-  device_calls& calls_;
+  component_set components_;
   saga_status& status_;
   const progress_fn& progress_;
   int64_t start_ = ctx_.os->steady_ns();
@@ -147,7 +152,7 @@ private:
   std::vector<journal_record> pending_; ///< deferred records, written with the next commit
   std::vector<failed_item> failed_;     ///< what the failed step or verification could not restore
   std::string pre_rollback_;            ///< its checkpoint id, once taken
-  size_t devices_total_ = 0, devices_done_ = 0;
+  size_t devices_total_ = 0, devices_done_ = 0; ///< items, for progress
   std::string initiated_by_, reason_;
 };
 
@@ -165,7 +170,7 @@ control_reply saga::compensate(saga_phase phase, const error& cause, saga_outcom
     failed.push_back({"journal", err.message});
   } else {
     report("compensation", "", devices_done_);
-    failed = apply_states(ctx_, calls_, v_.steps, order, by_id(v_.current), v_.current_config);
+    failed = apply_steps(components_, v_.steps, order, v_.current);
   }
   const bool ok = failed.empty();
   defer(compensate_done_record{ok, failed});
@@ -208,7 +213,7 @@ control_reply saga::run(const json& args) {
   auto start_preparation = [&] {
     if ((no_room = check_room(release))) return;
     pre_thread = ctx_.os->start_thread([this, release, &pre] {
-      std::lock_guard<std::mutex> lock(ctx_.mu);
+      std::lock_guard<std::recursive_mutex> lock(ctx_.mu);
       // The reserve was kept for this: the pre-rollback checkpoint and the
       // journal never fail for lack of the space it held. Released only when
       // the free space alone is short (and held again after the saga).
@@ -220,21 +225,20 @@ control_reply saga::run(const json& args) {
       req.type = checkpoint_type::pre_rollback;
       req.name = "pre-rollback " + status_.id;
       req.description = "state before rollback " + status_.id + " to " + v_.target_id;
-      pre = ctx_.store->create(req, v_.current, v_.current_config);
+      pre = create_checkpoint(*ctx_.store, req, v_.current);
     });
     journal_thread = ctx_.os->start_thread([this, &journal] {
       journal = saga_journal::create(*ctx_.os, journal_dir(ctx_), status_.id);
       if (journal) note_journal(ctx_, status_.id);
     });
   };
-  auto err = validate(ctx_, calls_, args, result_, v_, start_preparation);
+  auto err = validate(ctx_, components_, args, result_, v_, start_preparation);
   if (!err && no_room) err = no_room;
-  if (!err && !v_.plan.critical_changes.empty() && !args.value("ack_critical", false) &&
+  if (!err && !v_.needs_ack.empty() && !args.value("ack_critical", false) &&
       v_.type != rollback_type::emergency) {
     std::string list;
-    for (auto d : v_.plan.critical_changes)
-      list += (list.empty() ? "" : ", ") + format_device_id(d) + " (" +
-              ctx_.cfg.devices.find(d)->critical_role + ")";
+    for (auto& item : v_.needs_ack)
+      list += (list.empty() ? "" : ", ") + item;
     err = make_error(errc::critical_unacknowledged,
                      "rollback would change critical device " + list +
                          "; review with --dry-run, then repeat with --ack-critical");
@@ -254,7 +258,7 @@ control_reply saga::run(const json& args) {
     if (pre) {
       if (err) {
         // Refused: the state it saved was never left.
-        std::lock_guard<std::mutex> lock(ctx_.mu);
+        std::lock_guard<std::recursive_mutex> lock(ctx_.mu);
         ctx_.store->remove(pre->id);
       } else {
         pre_rollback_ = pre->id;
@@ -267,8 +271,7 @@ control_reply saga::run(const json& args) {
     }
   }
   if (err) return fail(saga_phase::validation, err);
-  for (auto& st : v_.steps)
-    devices_total_ += st.devices.size();
+  devices_total_ = item_count(v_.steps);
   result_["phases_completed"].push_back("validation");
 
   // -- preparation: the pre-rollback checkpoint is in place; the journal's
@@ -280,11 +283,8 @@ control_reply saga::run(const json& args) {
   // -- execution
   enter(saga_phase::execution);
   defer(phase_record{saga_phase::execution});
-  auto target = by_id(v_.target.devices);
   const auto step_limit = int64_t{ctx_.cfg.rollback_step_timeout_ms} * 1000000;
   const auto saga_limit = int64_t{ctx_.cfg.rollback_timeout_ms} * 1000000;
-  json rolled_back = json::array();
-  std::vector<device_id> restored;
   for (size_t i = 0; i < v_.steps.size(); ++i) {
     if (status_.preempt)
       return compensate(saga_phase::execution,
@@ -299,30 +299,22 @@ control_reply saga::run(const json& args) {
     started_.push_back(i);
     report("execution", st.name, devices_done_);
     const auto step_start = ctx_.os->steady_ns();
-    if (st.configuration) {
-      std::lock_guard<std::mutex> lock(ctx_.mu);
-      restore_config(ctx_.configuration, v_.target.configuration);
-      rolled_back.push_back("configuration");
-    } else {
-      std::vector<device_patch> patches;
-      for (auto dev : st.devices)
-        patches.push_back(restore_patch(target.at(dev)));
-      std::vector<std::pair<device_id, error>> errors;
-      for (auto& s : calls_.write_many(patches, errors))
-        restored.push_back(s.id);
-      devices_done_ += st.devices.size() - errors.size();
-      if (!errors.empty()) {
-        for (auto& [dev, e] : errors)
-          failed_.push_back({format_device_id(dev), e.message});
-        defer(step_failed_record{i, failed_});
-        auto& [dev, e] = errors.front();
-        return compensate(
-            saga_phase::execution,
-            make_error(errc::rollback_failed, "rollback stopped in " + st.name + ": device " +
-                                                  format_device_id(dev) + ": " + e.message),
-            saga_outcome::compensated);
-      }
+    auto* c = components_.find(st.component);
+    auto t = v_.target.find(st.component);
+    failed_ = c != nullptr && t != v_.target.end()
+                  ? c->apply(st, t->second)
+                  : std::vector<failed_item>{{st.component, "component is not configured"}};
+    if (!failed_.empty()) {
+      devices_done_ += st.items.size() - std::min(st.items.size(), failed_.size());
+      defer(step_failed_record{i, failed_});
+      return compensate(saga_phase::execution,
+                        make_error(errc::rollback_failed,
+                                   "rollback stopped in " + st.name + " (" + st.component + "): " +
+                                       (failed_[0].id == st.component ? "" : failed_[0].id + ": ") +
+                                       failed_[0].error),
+                        saga_outcome::compensated);
     }
+    devices_done_ += st.items.size();
     defer(step_done_record{i});
     const auto now = ctx_.os->steady_ns();
     if (now - step_start > step_limit)
@@ -338,20 +330,24 @@ control_reply saga::run(const json& args) {
                                                       " ms)"),
                         saga_outcome::compensated);
   }
-  if (!restored.empty()) rolled_back.push_back("devices");
-  result_["rolled_back"] = {{"components", rolled_back}, {"devices", ids_json(restored)}};
+  // What was rolled back: the components, and the items of each.
+  json rolled_back = {{"components", json::array()}};
+  for (auto& st : v_.steps) {
+    auto& items = rolled_back[st.component];
+    if (items.is_null()) {
+      items = json::array();
+      rolled_back["components"].push_back(st.component);
+    }
+    for (auto& item : st.items)
+      items.push_back(item);
+  }
+  result_["rolled_back"] = rolled_back;
   result_["phases_completed"].push_back("execution");
 
   // -- verification: read back and compare bit for bit
   enter(saga_phase::verification);
   defer(phase_record{saga_phase::verification});
-  failed_ = read_back(calls_, restored, target);
-  {
-    std::lock_guard<std::mutex> lock(ctx_.mu);
-    for (auto& st : v_.steps)
-      if (st.configuration && !ctx_.configuration.same_restorable(v_.target.configuration))
-        failed_.push_back({"configuration", "differs after restore"});
-  }
+  failed_ = read_back_steps(components_, v_.steps, started_, v_.target);
   if (!failed_.empty())
     return compensate(saga_phase::verification,
                       make_error(errc::rollback_failed,
@@ -374,13 +370,9 @@ control_reply saga::run(const json& args) {
   result_["success"] = true;
   result_["outcome"] = enum_name(saga_outcome::completed);
   report("done", "", devices_done_);
-  spdlog::info(
-      "rollback {} to {} done ({}): {} devices{}, {:.1f} ms", status_.id, v_.target_id,
-      enum_name(v_.type), restored.size(),
-      std::any_of(v_.steps.begin(), v_.steps.end(), [](auto& s) { return s.configuration; })
-          ? " and configuration"
-          : "",
-      ms_since(ctx_, start_));
+  spdlog::info("rollback {} to {} done ({}): {} step(s), {} item(s) of {}, {:.1f} ms", status_.id,
+               v_.target_id, enum_name(v_.type), v_.steps.size(), item_count(v_.steps),
+               rolled_back["components"].dump(), ms_since(ctx_, start_));
   return ok_reply(result_);
 }
 
@@ -396,7 +388,8 @@ control_reply run_rollback(node_context& ctx, device_calls& calls, const json& a
                  {"phases_completed", json::array()},
                  {"failed_phase", nullptr}};
   validated v;
-  if (auto err = validate(ctx, calls, args, result, v, nullptr)) {
+  component_set components(ctx, calls);
+  if (auto err = validate(ctx, components, args, result, v, nullptr)) {
     result["failed_phase"] = "validation";
     result["duration_ms"] = ms_since(ctx, start);
     return error_reply(err, result);

@@ -1,20 +1,54 @@
-// Rollback steps: encoding them for the journal, applying device states step by
-// step, and reading devices back to verify them bit for bit.
-#include <algorithm>
-#include <map>
+// Rollback steps: applying component images step by step and reading them
+// back to verify them bit for bit; the component set and capture.
 #include <set>
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/node/rollback_detail.hpp"
-#include "runtime/components/system_config_ops.hpp"
-#include "runtime/saga/journal.hpp"
-#include "runtime/saga/plan.hpp"
+#include "runtime/components/checkpoint_images.hpp"
 
 namespace dsmil {
 
 using namespace rollback_detail;
+
+// -- components -------------------------------------------------------------------
+
+component_set::component_set(node_context& ctx, device_calls& calls)
+    : devices_(ctx.cfg.devices, calls) {
+  all_ = {ctx.configuration.get(), ctx.security.get(), &devices_};
+  for (auto& c : ctx.extra_components)
+    all_.push_back(c.get());
+}
+
+component* component_set::find(const std::string& name) const {
+  for (auto* c : all_)
+    if (c->name() == name) return c;
+  return nullptr;
+}
+
+result<system_image> capture_all(const component_set& components,
+                                 std::vector<std::string>& warnings) {
+  system_image image;
+  for (auto* c : components.all()) {
+    result<component_image> img = make_error(errc::internal, "not captured");
+    try {
+      img = c->capture();
+    } catch (const std::exception& e) {
+      img = make_error(errc::internal, std::string("internal error: ") + e.what());
+    }
+    if (img) {
+      image.emplace(c->name(), std::move(*img));
+      continue;
+    }
+    if (!c->optional())
+      return make_error(img.err().code,
+                        "component " + c->name() + " cannot be captured: " + img.err().message);
+    warnings.push_back("optional component " + c->name() +
+                       " is unavailable and is absent from the checkpoint (" + img.err().message +
+                       ")");
+  }
+  return image;
+}
 
 namespace rollback_detail {
 
@@ -25,31 +59,6 @@ json ids_json(const std::vector<device_id>& ids) {
   return a;
 }
 
-std::string describe_mismatch(const device_state& got, const device_state& want) {
-  auto d = diff_device(got, want);
-  std::string s;
-  for (auto r : d.registers) {
-    if (r >= got.registers.size() || r >= want.registers.size()) continue;
-    char buf[96];
-    std::snprintf(buf, sizeof(buf), "register %u reads 0x%08x, checkpoint has 0x%08x; ", r,
-                  got.registers[r], want.registers[r]);
-    s += buf;
-  }
-  if (d.blob) s += "config blob differs; ";
-  if (d.enabled) s += "enabled flag differs; ";
-  if (d.security_level) s += "security level differs; ";
-  if (!s.empty()) s.resize(s.size() - 2);
-  return s;
-}
-
-json diff_json(const device_diff& d) {
-  return {{"id", format_device_id(d.id)},
-          {"registers", d.registers},
-          {"config_blob", d.blob},
-          {"enabled", d.enabled},
-          {"security_level", d.security_level}};
-}
-
 std::string journal_dir(const node_context& ctx) {
   return ctx.store->dir() + "/journal";
 }
@@ -58,69 +67,82 @@ double ms_since(node_context& ctx, int64_t start_ns) {
   return static_cast<double>(ctx.os->steady_ns() - start_ns) / 1e6;
 }
 
-// -- steps ------------------------------------------------------------------------
-
-// Reads `ids` back and names each that is not bit for bit in `states`, or
-// cannot be read.
-std::vector<failed_item> read_back(device_calls& calls, const std::vector<device_id>& ids,
-                                   const std::map<device_id, device_state>& states) {
-  std::vector<failed_item> failed;
-  std::vector<std::pair<device_id, error>> errors;
-  for (auto& s : calls.read_many(ids, errors))
-    if (!same_restorable_state(s, states.at(s.id)))
-      failed.push_back({format_device_id(s.id), describe_mismatch(s, states.at(s.id))});
-  for (auto& [dev, e] : errors)
-    failed.push_back({format_device_id(dev), "cannot read back: " + e.message});
-  return failed;
+size_t item_count(const std::vector<saga_step>& steps) {
+  size_t n = 0;
+  for (auto& st : steps)
+    n += st.items.size();
+  return n;
 }
 
-// Puts the steps back to `states` / `config`, last first, and reads every
-// device back. A device already in its state is not written (a write that
-// was refused left it there). Returns what could not be put back.
-std::vector<failed_item> apply_states(node_context& ctx, device_calls& calls,
-                                      const std::vector<saga_step>& steps,
-                                      const std::vector<size_t>& order,
-                                      const std::map<device_id, device_state>& states,
-                                      const system_config& config) {
+namespace {
+
+const component_image* image_for(const system_image& image, const std::string& name) {
+  auto it = image.find(name);
+  return it == image.end() ? nullptr : &it->second;
+}
+
+// A component that is gone, or a checkpoint without it: every item of the
+// step fails with why.
+std::vector<failed_item> unreachable(const saga_step& st, const std::string& why) {
+  if (st.items.empty()) return {{st.component, why}};
+  std::vector<failed_item> out;
+  for (auto& i : st.items)
+    out.push_back({i, why});
+  return out;
+}
+
+template <class F>
+std::vector<failed_item>
+each_step(const component_set& components, const std::vector<saga_step>& steps,
+          const std::vector<size_t>& order, const system_image& image, F fn) {
   std::vector<failed_item> failed;
-  std::vector<device_id> touched;
   for (auto i : order) {
     auto& st = steps[i];
-    if (st.configuration) {
-      std::lock_guard<std::mutex> lock(ctx.mu);
-      restore_config(ctx.configuration, config);
-      if (!ctx.configuration.same_restorable(config))
-        failed.push_back({"configuration", "differs after restore"});
-      continue;
-    }
-    std::vector<device_id> ids;
-    for (auto d : st.devices)
-      if (states.count(d)) ids.push_back(d);
-    std::vector<std::pair<device_id, error>> errors;
-    std::set<device_id> in_place;
-    for (auto& s : calls.read_many(ids, errors))
-      if (same_restorable_state(s, states.at(s.id))) in_place.insert(s.id);
-    std::vector<device_patch> patches;
-    for (auto d : ids)
-      if (!in_place.count(d)) patches.push_back(restore_patch(states.at(d)));
-    errors.clear();
-    calls.write_many(patches, errors);
-    for (auto& [dev, e] : errors)
-      failed.push_back({format_device_id(dev), e.message});
-    for (auto& p : patches)
-      if (std::none_of(errors.begin(), errors.end(), [&](auto& e) { return e.first == p.id; }))
-        touched.push_back(p.id);
+    auto* c = components.find(st.component);
+    auto* img = image_for(image, st.component);
+    std::vector<failed_item> f;
+    if (c == nullptr)
+      f = unreachable(st, "component " + st.component + " is not configured on this node");
+    else if (img == nullptr)
+      f = unreachable(st, "the checkpoint holds nothing of component " + st.component);
+    else
+      f = fn(*c, st, *img);
+    failed.insert(failed.end(), f.begin(), f.end());
   }
-  for (auto& f : read_back(calls, touched, states))
-    failed.push_back(std::move(f));
   return failed;
 }
 
-std::map<device_id, device_state> by_id(const std::vector<device_state>& v) {
-  std::map<device_id, device_state> m;
-  for (auto& s : v)
-    m[s.id] = s;
-  return m;
+} // namespace
+
+std::vector<failed_item> read_back_steps(const component_set& components,
+                                         const std::vector<saga_step>& steps,
+                                         const std::vector<size_t>& order,
+                                         const system_image& image) {
+  return each_step(components, steps, order, image,
+                   [](component& c, const saga_step& st, const component_image& img) {
+                     return c.read_back(st, img);
+                   });
+}
+
+std::vector<failed_item> apply_steps(const component_set& components,
+                                     const std::vector<saga_step>& steps,
+                                     const std::vector<size_t>& order, const system_image& image) {
+  auto failed = each_step(components, steps, order, image,
+                          [](component& c, const saga_step& st, const component_image& img) {
+                            return c.apply(st, img);
+                          });
+  std::set<std::string> known;
+  for (auto& f : failed)
+    known.insert(f.id);
+  for (auto& f : read_back_steps(components, steps, order, image))
+    if (known.insert(f.id).second) failed.push_back(std::move(f));
+  return failed;
+}
+
+result<system_image> load_image(node_context& ctx, const std::string& id) {
+  auto contents = ctx.store->load(id);
+  if (!contents) return contents.err();
+  return image_of(*ctx.store, *contents);
 }
 
 } // namespace rollback_detail

@@ -56,7 +56,7 @@ json summarize_saga(const std::string& id, const std::vector<journal_record>& re
   size_t devices = 0;
   json steps = json::array();
   for (auto& st : b->steps) {
-    devices += st.devices.size();
+    devices += st.items.size();
     steps.push_back(to_json(st));
   }
   s["devices_planned"] = devices;

@@ -25,28 +25,24 @@ void from_json(const json& j, E& e) {
   e = *v;
 }
 
-// Device ids are written as in every reply: "0x8000".
 void to_json(json& j, const saga_step& s) {
-  json devices = json::array();
-  for (auto d : s.devices)
-    devices.push_back(format_device_id(d));
-  j = {{"name", s.name}, {"devices", devices}};
-  if (s.configuration) j["configuration"] = true;
-  if (s.group >= 0) j["group"] = s.group;
+  j = {{"component", s.component}, {"name", s.name}, {"items", s.items}};
 }
 
+// Journals written before components had names hold device steps as
+// {"name", "devices", "group"} and the configuration step with
+// "configuration": true.
 void from_json(const json& j, saga_step& s) {
   s.name = j.at("name").get<std::string>();
-  s.configuration = j.value("configuration", false);
-  s.group = j.value("group", -1);
-  s.devices.clear();
-  for (auto& d : j.at("devices")) {
-    auto text = d.get<std::string>();
-    size_t used = 0;
-    auto v = std::stoul(text, &used, 16);
-    if (used != text.size() || v > 0xffff)
-      throw std::invalid_argument("'" + text + "' is not a device id");
-    s.devices.push_back(static_cast<device_id>(v));
+  if (j.contains("component")) {
+    s.component = j.at("component").get<std::string>();
+    s.items = j.at("items").get<std::vector<std::string>>();
+  } else if (j.value("configuration", false)) {
+    s.component = "configuration";
+    s.items.clear();
+  } else {
+    s.component = "devices";
+    s.items = j.at("devices").get<std::vector<std::string>>();
   }
 }
 

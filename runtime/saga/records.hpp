@@ -30,13 +30,12 @@
 
 namespace dsmil {
 
-/// One unit of execution and compensation: the configuration, or one device
-/// group.
+/// One unit of execution and compensation: some items of one component (a
+/// device group), or all of it (the configuration).
 struct saga_step {
-  std::string name; ///< "configuration" or "group N"
-  bool configuration = false;
-  int group = -1;
-  std::vector<device_id> devices;
+  std::string component;          ///< the component that runs it
+  std::string name;               ///< for people: "configuration", "group 2"
+  std::vector<std::string> items; ///< what it restores ("0x8031"); empty: all of it
 };
 
 /// An item a step or its compensation could not restore, and why.

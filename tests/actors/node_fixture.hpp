@@ -30,7 +30,8 @@ struct node_fixture {
 
   explicit node_fixture(bool encrypt = false, uint32_t automatic_interval_s = 0,
                         const std::function<void(node_config&)>& adjust = nullptr,
-                        env* files = nullptr) {
+                        env* files = nullptr,
+                        std::vector<std::shared_ptr<component>> components = {}) {
     configure_actor_system(cfg, false);
     sys = std::make_unique<caf::actor_system>(cfg);
     ncfg = *node_config::embedded();
@@ -39,7 +40,7 @@ struct node_fixture {
     ncfg.automatic_interval_s = automatic_interval_s;
     if (adjust) adjust(ncfg);
     map = ncfg.devices;
-    auto n = start_node(*sys, ncfg, files ? *files : test::test_env());
+    auto n = start_node(*sys, ncfg, files ? *files : test::test_env(), std::move(components));
     REQUIRE_MESSAGE(n.ok(), n.err().message);
     node = *n;
   }

@@ -183,6 +183,13 @@ TEST_CASE("bad input: one clear line, a non-zero exit, and nothing changed") {
   r = n.ctl({"rollback", "01234567-dead"});
   CHECK(r.rc == 3);
   check_one_line(r, "no checkpoint");
+  const auto cp = list_before["checkpoints"][0]["id"].get<std::string>();
+  r = n.ctl({"rollback", cp, "--components", "configuration,nope"});
+  CHECK(r.rc == 2);
+  check_one_line(r, "no component 'nope'; this node has configuration, security, devices");
+  r = n.ctl({"rollback", cp, "--type", "full", "--components", "devices"});
+  CHECK(r.rc == 2);
+  check_one_line(r, "a full rollback restores everything");
   r = n.ctl({"config", "set", "thermal_threshold_c", "hot"});
   CHECK(r.rc == 2);
   check_one_line(r, "thermal_threshold_c must be a number");
@@ -262,6 +269,18 @@ TEST_CASE("dsmilctl learns at once that its node went away mid-rollback, and say
   CHECK(err.find("dsmilctl: dsmild at " + n.endpoint + " went away during the rollback") == 0);
   CHECK(err.find("dsmilctl rollback history") != std::string::npos);
   CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+}
+
+TEST_CASE("a selective rollback by component restores that component and nothing else") {
+  running_node n;
+  auto id = n.ctl_json({"checkpoint", "create"})["id"].get<std::string>();
+  REQUIRE(n.ctl({"device", "set", "0x8031", "--register", "3", "--value", "7"}).rc == 0);
+  REQUIRE(n.ctl({"config", "set", "agent_concurrency_limit", "12"}).rc == 0);
+  auto r = n.ctl({"rollback", id, "--components", "configuration"});
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  CHECK(r.out.find("rolled back: configuration\n") != std::string::npos);
+  CHECK(n.ctl_json({"config", "show"})["agent_concurrency_limit"] == 80);
+  CHECK(n.ctl_json({"device", "show", "0x8031"})["registers"][3] == 7);
 }
 
 TEST_CASE("keys show names the software key and where it lives") {

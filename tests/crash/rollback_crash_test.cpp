@@ -312,8 +312,9 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
     if (!saga.is_null() && outcome == "completed") {
       auto shown = node.ok("rollback.show", {{"id", saga["id"]}});
       for (auto& st : shown["steps"])
-        for (auto& d : st["devices"])
-          planned.insert(static_cast<device_id>(std::stoul(d.get<std::string>(), nullptr, 16)));
+        if (st["component"] == "devices")
+          for (auto& d : st["items"])
+            planned.insert(static_cast<device_id>(std::stoul(d.get<std::string>(), nullptr, 16)));
       for (auto d : planned)
         applied[d] = target.at(d);
       if (saga.contains("duration_ms")) durations.push_back(saga["duration_ms"].get<double>());

@@ -22,8 +22,8 @@ begin_record begin(std::vector<saga_step> steps) {
   return b;
 }
 
-const std::vector<saga_step> two_steps = {{"configuration", true, -1, {}},
-                                          {"group 0", false, 0, {0x8000, 0x8001, 0x8002}}};
+const std::vector<saga_step> two_steps = {{"configuration", "configuration", {}},
+                                          {"devices", "group 0", {"0x8000", "0x8001", "0x8002"}}};
 
 } // namespace
 

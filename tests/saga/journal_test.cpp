@@ -23,7 +23,7 @@ begin_record sample_begin() {
   b.initiated_by = "dsmilctl";
   b.reason = "test";
   b.started_at = 1700000000000000000;
-  b.steps = {{"configuration", true, -1, {}}, {"group 2", false, 2, {0x8020, 0x8021}}};
+  b.steps = {{"configuration", "configuration", {}}, {"devices", "group 2", {"0x8020", "0x8021"}}};
   return b;
 }
 
@@ -64,9 +64,9 @@ TEST_CASE("a saga journal reads back every record appended, in order, field for 
   CHECK(b->pre_rollback == sample_begin().pre_rollback);
   CHECK(b->started_at == sample_begin().started_at);
   REQUIRE(b->steps.size() == 2);
-  CHECK(b->steps[0].configuration);
-  CHECK(b->steps[1].group == 2);
-  CHECK(b->steps[1].devices == std::vector<device_id>{0x8020, 0x8021});
+  CHECK(b->steps[0].component == "configuration");
+  CHECK(b->steps[1].name == "group 2");
+  CHECK(b->steps[1].items == std::vector<std::string>{"0x8020", "0x8021"});
   CHECK((*records)[1].get<phase_record>()->phase == saga_phase::execution);
   CHECK((*records)[2].get<step_start_record>()->step == 1);
   REQUIRE((*records)[3].get<step_failed_record>()->failed.size() == 1);
@@ -94,9 +94,10 @@ TEST_CASE("journal records are JSON objects tagged by t, leaving out the fields 
   auto begin = to_json(journal_record(sample_begin()));
   CHECK(begin["type"] == "selective");
   CHECK(begin["steps"][1] ==
-        json({{"name", "group 2"}, {"group", 2}, {"devices", {"0x8020", "0x8021"}}}));
-  CHECK(begin["steps"][0] ==
-        json({{"name", "configuration"}, {"configuration", true}, {"devices", json::array()}}));
+        json({{"component", "devices"}, {"name", "group 2"}, {"items", {"0x8020", "0x8021"}}}));
+  CHECK(
+      begin["steps"][0] ==
+      json({{"component", "configuration"}, {"name", "configuration"}, {"items", json::array()}}));
 }
 
 TEST_CASE("a journal written before the record types existed still reads") {
@@ -106,7 +107,8 @@ TEST_CASE("a journal written before the record types existed still reads") {
   test::spit(path,
              framed(R"({"at":1,"initiated_by":"dsmilctl","pre_rollback":"p","reason":"",)"
                     R"("saga":"old","started_at":2,"steps":[{"devices":["0x8000"],)"
-                    R"("group":0,"name":"group 0"}],"t":"begin","target":"c","type":"full"})") +
+                    R"("group":0,"name":"group 0"},{"configuration":true,"devices":[],)"
+                    R"("name":"configuration"}],"t":"begin","target":"c","type":"full"})") +
                  framed(R"({"at":3,"phase":"execution","t":"phase"})") +
                  framed(R"({"at":4,"policy":"compensate","t":"recovered"})") +
                  framed(R"({"at":5,"duration_ms":1.5,"error":"x","failed":[],)"
@@ -117,7 +119,11 @@ TEST_CASE("a journal written before the record types existed still reads") {
   auto* b = (*records)[0].get<begin_record>();
   REQUIRE(b != nullptr);
   CHECK(b->type == rollback_type::full);
-  CHECK(b->steps.at(0).devices == std::vector<device_id>{0x8000});
+  REQUIRE(b->steps.size() == 2);
+  CHECK(b->steps[0].component == "devices");
+  CHECK(b->steps[0].items == std::vector<std::string>{"0x8000"});
+  CHECK(b->steps[1].component == "configuration");
+  CHECK(b->steps[1].items.empty());
   CHECK((*records)[2].get<recovered_record>()->policy == interrupted_policy::compensate);
   CHECK((*records)[3].get<end_record>()->failed_phase == "interrupted");
   CHECK((*records)[3].at == 5);

@@ -1,0 +1,98 @@
+// The component interface: what every part of the system state a checkpoint
+// holds implements (configuration, security, devices; later database and
+// agents; and whatever a host adds). Checkpoints and rollback sagas reach
+// components only through it, in the order they are configured, so a new
+// component needs no change to the saga, the store or the CLI.
+//
+// Threads: a node calls one component from one thread at a time (its
+// handler), never two methods at once. Pure interface: no I/O here.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dsmil/result.hpp"
+#include "runtime/saga/records.hpp"
+#include "runtime/saga/saga_types.hpp"
+
+namespace dsmil {
+
+/// A component's state at one instant, as a checkpoint holds it: small named
+/// records (one per item it can restore on its own: a device, the
+/// configuration) and named streams (large state, cut into chunks and
+/// deduplicated by the store).
+struct component_image {
+  std::map<std::string, std::string> records;
+  std::map<std::string, std::string> streams;
+  bool operator==(const component_image& o) const {
+    return records == o.records && streams == o.streams;
+  }
+};
+
+/// Every component's image, by component name.
+using system_image = std::map<std::string, component_image>;
+
+/// What a rollback asks of one component.
+struct plan_request {
+  rollback_type type = rollback_type::full;
+  /// Everything the component holds (full, emergency, incremental, or the
+  /// component named in a selective rollback). When false, only `items`.
+  bool whole = true;
+  /// Within the component: items it understands (devices take "0x8031" and
+  /// "group:3"). Empty with !whole: the component is not selected.
+  std::vector<std::string> items;
+};
+
+/// What a rollback of one component will do, and what to warn about.
+struct component_plan {
+  /// Steps in restore order; each restores `items` (or the whole component
+  /// when it has none). Compensation undoes them in reverse.
+  std::vector<saga_step> steps;
+  bool differs = false; ///< its current state differs from the checkpoint's
+  std::vector<std::string> warnings;
+  /// Items the change of which needs the operator's acknowledgement
+  /// (--ack-critical), as a person reads them: "0x8000 (boot integrity)".
+  std::vector<std::string> needs_ack;
+  /// Component-specific detail for the dry run, merged into the reply's
+  /// "plan" object; and into the reply itself.
+  nlohmann::json plan_detail = nlohmann::json::object();
+  nlohmann::json reply_detail = nlohmann::json::object();
+};
+
+class component {
+public:
+  virtual ~component() = default;
+
+  /// Its name in checkpoints, plans, journals and replies. Stable.
+  virtual std::string name() const = 0;
+  /// An optional component that cannot be reached is recorded absent from a
+  /// checkpoint, with a warning; a required one fails the checkpoint.
+  virtual bool optional() const { return false; }
+
+  /// Its state now, at one instant. Changes nothing. Errors name what could
+  /// not be read; errc::unavailable when the component cannot be reached.
+  virtual result<component_image> capture() = 0;
+
+  /// The steps that roll `now` back to `target` (both from capture(), now
+  /// or when the checkpoint was taken), with warnings. Pure: reads and
+  /// changes nothing. Errors: a selection the component does not know.
+  virtual result<component_plan> plan(const component_image& now, const component_image& target,
+                                      const plan_request& request) = 0;
+
+  /// Puts one step's items into their state in `target`. Idempotent: an
+  /// item already in its state is not written (a rollback that is resumed,
+  /// or a compensation after a refused write, repeats steps). Returns what
+  /// could not be put back; what it did put back stays.
+  virtual std::vector<failed_item> apply(const saga_step& step, const component_image& target) = 0;
+
+  /// Reads one step's items back and names each that is not bit for bit
+  /// in its state in `target`. Changes nothing.
+  virtual std::vector<failed_item> read_back(const saga_step& step,
+                                             const component_image& target) = 0;
+};
+
+} // namespace dsmil
