@@ -269,25 +269,36 @@ template <class Handle> result<device_state> collect(caf::blocking_actor* self, 
 
 } // namespace
 
+std::chrono::milliseconds device_calls::timeout() const {
+  auto t = device_timeout(ctx_.cfg);
+  if (deadline_ns_ == 0) return t;
+  const auto left = (deadline_ns_ - ctx_.os->steady_ns()) / 1000000;
+  return std::min(t, std::chrono::milliseconds(std::max<int64_t>(left, 1)));
+}
+
+bool device_calls::past_deadline() const {
+  return deadline_ns_ != 0 && ctx_.os->steady_ns() >= deadline_ns_;
+}
+
 result<device_state> device_calls::read(device_id id) {
-  auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id);
+  auto h = self_->request(ctx_.devices, timeout(), read_atom::value, id);
   return collect(self_, h);
 }
 
 result<device_state> device_calls::write(const device_patch& p) {
-  auto h = self_->request(ctx_.devices, device_timeout(ctx_.cfg), p);
+  auto h = self_->request(ctx_.devices, timeout(), p);
   return collect(self_, h);
 }
 
 std::vector<device_state>
 device_calls::read_many(const std::vector<device_id>& ids,
                         std::vector<std::pair<device_id, error>>& errors) {
-  using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value,
-                                           device_id{}));
+  using handle_t = decltype(self_->request(ctx_.devices, timeout(), read_atom::value, device_id{}));
   std::vector<handle_t> handles;
   handles.reserve(ids.size());
+  const auto t = timeout();
   for (auto id : ids)
-    handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), read_atom::value, id));
+    handles.push_back(self_->request(ctx_.devices, t, read_atom::value, id));
   std::vector<device_state> out;
   for (size_t i = 0; i < ids.size(); ++i) {
     auto r = collect(self_, handles[i]);
@@ -302,11 +313,12 @@ device_calls::read_many(const std::vector<device_id>& ids,
 std::vector<device_state>
 device_calls::write_many(const std::vector<device_patch>& patches,
                          std::vector<std::pair<device_id, error>>& errors) {
-  using handle_t = decltype(self_->request(ctx_.devices, device_timeout(ctx_.cfg), device_patch{}));
+  using handle_t = decltype(self_->request(ctx_.devices, timeout(), device_patch{}));
   std::vector<handle_t> handles;
   handles.reserve(patches.size());
+  const auto t = timeout();
   for (auto& p : patches)
-    handles.push_back(self_->request(ctx_.devices, device_timeout(ctx_.cfg), p));
+    handles.push_back(self_->request(ctx_.devices, t, p));
   std::vector<device_state> out;
   for (size_t i = 0; i < patches.size(); ++i) {
     auto r = collect(self_, handles[i]);

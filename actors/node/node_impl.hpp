@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -104,11 +105,21 @@ public:
                                        std::vector<std::pair<device_id, error>>& errors) override;
   result<std::vector<device_health>> health();
 
+  /// Every request from now on gives up at `steady_ns` (the node env's
+  /// steady clock) if that comes before its own timeout: a saga step's
+  /// time limit interrupts the step, on the actor clock. 0: no deadline.
+  void set_deadline(int64_t steady_ns) { deadline_ns_ = steady_ns; }
+  /// Whether a deadline is set and has passed.
+  bool past_deadline() const;
+
   caf::blocking_actor* self() { return self_; }
 
 private:
+  std::chrono::milliseconds timeout() const;
+
   caf::blocking_actor* self_;
   node_context& ctx_;
+  int64_t deadline_ns_ = 0;
 };
 
 /// The node's components in DESIGN order (configuration, security, devices,

@@ -52,8 +52,11 @@ result<system_image> load_image(node_context& ctx, const std::string& id);
 // Plans the rollback. `on_current` (may be empty) is called as soon as every
 // component's current state has been captured: a saga starts its
 // pre-rollback checkpoint then, while the target is loaded and checked.
-status validate(node_context& ctx, const component_set& components, const json& args, json& result,
-                validated& v, const std::function<void()>& on_current);
+// Capturing is bounded by step_timeout_ms: a device that does not answer is
+// named, and nothing changes.
+status validate(node_context& ctx, device_calls& calls, const component_set& components,
+                const json& args, json& result, validated& v,
+                const std::function<void()>& on_current);
 
 // A saga's journal was created: the history learns of it without listing
 // the journal directory again.

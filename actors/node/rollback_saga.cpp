@@ -30,7 +30,7 @@ namespace {
 class saga {
 public:
   saga(node_context& ctx, device_calls& calls, saga_status& status, const progress_fn& progress)
-      : ctx_(ctx), components_(ctx, calls), status_(status), progress_(progress) {}
+      : ctx_(ctx), calls_(calls), components_(ctx, calls), status_(status), progress_(progress) {}
 
   control_reply run(const json& args);
 
@@ -140,6 +140,7 @@ private:
   control_reply compensate(saga_phase phase, const error& cause, saga_outcome outcome);
 
   node_context& ctx_;
+  device_calls& calls_; ///< its deadline bounds each step, on the actor clock
   component_set components_;
   saga_status& status_;
   const progress_fn& progress_;
@@ -170,7 +171,22 @@ control_reply saga::compensate(saga_phase phase, const error& cause, saga_outcom
     failed.push_back({"journal", err.message});
   } else {
     report("compensation", "", devices_done_);
-    failed = apply_steps(components_, v_.steps, order, v_.current);
+    // Each step put back within compensation_step_timeout_ms: a device
+    // that does not answer is named, not waited for.
+    const auto limit = int64_t{ctx_.cfg.rollback_compensation_step_timeout_ms} * 1000000;
+    for (auto i : order) {
+      calls_.set_deadline(ctx_.os->steady_ns() + limit);
+      auto f = apply_steps(components_, v_.steps, {i}, v_.current);
+      const bool late = calls_.past_deadline();
+      for (auto& item : f) {
+        if (late)
+          item.error += " (putting back " + v_.steps[i].name + " took longer than " +
+                        "compensation_step_timeout_ms, " +
+                        std::to_string(ctx_.cfg.rollback_compensation_step_timeout_ms) + " ms)";
+        failed.push_back(std::move(item));
+      }
+    }
+    calls_.set_deadline(0);
   }
   const bool ok = failed.empty();
   defer(compensate_done_record{ok, failed});
@@ -232,7 +248,7 @@ control_reply saga::run(const json& args) {
       if (journal) note_journal(ctx_, status_.id);
     });
   };
-  auto err = validate(ctx_, components_, args, result_, v_, start_preparation);
+  auto err = validate(ctx_, calls_, components_, args, result_, v_, start_preparation);
   if (!err && no_room) err = no_room;
   if (!err && !v_.needs_ack.empty() && !args.value("ack_critical", false) &&
       v_.type != rollback_type::emergency) {
@@ -298,37 +314,46 @@ control_reply saga::run(const json& args) {
     }
     started_.push_back(i);
     report("execution", st.name, devices_done_);
+    // The step's time limit, and the saga's, interrupt it: every request
+    // it makes gives up at the earlier deadline.
     const auto step_start = ctx_.os->steady_ns();
+    const bool saga_limits = start_ + saga_limit < step_start + step_limit;
+    calls_.set_deadline(saga_limits ? start_ + saga_limit : step_start + step_limit);
     auto* c = components_.find(st.component);
     auto t = v_.target.find(st.component);
     failed_ = c != nullptr && t != v_.target.end()
                   ? c->apply(st, t->second)
                   : std::vector<failed_item>{{st.component, "component is not configured"}};
-    if (!failed_.empty()) {
+    const bool late = calls_.past_deadline();
+    calls_.set_deadline(0);
+    if (!failed_.empty() || late) {
       devices_done_ += st.items.size() - std::min(st.items.size(), failed_.size());
-      defer(step_failed_record{i, failed_});
+      if (!failed_.empty()) defer(step_failed_record{i, failed_});
+      const std::string first =
+          failed_.empty() ? ""
+                          : ": " + (failed_[0].id == st.component ? "" : failed_[0].id + ": ") +
+                                failed_[0].error;
+      if (late && saga_limits)
+        return compensate(
+            saga_phase::execution,
+            make_error(errc::timeout, "the rollback took longer than timeout_ms (" +
+                                          std::to_string(ctx_.cfg.rollback_timeout_ms) +
+                                          " ms) in " + st.name + first),
+            saga_outcome::compensated);
+      if (late)
+        return compensate(
+            saga_phase::execution,
+            make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
+                                          std::to_string(ctx_.cfg.rollback_step_timeout_ms) +
+                                          " ms)" + first),
+            saga_outcome::compensated);
       return compensate(saga_phase::execution,
-                        make_error(errc::rollback_failed,
-                                   "rollback stopped in " + st.name + " (" + st.component + "): " +
-                                       (failed_[0].id == st.component ? "" : failed_[0].id + ": ") +
-                                       failed_[0].error),
+                        make_error(errc::rollback_failed, "rollback stopped in " + st.name + " (" +
+                                                              st.component + ")" + first),
                         saga_outcome::compensated);
     }
     devices_done_ += st.items.size();
     defer(step_done_record{i});
-    const auto now = ctx_.os->steady_ns();
-    if (now - step_start > step_limit)
-      return compensate(
-          saga_phase::execution,
-          make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
-                                        std::to_string(ctx_.cfg.rollback_step_timeout_ms) + " ms)"),
-          saga_outcome::compensated);
-    if (now - start_ > saga_limit)
-      return compensate(saga_phase::execution,
-                        make_error(errc::timeout, "the rollback took longer than timeout_ms (" +
-                                                      std::to_string(ctx_.cfg.rollback_timeout_ms) +
-                                                      " ms)"),
-                        saga_outcome::compensated);
   }
   // What was rolled back: the components, and the items of each.
   json rolled_back = {{"components", json::array()}};
@@ -389,7 +414,7 @@ control_reply run_rollback(node_context& ctx, device_calls& calls, const json& a
                  {"failed_phase", nullptr}};
   validated v;
   component_set components(ctx, calls);
-  if (auto err = validate(ctx, components, args, result, v, nullptr)) {
+  if (auto err = validate(ctx, calls, components, args, result, v, nullptr)) {
     result["failed_phase"] = "validation";
     result["duration_ms"] = ms_since(ctx, start);
     return error_reply(err, result);

@@ -13,8 +13,9 @@ using namespace rollback_detail;
 
 namespace rollback_detail {
 
-status validate(node_context& ctx, const component_set& components, const json& args, json& result,
-                validated& v, const std::function<void()>& on_current) {
+status validate(node_context& ctx, device_calls& calls, const component_set& components,
+                const json& args, json& result, validated& v,
+                const std::function<void()>& on_current) {
   std::string type_name = args.value("type", std::string());
   const bool has_selection =
       args.contains("devices") || args.contains("groups") || args.contains("components");
@@ -93,7 +94,9 @@ status validate(node_context& ctx, const component_set& components, const json& 
   {
     // The security component reads PCRs through the store's key.
     std::lock_guard<std::recursive_mutex> lock(ctx.mu);
+    calls.set_deadline(ctx.os->steady_ns() + int64_t{ctx.cfg.rollback_step_timeout_ms} * 1000000);
     auto now = capture_all(components, warnings);
+    calls.set_deadline(0);
     // The pre-rollback checkpoint needs every required component: without
     // it there is nothing to compensate to.
     if (!now)

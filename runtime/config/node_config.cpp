@@ -179,12 +179,16 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
                          }))
     return err;
   if (auto err = section(
-          root, "rollback", {"step_timeout_ms", "timeout_ms", "on_interrupted"}, source,
-          [&](const toml::table& t) -> status {
+          root, "rollback",
+          {"step_timeout_ms", "timeout_ms", "compensation_step_timeout_ms", "on_interrupted"},
+          source, [&](const toml::table& t) -> status {
             if (auto e =
                     get_uint(t, "step_timeout_ms", c.rollback_step_timeout_ms, 1, 3600000, source))
               return e;
             if (auto e = get_uint(t, "timeout_ms", c.rollback_timeout_ms, 1, 3600000, source))
+              return e;
+            if (auto e = get_uint(t, "compensation_step_timeout_ms",
+                                  c.rollback_compensation_step_timeout_ms, 1, 3600000, source))
               return e;
             return tu::get_enum(t, "on_interrupted", c.rollback_on_interrupted, source, "rollback");
           }))

@@ -62,6 +62,7 @@ struct node_config {
   uint32_t automatic_interval_s = 0;
   uint32_t rollback_step_timeout_ms = 10000; ///< one saga step (a group, the configuration)
   uint32_t rollback_timeout_ms = 30000;      ///< a whole saga
+  uint32_t rollback_compensation_step_timeout_ms = 30000; ///< putting one step back
   interrupted_policy rollback_on_interrupted = interrupted_policy::compensate;
   retention_policy retention;
   bool store_encrypt = false;

@@ -213,6 +213,7 @@ sim_driver::sim_driver(const device_map& map, uint64_t seed, env& e, double crit
 }
 
 status sim_driver::inject(sim_device& d) {
+  if (d.calls_until_fault > 0 && --d.calls_until_fault == 0) d.fault = d.next_fault;
   if (d.fault.offline)
     return make_error(errc::device_offline,
                       "device " + format_device_id(d.state.id) + " is offline");
@@ -294,6 +295,14 @@ uint32_t sim_driver::latency_ms(device_id id) const {
   std::lock_guard<std::mutex> guard(mu_);
   auto it = devices_.find(id);
   return it == devices_.end() ? 0 : it->second.fault.latency_ms;
+}
+
+void sim_driver::set_fault_after(device_id id, uint32_t calls, const fault_spec& f) {
+  std::lock_guard<std::mutex> guard(mu_);
+  auto it = devices_.find(id);
+  if (it == devices_.end()) return;
+  it->second.calls_until_fault = calls;
+  it->second.next_fault = f;
 }
 
 void sim_driver::set_fault(device_id id, const fault_spec& f) {

@@ -42,6 +42,10 @@ public:
   uint64_t write_count(device_id id) const;
   /// Reads that reached the simulator, for tests (retries count each).
   uint64_t read_count(device_id id) const;
+  /// From the `calls`-th next read or write of device `id` on (1: the next
+  /// one), its faults are `f`: a device that hangs in the middle of a saga,
+  /// say. For tests.
+  void set_fault_after(device_id id, uint32_t calls, const fault_spec& f);
 
   /// Changes every restorable field of one device (fresh registers and
   /// config blob from `seed`, enabled flipped, security level + 1) through
@@ -64,7 +68,9 @@ private:
     uint64_t writes = 0;
     uint64_t reads = 0;
     double base_temperature = 0;
-    size_t slot = 0; ///< index of its slot pair in the state file
+    size_t slot = 0;                ///< index of its slot pair in the state file
+    uint32_t calls_until_fault = 0; ///< > 0: `next_fault` takes effect after so many calls
+    fault_spec next_fault;
   };
 
   // REQUIRES: mu_ held. Rolls the injected-error dice for one call.

@@ -382,9 +382,9 @@ TEST_CASE("a step that runs past step_timeout_ms fails the saga, which compensat
   f.scramble(41);
   auto scrambled = f.snapshot();
   fault_spec slow;
-  slow.latency_ms = 150; // every call to these devices: the group's step takes longer
+  slow.latency_ms = 150; // every call after validation's: the group's step takes longer
   for (auto& d : f.map.devices())
-    if (d.group == 3) f.node.sim->set_fault(d.id, slow);
+    if (d.group == 3) f.node.sim->set_fault_after(d.id, 2, slow);
   auto r = f.ctl("rollback", {{"id", id}, {"ack_critical", true}});
   CHECK(r.code == static_cast<uint8_t>(errc::timeout));
   CHECK(r.message.find("group 3 took longer than step_timeout_ms (100 ms)") != std::string::npos);
@@ -392,4 +392,42 @@ TEST_CASE("a step that runs past step_timeout_ms fails the saga, which compensat
   CHECK(body["outcome"] == "compensated");
   CHECK(body["compensated"]["ok"] == true);
   check_equal(f.snapshot(), scrambled);
+}
+
+TEST_CASE("a device that never answers is abandoned at step_timeout_ms; the saga names it") {
+  node_fixture f(false, 0, [](node_config& c) {
+    c.rollback_step_timeout_ms = 300;
+    c.rollback_compensation_step_timeout_ms = 300;
+  });
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(43);
+  auto scrambled = f.snapshot();
+  fault_spec hung;
+  hung.latency_ms = 600000; // answers in ten minutes: as good as never
+  SUBCASE("silent from the start: validation cannot capture it, and nothing changes") {
+    f.node.sim->set_fault(0x8031, hung);
+    auto r = f.ctl("rollback", {{"id", id}, {"ack_critical", true}});
+    CHECK(r.code == static_cast<uint8_t>(errc::timeout));
+    CHECK(r.message.find("device 0x8031 cannot be read (the request timed out)") !=
+          std::string::npos);
+    CHECK(json::parse(r.body)["outcome"] == "refused");
+    f.node.sim->set_fault(0x8031, fault_spec{});
+    check_equal(f.snapshot(), scrambled);
+    return;
+  }
+  // Read once for the pre-rollback checkpoint, then silent: the step hangs.
+  f.node.sim->set_fault_after(0x8031, 2, hung);
+  auto r = f.ctl("rollback", {{"id", id}, {"ack_critical", true}});
+  CHECK(r.code == static_cast<uint8_t>(errc::timeout));
+  CHECK(r.message.find("group 3 took longer than step_timeout_ms (300 ms): 0x8031") == 0);
+  auto body = json::parse(r.body);
+  // Everything else was put back; the silent device is named, not waited for.
+  CHECK(body["outcome"] == "compensation_failed");
+  REQUIRE(body["compensated"]["failed"].size() == 1);
+  CHECK(body["compensated"]["failed"][0]["id"] == "0x8031");
+  CHECK(body["compensated"]["failed"][0]["error"].get<std::string>().find(
+            "took longer than compensation_step_timeout_ms, 300 ms") != std::string::npos);
+  check_equal(f.snapshot(), scrambled);
+  auto h = f.ok("rollback.history")["rollbacks"][0];
+  CHECK(h["outcome"] == "compensation_failed");
 }
