@@ -444,11 +444,14 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   initial.avx512_present = simd::detect_cpu().avx512f;
   ctx->configuration = std::make_shared<configuration_component>(std::move(initial));
   // PCRs are read through the store's key: serialised with its other uses.
-  ctx->security = std::make_shared<security_component>([c = ctx.get()] {
+  auto security = std::make_shared<security_component>([c = ctx.get()] {
     std::lock_guard<std::recursive_mutex> lock(c->mu);
     return c->store->key().read_pcrs();
   });
-  ctx->extra_components = std::move(extra);
+  ctx->shared_components.push_back(std::make_shared<serialized_component>(ctx->configuration));
+  ctx->shared_components.push_back(std::make_shared<serialized_component>(security));
+  for (auto& c : extra)
+    ctx->shared_components.push_back(std::make_shared<serialized_component>(std::move(c)));
   ctx->retention = cfg.retention;
 
   ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, e, cfg.thermal_critical_c);

@@ -21,6 +21,7 @@
 #include "runtime/components/configuration_component.hpp"
 #include "runtime/components/devices_component.hpp"
 #include "runtime/components/security_component.hpp"
+#include "runtime/components/serialized_component.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/devices/sim_driver.hpp"
 #include "runtime/saga/saga_types.hpp"
@@ -60,9 +61,10 @@ struct node_context {
   std::unique_ptr<space_reserve> reserve;
   /// The components besides devices (whose component speaks through the
   /// calling actor's device_calls: see component_set).
-  std::shared_ptr<configuration_component> configuration;
-  std::shared_ptr<security_component> security;
-  std::vector<std::shared_ptr<component>> extra_components; ///< a host's, after devices
+  std::shared_ptr<configuration_component> configuration; ///< for config show/set
+  /// Configuration, security, then a host's: each serialised, since the
+  /// control actor and a saga both reach them.
+  std::vector<std::shared_ptr<component>> shared_components;
   retention_policy retention; ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
   std::shared_ptr<std::atomic<uint16_t>> published_port;

@@ -15,9 +15,11 @@ using namespace rollback_detail;
 
 component_set::component_set(node_context& ctx, device_calls& calls)
     : devices_(ctx.cfg.devices, calls) {
-  all_ = {ctx.configuration.get(), ctx.security.get(), &devices_};
-  for (auto& c : ctx.extra_components)
+  // DESIGN order: configuration, security, devices, then a host's.
+  for (auto& c : ctx.shared_components) {
     all_.push_back(c.get());
+    if (all_.size() == 2) all_.push_back(&devices_);
+  }
 }
 
 component* component_set::find(const std::string& name) const {

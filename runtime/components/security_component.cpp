@@ -5,7 +5,8 @@ namespace dsmil {
 
 namespace {
 constexpr const char* prefix = "pcr:";
-}
+constexpr const char* read_error = "error";
+} // namespace
 
 component_image security_component::encode(const pcr_list& pcrs) {
   component_image image;
@@ -15,11 +16,11 @@ component_image security_component::encode(const pcr_list& pcrs) {
 }
 
 result<component_image> security_component::capture() {
-  read_error_.clear();
   auto pcrs = read_pcrs_();
   if (!pcrs) {
-    read_error_ = pcrs.err().message;
-    return component_image{};
+    component_image image;
+    image.records.emplace(read_error, pcrs.err().message);
+    return image;
   }
   return encode(*pcrs);
 }
@@ -29,15 +30,16 @@ result<component_plan> security_component::plan(const component_image& now,
                                                 const plan_request& request) {
   component_plan out;
   if (request.type == rollback_type::emergency || target.records.empty()) return out;
-  if (!read_error_.empty()) {
-    out.warnings.push_back("PCRs could not be read to compare with the checkpoint's (" +
-                           read_error_ + ")");
+  if (auto e = now.records.find(read_error); e != now.records.end()) {
+    out.warnings.push_back("PCRs could not be read to compare with the checkpoint's (" + e->second +
+                           ")");
     return out;
   }
   if (now.records.empty()) return out; // no TPM today
   std::string differ;
   std::vector<std::pair<int, std::string>> changed;
   for (auto& [name, value] : target.records) {
+    if (name.rfind(prefix, 0) != 0) continue;
     auto it = now.records.find(name);
     if (it != now.records.end() && it->second != value)
       changed.emplace_back(std::stoi(name.substr(std::string(prefix).size())), name);

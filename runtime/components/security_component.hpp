@@ -21,7 +21,8 @@ public:
 
   std::string name() const override { return "security"; }
   /// The PCRs today; an image without records when there is no TPM. A PCR
-  /// read that fails is not a failed capture: the plan warns instead.
+  /// read that fails is not a failed capture: the image holds why (record
+  /// "error"), and the plan warns.
   result<component_image> capture() override;
   /// No steps. Warns about every PCR that differs from the checkpoint's
   /// (not for an emergency rollback, which skips what it can).
@@ -36,7 +37,6 @@ public:
 
 private:
   std::function<result<pcr_list>()> read_pcrs_;
-  std::string read_error_; ///< why the last capture has no PCRs, for the plan's warning
 };
 
 } // namespace dsmil
