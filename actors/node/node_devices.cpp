@@ -2,6 +2,7 @@
 #include <caf/all.hpp>
 
 #include "actors/node/node_impl.hpp"
+#include "actors/node/rollback_detail.hpp"
 #include "runtime/base/crypto.hpp"
 #include "runtime/store/manifest.hpp"
 #include "runtime/components/system_config_ops.hpp"
@@ -91,6 +92,28 @@ control_reply cmd_status(node_context& ctx, device_calls& calls, const json&) {
     warnings.push_back("free space on the store's file system (" + std::to_string(fs->free) +
                        " bytes) is below the reserve (" + std::to_string(ctx.reserve->held()) +
                        "); new checkpoints may fail: free space (checkpoint delete, store gc)");
+  // A rollback that could not put everything back is reported until a later
+  // rollback settles it (the newest ended saga decides; refused ones change
+  // nothing).
+  body["compensation_incomplete"] = nullptr;
+  if (auto h = rollback_detail::history(ctx))
+    for (auto it = h->rbegin(); it != h->rend(); ++it) {
+      const auto outcome = it->value("outcome", "");
+      if (outcome == "interrupted" || outcome == "refused" || outcome == "unreadable") continue;
+      if (outcome == "compensation_failed") {
+        auto failed = it->value("compensation_failed", json::array());
+        body["compensation_incomplete"] = {{"saga", (*it)["id"]}, {"failed", failed}};
+        std::string items;
+        for (auto& f : failed)
+          items += (items.empty() ? "" : ", ") + f.value("id", "?");
+        warnings.push_back("rollback " + (*it)["id"].get<std::string>() + " could not put back " +
+                           items +
+                           ": they may be neither at the checkpoint nor at the pre-rollback "
+                           "state; roll back again once they answer ('dsmilctl rollback show " +
+                           (*it)["id"].get<std::string>() + "')");
+      }
+      break;
+    }
   body["warnings"] = warnings;
   return ok_reply(body);
 }

@@ -430,4 +430,12 @@ TEST_CASE("a device that never answers is abandoned at step_timeout_ms; the saga
   check_equal(f.snapshot(), scrambled);
   auto h = f.ok("rollback.history")["rollbacks"][0];
   CHECK(h["outcome"] == "compensation_failed");
+  // Status keeps saying so until a later rollback settles it.
+  auto st = f.ok("status");
+  CHECK(st["compensation_incomplete"]["saga"] == h["id"]);
+  CHECK(st["compensation_incomplete"]["failed"][0]["id"] == "0x8031");
+  CHECK(st["warnings"].dump().find("could not put back 0x8031") != std::string::npos);
+  f.node.sim->set_fault(0x8031, fault_spec{}); // the device answers again
+  CHECK(f.ok("rollback", {{"id", id}, {"ack_critical", true}})["success"] == true);
+  CHECK(f.ok("status")["compensation_incomplete"].is_null());
 }
