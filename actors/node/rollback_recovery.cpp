@@ -81,6 +81,20 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
   auto& jl = **journal;
   const auto policy = ctx.cfg.rollback_on_interrupted;
   component_set components(ctx, calls);
+  // A device that does not answer holds start-up for at most
+  // compensation_step_timeout_ms per step; recovery then stops without an
+  // end record, and the next start repeats it.
+  auto bounded = [&](const std::vector<size_t>& order, const system_image& image) {
+    std::vector<failed_item> failed;
+    for (auto i : order) {
+      calls.set_deadline(ctx.os->steady_ns() +
+                         int64_t{ctx.cfg.rollback_compensation_step_timeout_ms} * 1000000);
+      auto f = apply_steps(components, steps, {i}, image);
+      failed.insert(failed.end(), f.begin(), f.end());
+    }
+    calls.set_deadline(0);
+    return failed;
+  };
   auto load = [&](const std::string& cp) {
     std::lock_guard<std::recursive_mutex> lock(ctx.mu);
     return load_image(ctx, cp);
@@ -104,7 +118,7 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
       std::vector<size_t> all;
       for (size_t i = 0; i < steps.size(); ++i)
         all.push_back(i);
-      auto failed = apply_steps(components, steps, all, *target);
+      auto failed = bounded(all, *target);
       if (failed.empty()) {
         end_record end;
         end.outcome = saga_outcome::completed;
@@ -127,7 +141,7 @@ void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir
   }
   std::vector<size_t> order(started.rbegin(), started.rend());
   if (!append(compensate_start_record{order, "interrupted"})) return;
-  auto failed = apply_steps(components, steps, order, *pre);
+  auto failed = bounded(order, *pre);
   const bool ok = failed.empty();
   if (!append(compensate_done_record{ok, failed})) return;
   if (!ok) {
