@@ -99,6 +99,7 @@ using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using lost_atom = caf::atom_constant<caf::atom("lost")>; ///< the node went away
+using lost_atom = caf::atom_constant<caf::atom("lost")>;       ///< the node went away
+using preempt_atom = caf::atom_constant<caf::atom("preempt")>; ///< an emergency takes over
 
 } // namespace dsmil

@@ -116,6 +116,7 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
       std::lock_guard<std::mutex> lock(ctx->saga_mu);
       if (ctx->running != st) ctx->emergency_waiting = false;
       ctx->running = st;
+      st->actor = caf::actor_cast<caf::actor>(self);
     }
     device_calls calls(self, *ctx);
     progress_fn progress;
@@ -183,6 +184,8 @@ caf::result<control_reply> start_saga(caf::blocking_actor* self,
         return error_reply(make_error(errc::busy, "an emergency rollback already waits for " +
                                                       running + " to compensate"));
       r.preempt = true;
+      // Stops its wait for a step's devices at once (it then compensates).
+      if (r.actor) self->send(r.actor, preempt_atom::value);
       ctx->emergency_waiting = true;
       spdlog::warn("emergency rollback {} pre-empts {}", st->id, running);
     } else {

@@ -40,6 +40,7 @@ struct saga_status {
   std::string target;
   std::atomic<bool> preempt{false}; ///< an emergency rollback waits for this one to compensate
   std::atomic<saga_phase> phase{saga_phase::validation};
+  caf::actor actor; ///< the saga's actor, once it runs (guarded by saga_mu): told preempt_atom
 };
 
 /// What an estimate needs of a completed saga.
@@ -110,18 +111,33 @@ public:
   /// Every request from now on gives up at `steady_ns` (the node env's
   /// steady clock) if that comes before its own timeout: a saga step's
   /// time limit interrupts the step, on the actor clock. 0: no deadline.
-  void set_deadline(int64_t steady_ns) { deadline_ns_ = steady_ns; }
-  /// Whether a deadline is set and has passed.
+  void set_deadline(int64_t steady_ns) {
+    deadline_ns_ = steady_ns;
+    deadline_hit_ = false;
+  }
+  /// Whether a deadline is set and has passed, or a request gave up at it.
   bool past_deadline() const;
+  /// While set, a preempt_atom sent to this actor stops the wait for the
+  /// outstanding answers at once: they fail with errc::busy (a saga's
+  /// execution steps set it; compensation never does).
+  void set_preemptible(bool p) {
+    preemptible_ = p;
+    preempted_ = false;
+  }
 
   caf::blocking_actor* self() { return self_; }
 
 private:
   std::chrono::milliseconds timeout() const;
+  template <class Request> std::vector<result<device_state>> gather(size_t n, Request request);
 
   caf::blocking_actor* self_;
   node_context& ctx_;
   int64_t deadline_ns_ = 0;
+  bool preemptible_ = false;
+  bool preempted_ = false;    ///< stopped by preempt_atom: later waits end at once too
+  bool deadline_hit_ = false; ///< a request gave up at the deadline since it was set
+  uint64_t gen_ = 0;          ///< numbers each gather, so late answers are told apart
 };
 
 /// The node's components in DESIGN order (configuration, security, devices,

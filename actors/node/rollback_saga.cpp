@@ -319,13 +319,21 @@ control_reply saga::run(const json& args) {
     const auto step_start = ctx_.os->steady_ns();
     const bool saga_limits = start_ + saga_limit < step_start + step_limit;
     calls_.set_deadline(saga_limits ? start_ + saga_limit : step_start + step_limit);
+    calls_.set_preemptible(true); // an emergency stops the step's waits at once
     auto* c = components_.find(st.component);
     auto t = v_.target.find(st.component);
     failed_ = c != nullptr && t != v_.target.end()
                   ? c->apply(st, t->second)
                   : std::vector<failed_item>{{st.component, "component is not configured"}};
+    calls_.set_preemptible(false);
     const bool late = calls_.past_deadline();
     calls_.set_deadline(0);
+    if (status_.preempt) {
+      if (!failed_.empty()) defer(step_failed_record{i, failed_});
+      return compensate(saga_phase::execution,
+                        make_error(errc::busy, "pre-empted by an emergency rollback"),
+                        saga_outcome::preempted);
+    }
     if (!failed_.empty() || late) {
       devices_done_ += st.items.size() - std::min(st.items.size(), failed_.size());
       if (!failed_.empty()) defer(step_failed_record{i, failed_});

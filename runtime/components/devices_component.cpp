@@ -182,14 +182,19 @@ std::vector<failed_item> devices_component::apply(const saga_step& step,
     else
       failed.push_back({format_device_id(d), "not in the state to restore"});
   // A device already in its state is not written: a write that was refused
-  // left it there, and a resumed or compensating saga repeats steps.
+  // left it there, and a resumed or compensating saga repeats steps. One that
+  // cannot be read is not written blind: it fails the step, named.
   std::vector<std::pair<device_id, error>> errors;
-  std::set<device_id> in_place;
+  std::set<device_id> in_place, unread;
   for (auto& s : port_.read_many(wanted, errors))
     if (same_restorable_state(s, states.at(s.id))) in_place.insert(s.id);
+  for (auto& [dev, e] : errors) {
+    unread.insert(dev);
+    failed.push_back({format_device_id(dev), "cannot read it before restoring it: " + e.message});
+  }
   std::vector<device_patch> patches;
   for (auto d : wanted)
-    if (!in_place.count(d)) patches.push_back(restore_patch(states.at(d)));
+    if (!in_place.count(d) && !unread.count(d)) patches.push_back(restore_patch(states.at(d)));
   errors.clear();
   port_.write_many(patches, errors);
   for (auto& [dev, e] : errors)

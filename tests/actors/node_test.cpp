@@ -439,3 +439,47 @@ TEST_CASE("a device that never answers is abandoned at step_timeout_ms; the saga
   CHECK(f.ok("rollback", {{"id", id}, {"ack_critical", true}})["success"] == true);
   CHECK(f.ok("status")["compensation_incomplete"].is_null());
 }
+
+TEST_CASE("an emergency rollback does not wait for a step that hangs: the running saga "
+          "compensates at once, then the emergency runs") {
+  node_fixture f(false, 0, [](node_config& c) {
+    c.rollback_step_timeout_ms = 120000; // the step would wait this long for 0x8031
+    c.rollback_timeout_ms = 240000;
+  });
+  auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+  f.scramble(47);
+  fault_spec slow;
+  slow.latency_ms = 2000; // compensation and the emergency wait for it; the step must not
+  const auto reads_before = f.node.sim->read_count(0x8031);
+  const auto writes_before = f.node.sim->write_count(0x8031);
+  f.node.sim->set_fault_after(0x8031, 2, slow); // after validation's read
+  caf::scoped_actor client{*f.sys};
+  json args = {{"id", id}, {"ack_critical", true}};
+  auto first = client->request(*f.node.control, std::chrono::seconds(120),
+                               control_request{"rollback", args.dump()});
+  // Barrier: the saga has read 0x8031 for validation and again in its group 3
+  // step, whose answer now takes 2 s.
+  for (int i = 0; i < 4000 && f.node.sim->read_count(0x8031) < reads_before + 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(f.node.sim->read_count(0x8031) == reads_before + 2);
+  auto emergency = f.ctl("rollback", {{"id", id}, {"type", "emergency"}});
+  CHECK_MESSAGE(emergency.code == 0, emergency.message);
+  control_reply first_reply;
+  first.receive([&](control_reply& r) { first_reply = std::move(r); },
+                [&](caf::error& e) { FAIL(caf::to_string(e)); });
+  auto fb = json::parse(first_reply.body);
+  CHECK(fb["outcome"] == "preempted");
+  CHECK(fb["compensated"]["ok"] == true);
+  // The hung step never finished: it was abandoned, not waited for.
+  auto h = f.ok("rollback.history")["rollbacks"];
+  REQUIRE(h.size() == 2);
+  CHECK(h[1]["outcome"] == "preempted");
+  CHECK(h[1]["steps_done"] == json({"configuration", "group 0", "group 1", "group 2"}));
+  CHECK(h[0]["type"] == "emergency");
+  CHECK(h[0]["outcome"] == "completed");
+  // 0x8031 was written once, by the emergency rollback: the pre-empted step
+  // stopped waiting for its read, so it never wrote it (and compensation
+  // found it in place).
+  CHECK(f.node.sim->write_count(0x8031) == writes_before + 1);
+  f.node.sim->set_fault(0x8031, fault_spec{});
+}
