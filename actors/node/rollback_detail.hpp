@@ -23,7 +23,6 @@ struct validated {
   std::vector<std::string> needs_ack;
 };
 
-json ids_json(const std::vector<device_id>& ids);
 /// <store>/journal
 std::string journal_dir(const node_context& ctx);
 /// Milliseconds since `start_ns` on the node's steady clock.

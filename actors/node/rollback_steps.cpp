@@ -54,13 +54,6 @@ result<system_image> capture_all(const component_set& components,
 
 namespace rollback_detail {
 
-json ids_json(const std::vector<device_id>& ids) {
-  json a = json::array();
-  for (auto id : ids)
-    a.push_back(format_device_id(id));
-  return a;
-}
-
 std::string journal_dir(const node_context& ctx) {
   return ctx.store->dir() + "/journal";
 }

@@ -48,13 +48,6 @@ std::string describe_mismatch(const device_state& got, const device_state& want)
   return s;
 }
 
-std::map<device_id, device_state> by_id(std::vector<device_state> v) {
-  std::map<device_id, device_state> m;
-  for (auto& s : v)
-    m.emplace(s.id, std::move(s));
-  return m;
-}
-
 } // namespace
 
 std::string devices_component::record_name(device_id id) {
@@ -157,30 +150,38 @@ result<component_plan> devices_component::plan(const component_image& now,
   return out;
 }
 
-result<std::vector<device_id>> devices_component::step_devices(const saga_step& step) const {
-  std::vector<device_id> ids;
+std::map<device_id, device_state>
+devices_component::step_states(const saga_step& step, const component_image& target,
+                               std::vector<failed_item>& failed) const {
+  std::map<device_id, device_state> out;
   for (auto& item : step.items) {
     auto id = parse_device_id(item, map_);
-    if (!id) return id.err();
-    ids.push_back(*id);
+    if (!id) {
+      failed.push_back({item, id.err().message});
+      continue;
+    }
+    auto rec = target.records.find(record_name(*id));
+    if (rec == target.records.end()) {
+      failed.push_back({item, "not in the state to restore"});
+      continue;
+    }
+    auto s = decode_device(rec->second);
+    if (!s) {
+      failed.push_back({item, s.err().message});
+      continue;
+    }
+    out.emplace(*id, std::move(*s));
   }
-  return ids;
+  return out;
 }
 
 std::vector<failed_item> devices_component::apply(const saga_step& step,
                                                   const component_image& target) {
   std::vector<failed_item> failed;
-  auto ids = step_devices(step);
-  if (!ids) return {{step.name, ids.err().message}};
-  auto decoded = decode(target);
-  if (!decoded) return {{step.name, decoded.err().message}};
-  auto states = by_id(std::move(*decoded));
+  auto states = step_states(step, target, failed);
   std::vector<device_id> wanted;
-  for (auto d : *ids)
-    if (states.count(d))
-      wanted.push_back(d);
-    else
-      failed.push_back({format_device_id(d), "not in the state to restore"});
+  for (auto& [id, s] : states)
+    wanted.push_back(id);
   // A device already in its state is not written: a write that was refused
   // left it there, and a resumed or compensating saga repeats steps. One that
   // cannot be read is not written blind: it fails the step, named.
@@ -204,15 +205,11 @@ std::vector<failed_item> devices_component::apply(const saga_step& step,
 
 std::vector<failed_item> devices_component::read_back(const saga_step& step,
                                                       const component_image& target) {
-  auto ids = step_devices(step);
-  if (!ids) return {{step.name, ids.err().message}};
-  auto decoded = decode(target);
-  if (!decoded) return {{step.name, decoded.err().message}};
-  auto states = by_id(std::move(*decoded));
-  std::vector<device_id> wanted;
-  for (auto d : *ids)
-    if (states.count(d)) wanted.push_back(d);
   std::vector<failed_item> failed;
+  auto states = step_states(step, target, failed);
+  std::vector<device_id> wanted;
+  for (auto& [id, s] : states)
+    wanted.push_back(id);
   std::vector<std::pair<device_id, error>> errors;
   for (auto& s : port_.read_many(wanted, errors))
     if (!same_restorable_state(s, states.at(s.id)))

@@ -4,6 +4,8 @@
 // device needs the operator's acknowledgement.
 #pragma once
 
+#include <map>
+
 #include "runtime/components/component.hpp"
 #include "runtime/components/device_port.hpp"
 #include "runtime/devices/device_map.hpp"
@@ -30,7 +32,11 @@ public:
   static result<std::vector<device_state>> decode(const component_image& image);
 
 private:
-  result<std::vector<device_id>> step_devices(const saga_step& step) const;
+  /// The step's devices and their states in `target`, decoding only those
+  /// records; items it cannot resolve go to `failed`, named.
+  std::map<device_id, device_state> step_states(const saga_step& step,
+                                                const component_image& target,
+                                                std::vector<failed_item>& failed) const;
 
   const device_map& map_;
   device_port& port_;
