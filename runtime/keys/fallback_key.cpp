@@ -1,5 +1,7 @@
 #include "runtime/keys/fallback_key.hpp"
 
+#include <atomic>
+
 namespace dsmil {
 
 namespace {
@@ -13,10 +15,10 @@ public:
 
   // Which key signs is decided when a checkpoint starts (attest), so that its
   // evidence, its manifest's signer and its signature agree.
-  std::string provider() const override { return active_->provider(); }
-  std::string scheme() const override { return active_->scheme(); }
-  std::string key_id() const override { return active_->key_id(); }
-  std::string public_pem() const override { return active_->public_pem(); }
+  std::string provider() const override { return active_.load()->provider(); }
+  std::string scheme() const override { return active_.load()->scheme(); }
+  std::string key_id() const override { return active_.load()->key_id(); }
+  std::string public_pem() const override { return active_.load()->public_pem(); }
 
   result<platform_evidence> attest(const digest& q) override {
     std::lock_guard<std::mutex> guard(mu_);
@@ -75,7 +77,7 @@ private:
   env& env_;
   std::unique_ptr<key_provider> tpm_, software_;
   circuit_breaker breaker_;
-  key_provider* active_;
+  std::atomic<key_provider*> active_; // read by provider() and key_id() from any thread
   std::string last_failure_;
   std::mutex mu_;
 };

@@ -12,6 +12,7 @@
 namespace dsmil {
 
 result<store_check_report> checkpoint_store::check(bool read_data) {
+  std::unique_lock<std::shared_mutex> files(files_mu_); // see verify()
   store_check_report rep;
   rep.read_data = read_data;
 
@@ -91,6 +92,7 @@ result<store_check_report> checkpoint_store::check(bool read_data) {
 }
 
 result<verify_report> checkpoint_store::verify_chain(const std::string& id) {
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   verify_report rep;
   std::string cur = id;
   std::string expect_sha; // what the child recorded for this manifest

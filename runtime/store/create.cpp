@@ -25,6 +25,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
                                                  const system_config& configuration,
                                                  const std::vector<stream_ref>& streams) {
   if (auto err = check_writable("writes")) return err;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   manifest m;
   auto& info = m.info;
   info.created_unix_ns = env_.now_unix_ns();
@@ -177,7 +178,10 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   }
   if (!counter) pack_published();
   newest_written_ = {info.id, to_hex(body_digest)};
-  checkpoints_[info.id] = info;
+  {
+    std::unique_lock<std::shared_mutex> catalog(catalog_mu_);
+    checkpoints_[info.id] = info;
+  }
   return info;
 }
 

@@ -11,6 +11,7 @@ namespace dsmil {
 
 result<gc_report> checkpoint_store::gc(double rewrite_below) {
   if (auto err = check_writable("deletes")) return err;
+  std::unique_lock<std::shared_mutex> files(files_mu_); // moves and removes packs
   gc_report rep;
   auto sticky = [&](const error& e) { return record_background_error(e); };
 
@@ -118,6 +119,7 @@ result<gc_report> checkpoint_store::gc(double rewrite_below) {
 }
 
 status checkpoint_store::pin(const std::string& id, bool on) {
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   if (auto err = refuse_if_read_only()) return err;
   auto it = checkpoints_.find(id);
   if (it == checkpoints_.end()) return make_error(errc::not_found, "no checkpoint '" + id + "'");
@@ -127,6 +129,7 @@ status checkpoint_store::pin(const std::string& id, bool on) {
   } else if (auto err = remove_durable(env_, path)) {
     return err;
   }
+  std::unique_lock<std::shared_mutex> catalog(catalog_mu_);
   it->second.pinned = on;
   return {};
 }

@@ -17,7 +17,9 @@
 namespace dsmil {
 
 std::vector<checkpoint_info> checkpoint_store::list() const {
+  std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
   std::vector<checkpoint_info> out;
+  out.reserve(checkpoints_.size());
   for (auto& [id, info] : checkpoints_)
     out.push_back(info);
   return out;
@@ -25,6 +27,7 @@ std::vector<checkpoint_info> checkpoint_store::list() const {
 
 result<std::string> checkpoint_store::resolve(const std::string& id_or_prefix) const {
   const std::string hint = "; run 'dsmilctl checkpoint list' to see the ids";
+  std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
   if (checkpoints_.count(id_or_prefix)) return id_or_prefix;
   if (id_or_prefix.size() < 4 ||
       id_or_prefix.find_first_not_of("0123456789abcdef-") != std::string::npos)
@@ -42,6 +45,7 @@ result<std::string> checkpoint_store::resolve(const std::string& id_or_prefix) c
 }
 
 result<checkpoint_info> checkpoint_store::info(const std::string& id) const {
+  std::shared_lock<std::shared_mutex> catalog(catalog_mu_);
   auto it = checkpoints_.find(id);
   if (it == checkpoints_.end()) return make_error(errc::not_found, "no checkpoint '" + id + "'");
   return it->second;
@@ -217,6 +221,7 @@ checkpoint_store::read_chunks(const std::vector<std::string>& ids_hex) {
 
 result<checkpoint_contents> checkpoint_store::load(const std::string& id) {
   if (!can_read_content()) return no_key_error();
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   auto m = read_verified_manifest(id, nullptr, nullptr);
   if (!m) return m.err();
   checkpoint_contents c;

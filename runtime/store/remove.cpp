@@ -17,6 +17,7 @@
 namespace dsmil {
 
 status checkpoint_store::remove(const std::string& id) {
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   if (auto err = check_writable("deletes")) return err;
   auto it = checkpoints_.find(id);
   if (it == checkpoints_.end()) return make_error(errc::not_found, "no checkpoint '" + id + "'");
@@ -36,7 +37,10 @@ status checkpoint_store::remove(const std::string& id) {
       return record_background_error(err);
     }
   }
-  checkpoints_.erase(id);
+  {
+    std::unique_lock<std::shared_mutex> catalog(catalog_mu_);
+    checkpoints_.erase(id);
+  }
   return {};
 }
 

@@ -7,8 +7,11 @@
 // file) first; it is held again after the saga, or after a delete or gc
 // frees room.
 //
-// REQUIRES: external synchronization (one owner: the node).
+// REQUIRES: hold() and release() from one thread at a time (the node's
+// writer); held() and wanted() from any.
 #pragma once
+
+#include <atomic>
 
 #include <cstdint>
 #include <string>
@@ -29,17 +32,18 @@ public:
   status hold(uint64_t bytes);
   /// Removes the reserve, freeing its space for what comes next.
   status release();
-  /// Bytes held now.
-  uint64_t held() const { return held_; }
+  /// Bytes held now. held() and wanted() may be read from any thread; the
+  /// changes come from one at a time.
+  uint64_t held() const { return held_.load(); }
   /// Bytes the reserve should hold (hold() failed when held() is less).
-  uint64_t wanted() const { return wanted_; }
+  uint64_t wanted() const { return wanted_.load(); }
   const std::string& path() const { return path_; }
 
 private:
   env& env_;
   std::string path_;
-  uint64_t held_ = 0;
-  uint64_t wanted_ = 0;
+  std::atomic<uint64_t> held_{0};
+  std::atomic<uint64_t> wanted_{0};
 };
 
 /// The automatic size of the reserve ([store] reserve_kib = 0): twice what

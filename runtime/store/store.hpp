@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -135,6 +136,14 @@ struct verify_report {
   std::vector<std::string> checks;
 };
 
+/// Threads: changes (write_stream, write_stream_changes, create, remove,
+/// pin, gc) come one at a time; the caller serialises them. Reads may run on
+/// any thread, many at once, beside a change: list, resolve, info and
+/// chunk_count wait at most for a catalog update, never for a change's
+/// I/O; load, read_stream, restore_stream and verify_chain read chunks
+/// beside a checkpoint being written, waiting only for gc; verify, check
+/// and verify_files see the store's files still, so they wait for a change
+/// in progress and hold off the next one (never list or status).
 class checkpoint_store {
 public:
   /// Opens (creating when absent) the store in `dir`: sweeps tmp/, loads the
@@ -167,7 +176,10 @@ public:
   /// Streams a stored stream back in order, checking every chunk. `sink` is
   /// called with runs of about 1 MiB, in order, one call at a time, from
   /// the read workers' threads.
-  status read_stream(const stream_ref& s, const byte_sink& sink);
+  status read_stream(const stream_ref& s, const byte_sink& sink) {
+    std::shared_lock<std::shared_mutex> files(files_mu_);
+    return read_stream_locked(s, sink);
+  }
   /// Restores a stream into the file `path`, durably: written beside it
   /// (`path`.partial, bypassing the page cache where it can), fsynced, then
   /// renamed over `path`. On error `path` is untouched and nothing is left.
@@ -197,7 +209,10 @@ public:
   /// lock file and private keys (verify() runs it): each is a file this store
   /// makes, with the bytes it writes (see verify_files.cpp); with
   /// `read_headers`, every index entry names the record at its offset.
-  status verify_files(verify_report& report, bool read_headers);
+  status verify_files(verify_report& report, bool read_headers) {
+    std::unique_lock<std::shared_mutex> files(files_mu_);
+    return verify_files_locked(report, read_headers);
+  }
   // One index file of verify_files; `entries` gets its entry count.
   status check_index(const std::string& rel, const std::string& pack_name, bool read_headers,
                      size_t& entries);
@@ -238,7 +253,10 @@ public:
                                              " is encrypted and its data key (keys/data.key) is "
                                              "not available; restore the key");
   }
-  size_t chunk_count() const { return index_.size(); }
+  size_t chunk_count() const {
+    std::lock_guard<std::mutex> guard(index_mu_);
+    return index_.size();
+  }
   /// The keys of an encrypted store opened with its data key; null otherwise.
   const store_keys* data_keys() const { return keys_.get(); }
 
@@ -250,6 +268,10 @@ private:
       : env_(e), dir_(std::move(dir)), opts_(opts) {}
 
   status init();
+  // The bodies of read_stream and verify_files, for callers that hold
+  // files_mu_ already (shared, or unique).
+  status read_stream_locked(const stream_ref& s, const byte_sink& sink);
+  status verify_files_locked(verify_report& report, bool read_headers);
   status init_read_only();
   // Checks store.toml.sig against `text` (store.toml's bytes); a store
   // without one gets it signed when `may_sign` (a new store, or one made
@@ -307,7 +329,14 @@ private:
   env& env_;
   std::string dir_;
   store_options opts_;
-  std::mutex index_mu_; // guards index_ (pipeline workers add to it)
+  mutable std::mutex index_mu_; // guards index_ (pipeline workers add to it)
+  // Lock order: files_mu_, then catalog_mu_, then index_mu_.
+  // Shared by whatever reads or adds chunks; unique for gc (which moves and
+  // removes packs) and for the whole-store checks.
+  mutable std::shared_mutex files_mu_;
+  // Guards checkpoints_ against readers: a change (one at a time) reads it
+  // freely and takes this unique only to modify it.
+  mutable std::shared_mutex catalog_mu_;
   std::unique_ptr<key_provider> key_;
   std::unique_ptr<store_keys> keys_;
   std::string key_problem_; // why a sealed data key could not be opened            // data keys of

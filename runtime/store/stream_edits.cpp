@@ -12,6 +12,7 @@ result<stream_ref> checkpoint_store::write_stream_changes(const std::string& nam
                                                           const byte_reader& read,
                                                           stream_stats* stats) {
   if (auto err = check_writable("writes")) return err;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   // The edits must describe a stream: sorted, disjoint, inside the parent.
   uint64_t new_size = parent.size, prev_end = 0;
   for (size_t k = 0; k < edits.size(); ++k) {

@@ -55,7 +55,7 @@ status checkpoint_store::decode_batch(const stream_ref& s, size_t from, size_t t
   return {};
 }
 
-status checkpoint_store::read_stream(const stream_ref& s, const byte_sink& sink) {
+status checkpoint_store::read_stream_locked(const stream_ref& s, const byte_sink& sink) {
   if (!can_read_content()) return no_key_error();
   const unsigned threads = worker_count(env_, opts_);
   // Batches of consecutive chunks, about batch_target bytes each.
@@ -125,6 +125,7 @@ status checkpoint_store::read_stream(const stream_ref& s, const byte_sink& sink)
 }
 
 status checkpoint_store::restore_stream(const stream_ref& s, const std::string& path) {
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   const std::string partial = path + ".partial";
   auto f = env_.new_sequential_file(partial, 0600);
   if (!f) return f.err();
@@ -133,7 +134,7 @@ status checkpoint_store::restore_stream(const stream_ref& s, const std::string& 
     env_.remove(partial);
     return err;
   };
-  if (auto err = read_stream(s, [&](std::string_view b) { return (*f)->append(b); }))
+  if (auto err = read_stream_locked(s, [&](std::string_view b) { return (*f)->append(b); }))
     return fail(err);
   if (auto err = (*f)->sync()) return fail(err);
   if (auto err = (*f)->close()) return fail(err);

@@ -75,6 +75,7 @@ status checkpoint_store::finish_pack(open_pack& p) {
 result<stream_ref> checkpoint_store::write_stream(const std::string& name, const byte_source& src,
                                                   stream_stats* stats) {
   if (auto err = check_writable("writes")) return err;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   stream_pipeline pipe(*this);
   const chunker cut(opts_.chunking);
   // Read and cut on this thread: a window of at least max_size bytes ahead.

@@ -16,13 +16,16 @@
 namespace dsmil {
 
 result<verify_report> checkpoint_store::verify(const std::string& id, bool quick) {
+  // The files stand still while they are checked (no change in progress can
+  // add a pack or a manifest half-way), so checkpoints_ does too.
+  std::unique_lock<std::shared_mutex> still(files_mu_);
   verify_report report;
   auto m = read_verified_manifest(id, &report, nullptr);
   if (!m) return m.err();
   // The store's other files first: a damaged index is named as such, not as
   // a chunk that cannot be read through it.
   verify_report files;
-  if (auto err = verify_files(files, !quick)) return err;
+  if (auto err = verify_files_locked(files, !quick)) return err;
   if (!m->info.parent_id.empty()) {
     auto parent = env_.read_file(layout::path(dir_, layout::manifest(m->info.parent_id)));
     if (!parent) {
@@ -94,7 +97,7 @@ result<verify_report> checkpoint_store::verify(const std::string& id, bool quick
     // Streams can be large: read them on the pipeline's workers.
     stream_ref ref{st.name, st.size, st.chunks};
     uint64_t got = 0;
-    if (auto err = read_stream(ref, [&](std::string_view b) {
+    if (auto err = read_stream_locked(ref, [&](std::string_view b) {
           got += b.size();
           return status{};
         }))

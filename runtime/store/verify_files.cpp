@@ -77,7 +77,7 @@ status checkpoint_store::check_index(const std::string& rel, const std::string& 
   return {};
 }
 
-status checkpoint_store::verify_files(verify_report& report, bool read_headers) {
+status checkpoint_store::verify_files_locked(verify_report& report, bool read_headers) {
   std::vector<std::string> files;
   list_files(env_, dir_, "", files);
   size_t keys = 0, entries = 0, pins = 0, manifests = 0;
