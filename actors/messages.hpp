@@ -100,6 +100,7 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;       ///< the node went away
+using ready_atom = caf::atom_constant<caf::atom("ready")>;     ///< start-up recovery is done
 using preempt_atom = caf::atom_constant<caf::atom("preempt")>; ///< an emergency takes over
 
 } // namespace dsmil

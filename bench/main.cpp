@@ -7,6 +7,7 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/checkpoint_bench.hpp"
+#include "bench/latency_bench.hpp"
 #include "bench/rollback_bench.hpp"
 #include "bench/soak_bench.hpp"
 #include "bench/tpm_bench.hpp"
@@ -28,6 +29,20 @@ int report(const dsmil::result<nlohmann::json>& r, bool as_json,
   else
     print(*r);
   return 0;
+}
+
+bool parse_kind(const std::string& text, data_kind& out) {
+  if (text == "random")
+    out = data_kind::random;
+  else if (text == "mixed")
+    out = data_kind::mixed;
+  else if (text == "rows")
+    out = data_kind::rows;
+  else
+    return std::fprintf(stderr, "dsmil-bench: --kind must be random, mixed or rows, got '%s'\n",
+                        text.c_str()),
+           false;
+  return true;
 }
 
 } // namespace
@@ -81,6 +96,15 @@ int main(int argc, char** argv) {
   sk->add_option("--dsmild", so.dsmild, "the dsmild to run (default: the one beside this build)");
   sk->add_option("--dir", so.dir, "work directory (default: a fresh one under /var/tmp)");
   sk->add_flag("--json", as_json, "print one JSON document on stdout");
+  auto* lt = app.add_subcommand("latency", "status latency on an idle node and while a checkpoint "
+                                           "of a large stream runs (target p99 < 50 ms)");
+  latency_bench_options lo;
+  std::string lt_size = "1GiB", lt_kind = "mixed";
+  lt->add_option("--size", lt_size, "the stream's size (default 1GiB)");
+  lt->add_option("--kind", lt_kind, "the stream's data: random, mixed (default) or rows");
+  lt->add_option("--requests", lo.requests, "status requests on the idle node (default 500)");
+  lt->add_option("--dir", lo.dir, "work directory (default: a fresh one under /var/tmp)");
+  lt->add_flag("--json", as_json, "print one JSON document on stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -102,6 +126,17 @@ int main(int argc, char** argv) {
     return report(run_rollback_bench(ro), as_json, print_rollback_report);
   }
   if (sk->parsed()) return report(run_soak_bench(so), as_json, print_soak_report);
+  if (lt->parsed()) {
+    auto bytes = parse_size(lt_size);
+    if (!bytes)
+      return std::fprintf(stderr, "dsmil-bench: --size: %s\n", bytes.err().message.c_str()), 2;
+    if (*bytes == 0) return std::fprintf(stderr, "dsmil-bench: --size must be above 0\n"), 2;
+    lo.size = *bytes;
+    if (lo.requests == 0)
+      return std::fprintf(stderr, "dsmil-bench: --requests must be at least 1\n"), 2;
+    if (!parse_kind(lt_kind, lo.kind)) return 2;
+    return report(run_latency_bench(lo), as_json, print_latency_report);
+  }
   auto bytes = parse_size(size);
   if (!bytes)
     return std::fprintf(stderr, "dsmil-bench: --size: %s\n", bytes.err().message.c_str()), 2;
@@ -110,16 +145,7 @@ int main(int argc, char** argv) {
   if (!pct)
     return std::fprintf(stderr, "dsmil-bench: --change: %s\n", pct.err().message.c_str()), 2;
   o.change = *pct;
-  if (kind == "random")
-    o.kind = data_kind::random;
-  else if (kind == "mixed")
-    o.kind = data_kind::mixed;
-  else if (kind == "rows")
-    o.kind = data_kind::rows;
-  else
-    return std::fprintf(stderr, "dsmil-bench: --kind must be random, mixed or rows, got '%s'\n",
-                        kind.c_str()),
-           2;
+  if (!parse_kind(kind, o.kind)) return 2;
 
   return report(run_checkpoint_bench(o), as_json, print_checkpoint_report);
 }

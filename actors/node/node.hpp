@@ -18,9 +18,11 @@ class env;
 class sim_driver;
 
 struct node_handles {
-  /// Answers control_request with control_reply (see messages.hpp).
-  /// Untyped because it is a blocking actor: it runs on its own thread and
-  /// may wait for disk and for its own requests to the device actors.
+  /// Answers control_request with control_reply (see messages.hpp). It
+  /// routes each command to a worker (reads beside changes; see
+  /// node_actor.cpp) and does no work itself. Once start-up recovery is
+  /// done, reads are answered at once, even while a checkpoint or a
+  /// rollback runs.
   std::shared_ptr<caf::actor> control;
   /// The simulator behind the guard, for tests that count backend writes.
   std::shared_ptr<sim_driver> sim;

@@ -16,60 +16,90 @@ namespace dsmil {
 
 namespace {
 
-const std::map<std::string, command_fn>& commands() {
-  static const std::map<std::string, command_fn> table = {
-      {"status", cmd_status},
-      {"device.list", cmd_device_list},
-      {"device.show", cmd_device_show},
-      {"device.set", cmd_device_set},
-      {"device.fault", cmd_device_fault},
-      {"device.crash", cmd_device_crash},
-      {"config.show", cmd_config_show},
-      {"config.set", cmd_config_set},
-      {"checkpoint.create", cmd_checkpoint_create},
-      {"checkpoint.list", cmd_checkpoint_list},
-      {"checkpoint.show", cmd_checkpoint_show},
-      {"checkpoint.verify", cmd_checkpoint_verify},
-      {"checkpoint.delete", cmd_checkpoint_delete},
-      {"store.check", cmd_store_check},
-      {"store.gc", cmd_store_gc},
-      {"store.prune", cmd_store_prune},
-      {"retention", cmd_retention},
-      {"checkpoint.pin", cmd_checkpoint_pin},
-      {"rollback.history", cmd_rollback_history},
-      {"rollback.show", cmd_rollback_show},
-      {"keys.show", cmd_keys_show},
-      {"keys.init", cmd_keys_init},
+// Which worker serves a command. Reads change nothing and take no node lock,
+// so dsmil.reader answers them beside whatever dsmil.writer or a saga does
+// (the store, the configuration and the history guard themselves). Long
+// reads (a full verify, a store check, a dry run) and changes go to
+// dsmil.writer, one at a time; changes are refused while a rollback runs.
+// Levers are the simulator's test controls: they take no node lock either
+// and act at once on dsmil.reader (clearing a fault is how a hung saga's
+// device answers again).
+enum class command_kind { read, lever, long_read, change };
+
+struct command_entry {
+  command_fn fn;
+  command_kind kind;
+};
+
+const std::map<std::string, command_entry>& commands() {
+  using k = command_kind;
+  static const std::map<std::string, command_entry> table = {
+      {"status", {cmd_status, k::read}},
+      {"device.list", {cmd_device_list, k::read}},
+      {"device.show", {cmd_device_show, k::read}},
+      {"device.set", {cmd_device_set, k::change}},
+      {"device.fault", {cmd_device_fault, k::lever}},
+      {"device.crash", {cmd_device_crash, k::lever}},
+      {"config.show", {cmd_config_show, k::read}},
+      {"config.set", {cmd_config_set, k::change}},
+      {"checkpoint.create", {cmd_checkpoint_create, k::change}},
+      {"checkpoint.list", {cmd_checkpoint_list, k::read}},
+      {"checkpoint.show", {cmd_checkpoint_show, k::read}},
+      {"checkpoint.verify", {cmd_checkpoint_verify, k::long_read}},
+      {"checkpoint.delete", {cmd_checkpoint_delete, k::change}},
+      {"store.check", {cmd_store_check, k::long_read}},
+      {"store.gc", {cmd_store_gc, k::change}},
+      {"store.prune", {cmd_store_prune, k::change}},
+      // Shows the policy without "key"; changes it (and prunes) with one.
+      {"retention", {cmd_retention, k::change}},
+      {"checkpoint.pin", {cmd_checkpoint_pin, k::change}},
+      {"rollback.history", {cmd_rollback_history, k::read}},
+      {"rollback.show", {cmd_rollback_show, k::read}},
+      {"keys.show", {cmd_keys_show, k::read}},
+      {"keys.init", {cmd_keys_init, k::change}},
   };
   return table;
 }
 
-// Commands that change devices, configuration or the store: refused while a
-// rollback saga runs, so the saga's pre-rollback state stays the truth.
-bool mutates(const std::string& command) {
-  static const std::set<std::string> m = {
-      "device.set", "config.set",  "checkpoint.create", "checkpoint.delete", "checkpoint.pin",
-      "store.gc",   "store.prune", "keys.init",         "retention"};
-  return m.count(command) > 0;
+result<json> parse_args(const control_request& req) {
+  auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
+  if (args.is_discarded() || !args.is_object())
+    return make_error(errc::invalid_argument, "arguments are not a JSON object");
+  return args;
 }
 
-control_reply dispatch(node_context& ctx, device_calls& calls, const control_request& req,
-                       const json& args) {
-  auto it = commands().find(req.command);
-  if (it == commands().end())
-    return error_reply(make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
-  if (mutates(req.command) && !(req.command == "retention" && !args.contains("key"))) {
-    std::lock_guard<std::mutex> lock(ctx.saga_mu);
-    if (ctx.running)
-      return error_reply(
-          make_error(errc::busy, "rollback " + ctx.running->id + " is running (" +
-                                     enum_name(ctx.running->phase.load()) + "); '" + req.command +
-                                     "' waits until it ends ('dsmilctl rollback show " +
-                                     ctx.running->id + "')"));
-  }
+control_reply malformed(const std::exception& e) {
+  return error_reply(
+      make_error(errc::invalid_argument, std::string("malformed arguments: ") + e.what()));
+}
+
+// One command on a worker. The writer holds ctx.mu (shared with sagas'
+// store work); the reader holds nothing.
+control_reply serve(node_context& ctx, device_calls& calls, const control_request& req,
+                    bool writer) {
+  auto args = parse_args(req);
+  if (!args) return error_reply(args.err());
   try {
-    std::lock_guard<std::recursive_mutex> lock(ctx.mu);
-    auto reply = it->second(ctx, calls, args);
+    if (req.command == "rollback") { // a dry run: a saga never reaches a worker
+      return run_rollback(ctx, calls, *args, nullptr, nullptr);
+    }
+    auto it = commands().find(req.command);
+    if (it == commands().end())
+      return error_reply(
+          make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
+    if (it->second.kind == command_kind::change &&
+        !(req.command == "retention" && !args->contains("key"))) {
+      std::lock_guard<std::mutex> lock(ctx.saga_mu);
+      if (ctx.running)
+        return error_reply(
+            make_error(errc::busy, "rollback " + ctx.running->id + " is running (" +
+                                       enum_name(ctx.running->phase.load()) + "); '" + req.command +
+                                       "' waits until it ends ('dsmilctl rollback show " +
+                                       ctx.running->id + "')"));
+    }
+    std::unique_lock<std::recursive_mutex> lock(ctx.mu, std::defer_lock);
+    if (writer) lock.lock();
+    auto reply = it->second.fn(ctx, calls, *args);
     if (req.command == "status" && reply.code == 0) {
       auto body = json::parse(reply.body);
       std::lock_guard<std::mutex> saga_lock(ctx.saga_mu);
@@ -82,18 +112,10 @@ control_reply dispatch(node_context& ctx, device_calls& calls, const control_req
     }
     return reply;
   } catch (const json::exception& e) {
-    return error_reply(
-        make_error(errc::invalid_argument, std::string("malformed arguments: ") + e.what()));
+    return malformed(e);
   } catch (const std::exception& e) {
     return error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
   }
-}
-
-result<json> parse_args(const control_request& req) {
-  auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
-  if (args.is_discarded() || !args.is_object())
-    return make_error(errc::invalid_argument, "arguments are not a JSON object");
-  return args;
 }
 
 // One rollback saga: waits its turn (an emergency waits for the saga it
@@ -125,6 +147,8 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
     control_reply reply;
     try {
       reply = args ? run_rollback(*ctx, calls, *args, st.get(), progress) : error_reply(args.err());
+    } catch (const json::exception& e) {
+      reply = malformed(e);
     } catch (const std::exception& e) {
       reply = error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
     }
@@ -146,9 +170,10 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
 }
 
 // The node's detached actors, each named here (CAF's logs and exit reasons
-// name them so): dsmil.control serves commands one at a time; dsmil.saga runs
-// one rollback saga and ends with it. Nothing else in the node runs on a
-// thread of its own but the env's workers.
+// name them so): dsmil.writer serves changes and long reads one at a time,
+// dsmil.reader serves reads, dsmil.saga runs one rollback saga and ends with
+// it. Nothing else in the node runs on a thread of its own but the env's
+// workers; dsmil.control, which routes commands to them, is event-based.
 class saga_actor final : public caf::blocking_actor {
 public:
   saga_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx,
@@ -162,82 +187,138 @@ private:
   std::shared_ptr<saga_status> st_;
 };
 
-// Starts a saga for a rollback request, or says why not.
-caf::result<control_reply> start_saga(caf::blocking_actor* self,
-                                      const std::shared_ptr<node_context>& ctx,
-                                      control_request& req, const json& args) {
-  const bool emergency = args.value("type", std::string()) == "emergency";
-  auto st = std::make_shared<saga_status>();
-  st->id = ctx->saga_ids.next(ctx->os->now_unix_ns());
-  st->type = args.value("type", std::string());
-  {
-    std::lock_guard<std::mutex> lock(ctx->saga_mu);
-    if (ctx->running) {
-      auto& r = *ctx->running;
-      std::string running = "rollback " + r.id + " (" + (r.type.empty() ? "?" : r.type) +
-                            (r.target.empty() ? "" : " to " + r.target) + ", " +
-                            enum_name(r.phase.load()) + ")";
-      if (!emergency)
-        return error_reply(make_error(errc::busy, running + " is running; wait for it to end, or "
-                                                            "pre-empt it with --type emergency"));
-      if (ctx->emergency_waiting)
-        return error_reply(make_error(errc::busy, "an emergency rollback already waits for " +
-                                                      running + " to compensate"));
-      r.preempt = true;
-      // Stops its wait for a step's devices at once (it then compensates).
-      if (r.actor) self->send(r.actor, preempt_atom::value);
-      ctx->emergency_waiting = true;
-      spdlog::warn("emergency rollback {} pre-empts {}", st->id, running);
-    } else {
-      ctx->running = st;
-    }
-  }
-  auto saga = self->spawn<saga_actor>(ctx, st);
-  self->delegate(saga, std::move(req));
-  return caf::delegated<control_reply>{};
-}
-
-void node_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx) {
-  device_calls calls(self, *ctx);
-  // Sagas a crash interrupted are settled before any command is taken.
-  recover_sagas(*ctx, calls);
-  bool running = true;
-  self->receive_while([&] { return running; })(
-      [&](control_request& req) -> caf::result<control_reply> {
-        auto args = parse_args(req);
-        if (!args) return error_reply(args.err());
-        if (req.command == "rollback") {
-          try {
-            if (!args->value("dry_run", false)) return start_saga(self, ctx, req, *args);
-            return run_rollback(*ctx, calls, *args, nullptr, nullptr);
-          } catch (const json::exception& e) {
-            return error_reply(make_error(errc::invalid_argument,
-                                          std::string("malformed arguments: ") + e.what()));
-          }
-        }
-        auto reply = dispatch(*ctx, calls, req, *args);
-        if (reply.code != 0)
-          spdlog::info("{}: {}", req.command, reply.message);
-        else
-          spdlog::debug("{}: ok", req.command);
-        return reply;
-      },
-      [&](caf::exit_msg& em) {
-        spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
-        running = false;
-      });
-  self->send_exit(ctx->devices, caf::exit_reason::user_shutdown);
-}
-
-class control_actor final : public caf::blocking_actor {
+class worker_actor final : public caf::blocking_actor {
 public:
-  control_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx)
-      : caf::blocking_actor(cfg), ctx_(std::move(ctx)) {}
-  const char* name() const override { return "dsmil.control"; }
-  void act() override { node_loop(this, ctx_); }
+  /// The writer first settles the sagas a crash interrupted, then tells
+  /// `control` it may take changes.
+  worker_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx, bool writer,
+               caf::actor control)
+      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), writer_(writer),
+        control_(std::move(control)) {}
+  const char* name() const override { return writer_ ? "dsmil.writer" : "dsmil.reader"; }
+  void act() override {
+    device_calls calls(this, *ctx_);
+    if (writer_) {
+      recover_sagas(*ctx_, calls);
+      send(control_, ready_atom::value);
+    }
+    control_ = nullptr; // linked: no reference cycle
+    bool running = true;
+    receive_while([&] { return running; })(
+        [&](control_request& req) {
+          auto reply = serve(*ctx_, calls, req, writer_);
+          if (reply.code != 0)
+            spdlog::info("{}: {}", req.command, reply.message);
+          else
+            spdlog::debug("{}: ok", req.command);
+          return reply;
+        },
+        [&](caf::exit_msg&) { running = false; });
+  }
 
 private:
   std::shared_ptr<node_context> ctx_;
+  bool writer_;
+  caf::actor control_;
+};
+
+// Routes each command to its worker or starts a saga; does no work itself,
+// so it answers at once whatever the workers do.
+class control_actor final : public caf::event_based_actor {
+public:
+  control_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx)
+      : caf::event_based_actor(cfg), ctx_(std::move(ctx)) {}
+  const char* name() const override { return "dsmil.control"; }
+
+  caf::behavior make_behavior() override {
+    auto me = caf::actor_cast<caf::actor>(this);
+    reader_ = spawn<worker_actor, caf::linked>(ctx_, false, me);
+    writer_ = spawn<worker_actor, caf::linked>(ctx_, true, me);
+    set_exit_handler([this](caf::exit_msg& em) {
+      spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
+      send_exit(ctx_->devices, em.reason);
+      quit(em.reason);
+    });
+    // Until the writer has settled the sagas a crash interrupted, every
+    // command waits in the mailbox: what a client reads first after a
+    // restart is the recovered state, never a saga half-way.
+    return {
+        [](control_request&) -> caf::result<control_reply> {
+          return caf::skip; // seen again after become()
+        },
+        [this](ready_atom) {
+          become([this](control_request& req) -> caf::result<control_reply> { return route(req); });
+        },
+    };
+  }
+
+private:
+  // The worker for a command; null for a saga.
+  const caf::actor* lane(const control_request& req) const {
+    if (req.command == "rollback") {
+      auto args = parse_args(req);
+      if (args && !args->value("dry_run", false)) return nullptr;
+      return &writer_;
+    }
+    auto it = commands().find(req.command);
+    if (it == commands().end()) return &writer_; // which says it is unknown
+    const auto kind = it->second.kind;
+    return kind == command_kind::read || kind == command_kind::lever ? &reader_ : &writer_;
+  }
+
+  caf::result<control_reply> route(control_request& req) {
+    auto* worker = lane(req);
+    if (!worker) {
+      try {
+        return start_saga(req);
+      } catch (const json::exception& e) {
+        return malformed(e);
+      }
+    }
+    delegate(*worker, std::move(req));
+    return caf::delegated<control_reply>{};
+  }
+
+  // Starts a saga for a rollback request, or says why not.
+  caf::result<control_reply> start_saga(control_request& req) {
+    auto args = parse_args(req);
+    if (!args) return error_reply(args.err());
+    auto& ctx = ctx_;
+    const bool emergency = args->value("type", std::string()) == "emergency";
+    auto st = std::make_shared<saga_status>();
+    st->id = ctx->saga_ids.next(ctx->os->now_unix_ns());
+    st->type = args->value("type", std::string());
+    {
+      std::lock_guard<std::mutex> lock(ctx->saga_mu);
+      if (ctx->running) {
+        auto& r = *ctx->running;
+        std::string running = "rollback " + r.id + " (" + (r.type.empty() ? "?" : r.type) +
+                              (r.target.empty() ? "" : " to " + r.target) + ", " +
+                              enum_name(r.phase.load()) + ")";
+        if (!emergency)
+          return error_reply(make_error(errc::busy, running + " is running; wait for it to end, "
+                                                              "or pre-empt it with --type "
+                                                              "emergency"));
+        if (ctx->emergency_waiting)
+          return error_reply(make_error(errc::busy, "an emergency rollback already waits for " +
+                                                        running + " to compensate"));
+        r.preempt = true;
+        // Stops its wait for a step's devices at once (it then compensates).
+        if (r.actor) send(r.actor, preempt_atom::value);
+        ctx->emergency_waiting = true;
+        spdlog::warn("emergency rollback {} pre-empts {}", st->id, running);
+      } else {
+        ctx->running = st;
+      }
+    }
+    auto saga = spawn<saga_actor>(ctx, st);
+    delegate(saga, std::move(req));
+    return caf::delegated<control_reply>{};
+  }
+
+  std::shared_ptr<node_context> ctx_;
+  caf::actor reader_;
+  caf::actor writer_;
 };
 
 } // namespace

@@ -1,99 +1,13 @@
 // A sixth component, defined here and nowhere else, goes through checkpoints
 // and rollback sagas by the component interface alone: the saga, the store
 // and the CLI know nothing of it.
-#include <mutex>
-
-#include "runtime/components/component.hpp"
+#include "tests/actors/counter_component.hpp"
 #include "tests/actors/node_fixture.hpp"
 
 using namespace dsmil;
 using namespace dsmil::test;
 
 namespace {
-
-// A counter with a log: one record and one stream.
-class counter_component final : public component {
-public:
-  std::string name() const override { return "counter"; }
-  bool optional() const override { return optional_; }
-
-  result<component_image> capture() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (unreachable_) return make_error(errc::unavailable, "the counter service does not answer");
-    return image(value_, log_);
-  }
-
-  result<component_plan> plan(const component_image& now, const component_image& target,
-                              const plan_request& req) override {
-    component_plan p;
-    p.differs = !(now == target);
-    if (req.whole && (req.type != rollback_type::incremental || p.differs))
-      p.steps.push_back({name(), "counter", {}});
-    if (p.differs) p.warnings.push_back("the counter goes back");
-    return p;
-  }
-
-  std::vector<failed_item> apply(const saga_step&, const component_image& target) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++applies_;
-    value_ = std::stoll(target.records.at("value"));
-    if (fail_applies_ > 0) { // half done: the value moved, the log did not
-      --fail_applies_;
-      return {{"counter", "injected failure"}};
-    }
-    log_ = target.streams.at("log");
-    return {};
-  }
-
-  std::vector<failed_item> read_back(const saga_step&, const component_image& target) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!(image(value_, log_) == target)) return {{"counter", "differs after restore"}};
-    return {};
-  }
-
-  void bump(const std::string& line) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++value_;
-    log_ += line + "\n";
-  }
-  std::pair<int64_t, std::string> state() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return {value_, log_};
-  }
-  void fail_next_applies(int n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    fail_applies_ = n;
-  }
-  void set_unreachable(bool u) {
-    std::lock_guard<std::mutex> lock(mu_);
-    unreachable_ = u;
-  }
-  int applies() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return applies_;
-  }
-  bool optional_ = false;
-
-private:
-  static component_image image(int64_t value, const std::string& log) {
-    component_image i;
-    i.records["value"] = std::to_string(value);
-    i.streams["log"] = log;
-    return i;
-  }
-
-  std::mutex mu_;
-  int64_t value_ = 0;
-  std::string log_;
-  int fail_applies_ = 0;
-  bool unreachable_ = false;
-  int applies_ = 0;
-};
-
-struct counter_node {
-  std::shared_ptr<counter_component> counter = std::make_shared<counter_component>();
-  node_fixture f{false, 0, nullptr, nullptr, {counter}};
-};
 
 std::vector<std::string> components_of(const json& rolled_back) {
   return rolled_back["components"].get<std::vector<std::string>>();

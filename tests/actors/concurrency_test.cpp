@@ -1,0 +1,72 @@
+// Several commands at once: reads are answered while a checkpoint or a
+// rollback saga is held inside a component (by a gate, not slowed by
+// sleeps), and changes are refused while a saga runs, naming it. Before the
+// node had workers, each read here waited for the held command.
+#include <future>
+
+#include "tests/actors/counter_component.hpp"
+#include "tests/actors/node_fixture.hpp"
+
+using namespace dsmil;
+using namespace dsmil::test;
+
+TEST_CASE("status, lists and shows answer while a checkpoint is held inside a component") {
+  counter_node n;
+  const auto first = n.f.ok("checkpoint.create")["id"].get<std::string>();
+  n.counter->capture_gate.close();
+  auto pending = std::async(std::launch::async, [&] { return n.f.ctl("checkpoint.create"); });
+  n.counter->capture_gate.wait_entered();
+
+  auto st = n.f.ok("status");
+  CHECK(st["checkpoints"]["count"] == 1);
+  CHECK(st["checkpoints"]["latest"] == first);
+  CHECK(st["rollback"].is_null());
+  CHECK(n.f.ok("checkpoint.list")["checkpoints"].size() == 1);
+  CHECK(n.f.ok("checkpoint.show", {{"id", first}})["id"] == first);
+  CHECK(n.f.ok("device.show", {{"id", "0x8000"}})["id"] == "0x8000");
+  CHECK(n.f.ok("device.list")["devices"].size() == n.f.map.devices().size());
+  CHECK(n.f.ok("config.show").contains("config_version"));
+  CHECK(n.f.ok("keys.show")["provider"] == "software");
+  CHECK(n.f.ok("rollback.history").contains("rollbacks"));
+
+  n.counter->capture_gate.open();
+  auto made = pending.get();
+  REQUIRE_MESSAGE(made.code == 0, made.message);
+  CHECK(n.f.ok("status")["checkpoints"]["count"] == 2);
+}
+
+TEST_CASE("while a rollback is held in a step, reads answer and changes are refused naming it") {
+  counter_node n;
+  n.counter->bump("one");
+  const auto at_checkpoint = n.counter->state();
+  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
+  n.counter->bump("two");
+  n.counter->apply_gate.close();
+  auto pending = std::async(std::launch::async, [&] {
+    return n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
+  });
+  n.counter->apply_gate.wait_entered();
+
+  auto st = n.f.ok("status");
+  REQUIRE(st["rollback"].is_object());
+  CHECK(st["rollback"]["phase"] == "execution");
+  const auto saga = st["rollback"]["id"].get<std::string>();
+  // The pre-rollback checkpoint is made before the first step.
+  CHECK(n.f.ok("checkpoint.list")["checkpoints"].size() == 2);
+  CHECK(n.f.ok("rollback.show", {{"id", saga}})["id"] == saga);
+  auto refused = n.f.ctl("config.set", {{"key", "agent_concurrency_limit"}, {"value", "7"}});
+  CHECK(refused.code == static_cast<uint8_t>(errc::busy));
+  CHECK(refused.message.find("rollback " + saga + " is running (execution)") == 0);
+  auto second = n.f.ctl("rollback", {{"id", id}});
+  CHECK(second.code == static_cast<uint8_t>(errc::busy));
+  CHECK(second.message.find(saga) != std::string::npos);
+  // A long read goes on beside the saga too (a dry run would not: it
+  // captures the counter, which the saga holds).
+  CHECK(n.f.ok("checkpoint.verify", {{"id", id}})["valid"] == true);
+
+  n.counter->apply_gate.open();
+  auto done = pending.get();
+  REQUIRE_MESSAGE(done.code == 0, done.message);
+  CHECK(n.counter->state() == at_checkpoint);
+  CHECK(n.f.ok("status")["rollback"].is_null());
+}
