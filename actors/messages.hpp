@@ -7,10 +7,12 @@
 #include <vector>
 
 #include <caf/atom.hpp>
+#include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/type_id.hpp>
 
 #include "dsmil/device.hpp"
+#include "runtime/components/component.hpp"
 #include "runtime/config/node_config.hpp"
 
 namespace dsmil {
@@ -22,6 +24,17 @@ struct device_health {
   std::string breaker;   ///< closed, open, half-open
   uint32_t failures = 0; ///< consecutive driver failures
   bool given_up = false; ///< restart intensity exceeded: escalated, not restarted
+};
+
+/// Health of one component's handler (the devices have device_health).
+struct component_health {
+  std::string name;
+  bool optional = false;
+  std::string breaker;         ///< closed, open, half-open
+  uint32_t failures = 0;       ///< consecutive failed calls
+  uint32_t restarts = 0;       ///< of its worker, since the node started
+  uint32_t in_flight = 0;      ///< calls asked and not answered yet
+  uint64_t oldest_call_ms = 0; ///< how long the oldest of those has waited
 };
 
 /// A command from dsmilctl (or any client) to a node. `args` is a JSON object.
@@ -78,6 +91,49 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("control_reply"), x.code, x.message, x.body);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, component_health& x) {
+  return f(caf::meta::type_name("component_health"), x.name, x.optional, x.breaker, x.failures,
+           x.restarts, x.in_flight, x.oldest_call_ms);
+}
+
+// What a saga and a checkpoint say to a component's handler (see
+// actors/node/component_handler.hpp).
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, saga_step& x) {
+  return f(caf::meta::type_name("saga_step"), x.component, x.name, x.items);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, failed_item& x) {
+  return f(caf::meta::type_name("failed_item"), x.id, x.error);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, component_image& x) {
+  return f(caf::meta::type_name("component_image"), x.records, x.streams);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, plan_request& x) {
+  auto type = static_cast<uint8_t>(x.type);
+  return f(caf::meta::type_name("plan_request"), type, x.whole, x.items,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.type = static_cast<rollback_type>(type);
+             return caf::none;
+           }));
+}
+
+/// The JSON details travel as their text.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, component_plan& x) {
+  std::string plan_detail = x.plan_detail.dump(), reply_detail = x.reply_detail.dump();
+  return f(caf::meta::type_name("component_plan"), x.steps, x.differs, x.warnings, x.needs_ack,
+           plan_detail, reply_detail, caf::meta::load_callback([&]() -> caf::error {
+             x.plan_detail = nlohmann::json::parse(plan_detail, nullptr, false);
+             x.reply_detail = nlohmann::json::parse(reply_detail, nullptr, false);
+             return caf::none;
+           }));
+}
+
 } // namespace dsmil
 
 CAF_BEGIN_TYPE_ID_BLOCK(dsmil, caf::first_custom_type_id)
@@ -90,6 +146,13 @@ CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::device_health>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::control_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::control_reply))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_progress))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::saga_step))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::failed_item))
+CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::failed_item>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::component_image))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::plan_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::component_plan))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::component_health))
 CAF_END_TYPE_ID_BLOCK(dsmil)
 
 namespace dsmil {
@@ -99,8 +162,12 @@ using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using lost_atom = caf::atom_constant<caf::atom("lost")>;       ///< the node went away
-using ready_atom = caf::atom_constant<caf::atom("ready")>;     ///< start-up recovery is done
+using lost_atom = caf::atom_constant<caf::atom("lost")>;   ///< the node went away
+using ready_atom = caf::atom_constant<caf::atom("ready")>; ///< start-up recovery is done
+using capture_atom = caf::atom_constant<caf::atom("capture")>;
+using plan_atom = caf::atom_constant<caf::atom("plan")>;
+using apply_atom = caf::atom_constant<caf::atom("apply")>;
+using read_back_atom = caf::atom_constant<caf::atom("readback")>;
 using preempt_atom = caf::atom_constant<caf::atom("preempt")>; ///< an emergency takes over
 
 } // namespace dsmil

@@ -39,6 +39,26 @@ void render_status(const json& b, std::ostream& out) {
       << " given up\n";
   out << "store       " << str(c["store"]) << ": " << c["count"] << " checkpoints, " << c["chunks"]
       << " chunks, latest " << str(c["latest"]) << "\n";
+  if (b.contains("components")) {
+    out << "components ";
+    for (auto& k : b["components"]) {
+      out << " " << str(k["name"]);
+      if (k.contains("error")) {
+        out << " (no answer)";
+        continue;
+      }
+      std::string notes;
+      if (k["breaker"] != "closed") notes += "breaker " + str(k["breaker"]);
+      if (k["restarts"].get<uint32_t>() > 0)
+        notes += (notes.empty() ? "" : ", ") + std::to_string(k["restarts"].get<uint32_t>()) +
+                 " restarts";
+      if (k["in_flight"].get<uint32_t>() > 0)
+        notes += (notes.empty() ? "" : ", ") + std::to_string(k["in_flight"].get<uint32_t>()) +
+                 " calls waiting";
+      if (!notes.empty()) out << " (" << notes << ")";
+    }
+    out << "\n";
+  }
   if (b.contains("store_free_bytes") && !b["store_free_bytes"].is_null())
     out << "space       " << b["store_free_bytes"] << " bytes free, " << b["store_reserve_bytes"]
         << " held in reserve for a rollback\n";

@@ -75,7 +75,7 @@ control_reply malformed(const std::exception& e) {
 
 // One command on a worker. The writer holds ctx.mu (shared with sagas'
 // store work); the reader holds nothing.
-control_reply serve(node_context& ctx, device_calls& calls, const control_request& req,
+control_reply serve(node_context& ctx, actor_calls& calls, const control_request& req,
                     bool writer) {
   auto args = parse_args(req);
   if (!args) return error_reply(args.err());
@@ -140,7 +140,7 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
       ctx->running = st;
       st->actor = caf::actor_cast<caf::actor>(self);
     }
-    device_calls calls(self, *ctx);
+    actor_calls calls(self, *ctx);
     progress_fn progress;
     if (args && args->value("progress", false) && client)
       progress = [&](const json& p) { self->send(client, rollback_progress{p.dump()}); };
@@ -197,7 +197,7 @@ public:
         control_(std::move(control)) {}
   const char* name() const override { return writer_ ? "dsmil.writer" : "dsmil.reader"; }
   void act() override {
-    device_calls calls(this, *ctx_);
+    actor_calls calls(this, *ctx_);
     if (writer_) {
       recover_sagas(*ctx_, calls);
       send(control_, ready_atom::value);
@@ -237,6 +237,8 @@ public:
     set_exit_handler([this](caf::exit_msg& em) {
       spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
       send_exit(ctx_->devices, em.reason);
+      for (auto& h : ctx_->handlers)
+        send_exit(h.handle, em.reason);
       quit(em.reason);
     });
     // Until the writer has settled the sagas a crash interrupted, every
@@ -427,15 +429,12 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   initial.config_data = cfg.configuration.config_data;
   initial.avx512_present = simd::detect_cpu().avx512f;
   ctx->configuration = std::make_shared<configuration_component>(std::move(initial));
-  // PCRs are read through the store's key: serialised with its other uses.
-  auto security = std::make_shared<security_component>([c = ctx.get()] {
-    std::lock_guard<std::recursive_mutex> lock(c->mu);
-    return c->store->key().read_pcrs();
-  });
-  ctx->shared_components.push_back(std::make_shared<serialized_component>(ctx->configuration));
-  ctx->shared_components.push_back(std::make_shared<serialized_component>(security));
+  // PCRs are read through the store's key, which serialises its TPM calls.
+  auto security =
+      std::make_shared<security_component>([c = ctx.get()] { return c->store->key().read_pcrs(); });
+  extra.insert(extra.begin(), {ctx->configuration, security});
   for (auto& c : extra)
-    ctx->shared_components.push_back(std::make_shared<serialized_component>(std::move(c)));
+    ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
   ctx->retention = cfg.retention;
 
   ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, e, cfg.thermal_critical_c);

@@ -51,7 +51,7 @@ void hold_reserve(node_context& ctx) {
                  err.message);
 }
 
-control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, const json& args) {
+control_reply cmd_checkpoint_create(node_context& ctx, actor_calls& calls, const json& args) {
   auto start = ctx.os->steady_ns();
   checkpoint_request req;
   req.name = args.value("name", std::string());
@@ -95,13 +95,13 @@ control_reply cmd_checkpoint_create(node_context& ctx, device_calls& calls, cons
   return ok_reply(body);
 }
 
-control_reply cmd_store_prune(node_context& ctx, device_calls&, const json&) {
+control_reply cmd_store_prune(node_context& ctx, actor_calls&, const json&) {
   auto pruned = prune(ctx);
   if (pruned.second) return error_reply(pruned.second, {{"pruned", pruned.first}});
   return ok_reply({{"pruned", pruned.first}});
 }
 
-control_reply cmd_retention(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_retention(node_context& ctx, actor_calls&, const json& args) {
   if (args.contains("key")) {
     auto value = arg_string(args, "value");
     if (!value) return error_reply(value.err());
@@ -118,14 +118,14 @@ control_reply cmd_retention(node_context& ctx, device_calls&, const json& args) 
                    {"max_count", r.max_count}});
 }
 
-control_reply cmd_checkpoint_list(node_context& ctx, device_calls&, const json&) {
+control_reply cmd_checkpoint_list(node_context& ctx, actor_calls&, const json&) {
   json out = json::array();
   for (auto& i : ctx.store->list())
     out.push_back(to_json(i));
   return ok_reply({{"checkpoints", out}});
 }
 
-control_reply cmd_checkpoint_show(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_checkpoint_show(node_context& ctx, actor_calls&, const json& args) {
   auto id = arg_checkpoint(ctx, args);
   if (!id) return error_reply(id.err());
   auto c = ctx.store->load(*id);
@@ -142,7 +142,7 @@ control_reply cmd_checkpoint_show(node_context& ctx, device_calls&, const json& 
   return ok_reply(body);
 }
 
-control_reply cmd_checkpoint_verify(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_checkpoint_verify(node_context& ctx, actor_calls&, const json& args) {
   auto id = arg_checkpoint(ctx, args);
   if (!id) return error_reply(id.err());
   const bool chain = args.value("chain", false);
@@ -152,7 +152,7 @@ control_reply cmd_checkpoint_verify(node_context& ctx, device_calls&, const json
   return ok_reply({{"id", *id}, {"valid", true}, {"chain", chain}, {"checks", report->checks}});
 }
 
-control_reply cmd_store_check(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_store_check(node_context& ctx, actor_calls&, const json& args) {
   auto rep = ctx.store->check(args.value("read_data", false));
   if (!rep) return error_reply(rep.err());
   json damaged = json::array();
@@ -175,7 +175,7 @@ control_reply cmd_store_check(node_context& ctx, device_calls&, const json& args
                      body);
 }
 
-control_reply cmd_checkpoint_delete(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_checkpoint_delete(node_context& ctx, actor_calls&, const json& args) {
   auto id = arg_checkpoint(ctx, args);
   if (!id) return error_reply(id.err());
   if (auto err = ctx.store->remove(*id)) return error_reply(err);
@@ -192,7 +192,7 @@ control_reply cmd_checkpoint_delete(node_context& ctx, device_calls&, const json
   return ok_reply(body);
 }
 
-control_reply cmd_checkpoint_pin(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_checkpoint_pin(node_context& ctx, actor_calls&, const json& args) {
   auto id = arg_checkpoint(ctx, args);
   if (!id) return error_reply(id.err());
   const bool on = args.value("pin", true);
@@ -200,7 +200,7 @@ control_reply cmd_checkpoint_pin(node_context& ctx, device_calls&, const json& a
   return ok_reply({{"id", *id}, {"pinned", on}});
 }
 
-control_reply cmd_store_gc(node_context& ctx, device_calls&, const json&) {
+control_reply cmd_store_gc(node_context& ctx, actor_calls&, const json&) {
   auto r = ctx.store->gc();
   if (!r) return error_reply(r.err());
   if (ctx.reserve->held() < ctx.reserve->wanted()) hold_reserve(ctx); // room again

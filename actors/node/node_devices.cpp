@@ -39,7 +39,7 @@ const device_health* find_health(const std::vector<device_health>& all, device_i
 
 } // namespace
 
-control_reply cmd_status(node_context& ctx, device_calls& calls, const json&) {
+control_reply cmd_status(node_context& ctx, actor_calls& calls, const json&) {
   auto health = calls.health();
   if (!health) return error_reply(health.err());
   int quarantined = 0, critical = 0, open = 0, given_up = 0;
@@ -114,11 +114,38 @@ control_reply cmd_status(node_context& ctx, device_calls& calls, const json&) {
       }
       break;
     }
+  // The handlers of the other components: breaker, restarts, calls waiting.
+  json components = json::array();
+  for (auto& h : ctx.handlers) {
+    auto ch = calls.health(h);
+    if (!ch) {
+      components.push_back({{"name", h.name}, {"error", ch.err().message}});
+      warnings.push_back("component " + h.name + "'s handler does not answer: " + ch.err().message);
+      continue;
+    }
+    components.push_back({{"name", ch->name},
+                          {"optional", ch->optional},
+                          {"breaker", ch->breaker},
+                          {"failures", ch->failures},
+                          {"restarts", ch->restarts},
+                          {"in_flight", ch->in_flight},
+                          {"oldest_call_ms", ch->oldest_call_ms}});
+    if (ch->breaker == "open")
+      warnings.push_back("component " + h.name + " is failing: its breaker is open after " +
+                         std::to_string(ch->failures) +
+                         " failed calls; checkpoints fail (or leave it out, when optional) "
+                         "until it answers again");
+    if (ch->in_flight > 0 && ch->oldest_call_ms > ctx.cfg.component_call_timeout_ms)
+      warnings.push_back("component " + h.name + " has not answered a call for " +
+                         std::to_string(ch->oldest_call_ms / 1000) +
+                         " s: it may hang; what is asked of it next waits behind that call");
+  }
+  body["components"] = components;
   body["warnings"] = warnings;
   return ok_reply(body);
 }
 
-control_reply cmd_device_list(node_context& ctx, device_calls& calls, const json&) {
+control_reply cmd_device_list(node_context& ctx, actor_calls& calls, const json&) {
   std::vector<device_id> ids;
   for (auto& d : ctx.cfg.devices.devices())
     ids.push_back(d.id);
@@ -154,7 +181,7 @@ control_reply cmd_device_list(node_context& ctx, device_calls& calls, const json
 
 namespace {
 
-json device_json(node_context& ctx, device_calls& calls, const device_state& s) {
+json device_json(node_context& ctx, actor_calls& calls, const device_state& s) {
   auto* info = ctx.cfg.devices.find(s.id);
   auto& group = ctx.cfg.devices.groups()[info->group];
   auto health = calls.health();
@@ -183,7 +210,7 @@ json device_json(node_context& ctx, device_calls& calls, const device_state& s) 
 
 } // namespace
 
-control_reply cmd_device_show(node_context& ctx, device_calls& calls, const json& args) {
+control_reply cmd_device_show(node_context& ctx, actor_calls& calls, const json& args) {
   auto id = arg_device(ctx, args);
   if (!id) return error_reply(id.err());
   auto s = calls.read(*id);
@@ -191,7 +218,7 @@ control_reply cmd_device_show(node_context& ctx, device_calls& calls, const json
   return ok_reply(device_json(ctx, calls, *s));
 }
 
-control_reply cmd_device_set(node_context& ctx, device_calls& calls, const json& args) {
+control_reply cmd_device_set(node_context& ctx, actor_calls& calls, const json& args) {
   auto id = arg_device(ctx, args);
   if (!id) return error_reply(id.err());
   device_patch p;
@@ -229,7 +256,7 @@ control_reply cmd_device_set(node_context& ctx, device_calls& calls, const json&
   return ok_reply(device_json(ctx, calls, *s));
 }
 
-control_reply cmd_device_fault(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_device_fault(node_context& ctx, actor_calls&, const json& args) {
   auto id = arg_device(ctx, args);
   if (!id) return error_reply(id.err());
   fault_spec f = args.value("clear", false) ? fault_spec{} : ctx.sim->fault(*id);
@@ -244,18 +271,18 @@ control_reply cmd_device_fault(node_context& ctx, device_calls&, const json& arg
   return ok_reply({{"id", format_device_id(*id)}, {"faults", fault_json(f)}});
 }
 
-control_reply cmd_device_crash(node_context& ctx, device_calls& calls, const json& args) {
+control_reply cmd_device_crash(node_context& ctx, actor_calls& calls, const json& args) {
   auto id = arg_device(ctx, args);
   if (!id) return error_reply(id.err());
   calls.self()->send(ctx.devices, crash_atom::value, *id);
   return ok_reply({{"id", format_device_id(*id)}, {"crashed", true}});
 }
 
-control_reply cmd_config_show(node_context& ctx, device_calls&, const json&) {
+control_reply cmd_config_show(node_context& ctx, actor_calls&, const json&) {
   return ok_reply(to_json(ctx.configuration->get()));
 }
 
-control_reply cmd_config_set(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_config_set(node_context& ctx, actor_calls&, const json& args) {
   auto key = arg_string(args, "key");
   if (!key) return error_reply(key.err());
   if (!args.contains("value") || !args["value"].is_string())

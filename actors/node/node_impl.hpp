@@ -16,12 +16,12 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/devices/device_service.hpp"
+#include "actors/node/component_handler.hpp"
 #include "actors/messages.hpp"
 #include "dsmil/system_config.hpp"
 #include "runtime/components/configuration_component.hpp"
 #include "runtime/components/devices_component.hpp"
 #include "runtime/components/security_component.hpp"
-#include "runtime/components/serialized_component.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/devices/sim_driver.hpp"
 #include "runtime/saga/saga_types.hpp"
@@ -61,11 +61,11 @@ struct node_context {
   /// Room for a rollback's safety net, outside the store (guarded by mu).
   std::unique_ptr<space_reserve> reserve;
   /// The components besides devices (whose component speaks through the
-  /// calling actor's device_calls: see component_set).
+  /// calling actor's actor_calls: see component_set).
   std::shared_ptr<configuration_component> configuration; ///< for config show/set
-  /// Configuration, security, then a host's: each serialised, since the
-  /// control actor and a saga both reach them.
-  std::vector<std::shared_ptr<component>> shared_components;
+  /// The handlers of configuration, security, then a host's components, in
+  /// that order: checkpoints and sagas reach them only by message.
+  std::vector<handler_ref> handlers;
   retention_policy retention; ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
   std::shared_ptr<std::atomic<uint16_t>> published_port;
@@ -95,9 +95,9 @@ struct node_context {
 
 /// Device calls from the (blocking) control actor. Requests to many devices
 /// go out together and are collected afterwards, so they run in parallel.
-class device_calls final : public device_port {
+class actor_calls final : public device_port {
 public:
-  device_calls(caf::blocking_actor* self, node_context& ctx) : self_(self), ctx_(ctx) {}
+  actor_calls(caf::blocking_actor* self, node_context& ctx) : self_(self), ctx_(ctx) {}
 
   result<device_state> read(device_id id);
   result<device_state> write(const device_patch& p);
@@ -107,6 +107,19 @@ public:
   std::vector<device_state> write_many(const std::vector<device_patch>& patches,
                                        std::vector<std::pair<device_id, error>>& errors) override;
   result<std::vector<device_health>> health();
+
+  /// A component's handler asked, bounded like a device call (by the
+  /// deadline when set, else [components] call_timeout_ms) and pre-emptible
+  /// the same way.
+  result<component_image> capture(const handler_ref& h);
+  result<component_plan> plan(const handler_ref& h, const component_image& now,
+                              const component_image& target, const plan_request& req);
+  result<std::vector<failed_item>> apply(const handler_ref& h, const saga_step& st,
+                                         const component_image& target);
+  result<std::vector<failed_item>> read_back(const handler_ref& h, const saga_step& st,
+                                             const component_image& target);
+  /// Answered by the handler itself (never behind a hung call).
+  result<component_health> health(const handler_ref& h);
 
   /// Every request from now on gives up at `steady_ns` (the node env's
   /// steady clock) if that comes before its own timeout: a saga step's
@@ -128,8 +141,11 @@ public:
   caf::blocking_actor* self() { return self_; }
 
 private:
-  std::chrono::milliseconds timeout() const;
-  template <class Request> std::vector<result<device_state>> gather(size_t n, Request request);
+  // `t`, or less when the deadline comes first.
+  std::chrono::milliseconds timeout(std::chrono::milliseconds t) const;
+  template <class T, class Request>
+  std::vector<result<T>> gather(size_t n, Request request, std::chrono::milliseconds limit);
+  template <class T, class... Ts> result<T> ask_handler(const handler_ref& h, Ts... xs);
 
   caf::blocking_actor* self_;
   node_context& ctx_;
@@ -140,16 +156,40 @@ private:
   uint64_t gen_ = 0;          ///< numbers each gather, so late answers are told apart
 };
 
+/// A component behind its handler, called from a blocking actor through
+/// its actor_calls (so with the caller's deadline). A call that gets no
+/// answer fails: capture and plan with the error, apply and read_back with
+/// every item of the step.
+class handler_proxy final : public component {
+public:
+  handler_proxy(handler_ref h, actor_calls& calls) : h_(std::move(h)), calls_(calls) {}
+  std::string name() const override { return h_.name; }
+  bool optional() const override { return h_.optional; }
+  result<component_image> capture() override { return calls_.capture(h_); }
+  result<component_plan> plan(const component_image& now, const component_image& target,
+                              const plan_request& req) override {
+    return calls_.plan(h_, now, target, req);
+  }
+  std::vector<failed_item> apply(const saga_step& st, const component_image& target) override;
+  std::vector<failed_item> read_back(const saga_step& st, const component_image& target) override;
+
+private:
+  handler_ref h_;
+  actor_calls& calls_;
+};
+
 /// The node's components in DESIGN order (configuration, security, devices,
-/// then a host's), the devices component speaking through `calls`.
+/// then a host's): the devices component speaking to the device actors
+/// through `calls`, the others to their handlers.
 class component_set {
 public:
-  component_set(node_context& ctx, device_calls& calls);
+  component_set(node_context& ctx, actor_calls& calls);
   const std::vector<component*>& all() const { return all_; }
   component* find(const std::string& name) const;
 
 private:
   devices_component devices_;
+  std::vector<std::unique_ptr<handler_proxy>> proxies_;
   std::vector<component*> all_;
 };
 
@@ -159,7 +199,7 @@ result<system_image> capture_all(const component_set& components,
                                  std::vector<std::string>& warnings);
 
 /// One command: parses args, does the work, answers.
-using command_fn = control_reply (*)(node_context&, device_calls&, const json& args);
+using command_fn = control_reply (*)(node_context&, actor_calls&, const json& args);
 
 control_reply ok_reply(const json& body);
 control_reply error_reply(const error& e, const json& body = json::object());
@@ -177,38 +217,38 @@ json to_json(const checkpoint_info& i);
 json to_json(const system_config& c);
 
 // Commands (node_devices.cpp)
-control_reply cmd_status(node_context&, device_calls&, const json&);
-control_reply cmd_device_list(node_context&, device_calls&, const json&);
-control_reply cmd_device_show(node_context&, device_calls&, const json&);
-control_reply cmd_device_set(node_context&, device_calls&, const json&);
-control_reply cmd_device_fault(node_context&, device_calls&, const json&);
-control_reply cmd_device_crash(node_context&, device_calls&, const json&);
-control_reply cmd_config_show(node_context&, device_calls&, const json&);
-control_reply cmd_config_set(node_context&, device_calls&, const json&);
+control_reply cmd_status(node_context&, actor_calls&, const json&);
+control_reply cmd_device_list(node_context&, actor_calls&, const json&);
+control_reply cmd_device_show(node_context&, actor_calls&, const json&);
+control_reply cmd_device_set(node_context&, actor_calls&, const json&);
+control_reply cmd_device_fault(node_context&, actor_calls&, const json&);
+control_reply cmd_device_crash(node_context&, actor_calls&, const json&);
+control_reply cmd_config_show(node_context&, actor_calls&, const json&);
+control_reply cmd_config_set(node_context&, actor_calls&, const json&);
 // Commands (node_checkpoints.cpp)
-control_reply cmd_checkpoint_create(node_context&, device_calls&, const json&);
-control_reply cmd_checkpoint_list(node_context&, device_calls&, const json&);
-control_reply cmd_checkpoint_show(node_context&, device_calls&, const json&);
-control_reply cmd_checkpoint_verify(node_context&, device_calls&, const json&);
-control_reply cmd_checkpoint_delete(node_context&, device_calls&, const json&);
-control_reply cmd_store_check(node_context&, device_calls&, const json&);
-control_reply cmd_store_gc(node_context&, device_calls&, const json&);
-control_reply cmd_keys_show(node_context&, device_calls&, const json&);
-control_reply cmd_keys_init(node_context&, device_calls&, const json&);
-control_reply cmd_store_prune(node_context&, device_calls&, const json&);
-control_reply cmd_retention(node_context&, device_calls&, const json&);
-control_reply cmd_checkpoint_pin(node_context&, device_calls&, const json&);
+control_reply cmd_checkpoint_create(node_context&, actor_calls&, const json&);
+control_reply cmd_checkpoint_list(node_context&, actor_calls&, const json&);
+control_reply cmd_checkpoint_show(node_context&, actor_calls&, const json&);
+control_reply cmd_checkpoint_verify(node_context&, actor_calls&, const json&);
+control_reply cmd_checkpoint_delete(node_context&, actor_calls&, const json&);
+control_reply cmd_store_check(node_context&, actor_calls&, const json&);
+control_reply cmd_store_gc(node_context&, actor_calls&, const json&);
+control_reply cmd_keys_show(node_context&, actor_calls&, const json&);
+control_reply cmd_keys_init(node_context&, actor_calls&, const json&);
+control_reply cmd_store_prune(node_context&, actor_calls&, const json&);
+control_reply cmd_retention(node_context&, actor_calls&, const json&);
+control_reply cmd_checkpoint_pin(node_context&, actor_calls&, const json&);
 // Commands (node_rollback.cpp)
 /// Sends one progress report (a JSON object) to whoever waits for the saga.
 using progress_fn = std::function<void(const json&)>;
 /// Validation alone (dry run), or a whole saga when `status` is given. Takes
 /// ctx.mu itself around store and configuration work.
-control_reply run_rollback(node_context&, device_calls&, const json& args, saga_status* status,
+control_reply run_rollback(node_context&, actor_calls&, const json& args, saga_status* status,
                            const progress_fn& progress);
 /// At start-up: every saga whose journal has no end record is compensated (or
 /// resumed, per [rollback] on_interrupted) before the node takes commands.
-void recover_sagas(node_context&, device_calls&);
-control_reply cmd_rollback_history(node_context&, device_calls&, const json&);
-control_reply cmd_rollback_show(node_context&, device_calls&, const json&);
+void recover_sagas(node_context&, actor_calls&);
+control_reply cmd_rollback_history(node_context&, actor_calls&, const json&);
+control_reply cmd_rollback_show(node_context&, actor_calls&, const json&);
 
 } // namespace dsmil

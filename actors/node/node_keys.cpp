@@ -30,11 +30,11 @@ json describe(node_context& ctx) {
 
 } // namespace
 
-control_reply cmd_keys_show(node_context& ctx, device_calls&, const json&) {
+control_reply cmd_keys_show(node_context& ctx, actor_calls&, const json&) {
   return ok_reply(describe(ctx));
 }
 
-control_reply cmd_keys_init(node_context& ctx, device_calls&, const json&) {
+control_reply cmd_keys_init(node_context& ctx, actor_calls&, const json&) {
   // The keys were made (idempotently) when the node opened them; init makes
   // sure their public halves are exported where verification looks.
   auto& key = ctx.store->key();

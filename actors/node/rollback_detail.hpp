@@ -53,7 +53,7 @@ result<system_image> load_image(node_context& ctx, const std::string& id);
 // pre-rollback checkpoint then, while the target is loaded and checked.
 // Capturing is bounded by step_timeout_ms: a device that does not answer is
 // named, and nothing changes.
-status validate(node_context& ctx, device_calls& calls, const component_set& components,
+status validate(node_context& ctx, actor_calls& calls, const component_set& components,
                 const json& args, json& result, validated& v,
                 const std::function<void()>& on_current);
 

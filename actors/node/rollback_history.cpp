@@ -125,7 +125,7 @@ json estimate(node_context& ctx, const std::string& type, size_t devices) {
 
 // -- history commands ------------------------------------------------------------
 
-control_reply cmd_rollback_history(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_rollback_history(node_context& ctx, actor_calls&, const json& args) {
   auto h = history(ctx);
   if (!h) return error_reply(h.err());
   size_t limit = args.value("limit", size_t{50});
@@ -138,7 +138,7 @@ control_reply cmd_rollback_history(node_context& ctx, device_calls&, const json&
   return ok_reply({{"rollbacks", out}, {"total", h->size()}});
 }
 
-control_reply cmd_rollback_show(node_context& ctx, device_calls&, const json& args) {
+control_reply cmd_rollback_show(node_context& ctx, actor_calls&, const json& args) {
   auto id = arg_string(args, "id");
   if (!id) return error_reply(id.err());
   auto dir = journal_dir(ctx);

@@ -19,12 +19,12 @@ using namespace rollback_detail;
 
 namespace {
 
-void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir,
+void recover_saga(node_context& ctx, actor_calls& calls, const std::string& dir,
                   const std::string& id);
 
 } // namespace
 
-void recover_sagas(node_context& ctx, device_calls& calls) {
+void recover_sagas(node_context& ctx, actor_calls& calls) {
   auto dir = journal_dir(ctx);
   auto ids = list_journals(*ctx.os, dir);
   if (!ids) {
@@ -43,7 +43,7 @@ void recover_sagas(node_context& ctx, device_calls& calls) {
 
 namespace {
 
-void recover_saga(node_context& ctx, device_calls& calls, const std::string& dir,
+void recover_saga(node_context& ctx, actor_calls& calls, const std::string& dir,
                   const std::string& id) {
   auto records = read_journal(*ctx.os, journal_path(dir, id));
   if (!records) {

@@ -29,7 +29,7 @@ namespace {
 
 class saga {
 public:
-  saga(node_context& ctx, device_calls& calls, saga_status& status, const progress_fn& progress)
+  saga(node_context& ctx, actor_calls& calls, saga_status& status, const progress_fn& progress)
       : ctx_(ctx), calls_(calls), components_(ctx, calls), status_(status), progress_(progress) {}
 
   control_reply run(const json& args);
@@ -140,7 +140,7 @@ private:
   control_reply compensate(saga_phase phase, const error& cause, saga_outcome outcome);
 
   node_context& ctx_;
-  device_calls& calls_; ///< its deadline bounds each step, on the actor clock
+  actor_calls& calls_; ///< its deadline bounds each step, on the actor clock
   component_set components_;
   saga_status& status_;
   const progress_fn& progress_;
@@ -411,7 +411,7 @@ control_reply saga::run(const json& args) {
 
 } // namespace
 
-control_reply run_rollback(node_context& ctx, device_calls& calls, const json& args,
+control_reply run_rollback(node_context& ctx, actor_calls& calls, const json& args,
                            saga_status* status, const progress_fn& progress) {
   if (status) return saga(ctx, calls, *status, progress).run(args);
   // Dry run: validation alone.

@@ -13,11 +13,37 @@ using namespace rollback_detail;
 
 // -- components -------------------------------------------------------------------
 
-component_set::component_set(node_context& ctx, device_calls& calls)
+namespace {
+
+// A component that is gone, or a checkpoint without it: every item of the
+// step fails with why.
+std::vector<failed_item> unreachable(const saga_step& st, const std::string& why) {
+  if (st.items.empty()) return {{st.component, why}};
+  std::vector<failed_item> out;
+  for (auto& i : st.items)
+    out.push_back({i, why});
+  return out;
+}
+
+} // namespace
+
+std::vector<failed_item> handler_proxy::apply(const saga_step& st, const component_image& target) {
+  auto r = calls_.apply(h_, st, target);
+  return r ? std::move(*r) : unreachable(st, r.err().message);
+}
+
+std::vector<failed_item> handler_proxy::read_back(const saga_step& st,
+                                                  const component_image& target) {
+  auto r = calls_.read_back(h_, st, target);
+  return r ? std::move(*r) : unreachable(st, r.err().message);
+}
+
+component_set::component_set(node_context& ctx, actor_calls& calls)
     : devices_(ctx.cfg.devices, calls) {
   // DESIGN order: configuration, security, devices, then a host's.
-  for (auto& c : ctx.shared_components) {
-    all_.push_back(c.get());
+  for (auto& h : ctx.handlers) {
+    proxies_.push_back(std::make_unique<handler_proxy>(h, calls));
+    all_.push_back(proxies_.back().get());
     if (all_.size() == 2) all_.push_back(&devices_);
   }
 }
@@ -74,16 +100,6 @@ namespace {
 const component_image* image_for(const system_image& image, const std::string& name) {
   auto it = image.find(name);
   return it == image.end() ? nullptr : &it->second;
-}
-
-// A component that is gone, or a checkpoint without it: every item of the
-// step fails with why.
-std::vector<failed_item> unreachable(const saga_step& st, const std::string& why) {
-  if (st.items.empty()) return {{st.component, why}};
-  std::vector<failed_item> out;
-  for (auto& i : st.items)
-    out.push_back({i, why});
-  return out;
 }
 
 template <class F>

@@ -13,7 +13,7 @@ using namespace rollback_detail;
 
 namespace rollback_detail {
 
-status validate(node_context& ctx, device_calls& calls, const component_set& components,
+status validate(node_context& ctx, actor_calls& calls, const component_set& components,
                 const json& args, json& result, validated& v,
                 const std::function<void()>& on_current) {
   std::string type_name = args.value("type", std::string());

@@ -88,11 +88,11 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   auto parsed = tu::parse(text, source);
   if (!parsed) return parsed.err();
   const toml::table& root = *parsed;
-  if (auto err =
-          tu::check_keys(root,
-                         {"node", "devices", "breaker", "retry", "supervision", "thermal",
-                          "configuration", "store", "checkpoints", "retention", "keys", "rollback"},
-                         source, "the node config"))
+  if (auto err = tu::check_keys(root,
+                                {"node", "devices", "breaker", "retry", "supervision", "thermal",
+                                 "configuration", "store", "checkpoints", "retention", "keys",
+                                 "rollback", "components"},
+                                source, "the node config"))
     return err;
   node_config c;
   c.source = source;
@@ -191,6 +191,11 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
                                   c.rollback_compensation_step_timeout_ms, 1, 3600000, source))
               return e;
             return tu::get_enum(t, "on_interrupted", c.rollback_on_interrupted, source, "rollback");
+          }))
+    return err;
+  if (auto err = section(
+          root, "components", {"call_timeout_ms"}, source, [&](const toml::table& t) -> status {
+            return get_uint(t, "call_timeout_ms", c.component_call_timeout_ms, 1, 3600000, source);
           }))
     return err;
   if (auto err = section(

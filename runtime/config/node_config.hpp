@@ -64,6 +64,9 @@ struct node_config {
   uint32_t rollback_timeout_ms = 30000;      ///< a whole saga
   uint32_t rollback_compensation_step_timeout_ms = 30000; ///< putting one step back
   interrupted_policy rollback_on_interrupted = interrupted_policy::compensate;
+  /// One call to a component's handler (a capture for a checkpoint, a plan)
+  /// when no saga deadline is shorter.
+  uint32_t component_call_timeout_ms = 60000;
   retention_policy retention;
   bool store_encrypt = false;
   int store_deflate_level = 1;

@@ -52,10 +52,15 @@ class counter_component final : public component {
 public:
   std::string name() const override { return "counter"; }
   bool optional() const override { return optional_; }
+  /// Read once, when the node starts.
 
   result<component_image> capture() override {
     capture_gate.pass();
     std::lock_guard<std::mutex> lock(mu_);
+    if (crash_captures_ > 0) {
+      --crash_captures_;
+      throw 42; // not a std::exception: its handler's worker dies
+    }
     if (unreachable_) return make_error(errc::unavailable, "the counter service does not answer");
     return image(value_, log_);
   }
@@ -102,6 +107,11 @@ public:
     std::lock_guard<std::mutex> lock(mu_);
     fail_applies_ = n;
   }
+  /// The next `n` captures kill the thread that calls them.
+  void crash_next_captures(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    crash_captures_ = n;
+  }
   void set_unreachable(bool u) {
     std::lock_guard<std::mutex> lock(mu_);
     unreachable_ = u;
@@ -127,12 +137,30 @@ private:
   std::string log_;
   int fail_applies_ = 0;
   bool unreachable_ = false;
+  int crash_captures_ = 0;
   int applies_ = 0;
 };
 
+inline std::shared_ptr<counter_component> make_counter(bool optional) {
+  auto c = std::make_shared<counter_component>();
+  c->optional_ = optional;
+  return c;
+}
+
+/// A node with the counter after its own components. Whether the counter is
+/// optional is fixed when the node starts, as for any component.
 struct counter_node {
-  std::shared_ptr<counter_component> counter = std::make_shared<counter_component>();
-  node_fixture f{false, 0, nullptr, nullptr, {counter}};
+  explicit counter_node(bool optional = false,
+                        const std::function<void(node_config&)>& adjust = nullptr)
+      : counter(make_counter(optional)), f(false, 0, adjust, nullptr, {counter}) {}
+  // A test that stops half-way leaves no call held (the node waits for its
+  // handlers when it stops).
+  ~counter_node() {
+    counter->capture_gate.open();
+    counter->apply_gate.open();
+  }
+  std::shared_ptr<counter_component> counter;
+  node_fixture f;
 };
 
 } // namespace dsmil::test

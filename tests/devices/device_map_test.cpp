@@ -226,3 +226,18 @@ TEST_CASE("key settings in the node config are checked") {
   CHECK(node_config::parse("[keys]\npcrs = [3, 30]\n", "node.toml", "").err().message ==
         "node.toml: [keys] pcrs must be an array of PCR numbers 0-23");
 }
+
+TEST_CASE("component settings in the node config are checked") {
+  auto embedded = node_config::embedded();
+  REQUIRE(embedded.ok());
+  CHECK(embedded->component_call_timeout_ms == 60000);
+  auto set = node_config::parse("[components]\ncall_timeout_ms = 2500\n", "node.toml", "");
+  REQUIRE_MESSAGE(set.ok(), set.err().message);
+  CHECK(set->component_call_timeout_ms == 2500);
+  auto zero = node_config::parse("[components]\ncall_timeout_ms = 0\n", "node.toml", "");
+  REQUIRE_FALSE(zero.ok());
+  CHECK(zero.err().message.find("node.toml:2: 'call_timeout_ms' must be between 1 and") == 0);
+  auto unknown = node_config::parse("[components]\ntimeout = 5\n", "node.toml", "");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.err().message.find("timeout") != std::string::npos);
+}

@@ -1,0 +1,206 @@
+#include "actors/node/component_handler.hpp"
+
+#include <functional>
+#include <map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/caf_glue.hpp"
+#include "runtime/os/env.hpp"
+
+namespace dsmil {
+
+namespace {
+
+// Every item of `st` failed with `why` (the whole component when it names none).
+std::vector<failed_item> all_failed(const saga_step& st, const std::string& why) {
+  if (st.items.empty()) return {{st.component, why}};
+  std::vector<failed_item> out;
+  for (auto& i : st.items)
+    out.push_back({i, why});
+  return out;
+}
+
+// The component's calls, on a thread of their own. An exception from the
+// component becomes its answer (an error, or every item of the step failed);
+// a worker that dies anyway is restarted by its handler.
+class handler_worker final : public caf::blocking_actor {
+public:
+  handler_worker(caf::actor_config& cfg, std::shared_ptr<component> c)
+      : caf::blocking_actor(cfg), c_(std::move(c)) {}
+  const char* name() const override { return "dsmil.handler"; }
+
+  void act() override {
+    bool running = true;
+    receive_while([&] { return running; })(
+        [&](capture_atom) -> caf::result<component_image> {
+          result<component_image> r = make_error(errc::internal, "not captured");
+          try {
+            r = c_->capture();
+          } catch (const std::exception& e) {
+            r = make_error(errc::internal, std::string("internal error: ") + e.what());
+          }
+          if (!r) return to_caf(r.err());
+          return std::move(*r);
+        },
+        [&](plan_atom, const component_image& now, const component_image& target,
+            const plan_request& req) -> caf::result<component_plan> {
+          result<component_plan> r = make_error(errc::internal, "not planned");
+          try {
+            r = c_->plan(now, target, req);
+          } catch (const std::exception& e) {
+            r = make_error(errc::internal, std::string("internal error: ") + e.what());
+          }
+          if (!r) return to_caf(r.err());
+          return std::move(*r);
+        },
+        [&](apply_atom, const saga_step& st, const component_image& target) {
+          try {
+            return c_->apply(st, target);
+          } catch (const std::exception& e) {
+            return all_failed(st, std::string("internal error: ") + e.what());
+          }
+        },
+        [&](read_back_atom, const saga_step& st, const component_image& target) {
+          try {
+            return c_->read_back(st, target);
+          } catch (const std::exception& e) {
+            return all_failed(st, std::string("internal error: ") + e.what());
+          }
+        },
+        [&](caf::exit_msg&) { running = false; });
+  }
+
+private:
+  std::shared_ptr<component> c_;
+};
+
+struct handler_state {
+  std::string component;
+  std::shared_ptr<class component> impl;
+  caf::actor worker;
+  circuit_breaker breaker{breaker_config{}};
+  env* os = nullptr;
+  uint32_t restarts = 0;
+  // What the worker was asked and has not answered: failed at once if it
+  // dies. With when each was asked (steady ns), for health.
+  std::map<uint64_t, std::function<void(const caf::error&)>> pending;
+  std::map<uint64_t, int64_t> asked_ns;
+  uint64_t next_id = 0;
+  static inline const char* name = "dsmil.component";
+};
+
+using handler_ptr = component_handler::stateful_pointer<handler_state>;
+
+int64_t now_ms(handler_ptr self) {
+  return self->state.os->steady_ns() / 1000000;
+}
+
+void start_worker(handler_ptr self) {
+  self->state.worker = self->spawn<handler_worker, caf::monitored>(self->state.impl);
+}
+
+// Asks the worker, answering the caller when it answers; fails fast while
+// the breaker is open.
+template <class T, class... Ts> caf::result<T> forward(handler_ptr self, Ts... xs) {
+  auto& st = self->state;
+  if (!st.breaker.allow(now_ms(self)))
+    return to_caf(make_error(
+        errc::unavailable, "component " + st.component + " is failing (" +
+                               std::to_string(st.breaker.consecutive_failures()) +
+                               " failures in a row; its breaker is open, next try in " +
+                               std::to_string((st.breaker.retry_in_ms(now_ms(self)) + 999) / 1000) +
+                               " s)"));
+  auto rp = self->template make_response_promise<T>();
+  const uint64_t id = ++st.next_id;
+  st.pending.emplace(id, [rp](const caf::error& e) mutable { rp.deliver(e); });
+  st.asked_ns.emplace(id, st.os->steady_ns());
+  self->request(st.worker, caf::infinite, xs...)
+      .then(
+          [self, id, rp](T& v) mutable {
+            if (self->state.pending.erase(id) == 0) return;
+            self->state.asked_ns.erase(id);
+            self->state.breaker.on_success();
+            rp.deliver(std::move(v));
+          },
+          [self, id, rp](caf::error& e) mutable {
+            if (self->state.pending.erase(id) == 0) return;
+            self->state.asked_ns.erase(id);
+            self->state.breaker.on_failure(now_ms(self));
+            rp.deliver(e);
+          });
+  return rp;
+}
+
+component_handler::behavior_type handler(handler_ptr self, std::shared_ptr<component> c,
+                                         breaker_config breaker, env* os) {
+  auto& st = self->state;
+  st.component = c->name();
+  st.impl = std::move(c);
+  st.breaker = circuit_breaker(breaker);
+  st.os = os;
+  start_worker(self);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.worker) return;
+    ++st.restarts;
+    st.breaker.on_failure(now_ms(self));
+    spdlog::warn("component {}: its handler's worker stopped ({}); restarted ({} restarts)",
+                 st.component, caf::to_string(dm.reason), st.restarts);
+    auto pending = std::move(st.pending);
+    st.pending.clear();
+    st.asked_ns.clear();
+    const auto why = to_caf(
+        make_error(errc::unavailable, "component " + st.component + ": its handler stopped (" +
+                                          caf::to_string(dm.reason) + ") and was restarted"));
+    for (auto& [id, fail] : pending)
+      fail(why);
+    start_worker(self);
+  });
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    self->send_exit(self->state.worker, em.reason);
+    self->quit(em.reason);
+  });
+  return {
+      [self](capture_atom a) { return forward<component_image>(self, a); },
+      [self](plan_atom a, const component_image& now, const component_image& target,
+             const plan_request& req) {
+        return forward<component_plan>(self, a, now, target, req);
+      },
+      [self](apply_atom a, const saga_step& s, const component_image& target) {
+        return forward<std::vector<failed_item>>(self, a, s, target);
+      },
+      [self](read_back_atom a, const saga_step& s, const component_image& target) {
+        return forward<std::vector<failed_item>>(self, a, s, target);
+      },
+      [self](health_atom) {
+        auto& st = self->state;
+        component_health h;
+        h.name = st.component;
+        h.optional = st.impl->optional();
+        st.breaker.allow(now_ms(self)); // an open breaker past its time reads half-open
+        h.breaker = to_string(st.breaker.state());
+        h.failures = st.breaker.consecutive_failures();
+        h.restarts = st.restarts;
+        h.in_flight = static_cast<uint32_t>(st.pending.size());
+        if (!st.asked_ns.empty())
+          h.oldest_call_ms =
+              static_cast<uint64_t>((st.os->steady_ns() - st.asked_ns.begin()->second) / 1000000);
+        return h;
+      },
+  };
+}
+
+} // namespace
+
+handler_ref spawn_component_handler(caf::actor_system& sys, std::shared_ptr<component> c,
+                                    const breaker_config& breaker, env& e) {
+  handler_ref ref;
+  ref.name = c->name();
+  ref.optional = c->optional();
+  ref.handle = sys.spawn(handler, std::move(c), breaker, &e);
+  return ref;
+}
+
+} // namespace dsmil

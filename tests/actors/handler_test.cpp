@@ -1,0 +1,125 @@
+// Component handlers: a component hung in a step is abandoned at the step's
+// time limit and the saga compensates; its handler's worker, dead, is
+// restarted; an open breaker fails calls at once, naming the component.
+#include "tests/actors/counter_component.hpp"
+#include "tests/actors/node_fixture.hpp"
+
+using namespace dsmil;
+using namespace dsmil::test;
+
+namespace {
+
+json component_row(const json& status, const std::string& name) {
+  for (auto& c : status["components"])
+    if (c["name"] == name) return c;
+  FAIL("no component " << name << " in status");
+  return {};
+}
+
+void short_limits(node_config& c) {
+  c.rollback_step_timeout_ms = 300;
+  c.rollback_compensation_step_timeout_ms = 300;
+}
+
+} // namespace
+
+TEST_CASE("a component hung in apply is abandoned at step_timeout_ms; its compensation runs "
+          "after the hung call returns") {
+  counter_node n(false, short_limits);
+  n.counter->bump("one");
+  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
+  n.counter->bump("two");
+  const auto before = n.counter->state();
+  n.f.ok("config.set", {{"key", "agent_concurrency_limit"}, {"value", "7"}});
+  const auto config_before = n.f.ok("config.show");
+
+  n.counter->apply_gate.close(); // the counter's apply never returns until opened
+  auto r = n.f.ctl("rollback", {{"id", id}, {"ack_critical", true}});
+  CHECK(r.code == static_cast<uint8_t>(errc::timeout));
+  CHECK(r.message.find("counter took longer than step_timeout_ms (300 ms): component counter "
+                       "did not answer in time") == 0);
+  auto body = json::parse(r.body);
+  // Everything else was put back; the counter's own compensation waits
+  // behind its hung apply, so the saga names it as not put back.
+  CHECK(body["outcome"] == "compensation_failed");
+  REQUIRE(body["compensated"]["failed"].size() == 1);
+  CHECK(body["compensated"]["failed"][0]["id"] == "counter");
+  CHECK(body["compensated"]["failed"][0]["error"].get<std::string>().find(
+            "took longer than compensation_step_timeout_ms, 300 ms") != std::string::npos);
+  CHECK(n.f.ok("config.show") == config_before);
+  auto st = n.f.ok("status");
+  CHECK(st["compensation_incomplete"]["failed"][0]["id"] == "counter");
+  // Status asks the handler, not its hung worker: three calls wait there
+  // (the hung apply, then the compensation's apply and read-back).
+  auto counter = component_row(st, "counter");
+  CHECK(counter["in_flight"] == 3);
+  CHECK(counter["breaker"] == "closed");
+
+  // The hung call returns; the compensation queued behind it runs next, and
+  // a capture asked after both sees the pre-rollback state.
+  n.counter->apply_gate.open();
+  auto cp = n.f.ok("checkpoint.create");
+  CHECK(n.counter->state() == before);
+  CHECK(n.counter->applies() == 2);
+  (void)cp;
+}
+
+TEST_CASE("a component handler whose worker dies is restarted; the call it had fails naming it") {
+  counter_node n;
+  n.counter->crash_next_captures(1);
+  auto r = n.f.ctl("checkpoint.create");
+  CHECK(r.code == static_cast<uint8_t>(errc::unavailable));
+  CHECK(r.message.find("cannot checkpoint: component counter cannot be captured: component "
+                       "counter: its handler stopped") == 0);
+  CHECK(r.message.find("and was restarted") != std::string::npos);
+  CHECK(n.f.ok("checkpoint.list")["checkpoints"].empty());
+  // The restarted worker serves the next checkpoint.
+  auto cp = n.f.ok("checkpoint.create");
+  CHECK(cp["components"] == json({"configuration", "counter", "devices", "security"}));
+  auto counter = component_row(n.f.ok("status"), "counter");
+  CHECK(counter["restarts"] == 1);
+  CHECK(counter["in_flight"] == 0);
+}
+
+TEST_CASE("after failure_threshold failed calls a component's breaker opens and calls fail at "
+          "once") {
+  counter_node n(false, [](node_config& c) {
+    c.breaker.failure_threshold = 2;
+    c.breaker.open_ms = 3600000;
+  });
+  n.counter->set_unreachable(true);
+  for (int i = 0; i < 2; ++i) {
+    auto r = n.f.ctl("checkpoint.create");
+    CHECK(r.message.find("the counter service does not answer") != std::string::npos);
+  }
+  n.counter->set_unreachable(false); // answers again, but the breaker holds calls off
+  auto r = n.f.ctl("checkpoint.create");
+  CHECK(r.code == static_cast<uint8_t>(errc::unavailable));
+  CHECK(r.message.find("component counter is failing (2 failures in a row; its breaker is open") !=
+        std::string::npos);
+  auto st = n.f.ok("status");
+  CHECK(component_row(st, "counter")["breaker"] == "open");
+  CHECK(component_row(st, "configuration")["breaker"] == "closed");
+  CHECK(st["warnings"].dump().find("component counter is failing: its breaker is open after 2 "
+                                   "failed calls") != std::string::npos);
+}
+
+TEST_CASE("a component that hangs in capture fails a checkpoint at call_timeout_ms naming it; an "
+          "optional one is recorded absent") {
+  auto limits = [](node_config& c) { c.component_call_timeout_ms = 300; };
+  {
+    counter_node n(false, limits);
+    n.counter->capture_gate.close();
+    auto r = n.f.ctl("checkpoint.create");
+    CHECK(r.code == static_cast<uint8_t>(errc::timeout));
+    CHECK(r.message.find("cannot checkpoint: component counter cannot be captured: component "
+                         "counter did not answer in time") == 0);
+    CHECK(n.f.ok("checkpoint.list")["checkpoints"].empty());
+  }
+  counter_node n(true, limits);
+  n.counter->capture_gate.close();
+  auto cp = n.f.ok("checkpoint.create");
+  CHECK(cp["components"] == json({"configuration", "devices", "security"}));
+  CHECK(cp["warnings"][0].get<std::string>().find("optional component counter is unavailable") ==
+        0);
+}
