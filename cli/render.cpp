@@ -73,7 +73,11 @@ void render_status(const json& b, std::ostream& out) {
   if (b.contains("rollback") && b["rollback"].is_object()) {
     auto& r = b["rollback"];
     out << "rollback    " << str(r["id"]) << " running (" << str(r["type"]) << " to "
-        << str(r["target"]) << ", " << str(r["phase"]) << ")\n";
+        << str(r["target"]) << ", " << str(r["phase"]) << ")"
+        << (r.value("emergency_waiting", false) ? "; an emergency rollback waits for it to "
+                                                  "compensate"
+                                                : "")
+        << "\n";
   }
 }
 

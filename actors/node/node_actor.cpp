@@ -106,7 +106,8 @@ control_reply serve(node_context& ctx, actor_calls& calls, const control_request
       body["rollback"] = ctx.running ? json{{"id", ctx.running->id},
                                             {"type", ctx.running->type},
                                             {"target", ctx.running->target},
-                                            {"phase", enum_name(ctx.running->phase.load())}}
+                                            {"phase", enum_name(ctx.running->phase.load())},
+                                            {"emergency_waiting", ctx.emergency_waiting}}
                                      : json(nullptr);
       reply.body = body.dump();
     }

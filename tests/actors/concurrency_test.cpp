@@ -70,3 +70,54 @@ TEST_CASE("while a rollback is held in a step, reads answer and changes are refu
   CHECK(n.counter->state() == at_checkpoint);
   CHECK(n.f.ok("status")["rollback"].is_null());
 }
+
+TEST_CASE("an emergency rollback pre-empts a saga held in a component at once: it compensates "
+          "first, then the emergency runs") {
+  counter_node n;
+  n.counter->bump("one");
+  const auto at_checkpoint = n.counter->state();
+  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
+  n.counter->bump("two");
+  n.counter->apply_gate.close();
+  auto first = std::async(std::launch::async, [&] {
+    return n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
+  });
+  n.counter->apply_gate.wait_entered();
+  const auto saga = n.f.ok("status")["rollback"]["id"].get<std::string>();
+  auto emergency = std::async(std::launch::async, [&] {
+    return n.f.ctl("rollback", {{"id", id}, {"type", "emergency"}});
+  });
+  // Barrier: the first saga journals the start of its compensation while
+  // the counter's apply is still held, so it left the step without waiting
+  // for it. (Each look is a request; no sleeps.)
+  auto compensating = [&] {
+    const auto shown = n.f.ok("rollback.show", {{"id", saga}});
+    for (auto& r : shown["journal"])
+      if (r.value("t", std::string()) == "compensate_start") return true;
+    return false;
+  };
+  bool seen = false;
+  for (int i = 0; i < 100000 && !seen; ++i)
+    seen = compensating();
+  REQUIRE_MESSAGE(seen, n.f.ok("rollback.show", {{"id", saga}}).dump());
+  auto st = n.f.ok("status");
+  CHECK(st["rollback"]["id"] == saga);
+  CHECK(st["rollback"]["emergency_waiting"] == true);
+
+  // The held apply returns; the compensation behind it puts the counter
+  // back, then the emergency rolls it to the checkpoint.
+  n.counter->apply_gate.open();
+  auto r1 = first.get();
+  auto b1 = json::parse(r1.body);
+  CHECK(b1["outcome"] == "preempted");
+  CHECK(b1["compensated"]["ok"] == true);
+  auto r2 = emergency.get();
+  REQUIRE_MESSAGE(r2.code == 0, r2.message);
+  CHECK(n.counter->state() == at_checkpoint);
+  auto h = n.f.ok("rollback.history")["rollbacks"];
+  REQUIRE(h.size() == 2);
+  CHECK(h[1]["id"] == saga);
+  CHECK(h[1]["outcome"] == "preempted");
+  CHECK(h[0]["type"] == "emergency");
+  CHECK(h[0]["outcome"] == "completed");
+}
