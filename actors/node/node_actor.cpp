@@ -61,6 +61,8 @@ const std::map<std::string, command_entry>& commands() {
   return table;
 }
 
+} // namespace
+
 result<json> parse_args(const control_request& req) {
   auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
   if (args.is_discarded() || !args.is_object())
@@ -72,6 +74,8 @@ control_reply malformed(const std::exception& e) {
   return error_reply(
       make_error(errc::invalid_argument, std::string("malformed arguments: ") + e.what()));
 }
+
+namespace {
 
 // One command on a worker. The writer holds ctx.mu (shared with sagas'
 // store work); the reader holds nothing.
@@ -119,75 +123,11 @@ control_reply serve(node_context& ctx, actor_calls& calls, const control_request
   }
 }
 
-// One rollback saga: waits its turn (an emergency waits for the saga it
-// pre-empts to compensate), runs, answers the client directly.
-void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
-               std::shared_ptr<saga_status> st) {
-  self->receive([&](control_request& req) -> control_reply {
-    auto client = caf::actor_cast<caf::actor>(self->current_sender());
-    auto args = parse_args(req);
-    bool my_turn = false;
-    {
-      std::lock_guard<std::mutex> lock(ctx->saga_mu);
-      my_turn = !ctx->running || ctx->running == st;
-      if (!my_turn) ctx->next_saga = caf::actor_cast<caf::actor>(self);
-    }
-    // An emergency rollback waits here for the saga it pre-empted to
-    // compensate; that saga hands over as it ends.
-    if (!my_turn) self->receive([](tick_atom) {});
-    {
-      std::lock_guard<std::mutex> lock(ctx->saga_mu);
-      if (ctx->running != st) ctx->emergency_waiting = false;
-      ctx->running = st;
-      st->actor = caf::actor_cast<caf::actor>(self);
-    }
-    actor_calls calls(self, *ctx);
-    progress_fn progress;
-    if (args && args->value("progress", false) && client)
-      progress = [&](const json& p) { self->send(client, rollback_progress{p.dump()}); };
-    control_reply reply;
-    try {
-      reply = args ? run_rollback(*ctx, calls, *args, st.get(), progress) : error_reply(args.err());
-    } catch (const json::exception& e) {
-      reply = malformed(e);
-    } catch (const std::exception& e) {
-      reply = error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
-    }
-    {
-      std::lock_guard<std::recursive_mutex> lock(ctx->mu);
-      // Released for the saga's safety net when space was short: held again.
-      if (ctx->reserve->held() < ctx->reserve->wanted()) hold_reserve(*ctx);
-    }
-    caf::actor next;
-    {
-      std::lock_guard<std::mutex> lock(ctx->saga_mu);
-      ctx->running.reset();
-      std::swap(next, ctx->next_saga);
-    }
-    if (next) self->send(next, tick_atom::value);
-    if (reply.code != 0) spdlog::info("rollback {}: {}", st->id, reply.message);
-    return reply;
-  });
-}
-
 // The node's detached actors, each named here (CAF's logs and exit reasons
 // name them so): dsmil.writer serves changes and long reads one at a time,
 // dsmil.reader serves reads, dsmil.saga runs one rollback saga and ends with
 // it. Nothing else in the node runs on a thread of its own but the env's
 // workers; dsmil.control, which routes commands to them, is event-based.
-class saga_actor final : public caf::blocking_actor {
-public:
-  saga_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx,
-             std::shared_ptr<saga_status> st)
-      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), st_(std::move(st)) {}
-  const char* name() const override { return "dsmil.saga"; }
-  void act() override { saga_loop(this, ctx_, st_); }
-
-private:
-  std::shared_ptr<node_context> ctx_;
-  std::shared_ptr<saga_status> st_;
-};
-
 class worker_actor final : public caf::blocking_actor {
 public:
   /// The writer first settles the sagas a crash interrupted, then tells
@@ -238,6 +178,10 @@ public:
     set_exit_handler([this](caf::exit_msg& em) {
       spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
       send_exit(ctx_->devices, em.reason);
+      {
+        std::lock_guard<std::mutex> lock(ctx_->saga_mu);
+        if (ctx_->settler) send_exit(ctx_->settler, em.reason);
+      }
       for (auto& h : ctx_->handlers)
         send_exit(h.handle, em.reason);
       quit(em.reason);
@@ -293,7 +237,13 @@ private:
     st->type = args->value("type", std::string());
     {
       std::lock_guard<std::mutex> lock(ctx->saga_mu);
-      if (ctx->running) {
+      if (ctx->running && ctx->running->type == "settle" && !ctx->emergency_waiting) {
+        // Putting back what an earlier compensation could not: any rollback
+        // takes over at once.
+        ctx->running->preempt = true;
+        if (ctx->running->actor) send(ctx->running->actor, preempt_atom::value);
+        ctx->emergency_waiting = true;
+      } else if (ctx->running) {
         auto& r = *ctx->running;
         std::string running = "rollback " + r.id + " (" + (r.type.empty() ? "?" : r.type) +
                               (r.target.empty() ? "" : " to " + r.target) + ", " +
@@ -313,8 +263,9 @@ private:
       } else {
         ctx->running = st;
       }
+      ++ctx->sagas_started; // accepted: a settler gives way to it
     }
-    auto saga = spawn<saga_actor>(ctx, st);
+    auto saga = spawn_saga(system(), ctx, st);
     delegate(saga, std::move(req));
     return caf::delegated<control_reply>{};
   }

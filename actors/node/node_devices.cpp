@@ -100,7 +100,7 @@ control_reply cmd_status(node_context& ctx, actor_calls& calls, const json&) {
     for (auto it = h->rbegin(); it != h->rend(); ++it) {
       const auto outcome = it->value("outcome", "");
       if (outcome == "interrupted" || outcome == "refused" || outcome == "unreadable") continue;
-      if (outcome == "compensation_failed") {
+      if (outcome == "compensation_failed" && !it->contains("settled")) {
         auto failed = it->value("compensation_failed", json::array());
         body["compensation_incomplete"] = {{"saga", (*it)["id"]}, {"failed", failed}};
         std::string items;

@@ -82,6 +82,11 @@ struct node_context {
   /// The saga actor waiting for its turn: `running` sends it tick_atom as it
   /// ends (a message, so the wait is an actor's receive, not a thread's).
   caf::actor next_saga;
+  /// Sagas started since the node started: a settler stops when it changes.
+  uint64_t sagas_started = 0;
+  /// The saga actor putting back what a compensation could not, if any:
+  /// told to stop when the node stops.
+  caf::actor settler;
   uuid_v7_generator saga_ids;
   /// The saga history, read from the journals once and then kept up to date
   /// as sagas start and end (guarded by history_mu).
@@ -201,6 +206,15 @@ result<system_image> capture_all(const component_set& components,
 /// One command: parses args, does the work, answers.
 using command_fn = control_reply (*)(node_context&, actor_calls&, const json& args);
 
+/// A request's arguments: a JSON object, or invalid_argument.
+result<json> parse_args(const control_request& req);
+/// The reply to arguments of the wrong shape.
+control_reply malformed(const std::exception& e);
+/// The actor of one rollback saga (saga_actor.cpp); it answers the
+/// control_request it is sent.
+caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                      std::shared_ptr<saga_status> st);
+
 control_reply ok_reply(const json& body);
 control_reply error_reply(const error& e, const json& body = json::object());
 
@@ -238,13 +252,31 @@ control_reply cmd_keys_init(node_context&, actor_calls&, const json&);
 control_reply cmd_store_prune(node_context&, actor_calls&, const json&);
 control_reply cmd_retention(node_context&, actor_calls&, const json&);
 control_reply cmd_checkpoint_pin(node_context&, actor_calls&, const json&);
+/// What a saga whose compensation failed leaves to put back: its steps in
+/// compensation order and the pre-rollback image. Its actor retries it
+/// after answering, until it is done, a newer rollback takes over, or the
+/// node stops.
+struct settle_job {
+  std::string saga;
+  std::string pre_rollback;
+  std::vector<saga_step> steps;
+  std::vector<size_t> order;
+  system_image image;
+  std::vector<std::string> items; ///< what the compensation could not put back
+};
+
 // Commands (node_rollback.cpp)
 /// Sends one progress report (a JSON object) to whoever waits for the saga.
 using progress_fn = std::function<void(const json&)>;
 /// Validation alone (dry run), or a whole saga when `status` is given. Takes
 /// ctx.mu itself around store and configuration work.
 control_reply run_rollback(node_context&, actor_calls&, const json& args, saga_status* status,
-                           const progress_fn& progress);
+                           const progress_fn& progress, settle_job* settle = nullptr);
+/// One try at a settle job, each step within compensation_step_timeout_ms
+/// and pre-emptible; returns what is still not in place.
+std::vector<failed_item> settle_attempt(node_context&, actor_calls&, const settle_job& job);
+/// Journals that the job is done (a settled record after the saga's end).
+status record_settled(node_context&, const settle_job& job);
 /// At start-up: every saga whose journal has no end record is compensated (or
 /// resumed, per [rollback] on_interrupted) before the node takes commands.
 void recover_sagas(node_context&, actor_calls&);

@@ -60,6 +60,8 @@ status validate(node_context& ctx, actor_calls& calls, const component_set& comp
 // A saga's journal was created: the history learns of it without listing
 // the journal directory again.
 void note_journal(node_context& ctx, const std::string& id);
+// A record was appended to an ended saga's journal: summarised again.
+void note_changed(node_context& ctx, const std::string& id);
 /// Every saga's summary, oldest first.
 result<std::vector<json>> history(node_context& ctx);
 // Median duration of completed sagas like this one: same type, and a device

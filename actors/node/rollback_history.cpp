@@ -75,6 +75,13 @@ void note_journal(node_context& ctx, const std::string& id) {
   ctx.unsummarized.insert(id);
 }
 
+void note_changed(node_context& ctx, const std::string& id) {
+  std::lock_guard<std::mutex> lock(ctx.history_mu);
+  if (!ctx.history_loaded) return;
+  ctx.saga_history.erase(id);
+  ctx.unsummarized.insert(id);
+}
+
 // Calls `fn` with every saga's summary, oldest first.
 template <class F> status for_each_saga(node_context& ctx, F fn) {
   std::lock_guard<std::mutex> lock(ctx.history_mu);

@@ -29,8 +29,10 @@ namespace {
 
 class saga {
 public:
-  saga(node_context& ctx, actor_calls& calls, saga_status& status, const progress_fn& progress)
-      : ctx_(ctx), calls_(calls), components_(ctx, calls), status_(status), progress_(progress) {}
+  saga(node_context& ctx, actor_calls& calls, saga_status& status, const progress_fn& progress,
+       settle_job* settle)
+      : ctx_(ctx), calls_(calls), components_(ctx, calls), status_(status), progress_(progress),
+        settle_(settle) {}
 
   control_reply run(const json& args);
 
@@ -144,6 +146,7 @@ private:
   component_set components_;
   saga_status& status_;
   const progress_fn& progress_;
+  settle_job* settle_; ///< filled when compensation fails (may be null)
   int64_t start_ = ctx_.os->steady_ns();
   int64_t phase_start_ = start_;
   json result_;
@@ -199,8 +202,19 @@ control_reply saga::compensate(saga_phase phase, const error& cause, saga_outcom
   end.error = cause.message;
   end.failed = failed_;
   end.duration_ms = ms;
-  end_or_log(commit(end));
+  const auto ended = commit(end);
+  end_or_log(ended);
   result_["outcome"] = enum_name(end.outcome);
+  if (!ok && !ended && settle_ != nullptr) {
+    // Left to the saga's actor: it keeps trying to put these back.
+    settle_->saga = status_.id;
+    settle_->pre_rollback = pre_rollback_;
+    settle_->steps = v_.steps;
+    settle_->order = order;
+    settle_->image = v_.current;
+    for (auto& f : failed)
+      settle_->items.push_back(f.id);
+  }
   std::string msg =
       cause.message + (ok ? "; every step that ran was put back to the "
                             "pre-rollback state and verified"
@@ -411,9 +425,33 @@ control_reply saga::run(const json& args) {
 
 } // namespace
 
+std::vector<failed_item> settle_attempt(node_context& ctx, actor_calls& calls,
+                                        const settle_job& job) {
+  component_set components(ctx, calls);
+  std::vector<failed_item> failed;
+  const auto limit = int64_t{ctx.cfg.rollback_compensation_step_timeout_ms} * 1000000;
+  for (auto i : job.order) {
+    calls.set_deadline(ctx.os->steady_ns() + limit);
+    calls.set_preemptible(true); // a rollback that starts takes over at once
+    auto f = apply_steps(components, job.steps, {i}, job.image);
+    calls.set_preemptible(false);
+    failed.insert(failed.end(), f.begin(), f.end());
+  }
+  calls.set_deadline(0);
+  return failed;
+}
+
+status record_settled(node_context& ctx, const settle_job& job) {
+  auto journal = saga_journal::reopen(*ctx.os, journal_dir(ctx), job.saga);
+  if (!journal) return journal.err();
+  auto err = (*journal)->append_all({settled_record{job.items}});
+  note_changed(ctx, job.saga);
+  return err;
+}
+
 control_reply run_rollback(node_context& ctx, actor_calls& calls, const json& args,
-                           saga_status* status, const progress_fn& progress) {
-  if (status) return saga(ctx, calls, *status, progress).run(args);
+                           saga_status* status, const progress_fn& progress, settle_job* settle) {
+  if (status) return saga(ctx, calls, *status, progress, settle).run(args);
   // Dry run: validation alone.
   const auto start = ctx.os->steady_ns();
   json result = {{"dry_run", true},

@@ -31,6 +31,7 @@ struct summarizer {
     s["compensation_failed"] = to_json(r.failed);
   }
   void operator()(const recovered_record&) { s["recovered"] = true; }
+  void operator()(const settled_record& r) { s["settled"] = r.items; }
   void operator()(const end_record& r) {
     s["outcome"] = enum_name(r.outcome);
     if (!r.failed_phase.empty()) s["failed_phase"] = r.failed_phase;

@@ -56,6 +56,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(step_failed_record, step, failed
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(compensate_start_record, steps, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(compensate_done_record, ok, failed)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(recovered_record, policy)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(settled_record, items)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(end_record, outcome, failed_phase, error, failed,
                                                 duration_ms)
 

@@ -10,6 +10,8 @@
 //   compensate_done  ... with this result
 //   recovered        start-up found the saga unfinished and settles it
 //   end              the outcome
+//   settled          after an end with compensation_failed: what it could
+//                    not put back was put back later, and verified
 //
 // Every record has "at" (Unix ns). Fields a record does not have are left
 // out of its JSON; a reader gives them their defaults, so journals written
@@ -103,11 +105,17 @@ struct end_record {
   double duration_ms = 0;
 };
 
+struct settled_record {
+  static constexpr const char* tag = "settled";
+  std::vector<std::string> items; ///< what compensation had failed to put back
+};
+
 /// One journal record: its time and what it says.
 struct journal_record {
-  using body_type = std::variant<begin_record, phase_record, step_start_record, step_done_record,
-                                 step_failed_record, compensate_start_record,
-                                 compensate_done_record, recovered_record, end_record>;
+  using body_type =
+      std::variant<begin_record, phase_record, step_start_record, step_done_record,
+                   step_failed_record, compensate_start_record, compensate_done_record,
+                   recovered_record, end_record, settled_record>;
   int64_t at = 0; ///< Unix ns; 0: the journal stamps it when appended
   body_type body;
 

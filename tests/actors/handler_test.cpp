@@ -19,6 +19,8 @@ json component_row(const json& status, const std::string& name) {
 void short_limits(node_config& c) {
   c.rollback_step_timeout_ms = 300;
   c.rollback_compensation_step_timeout_ms = 300;
+  c.retry.base_ms = 20; // the saga's retries of what it could not put back
+  c.retry.max_ms = 100;
 }
 
 } // namespace
@@ -60,8 +62,50 @@ TEST_CASE("a component hung in apply is abandoned at step_timeout_ms; its compen
   n.counter->apply_gate.open();
   auto cp = n.f.ok("checkpoint.create");
   CHECK(n.counter->state() == before);
-  CHECK(n.counter->applies() == 2);
+  CHECK(n.counter->applies() >= 2);
   (void)cp;
+  // The saga keeps trying to put back what it could not: it finds the
+  // counter back, verifies it, and journals it settled; status stops
+  // warning. (Each look is a request; no sleeps.)
+  const auto saga = body["saga"].get<std::string>();
+  json st2;
+  for (int i = 0; i < 200000; ++i) {
+    st2 = n.f.ok("status");
+    if (st2["compensation_incomplete"].is_null()) break;
+  }
+  CHECK(st2["compensation_incomplete"].is_null());
+  CHECK(st2["warnings"].dump().find("could not put back") == std::string::npos);
+  auto h = n.f.ok("rollback.history")["rollbacks"][0];
+  CHECK(h["id"] == saga);
+  CHECK(h["outcome"] == "compensation_failed");
+  CHECK(h["settled"] == json({"counter"}));
+  auto journal = n.f.ok("rollback.show", {{"id", saga}})["journal"];
+  CHECK(journal.back()["t"] == "settled");
+}
+
+TEST_CASE("a rollback started while a saga still puts back what it could not takes over") {
+  counter_node n(false, [](node_config& c) {
+    short_limits(c);
+    c.retry.base_ms = c.retry.max_ms = 3600000; // its next try is far off
+  });
+  n.counter->bump("one");
+  const auto at_checkpoint = n.counter->state();
+  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
+  n.counter->bump("two");
+  n.counter->fail_next_applies(2); // neither the step nor its putting back succeed
+  auto r = n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
+  CHECK(json::parse(r.body)["outcome"] == "compensation_failed");
+  const auto first = json::parse(r.body)["saga"].get<std::string>();
+  CHECK(n.f.ok("status")["compensation_incomplete"]["failed"][0]["id"] == "counter");
+  // The counter works again; a new rollback is accepted while the first
+  // saga still has the counter to put back, and ends that.
+  auto second = n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
+  REQUIRE_MESSAGE(second.code == 0, second.message);
+  CHECK(n.counter->state() == at_checkpoint);
+  CHECK(n.f.ok("status")["compensation_incomplete"].is_null());
+  auto h = n.f.ok("rollback.history")["rollbacks"];
+  CHECK(h[1]["id"] == first);
+  CHECK_FALSE(h[1].contains("settled")); // taken over, not settled
 }
 
 TEST_CASE("a component handler whose worker dies is restarted; the call it had fails naming it") {

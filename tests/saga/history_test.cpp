@@ -115,3 +115,30 @@ TEST_CASE("a step index outside the plan is not a crash") {
   auto s = summarize_saga("s", {begin(two_steps), step_done_record{9}});
   CHECK(s["steps_done"] == json::array());
 }
+
+TEST_CASE("a saga whose compensation failed and was settled later says what was put back") {
+  end_record end;
+  end.outcome = saga_outcome::compensation_failed;
+  end.failed_phase = "execution";
+  end.error = "group 0 took longer than step_timeout_ms";
+  std::vector<journal_record> rs = {begin(two_steps),
+                                    phase_record{saga_phase::execution},
+                                    step_start_record{0},
+                                    compensate_start_record{{0}, "timeout"},
+                                    compensate_done_record{false, {{"0x8001", "timed out"}}},
+                                    end};
+  auto before = summarize_saga("s", rs);
+  CHECK(before["outcome"] == "compensation_failed");
+  CHECK_FALSE(before.contains("settled"));
+  rs.push_back(settled_record{{"0x8001"}});
+  auto s = summarize_saga("s", rs);
+  CHECK(s["outcome"] == "compensation_failed");
+  CHECK(s["settled"] == json({"0x8001"}));
+  // The record reads back as written.
+  auto j = to_json(rs.back());
+  CHECK(j["t"] == "settled");
+  auto back = record_from_json(j, "journal");
+  REQUIRE(back.ok());
+  REQUIRE(back->get<settled_record>() != nullptr);
+  CHECK(back->get<settled_record>()->items == std::vector<std::string>{"0x8001"});
+}
