@@ -1,4 +1,5 @@
-// Internals of the node's control actor, shared by its command files.
+// Internals of the node's actors (control, reader, writer, sagas), shared by
+// their command files.
 #pragma once
 
 #include <atomic>
@@ -33,7 +34,8 @@ namespace dsmil {
 
 using nlohmann::json;
 
-/// The rollback saga that is running, as the control actor sees it.
+/// The rollback saga that is running (or a saga settling what its
+/// compensation could not put back: type "settle"), as the node sees it.
 struct saga_status {
   std::string id;
   std::string type;
@@ -70,10 +72,10 @@ struct node_context {
   int64_t started_ns = 0;
   std::shared_ptr<std::atomic<uint16_t>> published_port;
 
-  /// Held by the control actor for each command and by a rollback saga for
-  /// its store and key work, so the two never touch them at once. Recursive:
-  /// a command that takes a checkpoint captures the security component,
-  /// which takes it again for the key.
+  /// Held by dsmil.writer for each command and by a rollback saga for its
+  /// store work, so the two never change the store at once (dsmil.reader
+  /// takes it never: the store, the configuration and the history guard
+  /// themselves). Recursive: some commands call helpers that take it too.
   std::recursive_mutex mu;
   /// The running saga (guarded by saga_mu).
   std::mutex saga_mu;
@@ -98,7 +100,8 @@ struct node_context {
   std::vector<saga_timing> completed_sagas; ///< for estimates, oldest first
 };
 
-/// Device calls from the (blocking) control actor. Requests to many devices
+/// Calls from one of the node's blocking actors (reader, writer, a saga) to
+/// the device actors and the component handlers. Requests to many devices
 /// go out together and are collected afterwards, so they run in parallel.
 class actor_calls final : public device_port {
 public:
