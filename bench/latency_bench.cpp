@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/caf_glue.hpp"
@@ -83,7 +84,7 @@ result<json> run_latency_bench(const latency_bench_options& o) {
   if (!cfg) return cfg.err();
   cfg->data_dir = (*work)->path() + "/node";
   caf::actor_system_config caf_cfg;
-  configure_actor_system(caf_cfg, false);
+  configure_actor_system(caf_cfg);
   caf::actor_system sys{caf_cfg};
   auto blob = std::make_shared<blob_component>(std::move(*data));
   auto node = start_node(sys, *cfg, env::posix(), {blob});
@@ -93,17 +94,32 @@ result<json> run_latency_bench(const latency_bench_options& o) {
     ~stop_node() { caf::anon_send_exit(*n.control, caf::exit_reason::user_shutdown); }
   } stopper{*node};
 
-  auto status_ms = [&]() -> result<double> {
+  // A client as dsmilctl is one, over the loopback network from an actor
+  // system of its own (one connection, kept), beside one in this process.
+  auto port = sys.middleman().publish(*node->control, 0, "127.0.0.1", true);
+  if (!port) return make_error(errc::unavailable, "cannot listen: " + caf::to_string(port.error()));
+  caf::actor_system_config client_cfg;
+  configure_actor_system(client_cfg);
+  caf::actor_system client{client_cfg};
+  auto remote = client.middleman().remote_actor("127.0.0.1", *port);
+  if (!remote)
+    return make_error(errc::unavailable,
+                      "cannot reach the node: " + caf::to_string(remote.error()));
+
+  auto status_ms = [&](caf::actor_system& from, const caf::actor& to) -> result<double> {
     const double t0 = now_s();
-    auto r = ask(sys, *node->control, "status", json::object());
+    auto r = ask(from, to, "status", json::object());
     if (!r) return r.err();
     return (now_s() - t0) * 1e3;
   };
-  std::vector<double> idle, during;
+  std::vector<double> idle, during, idle_remote, during_remote;
   for (unsigned i = 0; i < o.requests; ++i) {
-    auto ms = status_ms();
+    auto ms = status_ms(sys, *node->control);
     if (!ms) return ms.err();
     idle.push_back(*ms);
+    ms = status_ms(client, *remote);
+    if (!ms) return ms.err();
+    idle_remote.push_back(*ms);
   }
 
   std::atomic<bool> done{false};
@@ -115,12 +131,15 @@ result<json> run_latency_bench(const latency_bench_options& o) {
     return r;
   });
   while (!done) {
-    auto ms = status_ms();
-    if (!ms) {
+    auto ms = status_ms(sys, *node->control);
+    auto remote_ms = status_ms(client, *remote);
+    if (!ms || !remote_ms) {
       checkpoint.wait();
-      return ms.err();
+      return ms ? remote_ms.err() : ms.err();
     }
-    if (!done) during.push_back(*ms);
+    if (done) break;
+    during.push_back(*ms);
+    during_remote.push_back(*remote_ms);
   }
   auto made = checkpoint.get();
   const double took = now_s() - t0;
@@ -128,28 +147,36 @@ result<json> run_latency_bench(const latency_bench_options& o) {
   return json{{"stream_bytes", o.size},
               {"idle", summary(idle)},
               {"during", summary(during)},
+              {"idle_remote", summary(idle_remote)},
+              {"during_remote", summary(during_remote)},
               {"checkpoint_s", took},
               {"checkpoint_mib_s", static_cast<double>(o.size) / (1 << 20) / took}};
 }
 
 void print_latency_report(const json& r) {
-  std::printf("status latency, in-process request to answer; the checkpoint stores a %s stream "
+  std::printf("status latency, request to answer, from this process and over loopback (one kept "
+              "connection); the checkpoint stores a %s stream "
               "(cut, compressed, hashed, fsynced) in %.2f s (%.0f MiB/s)\n",
               human(r["stream_bytes"].get<double>()).c_str(), r["checkpoint_s"].get<double>(),
               r["checkpoint_mib_s"].get<double>());
   auto line = [&](const char* what, const json& s, bool target) {
     const double p99 = s["p99_ms"].get<double>();
-    std::printf("%-28s %5zu requests: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms", what,
+    std::printf("%-26s %5zu requests: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms", what,
                 s["samples"].get<size_t>(), s["p50_ms"].get<double>(), p99,
                 s["max_ms"].get<double>());
     if (target) std::printf(" (target p99 < 50 ms: %s)", p99 < 50 ? "met" : "NOT met");
     std::printf("\n");
   };
-  line("idle node", r["idle"], false);
-  line("during the checkpoint", r["during"], true);
-  const double idle = r["idle"]["p99_ms"].get<double>();
-  if (idle > 0)
-    std::printf("p99 during / idle: %.1fx\n", r["during"]["p99_ms"].get<double>() / idle);
+  line("in-process, idle node", r["idle"], false);
+  line("in-process, during", r["during"], true);
+  line("over loopback, idle node", r["idle_remote"], false);
+  line("over loopback, during", r["during_remote"], true);
+  for (auto [what, key] : {std::pair{"in-process", ""}, std::pair{"over loopback", "_remote"}}) {
+    const double idle = r[std::string("idle") + key]["p99_ms"].get<double>();
+    if (idle > 0)
+      std::printf("p99 during / idle, %s: %.1fx\n", what,
+                  r[std::string("during") + key]["p99_ms"].get<double>() / idle);
+  }
 }
 
 } // namespace dsmil::bench

@@ -1,7 +1,7 @@
 // `dsmil-bench latency`: how long `status` takes on an idle node, and while
 // a checkpoint of a large stream (1 GiB by default) runs beside it. Measured
-// side by side in one run, in-process (the control actor's request and
-// answer, without a network in between).
+// side by side in one run, from a client in the node's process and from one
+// over the loopback network (as dsmilctl, on one kept connection).
 #pragma once
 
 #include <cstdint>
@@ -21,8 +21,8 @@ struct latency_bench_options {
   std::string dir;         ///< empty: a fresh one under /var/tmp, removed after
 };
 
-/// Keys: stream_bytes, idle {samples, p50_ms, p99_ms, max_ms}, during {the
-/// same}, checkpoint_s, checkpoint_mib_s.
+/// Keys: stream_bytes, idle {samples, p50_ms, p99_ms, max_ms}, during,
+/// idle_remote, during_remote (the same), checkpoint_s, checkpoint_mib_s.
 result<nlohmann::json> run_latency_bench(const latency_bench_options& o);
 void print_latency_report(const nlohmann::json& r);
 
