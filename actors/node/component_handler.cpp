@@ -13,15 +13,6 @@ namespace dsmil {
 
 namespace {
 
-// Every item of `st` failed with `why` (the whole component when it names none).
-std::vector<failed_item> all_failed(const saga_step& st, const std::string& why) {
-  if (st.items.empty()) return {{st.component, why}};
-  std::vector<failed_item> out;
-  for (auto& i : st.items)
-    out.push_back({i, why});
-  return out;
-}
-
 // The component's calls, on a thread of their own. An exception from the
 // component becomes its answer (an error, or every item of the step failed);
 // a worker that dies anyway is restarted by its handler.
@@ -59,14 +50,14 @@ public:
           try {
             return c_->apply(st, target);
           } catch (const std::exception& e) {
-            return all_failed(st, std::string("internal error: ") + e.what());
+            return every_item_failed(st, std::string("internal error: ") + e.what());
           }
         },
         [&](read_back_atom, const saga_step& st, const component_image& target) {
           try {
             return c_->read_back(st, target);
           } catch (const std::exception& e) {
-            return all_failed(st, std::string("internal error: ") + e.what());
+            return every_item_failed(st, std::string("internal error: ") + e.what());
           }
         },
         [&](caf::exit_msg&) { running = false; });
@@ -83,10 +74,14 @@ struct handler_state {
   circuit_breaker breaker{breaker_config{}};
   env* os = nullptr;
   uint32_t restarts = 0;
+  bool optional = false; ///< fixed when the node starts
   // What the worker was asked and has not answered: failed at once if it
-  // dies. With when each was asked (steady ns), for health.
-  std::map<uint64_t, std::function<void(const caf::error&)>> pending;
-  std::map<uint64_t, int64_t> asked_ns;
+  // dies; when each was asked (steady ns) is for health.
+  struct call {
+    std::function<void(const caf::error&)> fail;
+    int64_t asked_ns = 0;
+  };
+  std::map<uint64_t, call> pending;
   uint64_t next_id = 0;
   static inline const char* name = "dsmil.component";
 };
@@ -114,19 +109,17 @@ template <class T, class... Ts> caf::result<T> forward(handler_ptr self, Ts... x
                                " s)"));
   auto rp = self->template make_response_promise<T>();
   const uint64_t id = ++st.next_id;
-  st.pending.emplace(id, [rp](const caf::error& e) mutable { rp.deliver(e); });
-  st.asked_ns.emplace(id, st.os->steady_ns());
+  st.pending.emplace(id, handler_state::call{[rp](const caf::error& e) mutable { rp.deliver(e); },
+                                             st.os->steady_ns()});
   self->request(st.worker, caf::infinite, xs...)
       .then(
           [self, id, rp](T& v) mutable {
             if (self->state.pending.erase(id) == 0) return;
-            self->state.asked_ns.erase(id);
             self->state.breaker.on_success();
             rp.deliver(std::move(v));
           },
           [self, id, rp](caf::error& e) mutable {
             if (self->state.pending.erase(id) == 0) return;
-            self->state.asked_ns.erase(id);
             self->state.breaker.on_failure(now_ms(self));
             rp.deliver(e);
           });
@@ -137,6 +130,7 @@ component_handler::behavior_type handler(handler_ptr self, std::shared_ptr<compo
                                          breaker_config breaker, env* os) {
   auto& st = self->state;
   st.component = c->name();
+  st.optional = c->optional();
   st.impl = std::move(c);
   st.breaker = circuit_breaker(breaker);
   st.os = os;
@@ -150,12 +144,11 @@ component_handler::behavior_type handler(handler_ptr self, std::shared_ptr<compo
                  st.component, caf::to_string(dm.reason), st.restarts);
     auto pending = std::move(st.pending);
     st.pending.clear();
-    st.asked_ns.clear();
     const auto why = to_caf(
         make_error(errc::unavailable, "component " + st.component + ": its handler stopped (" +
                                           caf::to_string(dm.reason) + ") and was restarted"));
-    for (auto& [id, fail] : pending)
-      fail(why);
+    for (auto& [id, c] : pending)
+      c.fail(why);
     start_worker(self);
   });
   self->set_exit_handler([self](caf::exit_msg& em) {
@@ -178,15 +171,15 @@ component_handler::behavior_type handler(handler_ptr self, std::shared_ptr<compo
         auto& st = self->state;
         component_health h;
         h.name = st.component;
-        h.optional = st.impl->optional();
+        h.optional = st.optional;
         st.breaker.allow(now_ms(self)); // an open breaker past its time reads half-open
         h.breaker = to_string(st.breaker.state());
         h.failures = st.breaker.consecutive_failures();
         h.restarts = st.restarts;
         h.in_flight = static_cast<uint32_t>(st.pending.size());
-        if (!st.asked_ns.empty())
-          h.oldest_call_ms =
-              static_cast<uint64_t>((st.os->steady_ns() - st.asked_ns.begin()->second) / 1000000);
+        if (!st.pending.empty()) // ids grow: the first is the oldest
+          h.oldest_call_ms = static_cast<uint64_t>(
+              (st.os->steady_ns() - st.pending.begin()->second.asked_ns) / 1000000);
         return h;
       },
   };

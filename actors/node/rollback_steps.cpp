@@ -13,29 +13,15 @@ using namespace rollback_detail;
 
 // -- components -------------------------------------------------------------------
 
-namespace {
-
-// A component that is gone, or a checkpoint without it: every item of the
-// step fails with why.
-std::vector<failed_item> unreachable(const saga_step& st, const std::string& why) {
-  if (st.items.empty()) return {{st.component, why}};
-  std::vector<failed_item> out;
-  for (auto& i : st.items)
-    out.push_back({i, why});
-  return out;
-}
-
-} // namespace
-
 std::vector<failed_item> handler_proxy::apply(const saga_step& st, const component_image& target) {
   auto r = calls_.apply(h_, st, target);
-  return r ? std::move(*r) : unreachable(st, r.err().message);
+  return r ? std::move(*r) : every_item_failed(st, r.err().message);
 }
 
 std::vector<failed_item> handler_proxy::read_back(const saga_step& st,
                                                   const component_image& target) {
   auto r = calls_.read_back(h_, st, target);
-  return r ? std::move(*r) : unreachable(st, r.err().message);
+  return r ? std::move(*r) : every_item_failed(st, r.err().message);
 }
 
 component_set::component_set(node_context& ctx, actor_calls& calls)
@@ -113,9 +99,9 @@ each_step(const component_set& components, const std::vector<saga_step>& steps,
     auto* img = image_for(image, st.component);
     std::vector<failed_item> f;
     if (c == nullptr)
-      f = unreachable(st, "component " + st.component + " is not configured on this node");
+      f = every_item_failed(st, "component " + st.component + " is not configured on this node");
     else if (img == nullptr)
-      f = unreachable(st, "the checkpoint holds nothing of component " + st.component);
+      f = every_item_failed(st, "the checkpoint holds nothing of component " + st.component);
     else
       f = fn(*c, st, *img);
     failed.insert(failed.end(), f.begin(), f.end());

@@ -63,6 +63,16 @@ struct component_plan {
   nlohmann::json reply_detail = nlohmann::json::object();
 };
 
+/// Every item of `step` failed with `why` (the whole component, named, when
+/// the step names no items): what a step that could not run at all reports.
+inline std::vector<failed_item> every_item_failed(const saga_step& step, const std::string& why) {
+  if (step.items.empty()) return {{step.component, why}};
+  std::vector<failed_item> out;
+  for (auto& i : step.items)
+    out.push_back({i, why});
+  return out;
+}
+
 class component {
 public:
   virtual ~component() = default;
