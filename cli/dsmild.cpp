@@ -1,7 +1,13 @@
 // dsmild: runs a node (devices, store, control endpoint for dsmilctl).
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <thread>
+
+#include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
@@ -103,9 +109,25 @@ int main(int argc, char** argv) {
   std::printf("use it with: dsmilctl --node %s status   (stop with Ctrl-C)\n", endpoint.c_str());
   std::fflush(stdout);
 
+  // A node that stops on its own (its supervision gave up) ends the
+  // process with an error, so that a service manager starts it again.
+  std::atomic<bool> node_down{false};
+  std::string down_reason;
+  std::thread watcher([&] {
+    caf::scoped_actor self{sys};
+    self->monitor(*node->control);
+    self->receive([&](caf::down_msg& dm) { down_reason = caf::to_string(dm.reason); });
+    node_down = true;
+    kill(getpid(), SIGTERM); // wakes sigwait() below
+  });
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  spdlog::info("signal {}: shutting down", sig);
+  const bool failed = node_down;
+  if (!failed) spdlog::info("signal {}: shutting down", sig);
   caf::anon_send_exit(*node->control, caf::exit_reason::user_shutdown);
+  watcher.join();
+  if (failed)
+    return die("the node stopped (" + down_reason + "); exiting so that it can be started again",
+               1);
   return 0;
 }

@@ -52,6 +52,11 @@ std::vector<result<T>> actor_calls::gather(size_t n, Request request,
                                            std::chrono::milliseconds limit) {
   std::vector<result<T>> out(n, result<T>(make_error(errc::internal, "no reply")));
   if (n == 0) return out;
+  if (exit_requested_) {
+    for (auto& r : out)
+      r = make_error(errc::unavailable, "abandoned: the node is stopping");
+    return out;
+  }
   if (preemptible_ && preempted_) {
     for (auto& r : out)
       r = make_error(errc::busy, "abandoned: an emergency rollback pre-empts this one");
@@ -78,7 +83,7 @@ std::vector<result<T>> actor_calls::gather(size_t n, Request request,
   });
   size_t left = n;
   bool stopped = false;
-  self_->receive_while([&] { return left > 0 && !stopped; })(
+  self_->receive_while([&] { return left > 0 && !stopped && !exit_requested_; })(
       [&](uint64_t g, uint64_t i, T& s) {
         if (g != gen || i >= n) return;
         out[i] = std::move(s);
@@ -92,7 +97,17 @@ std::vector<result<T>> actor_calls::gather(size_t n, Request request,
       },
       [&](preempt_atom) {
         if (preemptible_) stopped = true; // otherwise too late or too early: the saga checks
+      },
+      [&](caf::exit_msg& m) {
+        if (m.reason == caf::exit_reason::kill) throw actor_killed{};
+        exit_requested_ = true; // the node stops: nothing waits for these answers
       });
+  if (exit_requested_) {
+    for (auto& r : out)
+      if (!r && r.err().code == errc::internal)
+        r = make_error(errc::unavailable, "abandoned: the node is stopping");
+    return out;
+  }
   if (stopped) preempted_ = true;
   if (stopped)
     for (auto& r : out)

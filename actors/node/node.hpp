@@ -3,7 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <caf/fwd.hpp>
@@ -30,6 +32,10 @@ struct node_handles {
   std::shared_ptr<caf::actor> scheduler;
   /// The port the control actor was published on, once known (for status).
   std::shared_ptr<std::atomic<uint16_t>> published_port;
+  /// For tests of supervision: the node's actor of that name now
+  /// ("dsmil.reader", "dsmil.writer", "dsmil.saga": the running rollback's),
+  /// or an invalid handle.
+  std::function<caf::actor(const std::string& name)> find_actor;
 };
 
 /// Opens the store under cfg.data_dir/store, builds the simulator with the

@@ -1,3 +1,4 @@
+#include <deque>
 #include <map>
 #include <set>
 
@@ -127,25 +128,36 @@ control_reply serve(node_context& ctx, actor_calls& calls, const control_request
 // name them so): dsmil.writer serves changes and long reads one at a time,
 // dsmil.reader serves reads, dsmil.saga runs one rollback saga and ends with
 // it. Nothing else in the node runs on a thread of its own but the env's
-// workers; dsmil.control, which routes commands to them, is event-based.
+// workers; dsmil.control, which routes commands to them, is event-based and
+// supervises them.
 class worker_actor final : public caf::blocking_actor {
 public:
-  /// The writer first settles the sagas a crash interrupted, then tells
-  /// `control` it may take changes.
+  /// A writer that `recovers` first settles the sagas a crash interrupted,
+  /// then tells `control` it may take changes (a writer restarted later
+  /// does neither: the node is up).
   worker_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx, bool writer,
-               caf::actor control)
-      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), writer_(writer),
+               bool recovers, caf::actor control)
+      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), writer_(writer), recovers_(recovers),
         control_(std::move(control)) {}
   const char* name() const override { return writer_ ? "dsmil.writer" : "dsmil.reader"; }
   void act() override {
+    try {
+      serve_all();
+    } catch (const actor_killed&) {
+      fail_state(caf::exit_reason::kill); // dsmil.control starts another
+    }
+  }
+
+private:
+  void serve_all() {
     actor_calls calls(this, *ctx_);
-    if (writer_) {
+    if (recovers_) {
       recover_sagas(*ctx_, calls);
       send(control_, ready_atom::value);
     }
-    control_ = nullptr; // linked: no reference cycle
+    control_ = nullptr; // no reference cycle
     bool running = true;
-    receive_while([&] { return running; })(
+    receive_while([&] { return running && !calls.exit_requested(); })(
         [&](control_request& req) {
           auto reply = serve(*ctx_, calls, req, writer_);
           if (reply.code != 0)
@@ -154,17 +166,33 @@ public:
             spdlog::debug("{}: ok", req.command);
           return reply;
         },
-        [&](caf::exit_msg&) { running = false; });
+        // A saga whose actor stopped before it ended: settled from its
+        // journal, then the saga waiting for its turn, if any, runs.
+        [&](recover_atom, const std::string& id) {
+          {
+            std::lock_guard<std::recursive_mutex> lock(ctx_->mu);
+            recover_saga(*ctx_, calls, id, "the rollback's actor stopped before it ended");
+          }
+          release_saga(*ctx_, id);
+        },
+        [&](caf::exit_msg& m) {
+          if (m.reason == caf::exit_reason::kill) throw actor_killed{};
+          running = false;
+        });
   }
 
-private:
   std::shared_ptr<node_context> ctx_;
   bool writer_;
+  bool recovers_;
   caf::actor control_;
 };
 
 // Routes each command to its worker or starts a saga; does no work itself,
-// so it answers at once whatever the workers do.
+// so it answers at once whatever the workers do. Supervises the workers
+// (restarted when they die, at most [supervision] max_restarts times in
+// window_ms; beyond that the node stops, for its service manager to
+// restart) and the sagas (one whose actor dies is settled from its journal,
+// as after a kill, and its client told so at once).
 class control_actor final : public caf::event_based_actor {
 public:
   control_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx)
@@ -172,20 +200,10 @@ public:
   const char* name() const override { return "dsmil.control"; }
 
   caf::behavior make_behavior() override {
-    auto me = caf::actor_cast<caf::actor>(this);
-    reader_ = spawn<worker_actor, caf::linked>(ctx_, false, me);
-    writer_ = spawn<worker_actor, caf::linked>(ctx_, true, me);
-    set_exit_handler([this](caf::exit_msg& em) {
-      spdlog::info("control actor stopping: {}", caf::to_string(em.reason));
-      send_exit(ctx_->devices, em.reason);
-      {
-        std::lock_guard<std::mutex> lock(ctx_->saga_mu);
-        if (ctx_->settler) send_exit(ctx_->settler, em.reason);
-      }
-      for (auto& h : ctx_->handlers)
-        send_exit(h.handle, em.reason);
-      quit(em.reason);
-    });
+    start_worker(false, false);
+    start_worker(true, true);
+    set_exit_handler([this](caf::exit_msg& em) { stop(em.reason); });
+    set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
     // Until the writer has settled the sagas a crash interrupted, every
     // command waits in the mailbox: what a client reads first after a
     // restart is the recovered state, never a saga half-way.
@@ -194,12 +212,96 @@ public:
           return caf::skip; // seen again after become()
         },
         [this](ready_atom) {
+          ready_ = true;
           become([this](control_request& req) -> caf::result<control_reply> { return route(req); });
         },
     };
   }
 
 private:
+  struct saga_entry {
+    caf::response_promise client; ///< answered by the saga, or here when it dies first
+    std::shared_ptr<saga_status> st;
+  };
+
+  void start_worker(bool writer, bool recovers) {
+    auto w = spawn<worker_actor, caf::monitored>(ctx_, writer, recovers,
+                                                 caf::actor_cast<caf::actor>(this));
+    (writer ? writer_ : reader_) = w;
+    std::lock_guard<std::mutex> lock(ctx_->saga_mu);
+    (writer ? ctx_->writer : ctx_->reader) = w.address();
+  }
+
+  void stop(const caf::error& reason) {
+    spdlog::info("control actor stopping: {}", caf::to_string(reason));
+    send_exit(ctx_->devices, reason);
+    send_exit(reader_, reason);
+    send_exit(writer_, reason);
+    {
+      std::lock_guard<std::mutex> lock(ctx_->saga_mu);
+      if (ctx_->settler) send_exit(ctx_->settler, reason);
+    }
+    for (auto& h : ctx_->handlers)
+      send_exit(h.handle, reason);
+    quit(reason);
+  }
+
+  void on_down(caf::down_msg& dm) {
+    const bool normal = !dm.reason || dm.reason == caf::exit_reason::normal;
+    if (dm.source == reader_.address() || dm.source == writer_.address()) {
+      const bool writer = dm.source == writer_.address();
+      const char* name = writer ? "dsmil.writer" : "dsmil.reader";
+      if (normal) return; // only when the node stops
+      const auto now = std::chrono::steady_clock::now();
+      const auto window = std::chrono::milliseconds(ctx_->cfg.supervision.window_ms);
+      restarts_.push_back(now);
+      while (!restarts_.empty() && now - restarts_.front() > window)
+        restarts_.pop_front();
+      if (restarts_.size() > ctx_->cfg.supervision.max_restarts) {
+        spdlog::error("{} stopped ({}) and has been restarted {} times within {} ms "
+                      "([supervision] max_restarts): the node stops",
+                      name, caf::to_string(dm.reason), ctx_->cfg.supervision.max_restarts,
+                      ctx_->cfg.supervision.window_ms);
+        // Not `kill`: the actors told to stop must run their exit handlers.
+        stop(caf::make_error(caf::sec::runtime_error,
+                             std::string(name) + " restarted more than max_restarts times"));
+        return;
+      }
+      spdlog::error("{} stopped ({}); starting it again", name, caf::to_string(dm.reason));
+      // A writer that dies before start-up recovery is done starts it over.
+      start_worker(writer, writer && !ready_);
+      return;
+    }
+    auto it = sagas_.find(dm.source);
+    if (it == sagas_.end()) return;
+    auto entry = std::move(it->second);
+    sagas_.erase(it);
+    if (normal) return;
+    const auto& id = entry.st->id;
+    spdlog::error("rollback {}: its actor stopped ({}) before the saga ended; settling it from "
+                  "its journal",
+                  id, caf::to_string(dm.reason));
+    if (entry.client.pending())
+      entry.client.deliver(error_reply(make_error(
+          errc::internal, "rollback " + id + " stopped (" + caf::to_string(dm.reason) +
+                              ") before it ended; the node puts back what it changed from its "
+                              "journal, as after a restart: see 'dsmilctl rollback show " +
+                              id + "'")));
+    bool recover = false;
+    {
+      std::lock_guard<std::mutex> lock(ctx_->saga_mu);
+      if (ctx_->next_saga && ctx_->next_saga.address() == dm.source) {
+        ctx_->next_saga = nullptr; // it waited for its turn: nothing to settle
+        ctx_->emergency_waiting = false;
+      }
+      if (ctx_->settler && ctx_->settler.address() == dm.source) ctx_->settler = nullptr;
+      // Running itself (its journal may lack an end) or settling (its
+      // journal has one: recovery finds nothing to do and releases it).
+      recover = ctx_->running && ctx_->running->id == id;
+    }
+    if (recover) send(writer_, recover_atom::value, id);
+  }
+
   // The worker for a command; null for a saga.
   const caf::actor* lane(const control_request& req) const {
     if (req.command == "rollback") {
@@ -266,13 +368,30 @@ private:
       ++ctx->sagas_started; // accepted: a settler gives way to it
     }
     auto saga = spawn_saga(system(), ctx, st);
-    delegate(saga, std::move(req));
-    return caf::delegated<control_reply>{};
+    monitor(saga);
+    auto client = caf::actor_cast<caf::actor>(current_sender());
+    auto rp = make_response_promise();
+    sagas_.emplace(saga.address(), saga_entry{rp, st});
+    const auto addr = saga.address();
+    auto answer = [this, addr](control_reply r) {
+      auto it = sagas_.find(addr);
+      if (it != sagas_.end() && it->second.client.pending())
+        it->second.client.deliver(std::move(r));
+    };
+    request(saga, caf::infinite, std::move(req), client)
+        .then([answer](control_reply& r) { answer(std::move(r)); },
+              [answer](caf::error& e) {
+                answer(error_reply(make_error(errc::internal, "rollback: " + caf::to_string(e))));
+              });
+    return rp;
   }
 
   std::shared_ptr<node_context> ctx_;
   caf::actor reader_;
   caf::actor writer_;
+  bool ready_ = false;                                         ///< start-up recovery is done
+  std::deque<std::chrono::steady_clock::time_point> restarts_; ///< of workers, in the window
+  std::map<caf::actor_addr, saga_entry> sagas_;                ///< sagas alive, by actor
 };
 
 } // namespace
@@ -412,6 +531,16 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   node_handles h;
   h.sim = ctx->sim;
   h.published_port = ctx->published_port;
+  h.find_actor = [weak = std::weak_ptr<node_context>(ctx)](const std::string& name) {
+    caf::actor a;
+    auto c = weak.lock();
+    if (!c) return a;
+    std::lock_guard<std::mutex> lock(c->saga_mu);
+    if (name == "dsmil.reader") a = caf::actor_cast<caf::actor>(c->reader);
+    if (name == "dsmil.writer") a = caf::actor_cast<caf::actor>(c->writer);
+    if (name == "dsmil.saga" && c->running) a = c->running->actor;
+    return a;
+  };
   h.control = std::make_shared<caf::actor>(sys.spawn<control_actor>(ctx));
   if (cfg.automatic_interval_s > 0) {
     // Automatic checkpoints: a timer on the actor clock asks the control

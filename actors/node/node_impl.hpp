@@ -89,6 +89,10 @@ struct node_context {
   /// The saga actor putting back what a compensation could not, if any:
   /// told to stop when the node stops.
   caf::actor settler;
+  /// dsmil.reader and dsmil.writer as they are now (restarted by
+  /// dsmil.control when they die; guarded by saga_mu). Weak: they hold
+  /// this context.
+  caf::actor_addr reader, writer;
   uuid_v7_generator saga_ids;
   /// The saga history, read from the journals once and then kept up to date
   /// as sagas start and end (guarded by history_mu).
@@ -99,6 +103,16 @@ struct node_context {
   std::map<std::string, json> saga_history; ///< summaries of ended sagas, by id
   std::vector<saga_timing> completed_sagas; ///< for estimates, oldest first
 };
+
+/// Thrown out of a blocking actor's wait when the actor is sent
+/// caf::exit_reason::kill (CAF leaves a blocking actor alive until it
+/// receives an exit message itself): unwinds whatever it was doing; its
+/// act() ends it with that reason, and its supervisor takes over.
+struct actor_killed {};
+
+/// Tells dsmil.writer to settle, from its journal, a saga whose actor
+/// stopped before the saga ended (as start-up recovery would).
+using recover_atom = caf::atom_constant<caf::atom("recover")>;
 
 /// Calls from one of the node's blocking actors (reader, writer, a saga) to
 /// the device actors and the component handlers. Requests to many devices
@@ -147,6 +161,10 @@ public:
   }
 
   caf::blocking_actor* self() { return self_; }
+  /// Whether an exit message (the node stopping) ended a wait: the actor
+  /// should finish what it does and end. An exit with reason kill throws
+  /// actor_killed instead.
+  bool exit_requested() const { return exit_requested_; }
 
 private:
   // `t`, or less when the deadline comes first.
@@ -161,7 +179,8 @@ private:
   bool preemptible_ = false;
   bool preempted_ = false;    ///< stopped by preempt_atom: later waits end at once too
   bool deadline_hit_ = false; ///< a request gave up at the deadline since it was set
-  uint64_t gen_ = 0;          ///< numbers each gather, so late answers are told apart
+  bool exit_requested_ = false;
+  uint64_t gen_ = 0; ///< numbers each gather, so late answers are told apart
 };
 
 /// A component behind its handler, called from a blocking actor through
@@ -283,6 +302,12 @@ status record_settled(node_context&, const settle_job& job);
 /// At start-up: every saga whose journal has no end record is compensated (or
 /// resumed, per [rollback] on_interrupted) before the node takes commands.
 void recover_sagas(node_context&, actor_calls&);
+/// The same for one saga whose actor stopped before the saga ended (`why`
+/// goes into its end record). REQUIRES: ctx.mu held.
+void recover_saga(node_context&, actor_calls&, const std::string& id, const std::string& why);
+/// Ends the hold of saga `id` (running, or settling) on the node, if it has
+/// one: the saga waiting for its turn, if any, gets it.
+void release_saga(node_context&, const std::string& id);
 control_reply cmd_rollback_history(node_context&, actor_calls&, const json&);
 control_reply cmd_rollback_show(node_context&, actor_calls&, const json&);
 

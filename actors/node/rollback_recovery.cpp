@@ -19,8 +19,8 @@ using namespace rollback_detail;
 
 namespace {
 
-void recover_saga(node_context& ctx, actor_calls& calls, const std::string& dir,
-                  const std::string& id);
+void recover_one(node_context& ctx, actor_calls& calls, const std::string& dir,
+                 const std::string& id, const std::string& why);
 
 } // namespace
 
@@ -33,7 +33,7 @@ void recover_sagas(node_context& ctx, actor_calls& calls) {
   }
   for (auto& id : *ids) {
     try {
-      recover_saga(ctx, calls, dir, id);
+      recover_one(ctx, calls, dir, id, "the node stopped during the rollback");
     } catch (const std::exception& e) {
       spdlog::error("saga {}: its journal cannot be settled ({}); left for the next start", id,
                     e.what());
@@ -41,10 +41,22 @@ void recover_sagas(node_context& ctx, actor_calls& calls) {
   }
 }
 
+void recover_saga(node_context& ctx, actor_calls& calls, const std::string& id,
+                  const std::string& why) {
+  if (!ctx.os->exists(journal_path(journal_dir(ctx), id))) return; // stopped before it began
+  try {
+    recover_one(ctx, calls, journal_dir(ctx), id, why);
+  } catch (const std::exception& e) {
+    spdlog::error("saga {}: its journal cannot be settled ({}); left for the next start", id,
+                  e.what());
+  }
+  note_changed(ctx, id);
+}
+
 namespace {
 
-void recover_saga(node_context& ctx, actor_calls& calls, const std::string& dir,
-                  const std::string& id) {
+void recover_one(node_context& ctx, actor_calls& calls, const std::string& dir,
+                 const std::string& id, const std::string& why) {
   auto records = read_journal(*ctx.os, journal_path(dir, id));
   if (!records) {
     spdlog::error("saga {}: {}", id, records.err().message);
@@ -153,7 +165,7 @@ void recover_saga(node_context& ctx, actor_calls& calls, const std::string& dir,
   end_record end;
   end.outcome = saga_outcome::compensated;
   end.failed_phase = "interrupted";
-  end.error = "the node stopped during the rollback";
+  end.error = why;
   end.duration_ms = ms_since(ctx, start);
   if (!append(end)) return;
   spdlog::warn("saga {} was interrupted; compensated {} step(s) back to pre-rollback "

@@ -42,8 +42,12 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
     const auto delay = backoff_delay_ms(ctx.cfg.retry, attempt,
                                         static_cast<double>(rng >> 11) / double(1ull << 53));
     bool stop = false;
-    self->receive([&](caf::exit_msg&) { stop = true; },
-                  caf::after(std::chrono::milliseconds(delay)) >> [] {});
+    self->receive(
+        [&](caf::exit_msg& m) {
+          if (m.reason == caf::exit_reason::kill) throw actor_killed{};
+          stop = true;
+        },
+        caf::after(std::chrono::milliseconds(delay)) >> [] {});
     auto st = std::make_shared<saga_status>();
     st->id = job.saga;
     st->type = "settle";
@@ -61,6 +65,11 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
     actor_calls calls(self, ctx);
     auto failed = settle_attempt(ctx, calls, job);
     hand_over(self, ctx);
+    if (calls.exit_requested()) {
+      std::lock_guard<std::mutex> lock(ctx.saga_mu);
+      ctx.settler = nullptr;
+      return;
+    }
     if (st->preempt) continue; // the next look sees the newer rollback and ends
     if (failed.empty()) {
       if (auto err = record_settled(ctx, job))
@@ -85,8 +94,9 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
 void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
                std::shared_ptr<saga_status> st) {
   settle_job job;
-  self->receive([&](control_request& req) -> control_reply {
-    auto client = caf::actor_cast<caf::actor>(self->current_sender());
+  // `client` is who asked dsmil.control (which asks here, so that it can
+  // answer the client itself should this actor stop): progress goes to it.
+  self->receive([&](control_request& req, caf::actor& client) -> control_reply {
     auto args = parse_args(req);
     bool my_turn = false;
     {
@@ -96,7 +106,11 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
     }
     // An emergency rollback waits here for the saga it pre-empted to
     // compensate; that saga hands over as it ends.
-    if (!my_turn) self->receive([](tick_atom) {});
+    if (!my_turn)
+      self->receive([](tick_atom) {},
+                    [](caf::exit_msg& m) {
+                      if (m.reason == caf::exit_reason::kill) throw actor_killed{};
+                    });
     {
       std::lock_guard<std::mutex> lock(ctx->saga_mu);
       if (ctx->running != st) ctx->emergency_waiting = false;
@@ -134,7 +148,13 @@ public:
              std::shared_ptr<saga_status> st)
       : caf::blocking_actor(cfg), ctx_(std::move(ctx)), st_(std::move(st)) {}
   const char* name() const override { return "dsmil.saga"; }
-  void act() override { saga_loop(this, ctx_, st_); }
+  void act() override {
+    try {
+      saga_loop(this, ctx_, st_);
+    } catch (const actor_killed&) {
+      fail_state(caf::exit_reason::kill); // dsmil.control recovers the saga from its journal
+    }
+  }
 
 private:
   std::shared_ptr<node_context> ctx_;
@@ -142,6 +162,17 @@ private:
 };
 
 } // namespace
+
+void release_saga(node_context& ctx, const std::string& id) {
+  caf::actor next;
+  {
+    std::lock_guard<std::mutex> lock(ctx.saga_mu);
+    if (!ctx.running || ctx.running->id != id) return;
+    ctx.running.reset();
+    std::swap(next, ctx.next_saga);
+  }
+  if (next) caf::anon_send(next, tick_atom::value);
+}
 
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                       std::shared_ptr<saga_status> st) {
