@@ -446,6 +446,30 @@ json to_json(const system_config& c) {
 
 // -- start ------------------------------------------------------------------------
 
+namespace {
+
+// The devices component on its handler's worker: it waits for the device
+// actors with the worker's own actor_calls, bounded by each call's deadline
+// and stopped by a pre-emption. Holds the node's context while the worker
+// runs.
+struct devices_binding {
+  devices_binding(caf::blocking_actor* worker, std::shared_ptr<node_context> c)
+      : ctx(std::move(c)), calls(worker, *ctx), impl(ctx->cfg.devices, calls) {}
+  std::shared_ptr<node_context> ctx;
+  actor_calls calls;
+  devices_component impl;
+};
+
+component_binding bind_devices(caf::blocking_actor* worker, std::shared_ptr<node_context> ctx) {
+  auto b = std::make_shared<devices_binding>(worker, std::move(ctx));
+  return {std::shared_ptr<component>(b, &b->impl), [b](int64_t deadline, bool preemptible) {
+            b->calls.set_deadline(deadline);
+            b->calls.set_preemptible(preemptible);
+          }};
+}
+
+} // namespace
+
 result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e,
                                 std::vector<std::shared_ptr<component>> extra) {
   {
@@ -503,9 +527,6 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   // PCRs are read through the store's key, which serialises its TPM calls.
   auto security =
       std::make_shared<security_component>([c = ctx.get()] { return c->store->key().read_pcrs(); });
-  extra.insert(extra.begin(), {ctx->configuration, security});
-  for (auto& c : extra)
-    ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
   ctx->retention = cfg.retention;
 
   ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, e, cfg.thermal_critical_c);
@@ -526,6 +547,21 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   sc.retry = cfg.retry;
   sc.supervision = cfg.supervision;
   ctx->devices = spawn_root_supervisor(sys, sc);
+
+  // The components' handlers, in DESIGN order: configuration, security,
+  // devices, then the host's.
+  for (auto& c : std::vector<std::shared_ptr<component>>{ctx->configuration, security})
+    ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
+  ctx->handlers.push_back(spawn_component_handler(
+      sys, "devices", false,
+      [weak = std::weak_ptr<node_context>(ctx)](caf::blocking_actor* worker) {
+        auto c = weak.lock();
+        if (!c) return component_binding{};
+        return bind_devices(worker, std::move(c));
+      },
+      std::nullopt, e)); // each device has its own breaker
+  for (auto& c : extra)
+    ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
 
   ctx->published_port = std::make_shared<std::atomic<uint16_t>>(cfg.listen_port);
   node_handles h;

@@ -62,11 +62,10 @@ struct node_context {
   std::unique_ptr<checkpoint_store> store;
   /// Room for a rollback's safety net, outside the store (guarded by mu).
   std::unique_ptr<space_reserve> reserve;
-  /// The components besides devices (whose component speaks through the
-  /// calling actor's actor_calls: see component_set).
   std::shared_ptr<configuration_component> configuration; ///< for config show/set
-  /// The handlers of configuration, security, then a host's components, in
-  /// that order: checkpoints and sagas reach them only by message.
+  /// The handlers of configuration, security, devices, then a host's
+  /// components, in that order: checkpoints and sagas reach them only by
+  /// message.
   std::vector<handler_ref> handlers;
   retention_policy retention; ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
@@ -131,8 +130,9 @@ public:
   result<std::vector<device_health>> health();
 
   /// A component's handler asked, bounded like a device call (by the
-  /// deadline when set, else [components] call_timeout_ms) and pre-emptible
-  /// the same way.
+  /// deadline when set, and 250 ms for its answer at the deadline, else
+  /// [components] call_timeout_ms) and pre-emptible the same way; the
+  /// handler gets the deadline and the pre-emption too.
   result<component_image> capture(const handler_ref& h);
   result<component_plan> plan(const handler_ref& h, const component_image& now,
                               const component_image& target, const plan_request& req);
@@ -167,10 +167,13 @@ public:
   bool exit_requested() const { return exit_requested_; }
 
 private:
-  // `t`, or less when the deadline comes first.
-  std::chrono::milliseconds timeout(std::chrono::milliseconds t) const;
+  // `t`, or less when the deadline (plus `grace`) comes first.
+  std::chrono::milliseconds timeout(std::chrono::milliseconds t,
+                                    std::chrono::milliseconds grace = {}) const;
   template <class T, class Request>
-  std::vector<result<T>> gather(size_t n, Request request, std::chrono::milliseconds limit);
+  std::vector<result<T>> gather(size_t n, Request request, std::chrono::milliseconds limit,
+                                const std::function<void()>& on_preempt = {},
+                                std::chrono::milliseconds grace = {});
   template <class T, class... Ts> result<T> ask_handler(const handler_ref& h, Ts... xs);
 
   caf::blocking_actor* self_;
@@ -206,8 +209,7 @@ private:
 };
 
 /// The node's components in DESIGN order (configuration, security, devices,
-/// then a host's): the devices component speaking to the device actors
-/// through `calls`, the others to their handlers.
+/// then a host's), each reached through its handler with `calls`.
 class component_set {
 public:
   component_set(node_context& ctx, actor_calls& calls);
@@ -215,7 +217,6 @@ public:
   component* find(const std::string& name) const;
 
 private:
-  devices_component devices_;
   std::vector<std::unique_ptr<handler_proxy>> proxies_;
   std::vector<component*> all_;
 };
