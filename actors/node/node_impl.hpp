@@ -233,8 +233,11 @@ using command_fn = control_reply (*)(node_context&, actor_calls&, const json& ar
 result<json> parse_args(const control_request& req);
 /// The reply to arguments of the wrong shape.
 control_reply malformed(const std::exception& e);
+/// dsmil.control (node_actor.cpp): routes commands, supervises the workers
+/// and the sagas.
+caf::actor spawn_control(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 /// The actor of one rollback saga (saga_actor.cpp); it answers the
-/// control_request it is sent.
+/// (control_request, client) it is sent.
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                       std::shared_ptr<saga_status> st);
 

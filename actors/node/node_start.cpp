@@ -1,0 +1,175 @@
+// start_node(): opens the store, builds the simulator and the key, and
+// spawns the node's actor tree (device supervisors, component handlers,
+// dsmil.control and its workers, the automatic checkpoint timer).
+#include <set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/caf_glue.hpp"
+#include "actors/devices/supervisors.hpp"
+#include "actors/node/node.hpp"
+#include "actors/node/node_impl.hpp"
+#include "runtime/keys/fallback_key.hpp"
+#include "runtime/keys/tpm_key.hpp"
+#include "simd/cpu_features.hpp"
+
+namespace dsmil {
+
+// -- start ------------------------------------------------------------------------
+
+namespace {
+
+// The devices component on its handler's worker: it waits for the device
+// actors with the worker's own actor_calls, bounded by each call's deadline
+// and stopped by a pre-emption. Holds the node's context while the worker
+// runs.
+struct devices_binding {
+  devices_binding(caf::blocking_actor* worker, std::shared_ptr<node_context> c)
+      : ctx(std::move(c)), calls(worker, *ctx), impl(ctx->cfg.devices, calls) {}
+  std::shared_ptr<node_context> ctx;
+  actor_calls calls;
+  devices_component impl;
+};
+
+component_binding bind_devices(caf::blocking_actor* worker, std::shared_ptr<node_context> ctx) {
+  auto b = std::make_shared<devices_binding>(worker, std::move(ctx));
+  return {std::shared_ptr<component>(b, &b->impl), [b](int64_t deadline, bool preemptible) {
+            b->calls.set_deadline(deadline);
+            b->calls.set_preemptible(preemptible);
+          }};
+}
+
+} // namespace
+
+result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e,
+                                std::vector<std::shared_ptr<component>> extra) {
+  {
+    std::set<std::string> names = {"configuration", "security", "devices"};
+    for (auto& c : extra)
+      if (!c || !names.insert(c->name()).second)
+        return make_error(errc::invalid_argument,
+                          "component '" + (c ? c->name() : std::string()) +
+                              "' is given twice or clashes with one of the node's own");
+  }
+  auto ctx = std::make_shared<node_context>();
+  ctx->os = &e;
+  ctx->cfg = cfg;
+  ctx->started_ns = e.now_unix_ns();
+  store_options so;
+  so.encrypt = cfg.store_encrypt;
+  so.deflate_level = cfg.store_deflate_level;
+  so.chunking = {cfg.chunk_min_kib * 1024, cfg.chunk_avg_kib * 1024, cfg.chunk_max_kib * 1024};
+  so.pack_target_bytes = uint64_t{cfg.pack_target_mib} << 20;
+  so.threads = cfg.store_threads;
+  so.passphrase_file = cfg.key_passphrase_file;
+  std::unique_ptr<key_provider> key; // software: the store opens its own
+  if (cfg.key_provider == key_provider_kind::tpm) {
+    tpm_options to;
+    to.tcti = cfg.key_tcti;
+    to.signing_handle = cfg.key_handle;
+    to.pcrs = cfg.key_pcrs;
+    to.seal_pcrs = cfg.key_seal_pcrs;
+    auto k = open_tpm_key(to);
+    if (!k) return k.err();
+    std::unique_ptr<key_provider> software;
+    if (cfg.key_on_tpm_failure == tpm_failure_policy::software) {
+      const std::string store_dir = cfg.data_dir + "/store";
+      for (auto sub : {"/keys", "/tmp"})
+        if (auto err = e.create_dirs(store_dir + sub)) return err;
+      auto s =
+          open_software_key(e, store_dir + "/keys", store_dir + "/tmp", cfg.key_passphrase_file);
+      if (!s) return s.err();
+      software = std::move(*s);
+    }
+    key = with_tpm_breaker(e, std::move(*k), std::move(software), cfg.breaker);
+  }
+  auto store = checkpoint_store::open(e, cfg.data_dir + "/store", so, std::move(key));
+  if (!store) return store.err();
+  ctx->store = std::move(*store);
+  ctx->reserve = std::make_unique<space_reserve>(e, cfg.data_dir + "/store.reserve");
+  hold_reserve(*ctx);
+  system_config initial;
+  initial.config_version = cfg.configuration.config_version;
+  initial.agent_concurrency_limit = cfg.configuration.agent_concurrency_limit;
+  initial.thermal_threshold_c = cfg.configuration.thermal_threshold_c;
+  initial.config_data = cfg.configuration.config_data;
+  initial.avx512_present = simd::detect_cpu().avx512f;
+  ctx->configuration = std::make_shared<configuration_component>(std::move(initial));
+  // PCRs are read through the store's key, which serialises its TPM calls.
+  auto security =
+      std::make_shared<security_component>([c = ctx.get()] { return c->store->key().read_pcrs(); });
+  ctx->retention = cfg.retention;
+
+  ctx->sim = std::make_shared<sim_driver>(ctx->cfg.devices, cfg.seed, e, cfg.thermal_critical_c);
+  if (!cfg.sim_state_file.empty()) {
+    auto path = cfg.sim_state_file.front() == '/' ? cfg.sim_state_file
+                                                  : cfg.data_dir + "/" + cfg.sim_state_file;
+    if (auto err = ctx->sim->persist_to(path)) return err;
+  }
+  for (auto& [id, f] : cfg.faults)
+    ctx->sim->set_fault(id, f);
+  auto map = std::make_shared<const device_map>(ctx->cfg.devices);
+  auto guarded = std::make_shared<guarded_driver>(map, ctx->sim);
+
+  supervisor_config sc;
+  sc.drv = guarded;
+  sc.map = map;
+  sc.breaker = cfg.breaker;
+  sc.retry = cfg.retry;
+  sc.supervision = cfg.supervision;
+  ctx->devices = spawn_root_supervisor(sys, sc);
+
+  // The components' handlers, in DESIGN order: configuration, security,
+  // devices, then the host's.
+  for (auto& c : std::vector<std::shared_ptr<component>>{ctx->configuration, security})
+    ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
+  ctx->handlers.push_back(spawn_component_handler(
+      sys, "devices", false,
+      [weak = std::weak_ptr<node_context>(ctx)](caf::blocking_actor* worker) {
+        auto c = weak.lock();
+        if (!c) return component_binding{};
+        return bind_devices(worker, std::move(c));
+      },
+      std::nullopt, e)); // each device has its own breaker
+  for (auto& c : extra)
+    ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
+
+  ctx->published_port = std::make_shared<std::atomic<uint16_t>>(cfg.listen_port);
+  node_handles h;
+  h.sim = ctx->sim;
+  h.published_port = ctx->published_port;
+  h.find_actor = [weak = std::weak_ptr<node_context>(ctx)](const std::string& name) {
+    caf::actor a;
+    auto c = weak.lock();
+    if (!c) return a;
+    std::lock_guard<std::mutex> lock(c->saga_mu);
+    if (name == "dsmil.reader") a = caf::actor_cast<caf::actor>(c->reader);
+    if (name == "dsmil.writer") a = caf::actor_cast<caf::actor>(c->writer);
+    if (name == "dsmil.saga" && c->running) a = c->running->actor;
+    return a;
+  };
+  h.control = std::make_shared<caf::actor>(spawn_control(sys, ctx));
+  if (cfg.automatic_interval_s > 0) {
+    // Automatic checkpoints: a timer on the actor clock asks the control
+    // actor, like any client would; retention runs after each one.
+    auto control = *h.control;
+    auto every = std::chrono::seconds(cfg.automatic_interval_s);
+    auto timer = sys.spawn([control, every](caf::event_based_actor* self) -> caf::behavior {
+      self->link_to(control);
+      self->delayed_send(self, every, tick_atom::value);
+      return {[=](tick_atom) {
+        json args = {{"type", "automatic"}, {"name", "automatic"}};
+        self->request(control, caf::infinite, control_request{"checkpoint.create", args.dump()})
+            .then([](const control_reply& r) {
+              if (r.code != 0) spdlog::warn("automatic checkpoint failed: {}", r.message);
+            });
+        self->delayed_send(self, every, tick_atom::value);
+      }};
+    });
+    h.scheduler = std::make_shared<caf::actor>(timer);
+  }
+  return h;
+}
+
+} // namespace dsmil
