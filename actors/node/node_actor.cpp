@@ -148,6 +148,9 @@ private:
     actor_calls calls(this, *ctx_);
     if (recovers_) {
       recover_sagas(*ctx_, calls);
+      // What a compensation could not put back before the node stopped:
+      // tried again, as its saga would have.
+      if (auto job = unsettled_job(*ctx_)) spawn_settler(system(), ctx_, std::move(*job));
       send(control_, ready_atom::value);
     }
     control_ = nullptr; // no reference cycle
@@ -234,7 +237,7 @@ private:
     send_exit(writer_, reason);
     {
       std::lock_guard<std::mutex> lock(ctx_->saga_mu);
-      if (ctx_->settler) send_exit(ctx_->settler, reason);
+      if (auto s = caf::actor_cast<caf::actor>(ctx_->settler)) send_exit(s, reason);
     }
     for (auto& h : ctx_->handlers)
       send_exit(h.handle, reason);
@@ -289,7 +292,7 @@ private:
         ctx_->next_saga = nullptr; // it waited for its turn: nothing to settle
         ctx_->emergency_waiting = false;
       }
-      if (ctx_->settler && ctx_->settler.address() == dm.source) ctx_->settler = nullptr;
+      if (ctx_->settler == dm.source) ctx_->settler = caf::actor_addr{};
       // Running itself (its journal may lack an end) or settling (its
       // journal has one: recovery finds nothing to do and releases it).
       recover = ctx_->running && ctx_->running->id == id;
@@ -338,7 +341,7 @@ private:
         // Putting back what an earlier compensation could not: any rollback
         // takes over at once.
         ctx->running->preempt = true;
-        if (ctx->running->actor) send(ctx->running->actor, preempt_atom::value);
+        if (auto a = caf::actor_cast<caf::actor>(ctx->running->actor)) send(a, preempt_atom::value);
         ctx->emergency_waiting = true;
       } else if (ctx->running) {
         auto& r = *ctx->running;
@@ -354,7 +357,7 @@ private:
                                                         running + " to compensate"));
         r.preempt = true;
         // Stops its wait for a step's devices at once (it then compensates).
-        if (r.actor) send(r.actor, preempt_atom::value);
+        if (auto a = caf::actor_cast<caf::actor>(r.actor)) send(a, preempt_atom::value);
         ctx->emergency_waiting = true;
         spdlog::warn("emergency rollback {} pre-empts {}", st->id, running);
       } else {

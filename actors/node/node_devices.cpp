@@ -96,24 +96,19 @@ control_reply cmd_status(node_context& ctx, actor_calls& calls, const json&) {
   // rollback settles it (the newest ended saga decides; refused ones change
   // nothing).
   body["compensation_incomplete"] = nullptr;
-  if (auto h = rollback_detail::history(ctx))
-    for (auto it = h->rbegin(); it != h->rend(); ++it) {
-      const auto outcome = it->value("outcome", "");
-      if (outcome == "interrupted" || outcome == "refused" || outcome == "unreadable") continue;
-      if (outcome == "compensation_failed" && !it->contains("settled")) {
-        auto failed = it->value("compensation_failed", json::array());
-        body["compensation_incomplete"] = {{"saga", (*it)["id"]}, {"failed", failed}};
-        std::string items;
-        for (auto& f : failed)
-          items += (items.empty() ? "" : ", ") + f.value("id", "?");
-        warnings.push_back("rollback " + (*it)["id"].get<std::string>() + " could not put back " +
-                           items +
-                           ": they may be neither at the checkpoint nor at the pre-rollback "
-                           "state; roll back again once they answer ('dsmilctl rollback show " +
-                           (*it)["id"].get<std::string>() + "')");
-      }
-      break;
-    }
+  if (auto saga = rollback_detail::incomplete_compensation(ctx)) {
+    const auto id = (*saga)["id"].get<std::string>();
+    auto failed = saga->value("compensation_failed", json::array());
+    body["compensation_incomplete"] = {{"saga", id}, {"failed", failed}};
+    std::string items;
+    for (auto& f : failed)
+      items += (items.empty() ? "" : ", ") + f.value("id", "?");
+    warnings.push_back("rollback " + id + " could not put back " + items +
+                       ": they may be neither at the checkpoint nor at the pre-rollback state; "
+                       "the node keeps trying, or roll back again once they answer ('dsmilctl "
+                       "rollback show " +
+                       id + "')");
+  }
   // Every component's handler: breaker, restarts, calls waiting.
   json components = json::array();
   for (auto& h : ctx.handlers) {

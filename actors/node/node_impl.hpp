@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,7 +43,7 @@ struct saga_status {
   std::string target;
   std::atomic<bool> preempt{false}; ///< an emergency rollback waits for this one to compensate
   std::atomic<saga_phase> phase{saga_phase::validation};
-  caf::actor actor; ///< the saga's actor, once it runs (guarded by saga_mu): told preempt_atom
+  caf::actor_addr actor; ///< the saga's actor, once it runs (guarded by saga_mu): told preempt_atom
 };
 
 /// What an estimate needs of a completed saga.
@@ -87,7 +88,7 @@ struct node_context {
   uint64_t sagas_started = 0;
   /// The saga actor putting back what a compensation could not, if any:
   /// told to stop when the node stops.
-  caf::actor settler;
+  caf::actor_addr settler; ///< weak: it holds this context
   /// dsmil.reader and dsmil.writer as they are now (restarted by
   /// dsmil.control when they die; guarded by saga_mu). Weak: they hold
   /// this context.
@@ -303,6 +304,12 @@ control_reply run_rollback(node_context&, actor_calls&, const json& args, saga_s
 std::vector<failed_item> settle_attempt(node_context&, actor_calls&, const settle_job& job);
 /// Journals that the job is done (a settled record after the saga's end).
 status record_settled(node_context&, const settle_job& job);
+/// At start-up, after recover_sagas: the job of the saga whose compensation
+/// could not put everything back, if one still decides (status warns of it),
+/// so that the node goes on trying.
+std::optional<settle_job> unsettled_job(node_context&);
+/// A saga actor that only settles `job` (see settle_job).
+void spawn_settler(caf::actor_system& sys, std::shared_ptr<node_context> ctx, settle_job job);
 /// At start-up: every saga whose journal has no end record is compensated (or
 /// resumed, per [rollback] on_interrupted) before the node takes commands.
 void recover_sagas(node_context&, actor_calls&);

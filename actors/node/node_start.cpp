@@ -146,7 +146,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     std::lock_guard<std::mutex> lock(c->saga_mu);
     if (name == "dsmil.reader") a = caf::actor_cast<caf::actor>(c->reader);
     if (name == "dsmil.writer") a = caf::actor_cast<caf::actor>(c->writer);
-    if (name == "dsmil.saga" && c->running) a = c->running->actor;
+    if (name == "dsmil.saga" && c->running) a = caf::actor_cast<caf::actor>(c->running->actor);
     return a;
   };
   h.control = std::make_shared<caf::actor>(spawn_control(sys, ctx));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,10 @@ void note_journal(node_context& ctx, const std::string& id);
 void note_changed(node_context& ctx, const std::string& id);
 /// Every saga's summary, oldest first.
 result<std::vector<json>> history(node_context& ctx);
+/// The summary of the saga whose compensation could not put everything
+/// back, while it decides (it is the newest saga that ended, refused ones
+/// aside, and it is not settled).
+std::optional<json> incomplete_compensation(node_context& ctx);
 // Median duration of completed sagas like this one: same type, and a device
 // count within a factor of two when there are such.
 json estimate(node_context& ctx, const std::string& type, size_t devices);

@@ -3,6 +3,7 @@
 // takes commands.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <caf/all.hpp>
@@ -51,6 +52,53 @@ void recover_saga(node_context& ctx, actor_calls& calls, const std::string& id,
                   e.what());
   }
   note_changed(ctx, id);
+}
+
+std::optional<json> rollback_detail::incomplete_compensation(node_context& ctx) {
+  auto h = history(ctx);
+  if (!h) return std::nullopt;
+  for (auto it = h->rbegin(); it != h->rend(); ++it) {
+    const auto outcome = it->value("outcome", std::string());
+    if (outcome == "interrupted" || outcome == "refused" || outcome == "unreadable") continue;
+    if (outcome == "compensation_failed" && !it->contains("settled")) return *it;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<settle_job> unsettled_job(node_context& ctx) {
+  auto saga = incomplete_compensation(ctx);
+  if (!saga) return std::nullopt;
+  settle_job job;
+  job.saga = (*saga)["id"].get<std::string>();
+  auto records = read_journal(*ctx.os, journal_path(journal_dir(ctx), job.saga));
+  if (!records) {
+    spdlog::error("saga {}: {}", job.saga, records.err().message);
+    return std::nullopt;
+  }
+  const begin_record* begin = nullptr;
+  for (auto& r : *records) {
+    if (auto* b = r.get<begin_record>()) begin = b;
+    if (auto* cs = r.get<compensate_start_record>()) job.order = cs->steps;
+    if (auto* cd = r.get<compensate_done_record>())
+      for (auto& f : cd->failed)
+        job.items.push_back(f.id);
+  }
+  if (begin == nullptr || job.items.empty()) return std::nullopt;
+  for (auto i : job.order)
+    if (i >= begin->steps.size()) return std::nullopt;
+  job.pre_rollback = begin->pre_rollback;
+  job.steps = begin->steps;
+  std::lock_guard<std::recursive_mutex> lock(ctx.mu);
+  auto image = load_image(ctx, job.pre_rollback);
+  if (!image) {
+    spdlog::error("rollback {} could not put back {} item(s), and its pre-rollback checkpoint "
+                  "{} cannot be read to try again: {}",
+                  job.saga, job.items.size(), job.pre_rollback, image.err().message);
+    return std::nullopt;
+  }
+  job.image = std::move(*image);
+  return job;
 }
 
 namespace {

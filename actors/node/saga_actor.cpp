@@ -34,7 +34,7 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
   {
     std::lock_guard<std::mutex> lock(ctx.saga_mu);
     generation = ctx.sagas_started;
-    ctx.settler = caf::actor_cast<caf::actor>(self);
+    ctx.settler = self->address();
   }
   uint64_t rng = ctx.os->steady_ns() | 1;
   for (uint32_t attempt = 1;; attempt = std::min(attempt + 1, 30u)) {
@@ -56,18 +56,18 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
     {
       std::lock_guard<std::mutex> lock(ctx.saga_mu);
       if (stop || ctx.sagas_started != generation || ctx.running) {
-        ctx.settler = nullptr;
+        ctx.settler = caf::actor_addr{};
         return;
       }
       ctx.running = st;
-      st->actor = caf::actor_cast<caf::actor>(self);
+      st->actor = self->address();
     }
     actor_calls calls(self, ctx);
     auto failed = settle_attempt(ctx, calls, job);
     hand_over(self, ctx);
     if (calls.exit_requested()) {
       std::lock_guard<std::mutex> lock(ctx.saga_mu);
-      ctx.settler = nullptr;
+      ctx.settler = caf::actor_addr{};
       return;
     }
     if (st->preempt) continue; // the next look sees the newer rollback and ends
@@ -80,7 +80,7 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
                      "verified",
                      job.saga);
       std::lock_guard<std::mutex> lock(ctx.saga_mu);
-      ctx.settler = nullptr;
+      ctx.settler = caf::actor_addr{};
       return;
     }
     spdlog::debug("rollback {}: still not back ({} item(s), first {}: {})", job.saga, failed.size(),
@@ -115,7 +115,7 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
       std::lock_guard<std::mutex> lock(ctx->saga_mu);
       if (ctx->running != st) ctx->emergency_waiting = false;
       ctx->running = st;
-      st->actor = caf::actor_cast<caf::actor>(self);
+      st->actor = self->address();
     }
     actor_calls calls(self, *ctx);
     progress_fn progress;
@@ -161,7 +161,36 @@ private:
   std::shared_ptr<saga_status> st_;
 };
 
+// Settles what a saga's compensation could not put back, for a node that
+// restarted since (the saga's own actor did it before).
+class settler_actor final : public caf::blocking_actor {
+public:
+  settler_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx, settle_job job)
+      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), job_(std::move(job)) {}
+  const char* name() const override { return "dsmil.saga"; }
+  void act() override {
+    try {
+      settle(this, *ctx_, job_);
+    } catch (const actor_killed&) {
+      fail_state(caf::exit_reason::kill);
+    }
+  }
+
+private:
+  std::shared_ptr<node_context> ctx_;
+  settle_job job_;
+};
+
 } // namespace
+
+void spawn_settler(caf::actor_system& sys, std::shared_ptr<node_context> ctx, settle_job job) {
+  spdlog::warn("rollback {} could not put back {} item(s) before the node stopped; trying again",
+               job.saga, job.items.size());
+  auto& c = *ctx;
+  auto a = sys.spawn<settler_actor>(std::move(ctx), std::move(job));
+  std::lock_guard<std::mutex> lock(c.saga_mu);
+  c.settler = a.address(); // told to stop with the node from now on
+}
 
 void release_saga(node_context& ctx, const std::string& id) {
   caf::actor next;

@@ -167,3 +167,45 @@ TEST_CASE("a component that hangs in capture fails a checkpoint at call_timeout_
   CHECK(cp["warnings"][0].get<std::string>().find("optional component counter is unavailable") ==
         0);
 }
+
+TEST_CASE("a node restarted while a compensation is incomplete goes on putting it back") {
+  test::env_dir dir;
+  auto counter = make_counter(false);
+  std::string saga;
+  {
+    node_fixture f(false, 0,
+                   [&](node_config& c) {
+                     short_limits(c);
+                     c.data_dir = dir.path();
+                     c.retry.base_ms = c.retry.max_ms = 3600000; // no second try before it stops
+                   },
+                   nullptr, {counter});
+    counter->bump("one");
+    const auto id = f.ok("checkpoint.create")["id"].get<std::string>();
+    counter->bump("two");
+    counter->fail_next_applies(2); // neither the step nor its putting back succeed
+    auto r = f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
+    REQUIRE(json::parse(r.body)["outcome"] == "compensation_failed");
+    saga = json::parse(r.body)["saga"].get<std::string>();
+  }
+  const auto wanted = std::make_pair(int64_t{2}, std::string("one\ntwo\n")); // pre-rollback
+  counter->bump("three"); // where it is now, nobody knows
+  CHECK_FALSE(counter->state() == wanted);
+  // The same store, a new node: it finds the saga unsettled and tries again.
+  node_fixture g(false, 0,
+                 [&](node_config& c) {
+                   short_limits(c);
+                   c.data_dir = dir.path();
+                 },
+                 nullptr, {counter});
+  json st;
+  for (int i = 0; i < 200000; ++i) {
+    st = g.ok("status");
+    if (st["compensation_incomplete"].is_null()) break;
+  }
+  CHECK(st["compensation_incomplete"].is_null());
+  CHECK(counter->state() == wanted);
+  auto h = g.ok("rollback.history")["rollbacks"][0];
+  CHECK(h["id"] == saga);
+  CHECK(h["settled"] == json({"counter"}));
+}
