@@ -48,8 +48,7 @@ void render_status(const json& b, std::ostream& out) {
         continue;
       }
       std::string notes;
-      if (k["breaker"] != "closed" && k["breaker"] != "per item")
-        notes += "breaker " + str(k["breaker"]);
+      if (k["breaker"] != "closed") notes += "breaker " + str(k["breaker"]);
       if (k["restarts"].get<uint32_t>() > 0)
         notes += (notes.empty() ? "" : ", ") + std::to_string(k["restarts"].get<uint32_t>()) +
                  " restarts";

@@ -18,10 +18,6 @@ std::chrono::milliseconds device_timeout(const node_config& cfg) {
                                                (cfg.retry.max_ms + 60000));
 }
 
-// How much longer than its deadline a handler call is waited for (see
-// ask_handler).
-constexpr std::chrono::milliseconds handler_grace{250};
-
 } // namespace
 
 namespace {
@@ -36,11 +32,9 @@ template <class Self, class Handle> void settle(Self* self, const Handle& h) {
 
 } // namespace
 
-std::chrono::milliseconds actor_calls::timeout(std::chrono::milliseconds t,
-                                               std::chrono::milliseconds grace) const {
+std::chrono::milliseconds actor_calls::timeout(std::chrono::milliseconds t) const {
   if (deadline_ns_ == 0) return t;
-  const auto left =
-      (deadline_ns_ - ctx_.os->steady_ns() + 999999) / 1000000 + grace.count(); // rounded up
+  const auto left = (deadline_ns_ - ctx_.os->steady_ns() + 999999) / 1000000; // rounded up
   return std::min(t, std::chrono::milliseconds(std::max<int64_t>(left, 1)));
 }
 
@@ -54,9 +48,8 @@ bool actor_calls::past_deadline() const {
 // rollback stops the wait at once, without waiting for a device that hangs.
 // Answers that come after such a stop carry an old `gen` and are dropped.
 template <class T, class Request>
-std::vector<result<T>>
-actor_calls::gather(size_t n, Request request, std::chrono::milliseconds limit,
-                    const std::function<void()>& on_preempt, std::chrono::milliseconds grace) {
+std::vector<result<T>> actor_calls::gather(size_t n, Request request,
+                                           std::chrono::milliseconds limit) {
   std::vector<result<T>> out(n, result<T>(make_error(errc::internal, "no reply")));
   if (n == 0) return out;
   if (exit_requested_) {
@@ -71,7 +64,7 @@ actor_calls::gather(size_t n, Request request, std::chrono::milliseconds limit,
   }
   const uint64_t gen = ++gen_;
   caf::actor waiter = caf::actor_cast<caf::actor>(self_);
-  const auto t = timeout(limit, grace);
+  const auto t = timeout(limit);
   self_->spawn([=](caf::event_based_actor* a) {
     auto left = std::make_shared<size_t>(n);
     for (uint64_t i = 0; i < n; ++i) {
@@ -115,10 +108,7 @@ actor_calls::gather(size_t n, Request request, std::chrono::milliseconds limit,
         r = make_error(errc::unavailable, "abandoned: the node is stopping");
     return out;
   }
-  if (stopped) {
-    preempted_ = true;
-    if (on_preempt) on_preempt();
-  }
+  if (stopped) preempted_ = true;
   if (stopped)
     for (auto& r : out)
       if (!r && r.err().code == errc::internal)
@@ -182,19 +172,13 @@ actor_calls::write_many(const std::vector<device_patch>& patches,
 
 // -- component handlers -------------------------------------------------------------
 
-// The handler gets the deadline with the call: a component that waits on
-// actors bounds those waits by it and answers at it, naming what did not
-// answer, so its caller waits handler_grace longer for that answer before it
-// gives up on the component as a whole. A pre-emption that stops this wait
-// is passed on, to stop the component's call too.
 template <class T, class... Ts> result<T> actor_calls::ask_handler(const handler_ref& h, Ts... xs) {
   auto r = std::move(gather<T>(
       1,
       [handle = h.handle, xs...](caf::event_based_actor* a, std::chrono::milliseconds t, uint64_t) {
         return a->request(handle, t, xs...);
       },
-      std::chrono::milliseconds(ctx_.cfg.component_call_timeout_ms),
-      [this, handle = h.handle] { self_->send(handle, preempt_atom::value); }, handler_grace)[0]);
+      std::chrono::milliseconds(ctx_.cfg.component_call_timeout_ms))[0]);
   if (!r && r.err().code == errc::timeout)
     return make_error(errc::timeout,
                       "component " + h.name + " did not answer in time (" + r.err().message + ")");
@@ -202,23 +186,22 @@ template <class T, class... Ts> result<T> actor_calls::ask_handler(const handler
 }
 
 result<component_image> actor_calls::capture(const handler_ref& h) {
-  return ask_handler<component_image>(h, capture_atom::value, deadline_ns_);
+  return ask_handler<component_image>(h, capture_atom::value);
 }
 
 result<component_plan> actor_calls::plan(const handler_ref& h, const component_image& now,
                                          const component_image& target, const plan_request& req) {
-  return ask_handler<component_plan>(h, plan_atom::value, now, target, req, deadline_ns_);
+  return ask_handler<component_plan>(h, plan_atom::value, now, target, req);
 }
 
 result<std::vector<failed_item>> actor_calls::apply(const handler_ref& h, const saga_step& st,
                                                     const component_image& target) {
-  return ask_handler<std::vector<failed_item>>(h, apply_atom::value, st, target, deadline_ns_,
-                                               preemptible_);
+  return ask_handler<std::vector<failed_item>>(h, apply_atom::value, st, target);
 }
 
 result<std::vector<failed_item>> actor_calls::read_back(const handler_ref& h, const saga_step& st,
                                                         const component_image& target) {
-  return ask_handler<std::vector<failed_item>>(h, read_back_atom::value, st, target, deadline_ns_);
+  return ask_handler<std::vector<failed_item>>(h, read_back_atom::value, st, target);
 }
 
 result<component_health> actor_calls::health(const handler_ref& h) {

@@ -109,7 +109,7 @@ control_reply cmd_status(node_context& ctx, actor_calls& calls, const json&) {
                        "rollback show " +
                        id + "')");
   }
-  // Every component's handler: breaker, restarts, calls waiting.
+  // The handlers of the other components: breaker, restarts, calls waiting.
   json components = json::array();
   for (auto& h : ctx.handlers) {
     auto ch = calls.health(h);

@@ -63,10 +63,11 @@ struct node_context {
   std::unique_ptr<checkpoint_store> store;
   /// Room for a rollback's safety net, outside the store (guarded by mu).
   std::unique_ptr<space_reserve> reserve;
+  /// The components besides devices (whose component speaks through the
+  /// calling actor's actor_calls: see component_set).
   std::shared_ptr<configuration_component> configuration; ///< for config show/set
-  /// The handlers of configuration, security, devices, then a host's
-  /// components, in that order: checkpoints and sagas reach them only by
-  /// message.
+  /// The handlers of configuration, security, then a host's components, in
+  /// that order: checkpoints and sagas reach them only by message.
   std::vector<handler_ref> handlers;
   retention_policy retention; ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
@@ -131,9 +132,8 @@ public:
   result<std::vector<device_health>> health();
 
   /// A component's handler asked, bounded like a device call (by the
-  /// deadline when set, and 250 ms for its answer at the deadline, else
-  /// [components] call_timeout_ms) and pre-emptible the same way; the
-  /// handler gets the deadline and the pre-emption too.
+  /// deadline when set, else [components] call_timeout_ms) and pre-emptible
+  /// the same way.
   result<component_image> capture(const handler_ref& h);
   result<component_plan> plan(const handler_ref& h, const component_image& now,
                               const component_image& target, const plan_request& req);
@@ -168,13 +168,10 @@ public:
   bool exit_requested() const { return exit_requested_; }
 
 private:
-  // `t`, or less when the deadline (plus `grace`) comes first.
-  std::chrono::milliseconds timeout(std::chrono::milliseconds t,
-                                    std::chrono::milliseconds grace = {}) const;
+  // `t`, or less when the deadline comes first.
+  std::chrono::milliseconds timeout(std::chrono::milliseconds t) const;
   template <class T, class Request>
-  std::vector<result<T>> gather(size_t n, Request request, std::chrono::milliseconds limit,
-                                const std::function<void()>& on_preempt = {},
-                                std::chrono::milliseconds grace = {});
+  std::vector<result<T>> gather(size_t n, Request request, std::chrono::milliseconds limit);
   template <class T, class... Ts> result<T> ask_handler(const handler_ref& h, Ts... xs);
 
   caf::blocking_actor* self_;
@@ -210,7 +207,8 @@ private:
 };
 
 /// The node's components in DESIGN order (configuration, security, devices,
-/// then a host's), each reached through its handler with `calls`.
+/// then a host's): the devices component speaking to the device actors
+/// through `calls`, the others to their handlers.
 class component_set {
 public:
   component_set(node_context& ctx, actor_calls& calls);
@@ -218,6 +216,7 @@ public:
   component* find(const std::string& name) const;
 
 private:
+  devices_component devices_;
   std::vector<std::unique_ptr<handler_proxy>> proxies_;
   std::vector<component*> all_;
 };

@@ -18,30 +18,6 @@ namespace dsmil {
 
 // -- start ------------------------------------------------------------------------
 
-namespace {
-
-// The devices component on its handler's worker: it waits for the device
-// actors with the worker's own actor_calls, bounded by each call's deadline
-// and stopped by a pre-emption. Holds the node's context while the worker
-// runs.
-struct devices_binding {
-  devices_binding(caf::blocking_actor* worker, std::shared_ptr<node_context> c)
-      : ctx(std::move(c)), calls(worker, *ctx), impl(ctx->cfg.devices, calls) {}
-  std::shared_ptr<node_context> ctx;
-  actor_calls calls;
-  devices_component impl;
-};
-
-component_binding bind_devices(caf::blocking_actor* worker, std::shared_ptr<node_context> ctx) {
-  auto b = std::make_shared<devices_binding>(worker, std::move(ctx));
-  return {std::shared_ptr<component>(b, &b->impl), [b](int64_t deadline, bool preemptible) {
-            b->calls.set_deadline(deadline);
-            b->calls.set_preemptible(preemptible);
-          }};
-}
-
-} // namespace
-
 result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e,
                                 std::vector<std::shared_ptr<component>> extra) {
   {
@@ -120,18 +96,9 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   sc.supervision = cfg.supervision;
   ctx->devices = spawn_root_supervisor(sys, sc);
 
-  // The components' handlers, in DESIGN order: configuration, security,
-  // devices, then the host's.
-  for (auto& c : std::vector<std::shared_ptr<component>>{ctx->configuration, security})
-    ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
-  ctx->handlers.push_back(spawn_component_handler(
-      sys, "devices", false,
-      [weak = std::weak_ptr<node_context>(ctx)](caf::blocking_actor* worker) {
-        auto c = weak.lock();
-        if (!c) return component_binding{};
-        return bind_devices(worker, std::move(c));
-      },
-      std::nullopt, e)); // each device has its own breaker
+  // The handlers of the components besides the devices (whose device
+  // actors are their own): configuration, security, then the host's.
+  extra.insert(extra.begin(), {ctx->configuration, security});
   for (auto& c : extra)
     ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
 

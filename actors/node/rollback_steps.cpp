@@ -24,10 +24,13 @@ std::vector<failed_item> handler_proxy::read_back(const saga_step& st,
   return r ? std::move(*r) : every_item_failed(st, r.err().message);
 }
 
-component_set::component_set(node_context& ctx, actor_calls& calls) {
-  for (auto& h : ctx.handlers) { // in DESIGN order already
+component_set::component_set(node_context& ctx, actor_calls& calls)
+    : devices_(ctx.cfg.devices, calls) {
+  // DESIGN order: configuration, security, devices, then a host's.
+  for (auto& h : ctx.handlers) {
     proxies_.push_back(std::make_unique<handler_proxy>(h, calls));
     all_.push_back(proxies_.back().get());
+    if (all_.size() == 2) all_.push_back(&devices_);
   }
 }
 
