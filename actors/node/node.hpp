@@ -28,12 +28,11 @@ struct node_handles {
   std::shared_ptr<caf::actor> control;
   /// The simulator behind the guard, for tests that count backend writes.
   std::shared_ptr<sim_driver> sim;
-  /// The automatic checkpoint timer, when configured (linked to control).
-  std::shared_ptr<caf::actor> scheduler;
   /// The port the control actor was published on, once known (for status).
   std::shared_ptr<std::atomic<uint16_t>> published_port;
   /// For tests of supervision: the node's actor of that name now
-  /// ("dsmil.reader", "dsmil.writer", "dsmil.saga": the running rollback's),
+  /// ("dsmil.reader", "dsmil.writer", "dsmil.scheduler", "dsmil.saga": the
+  /// running rollback's),
   /// or an invalid handle.
   std::function<caf::actor(const std::string& name)> find_actor;
 };

@@ -185,11 +185,43 @@ private:
   caf::actor control_;
 };
 
+// Automatic checkpoints ([automatic] interval_s): a timer on the actor clock
+// that asks dsmil.control, like any client would; retention runs after each
+// one. A child of dsmil.control, restarted by it.
+class scheduler_actor final : public caf::event_based_actor {
+public:
+  scheduler_actor(caf::actor_config& cfg, caf::actor_addr control, std::chrono::seconds every)
+      : caf::event_based_actor(cfg), control_(std::move(control)), every_(every) {}
+  const char* name() const override { return "dsmil.scheduler"; }
+
+  caf::behavior make_behavior() override {
+    delayed_send(this, every_, tick_atom::value);
+    return {[this](tick_atom) {
+      if (auto control = caf::actor_cast<caf::actor>(control_)) {
+        json args = {{"type", "automatic"}, {"name", "automatic"}};
+        request(control, caf::infinite, control_request{"checkpoint.create", args.dump()})
+            .then(
+                [](const control_reply& r) {
+                  if (r.code != 0) spdlog::warn("automatic checkpoint failed: {}", r.message);
+                },
+                [](caf::error& e) {
+                  spdlog::warn("automatic checkpoint failed: {}", caf::to_string(e));
+                });
+      }
+      delayed_send(this, every_, tick_atom::value);
+    }};
+  }
+
+private:
+  caf::actor_addr control_; ///< weak: its parent holds this actor
+  std::chrono::seconds every_;
+};
+
 // Routes each command to its worker or starts a saga; does no work itself,
-// so it answers at once whatever the workers do. Supervises the workers
-// (restarted when they die, at most [supervision] max_restarts times in
-// window_ms; beyond that the node stops, for its service manager to
-// restart) and the sagas (one whose actor dies is settled from its journal,
+// so it answers at once whatever the workers do. Supervises the workers and
+// the scheduler (restarted when they die, at most [supervision] max_restarts
+// times in window_ms together; beyond that the node stops, for its service
+// manager to restart) and the sagas (one whose actor dies is settled from its journal,
 // as after a kill, and its client told so at once).
 class control_actor final : public caf::event_based_actor {
 public:
@@ -200,6 +232,7 @@ public:
   caf::behavior make_behavior() override {
     start_worker(false, false);
     start_worker(true, true);
+    if (ctx_->cfg.automatic_interval_s > 0) start_scheduler();
     set_exit_handler([this](caf::exit_msg& em) { stop(em.reason); });
     set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
     // Until the writer has settled the sagas a crash interrupted, every
@@ -230,11 +263,40 @@ private:
     (writer ? ctx_->writer : ctx_->reader) = w.address();
   }
 
+  void start_scheduler() {
+    scheduler_ = spawn<scheduler_actor, caf::monitored>(
+        address(), std::chrono::seconds(ctx_->cfg.automatic_interval_s));
+    std::lock_guard<std::mutex> lock(ctx_->saga_mu);
+    ctx_->scheduler = scheduler_.address();
+  }
+
+  // Counts a restart; false (and the node stops) beyond the intensity limit.
+  bool may_restart(const char* name, const caf::error& reason) {
+    const auto now = std::chrono::steady_clock::now();
+    const auto window = std::chrono::milliseconds(ctx_->cfg.supervision.window_ms);
+    restarts_.push_back(now);
+    while (!restarts_.empty() && now - restarts_.front() > window)
+      restarts_.pop_front();
+    if (restarts_.size() > ctx_->cfg.supervision.max_restarts) {
+      spdlog::error("{} stopped ({}) and the node's actors have been restarted {} times within "
+                    "{} ms ([supervision] max_restarts): the node stops",
+                    name, caf::to_string(reason), ctx_->cfg.supervision.max_restarts,
+                    ctx_->cfg.supervision.window_ms);
+      // Not `kill`: the actors told to stop must run their exit handlers.
+      stop(caf::make_error(caf::sec::runtime_error,
+                           std::string(name) + " restarted more than max_restarts times"));
+      return false;
+    }
+    spdlog::error("{} stopped ({}); starting it again", name, caf::to_string(reason));
+    return true;
+  }
+
   void stop(const caf::error& reason) {
     spdlog::info("control actor stopping: {}", caf::to_string(reason));
     send_exit(ctx_->devices, reason);
     send_exit(reader_, reason);
     send_exit(writer_, reason);
+    if (scheduler_) send_exit(scheduler_, reason);
     {
       std::lock_guard<std::mutex> lock(ctx_->saga_mu);
       if (auto s = caf::actor_cast<caf::actor>(ctx_->settler)) send_exit(s, reason);
@@ -250,24 +312,13 @@ private:
       const bool writer = dm.source == writer_.address();
       const char* name = writer ? "dsmil.writer" : "dsmil.reader";
       if (normal) return; // only when the node stops
-      const auto now = std::chrono::steady_clock::now();
-      const auto window = std::chrono::milliseconds(ctx_->cfg.supervision.window_ms);
-      restarts_.push_back(now);
-      while (!restarts_.empty() && now - restarts_.front() > window)
-        restarts_.pop_front();
-      if (restarts_.size() > ctx_->cfg.supervision.max_restarts) {
-        spdlog::error("{} stopped ({}) and has been restarted {} times within {} ms "
-                      "([supervision] max_restarts): the node stops",
-                      name, caf::to_string(dm.reason), ctx_->cfg.supervision.max_restarts,
-                      ctx_->cfg.supervision.window_ms);
-        // Not `kill`: the actors told to stop must run their exit handlers.
-        stop(caf::make_error(caf::sec::runtime_error,
-                             std::string(name) + " restarted more than max_restarts times"));
-        return;
-      }
-      spdlog::error("{} stopped ({}); starting it again", name, caf::to_string(dm.reason));
+      if (!may_restart(name, dm.reason)) return;
       // A writer that dies before start-up recovery is done starts it over.
       start_worker(writer, writer && !ready_);
+      return;
+    }
+    if (scheduler_ && dm.source == scheduler_.address()) {
+      if (!normal && may_restart("dsmil.scheduler", dm.reason)) start_scheduler();
       return;
     }
     auto it = sagas_.find(dm.source);
@@ -387,60 +438,13 @@ private:
   std::shared_ptr<node_context> ctx_;
   caf::actor reader_;
   caf::actor writer_;
-  bool ready_ = false;                                         ///< start-up recovery is done
-  std::deque<std::chrono::steady_clock::time_point> restarts_; ///< of workers, in the window
+  caf::actor scheduler_; ///< when automatic checkpoints are on
+  bool ready_ = false;   ///< start-up recovery is done
+  std::deque<std::chrono::steady_clock::time_point> restarts_; ///< in the window
   std::map<caf::actor_addr, saga_entry> sagas_;                ///< sagas alive, by actor
 };
 
 } // namespace
-
-// -- shared helpers ---------------------------------------------------------------
-
-control_reply ok_reply(const json& body) {
-  return control_reply{0, "", body.dump()};
-}
-
-control_reply error_reply(const error& e, const json& body) {
-  json b = body;
-  b["error"] = {{"code", to_string(e.code)}, {"message", e.message}};
-  return control_reply{static_cast<uint8_t>(e.code), e.message, b.dump()};
-}
-
-result<std::string> arg_string(const json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || !it->is_string() || it->get<std::string>().empty())
-    return make_error(errc::invalid_argument, std::string("missing argument '") + key + "'");
-  return it->get<std::string>();
-}
-
-result<device_id> arg_device(const node_context& ctx, const json& args, const char* key) {
-  auto s = arg_string(args, key);
-  if (!s) return s.err();
-  return parse_device_id(*s, ctx.cfg.devices);
-}
-
-json to_json(const checkpoint_info& i) {
-  return {{"id", i.id},
-          {"name", i.name},
-          {"description", i.description},
-          {"type", enum_name(i.type)},
-          {"created_at", i.created_at},
-          {"parent", i.parent_id.empty() ? json(nullptr) : json(i.parent_id)},
-          {"devices", i.device_count},
-          {"logical_bytes", i.logical_bytes},
-          {"new_bytes", i.new_bytes},
-          {"key_id", i.key_id},
-          {"pinned", i.pinned},
-          {"provider", i.provider}};
-}
-
-json to_json(const system_config& c) {
-  return {{"config_version", c.config_version},
-          {"avx512_present", c.avx512_present},
-          {"agent_concurrency_limit", c.agent_concurrency_limit},
-          {"thermal_threshold_c", c.thermal_threshold_c},
-          {"config_data", c.config_data}};
-}
 
 caf::actor spawn_control(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
   return sys.spawn<control_actor>(std::move(ctx));

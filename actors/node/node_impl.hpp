@@ -94,6 +94,7 @@ struct node_context {
   /// dsmil.control when they die; guarded by saga_mu). Weak: they hold
   /// this context.
   caf::actor_addr reader, writer;
+  caf::actor_addr scheduler; ///< dsmil.scheduler, when automatic checkpoints are on
   uuid_v7_generator saga_ids;
   /// The saga history, read from the journals once and then kept up to date
   /// as sagas start and end (guarded by history_mu).

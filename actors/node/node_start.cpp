@@ -113,29 +113,11 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     std::lock_guard<std::mutex> lock(c->saga_mu);
     if (name == "dsmil.reader") a = caf::actor_cast<caf::actor>(c->reader);
     if (name == "dsmil.writer") a = caf::actor_cast<caf::actor>(c->writer);
+    if (name == "dsmil.scheduler") a = caf::actor_cast<caf::actor>(c->scheduler);
     if (name == "dsmil.saga" && c->running) a = caf::actor_cast<caf::actor>(c->running->actor);
     return a;
   };
   h.control = std::make_shared<caf::actor>(spawn_control(sys, ctx));
-  if (cfg.automatic_interval_s > 0) {
-    // Automatic checkpoints: a timer on the actor clock asks the control
-    // actor, like any client would; retention runs after each one.
-    auto control = *h.control;
-    auto every = std::chrono::seconds(cfg.automatic_interval_s);
-    auto timer = sys.spawn([control, every](caf::event_based_actor* self) -> caf::behavior {
-      self->link_to(control);
-      self->delayed_send(self, every, tick_atom::value);
-      return {[=](tick_atom) {
-        json args = {{"type", "automatic"}, {"name", "automatic"}};
-        self->request(control, caf::infinite, control_request{"checkpoint.create", args.dump()})
-            .then([](const control_reply& r) {
-              if (r.code != 0) spdlog::warn("automatic checkpoint failed: {}", r.message);
-            });
-        self->delayed_send(self, every, tick_atom::value);
-      }};
-    });
-    h.scheduler = std::make_shared<caf::actor>(timer);
-  }
   return h;
 }
 

@@ -1,5 +1,5 @@
-// Supervision of the node: dsmil.control starts its workers again when they
-// die (and stops the node when they die too often), and a saga whose actor
+// Supervision of the node: dsmil.control starts its workers and its timer
+// again when they die (and stops the node when they die too often), and a saga whose actor
 // dies is settled from its journal at once, as after a kill, its client told
 // so without waiting. The actors are killed for real (exit_reason::kill);
 // every wait is on an event (a reply, a down message, a new actor), never a
@@ -44,6 +44,19 @@ TEST_CASE("dsmil.reader and dsmil.writer, killed, are started again and serve as
   REQUIRE(list.size() == 2);
   CHECK(f.ok("checkpoint.show", {{"id", first}})["id"] == first);
   CHECK(f.ok("checkpoint.show", {{"id", second}})["id"] == second);
+}
+
+TEST_CASE("the automatic checkpoint timer, killed, is started again and goes on") {
+  node_fixture f(false, 1); // a checkpoint every second
+  CHECK(kill_and_wait(f, "dsmil.scheduler"));
+  const auto count = [&] { return f.ok("status")["checkpoints"]["count"].get<int>(); };
+  const auto before = count();
+  int now = before;
+  for (int i = 0; i < 30000 && now == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    now = count();
+  }
+  CHECK(now > before);
 }
 
 TEST_CASE("a worker that dies more than max_restarts times within window_ms stops the node") {
