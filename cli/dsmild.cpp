@@ -126,8 +126,12 @@ int main(int argc, char** argv) {
   if (!failed) spdlog::info("signal {}: shutting down", sig);
   caf::anon_send_exit(*node->control, caf::exit_reason::user_shutdown);
   watcher.join();
-  if (failed)
-    return die("the node stopped (" + down_reason + "); exiting so that it can be started again",
-               1);
+  if (failed) {
+    die("the node stopped (" + down_reason + "); exiting so that it can be started again", 1);
+    // Without waiting for actors that outlived it: everything the node
+    // writes is durable before it is acknowledged, as for a kill -9.
+    std::fflush(nullptr);
+    _exit(1);
+  }
   return 0;
 }

@@ -293,6 +293,16 @@ private:
 
   void stop(const caf::error& reason) {
     spdlog::info("control actor stopping: {}", caf::to_string(reason));
+    quit(reason); // on_exit() tells the rest of the node
+  }
+
+  // However this actor ends (told to, giving up on restarts, or killed), the
+  // actors under it stop too: nothing of the node outlives its control.
+  void on_exit() override {
+    // `kill` ends an actor before its exit handler runs: the others get a
+    // reason they can act on.
+    auto reason = fail_state();
+    if (reason == caf::exit_reason::kill) reason = caf::exit_reason::user_shutdown;
     send_exit(ctx_->devices, reason);
     send_exit(reader_, reason);
     send_exit(writer_, reason);
@@ -303,7 +313,6 @@ private:
     }
     for (auto& h : ctx_->handlers)
       send_exit(h.handle, reason);
-    quit(reason);
   }
 
   void on_down(caf::down_msg& dm) {

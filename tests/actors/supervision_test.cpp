@@ -162,3 +162,21 @@ TEST_CASE("an emergency rollback waiting for a saga whose actor is killed runs a
   CHECK(h[0]["outcome"] == "completed");
   CHECK(h[1]["outcome"] == "compensated");
 }
+
+TEST_CASE("when dsmil.control dies, even killed, the actors under it stop with it") {
+  node_fixture f;
+  f.ok("status");
+  caf::scoped_actor self{*f.sys};
+  for (auto name : {"dsmil.reader", "dsmil.writer"}) {
+    auto a = f.node.find_actor(name);
+    REQUIRE(a);
+    self->monitor(a);
+  }
+  caf::anon_send_exit(*f.node.control, caf::exit_reason::kill);
+  int downs = 0;
+  for (int i = 0; i < 2; ++i)
+    self->receive([&](caf::down_msg&) { ++downs; }, caf::after(std::chrono::seconds(60)) >> [] {});
+  CHECK(downs == 2);
+  // The device actors and component handlers stop too, or the actor
+  // system's end (the fixture's) would wait for them forever.
+}
