@@ -52,14 +52,19 @@ std::vector<result<T>> actor_calls::gather(size_t n, Request request,
                                            std::chrono::milliseconds limit) {
   std::vector<result<T>> out(n, result<T>(make_error(errc::internal, "no reply")));
   if (n == 0) return out;
-  if (exit_requested_) {
+  // What is not answered when the wait ends early fails with the reason.
+  auto abandon = [&](errc code, const char* why) {
     for (auto& r : out)
-      r = make_error(errc::unavailable, "abandoned: the node is stopping");
+      if (!r && r.err().code == errc::internal) r = make_error(code, why);
+  };
+  const char* stopping = "abandoned: the node is stopping";
+  const char* preempting = "abandoned: an emergency rollback pre-empts this one";
+  if (exit_requested_) {
+    abandon(errc::unavailable, stopping);
     return out;
   }
   if (preemptible_ && preempted_) {
-    for (auto& r : out)
-      r = make_error(errc::busy, "abandoned: an emergency rollback pre-empts this one");
+    abandon(errc::busy, preempting);
     return out;
   }
   const uint64_t gen = ++gen_;
@@ -103,16 +108,11 @@ std::vector<result<T>> actor_calls::gather(size_t n, Request request,
         exit_requested_ = true; // the node stops: nothing waits for these answers
       });
   if (exit_requested_) {
-    for (auto& r : out)
-      if (!r && r.err().code == errc::internal)
-        r = make_error(errc::unavailable, "abandoned: the node is stopping");
-    return out;
+    abandon(errc::unavailable, stopping);
+  } else if (stopped) {
+    preempted_ = true;
+    abandon(errc::busy, preempting);
   }
-  if (stopped) preempted_ = true;
-  if (stopped)
-    for (auto& r : out)
-      if (!r && r.err().code == errc::internal)
-        r = make_error(errc::busy, "abandoned: an emergency rollback pre-empts this one");
   return out;
 }
 

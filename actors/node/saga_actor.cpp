@@ -12,18 +12,6 @@ namespace dsmil {
 
 namespace {
 
-// Ends a saga's hold on the node: the saga waiting for its turn, if any,
-// gets it.
-void hand_over(caf::blocking_actor* self, node_context& ctx) {
-  caf::actor next;
-  {
-    std::lock_guard<std::mutex> lock(ctx.saga_mu);
-    ctx.running.reset();
-    std::swap(next, ctx.next_saga);
-  }
-  if (next) self->send(next, tick_atom::value);
-}
-
 // After a saga whose compensation failed has answered: puts back what it
 // could not, with backoff ([retry]), while no other rollback runs. A
 // rollback that starts takes over (an attempt in progress stops at once;
@@ -64,7 +52,7 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
     }
     actor_calls calls(self, ctx);
     auto failed = settle_attempt(ctx, calls, job);
-    hand_over(self, ctx);
+    release_saga(ctx, st->id);
     if (calls.exit_requested()) {
       std::lock_guard<std::mutex> lock(ctx.saga_mu);
       ctx.settler = caf::actor_addr{};
@@ -135,7 +123,7 @@ void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
       // Released for the saga's safety net when space was short: held again.
       if (ctx->reserve->held() < ctx->reserve->wanted()) hold_reserve(*ctx);
     }
-    hand_over(self, *ctx);
+    release_saga(*ctx, st->id);
     if (reply.code != 0) spdlog::info("rollback {}: {}", st->id, reply.message);
     return reply;
   });

@@ -37,15 +37,10 @@ TEST_CASE("status, lists and shows answer while a checkpoint is held inside a co
 
 TEST_CASE("while a rollback is held in a step, reads answer and changes are refused naming it") {
   counter_node n;
-  n.counter->bump("one");
-  const auto at_checkpoint = n.counter->state();
-  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
-  n.counter->bump("two");
-  n.counter->apply_gate.close();
-  auto pending = std::async(std::launch::async, [&] {
-    return n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
-  });
-  n.counter->apply_gate.wait_entered();
+  auto held = hold_rollback_in_apply(n); // waits in the counter's apply
+  const auto& id = held.id;
+  const auto& at_checkpoint = held.at_checkpoint;
+  auto& pending = held.reply;
 
   auto st = n.f.ok("status");
   REQUIRE(st["rollback"].is_object());
@@ -74,15 +69,10 @@ TEST_CASE("while a rollback is held in a step, reads answer and changes are refu
 TEST_CASE("an emergency rollback pre-empts a saga held in a component at once: it compensates "
           "first, then the emergency runs") {
   counter_node n;
-  n.counter->bump("one");
-  const auto at_checkpoint = n.counter->state();
-  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
-  n.counter->bump("two");
-  n.counter->apply_gate.close();
-  auto first = std::async(std::launch::async, [&] {
-    return n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
-  });
-  n.counter->apply_gate.wait_entered();
+  auto held = hold_rollback_in_apply(n); // waits in the counter's apply
+  const auto& id = held.id;
+  const auto& at_checkpoint = held.at_checkpoint;
+  auto& first = held.reply;
   const auto saga = n.f.ok("status")["rollback"]["id"].get<std::string>();
   auto emergency = std::async(std::launch::async, [&] {
     return n.f.ctl("rollback", {{"id", id}, {"type", "emergency"}});

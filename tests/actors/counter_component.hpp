@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 
@@ -162,5 +163,31 @@ struct counter_node {
   std::shared_ptr<counter_component> counter;
   node_fixture f;
 };
+
+/// A selective rollback of the counter, held inside its apply. The counter
+/// is bumped and checkpointed (`id`, `at_checkpoint`), bumped again
+/// (`before`: the pre-rollback state), then a rollback to the checkpoint is
+/// started; when this returns it waits at the closed apply gate, and
+/// `reply` is its answer once the gate opens.
+struct held_rollback {
+  std::string id;
+  std::pair<int64_t, std::string> at_checkpoint, before;
+  std::future<control_reply> reply;
+};
+
+inline held_rollback hold_rollback_in_apply(counter_node& n) {
+  held_rollback h;
+  n.counter->bump("one");
+  h.at_checkpoint = n.counter->state();
+  h.id = n.f.ok("checkpoint.create")["id"].get<std::string>();
+  n.counter->bump("two");
+  h.before = n.counter->state();
+  n.counter->apply_gate.close();
+  h.reply = std::async(std::launch::async, [&n, id = h.id] {
+    return n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
+  });
+  n.counter->apply_gate.wait_entered();
+  return h;
+}
 
 } // namespace dsmil::test

@@ -79,16 +79,11 @@ TEST_CASE("a worker that dies more than max_restarts times within window_ms stop
 TEST_CASE("a saga whose actor is killed in a step: its client is told at once, and the node "
           "puts back what it changed from the journal") {
   counter_node n;
-  n.counter->bump("one");
-  const auto at_checkpoint = n.counter->state();
-  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
-  n.counter->bump("two");
-  const auto before = n.counter->state();
-  n.counter->apply_gate.close();
-  auto first = std::async(std::launch::async, [&] {
-    return n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
-  });
-  n.counter->apply_gate.wait_entered(); // the saga waits in its step
+  auto held = hold_rollback_in_apply(n); // the saga waits in its step
+  const auto& id = held.id;
+  const auto& at_checkpoint = held.at_checkpoint;
+  const auto& before = held.before;
+  auto& first = held.reply;
   const auto saga = n.f.ok("status")["rollback"]["id"].get<std::string>();
   auto actor = n.f.node.find_actor("dsmil.saga");
   REQUIRE(actor);
@@ -128,15 +123,10 @@ TEST_CASE("a saga whose actor is killed in a step: its client is told at once, a
 TEST_CASE("an emergency rollback waiting for a saga whose actor is killed runs after the "
           "recovery") {
   counter_node n;
-  n.counter->bump("one");
-  const auto at_checkpoint = n.counter->state();
-  const auto id = n.f.ok("checkpoint.create")["id"].get<std::string>();
-  n.counter->bump("two");
-  n.counter->apply_gate.close();
-  auto first = std::async(std::launch::async, [&] {
-    return n.f.ctl("rollback", {{"id", id}, {"components", {"counter"}}});
-  });
-  n.counter->apply_gate.wait_entered();
+  auto held = hold_rollback_in_apply(n); // waits in the counter's apply
+  const auto& id = held.id;
+  const auto& at_checkpoint = held.at_checkpoint;
+  auto& first = held.reply;
   auto actor = n.f.node.find_actor("dsmil.saga");
   REQUIRE(actor);
   // The first saga is killed before the pre-emption reaches it: the
