@@ -10,15 +10,10 @@
 
 namespace dsmil {
 
-namespace {
-
-// Longest a device call can take: every attempt with its largest backoff.
-std::chrono::milliseconds device_timeout(const node_config& cfg) {
+std::chrono::milliseconds device_call_timeout(const node_config& cfg) {
   return std::chrono::milliseconds(10000 + static_cast<int64_t>(cfg.retry.attempts) *
                                                (cfg.retry.max_ms + 60000));
 }
-
-} // namespace
 
 namespace {
 
@@ -122,7 +117,7 @@ result<device_state> actor_calls::read(device_id id) {
       [id, d = ctx_.devices](caf::event_based_actor* a, std::chrono::milliseconds t, uint64_t) {
         return a->request(d, t, read_atom::value, id);
       },
-      device_timeout(ctx_.cfg))[0]);
+      device_call_timeout(ctx_.cfg))[0]);
 }
 
 result<device_state> actor_calls::write(const device_patch& p) {
@@ -131,7 +126,7 @@ result<device_state> actor_calls::write(const device_patch& p) {
       [p, d = ctx_.devices](caf::event_based_actor* a, std::chrono::milliseconds t, uint64_t) {
         return a->request(d, t, p);
       },
-      device_timeout(ctx_.cfg))[0]);
+      device_call_timeout(ctx_.cfg))[0]);
 }
 
 std::vector<device_state> actor_calls::read_many(const std::vector<device_id>& ids,
@@ -141,7 +136,7 @@ std::vector<device_state> actor_calls::read_many(const std::vector<device_id>& i
       [ids, d = ctx_.devices](caf::event_based_actor* a, std::chrono::milliseconds t, uint64_t i) {
         return a->request(d, t, read_atom::value, ids[i]);
       },
-      device_timeout(ctx_.cfg));
+      device_call_timeout(ctx_.cfg));
   std::vector<device_state> out;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (results[i])
@@ -159,7 +154,7 @@ actor_calls::write_many(const std::vector<device_patch>& patches,
       patches.size(),
       [patches, d = ctx_.devices](caf::event_based_actor* a, std::chrono::milliseconds t,
                                   uint64_t i) { return a->request(d, t, patches[i]); },
-      device_timeout(ctx_.cfg));
+      device_call_timeout(ctx_.cfg));
   std::vector<device_state> out;
   for (size_t i = 0; i < patches.size(); ++i) {
     if (results[i])
@@ -194,14 +189,34 @@ result<component_plan> actor_calls::plan(const handler_ref& h, const component_i
   return ask_handler<component_plan>(h, plan_atom::value, now, target, req);
 }
 
+// A step is asked with its limit: the handler answers by then itself,
+// naming what is not done; the request waits a little longer, for the
+// answer to come.
+template <class Atom>
+result<std::vector<failed_item>> actor_calls::ask_step(const handler_ref& h, Atom atom,
+                                                       const saga_step& st,
+                                                       const component_image& target) {
+  auto r = std::move(gather<std::vector<failed_item>>(
+      1,
+      [handle = h.handle, atom, st, target](caf::event_based_actor* a, std::chrono::milliseconds t,
+                                            uint64_t) {
+        return a->request(handle, t + handler_grace, atom, st, target, caf::timespan(t));
+      },
+      std::chrono::milliseconds(ctx_.cfg.component_call_timeout_ms))[0]);
+  if (!r && r.err().code == errc::timeout && r.err().message.rfind("component ", 0) != 0)
+    return make_error(errc::timeout,
+                      "component " + h.name + " did not answer in time (" + r.err().message + ")");
+  return r;
+}
+
 result<std::vector<failed_item>> actor_calls::apply(const handler_ref& h, const saga_step& st,
                                                     const component_image& target) {
-  return ask_handler<std::vector<failed_item>>(h, apply_atom::value, st, target);
+  return ask_step(h, apply_atom::value, st, target);
 }
 
 result<std::vector<failed_item>> actor_calls::read_back(const handler_ref& h, const saga_step& st,
                                                         const component_image& target) {
-  return ask_handler<std::vector<failed_item>>(h, read_back_atom::value, st, target);
+  return ask_step(h, read_back_atom::value, st, target);
 }
 
 result<component_health> actor_calls::health(const handler_ref& h) {

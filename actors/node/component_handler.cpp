@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -46,14 +47,14 @@ public:
           if (!r) return to_caf(r.err());
           return std::move(*r);
         },
-        [&](apply_atom, const saga_step& st, const component_image& target) {
+        [&](apply_atom, const saga_step& st, const component_image& target, caf::timespan) {
           try {
             return c_->apply(st, target);
           } catch (const std::exception& e) {
             return every_item_failed(st, std::string("internal error: ") + e.what());
           }
         },
-        [&](read_back_atom, const saga_step& st, const component_image& target) {
+        [&](read_back_atom, const saga_step& st, const component_image& target, caf::timespan) {
           try {
             return c_->read_back(st, target);
           } catch (const std::exception& e) {
@@ -80,6 +81,7 @@ struct handler_state {
   struct call {
     std::function<void(const caf::error&)> fail;
     int64_t asked_ns = 0;
+    bool answered = false; ///< the caller was told (at its limit) before the worker answered
   };
   std::map<uint64_t, call> pending;
   uint64_t next_id = 0;
@@ -96,9 +98,11 @@ void start_worker(handler_ptr self) {
   self->state.worker = self->spawn<handler_worker, caf::monitored>(self->state.impl);
 }
 
-// Asks the worker, answering the caller when it answers; fails fast while
+// Asks the worker, answering the caller when it answers, or at `limit`
+// (when not zero) with a timeout while the worker goes on; fails fast while
 // the breaker is open.
-template <class T, class... Ts> caf::result<T> forward(handler_ptr self, Ts... xs) {
+template <class T, class... Ts>
+caf::result<T> forward(handler_ptr self, caf::timespan limit, Ts... xs) {
   auto& st = self->state;
   if (!st.breaker.allow(now_ms(self)))
     return to_caf(make_error(
@@ -111,17 +115,28 @@ template <class T, class... Ts> caf::result<T> forward(handler_ptr self, Ts... x
   const uint64_t id = ++st.next_id;
   st.pending.emplace(id, handler_state::call{[rp](const caf::error& e) mutable { rp.deliver(e); },
                                              st.os->steady_ns()});
+  if (limit.count() > 0) self->delayed_send(self, limit, tick_atom::value, id);
+  // The worker answered: the call is no longer in flight. Whether the
+  // caller still waits; none when the call was failed already (its worker died).
+  auto finish = [self, id](bool ok) -> std::optional<bool> {
+    auto& st = self->state;
+    auto it = st.pending.find(id);
+    if (it == st.pending.end()) return std::nullopt;
+    const bool waits = !it->second.answered;
+    st.pending.erase(it);
+    if (ok)
+      st.breaker.on_success();
+    else
+      st.breaker.on_failure(now_ms(self));
+    return waits;
+  };
   self->request(st.worker, caf::infinite, xs...)
       .then(
-          [self, id, rp](T& v) mutable {
-            if (self->state.pending.erase(id) == 0) return;
-            self->state.breaker.on_success();
-            rp.deliver(std::move(v));
+          [finish, rp](T& v) mutable {
+            if (finish(true).value_or(false)) rp.deliver(std::move(v));
           },
-          [self, id, rp](caf::error& e) mutable {
-            if (self->state.pending.erase(id) == 0) return;
-            self->state.breaker.on_failure(now_ms(self));
-            rp.deliver(e);
+          [finish, rp](caf::error& e) mutable {
+            if (finish(false).value_or(false)) rp.deliver(e);
           });
   return rp;
 }
@@ -156,16 +171,27 @@ component_handler::behavior_type handler(handler_ptr self, std::shared_ptr<compo
     self->quit(em.reason);
   });
   return {
-      [self](capture_atom a) { return forward<component_image>(self, a); },
+      [self](capture_atom a) { return forward<component_image>(self, caf::timespan{0}, a); },
       [self](plan_atom a, const component_image& now, const component_image& target,
              const plan_request& req) {
-        return forward<component_plan>(self, a, now, target, req);
+        return forward<component_plan>(self, caf::timespan{0}, a, now, target, req);
       },
-      [self](apply_atom a, const saga_step& s, const component_image& target) {
-        return forward<std::vector<failed_item>>(self, a, s, target);
+      [self](apply_atom a, const saga_step& s, const component_image& target, caf::timespan limit) {
+        return forward<std::vector<failed_item>>(self, limit, a, s, target, limit);
       },
-      [self](read_back_atom a, const saga_step& s, const component_image& target) {
-        return forward<std::vector<failed_item>>(self, a, s, target);
+      [self](read_back_atom a, const saga_step& s, const component_image& target,
+             caf::timespan limit) {
+        return forward<std::vector<failed_item>>(self, limit, a, s, target, limit);
+      },
+      [self](tick_atom, uint64_t id) {
+        auto& st = self->state;
+        auto it = st.pending.find(id);
+        if (it == st.pending.end() || it->second.answered) return;
+        it->second.answered = true;
+        const auto ms = (st.os->steady_ns() - it->second.asked_ns) / 1000000;
+        it->second.fail(to_caf(make_error(errc::timeout, "component " + st.component +
+                                                             " did not answer in time (" +
+                                                             std::to_string(ms) + " ms)")));
       },
       [self](health_atom) {
         auto& st = self->state;

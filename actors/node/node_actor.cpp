@@ -81,7 +81,7 @@ control_reply serve(node_context& ctx, actor_calls& calls, const control_request
   if (!args) return error_reply(args.err());
   try {
     if (req.command == "rollback") { // a dry run: a saga never reaches a worker
-      return run_rollback(ctx, calls, *args, nullptr, nullptr);
+      return rollback_dry_run(ctx, calls, *args);
     }
     auto it = commands().find(req.command);
     if (it == commands().end())
@@ -150,7 +150,12 @@ private:
       recover_sagas(*ctx_, calls);
       // What a compensation could not put back before the node stopped:
       // tried again, as its saga would have.
-      if (auto job = unsettled_job(*ctx_)) spawn_settler(system(), ctx_, std::move(*job));
+      if (auto job = unsettled_job(*ctx_)) {
+        spdlog::warn("rollback {} could not put back {} item(s) before the node stopped; "
+                     "trying again",
+                     job->saga, job->items.size());
+        spawn_settler(system(), ctx_, std::move(*job));
+      }
       send(control_, ready_atom::value);
     }
     control_ = nullptr; // no reference cycle
@@ -313,6 +318,10 @@ private:
     }
     for (auto& h : ctx_->handlers)
       send_exit(h.handle, reason);
+    // A saga still running ends where it is: its journal settles it at the
+    // next start, as after a kill.
+    for (auto& [addr, entry] : sagas_)
+      send_exit(addr, reason);
   }
 
   void on_down(caf::down_msg& dm) {

@@ -112,6 +112,18 @@ struct node_context {
 /// act() ends it with that reason, and its supervisor takes over.
 struct actor_killed {};
 
+/// Longest a device call can take: every attempt with its largest backoff.
+std::chrono::milliseconds device_call_timeout(const node_config& cfg);
+/// How much longer than the limit a step asked of a component handler is
+/// waited for: the handler answers at the limit itself (naming what is not
+/// done), and that answer needs a moment to come.
+constexpr std::chrono::milliseconds handler_grace{1000};
+
+/// The devices component's handler for one saga (devices_handler.cpp):
+/// event-based, asynchronous, linked to `parent` (it ends with it).
+handler_ref spawn_devices_handler(caf::event_based_actor* parent,
+                                  std::shared_ptr<node_context> ctx);
+
 /// Tells dsmil.writer to settle, from its journal, a saga whose actor
 /// stopped before the saga ended (as start-up recovery would).
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
@@ -174,6 +186,9 @@ private:
   template <class T, class Request>
   std::vector<result<T>> gather(size_t n, Request request, std::chrono::milliseconds limit);
   template <class T, class... Ts> result<T> ask_handler(const handler_ref& h, Ts... xs);
+  template <class Atom>
+  result<std::vector<failed_item>> ask_step(const handler_ref& h, Atom atom, const saga_step& st,
+                                            const component_image& target);
 
   caf::blocking_actor* self_;
   node_context& ctx_;
@@ -280,9 +295,9 @@ control_reply cmd_store_prune(node_context&, actor_calls&, const json&);
 control_reply cmd_retention(node_context&, actor_calls&, const json&);
 control_reply cmd_checkpoint_pin(node_context&, actor_calls&, const json&);
 /// What a saga whose compensation failed leaves to put back: its steps in
-/// compensation order and the pre-rollback image. Its actor retries it
-/// after answering, until it is done, a newer rollback takes over, or the
-/// node stops.
+/// compensation order and the pre-rollback image. A settler retries it
+/// after the saga answered, until it is done, a newer rollback takes over,
+/// or the node stops.
 struct settle_job {
   std::string saga;
   std::string pre_rollback;
@@ -292,13 +307,10 @@ struct settle_job {
   std::vector<std::string> items; ///< what the compensation could not put back
 };
 
-// Commands (node_rollback.cpp)
-/// Sends one progress report (a JSON object) to whoever waits for the saga.
-using progress_fn = std::function<void(const json&)>;
-/// Validation alone (dry run), or a whole saga when `status` is given. Takes
-/// ctx.mu itself around store and configuration work.
-control_reply run_rollback(node_context&, actor_calls&, const json& args, saga_status* status,
-                           const progress_fn& progress, settle_job* settle = nullptr);
+// Commands (rollback_*.cpp)
+/// A rollback's dry run: validation alone. Takes ctx.mu itself around store
+/// and configuration work.
+control_reply rollback_dry_run(node_context&, actor_calls&, const json& args);
 /// One try at a settle job, each step within compensation_step_timeout_ms
 /// and pre-emptible; returns what is still not in place.
 std::vector<failed_item> settle_attempt(node_context&, actor_calls&, const settle_job& job);
@@ -308,7 +320,7 @@ status record_settled(node_context&, const settle_job& job);
 /// could not put everything back, if one still decides (status warns of it),
 /// so that the node goes on trying.
 std::optional<settle_job> unsettled_job(node_context&);
-/// A saga actor that only settles `job` (see settle_job).
+/// The actor that settles `job` (see settle_job), dsmil.settler.
 void spawn_settler(caf::actor_system& sys, std::shared_ptr<node_context> ctx, settle_job job);
 /// At start-up: every saga whose journal has no end record is compensated (or
 /// resumed, per [rollback] on_interrupted) before the node takes commands.

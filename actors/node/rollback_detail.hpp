@@ -32,6 +32,15 @@ double ms_since(node_context& ctx, int64_t start_ns);
 /// whole component counts none).
 size_t item_count(const std::vector<saga_step>& steps);
 
+/// What a rollback restored, for its reply: the components, and the items
+/// of each.
+json rolled_back_json(const std::vector<saga_step>& steps);
+/// Why execution stopped in step `st`: what failed (the first item named)
+/// or, when `late` is 1, its limit (step_timeout_ms) passed, 2 the saga's
+/// (timeout_ms).
+error step_error(const node_config& cfg, const saga_step& st,
+                 const std::vector<failed_item>& failed, int late);
+
 /// Puts the steps `order` names back to their state in `image`, in that
 /// order, then reads each back. Idempotent (components skip items already in
 /// their state). Returns what could not be put back, each item once.

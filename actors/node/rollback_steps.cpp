@@ -81,6 +81,38 @@ size_t item_count(const std::vector<saga_step>& steps) {
   return n;
 }
 
+json rolled_back_json(const std::vector<saga_step>& steps) {
+  json rolled_back = {{"components", json::array()}};
+  for (auto& st : steps) {
+    auto& items = rolled_back[st.component];
+    if (items.is_null()) {
+      items = json::array();
+      rolled_back["components"].push_back(st.component);
+    }
+    for (auto& item : st.items)
+      items.push_back(item);
+  }
+  return rolled_back;
+}
+
+error step_error(const node_config& cfg, const saga_step& st,
+                 const std::vector<failed_item>& failed, int late) {
+  const std::string first =
+      failed.empty()
+          ? ""
+          : ": " + (failed[0].id == st.component ? "" : failed[0].id + ": ") + failed[0].error;
+  if (late == 2)
+    return make_error(errc::timeout, "the rollback took longer than timeout_ms (" +
+                                         std::to_string(cfg.rollback_timeout_ms) + " ms) in " +
+                                         st.name + first);
+  if (late == 1)
+    return make_error(errc::timeout, st.name + " took longer than step_timeout_ms (" +
+                                         std::to_string(cfg.rollback_step_timeout_ms) + " ms)" +
+                                         first);
+  return make_error(errc::rollback_failed,
+                    "rollback stopped in " + st.name + " (" + st.component + ")" + first);
+}
+
 namespace {
 
 const component_image* image_for(const system_image& image, const std::string& name) {

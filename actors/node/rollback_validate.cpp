@@ -151,4 +151,23 @@ status validate(node_context& ctx, actor_calls& calls, const component_set& comp
 
 } // namespace rollback_detail
 
+control_reply rollback_dry_run(node_context& ctx, actor_calls& calls, const json& args) {
+  const auto start = ctx.os->steady_ns();
+  json result = {{"dry_run", true},
+                 {"success", false},
+                 {"phases_completed", json::array()},
+                 {"failed_phase", nullptr}};
+  validated v;
+  component_set components(ctx, calls);
+  if (auto err = validate(ctx, calls, components, args, result, v, nullptr)) {
+    result["failed_phase"] = "validation";
+    result["duration_ms"] = ms_since(ctx, start);
+    return error_reply(err, result);
+  }
+  result["phases_completed"].push_back("validation");
+  result["success"] = true;
+  result["duration_ms"] = ms_since(ctx, start);
+  return ok_reply(result);
+}
+
 } // namespace dsmil

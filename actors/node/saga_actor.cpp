@@ -1,14 +1,21 @@
-// The saga actor, dsmil.saga: one rollback saga, waiting its turn, then
-// (when its compensation failed) putting back what it could not.
+// The node's rollback sagas: how one is set up (its worker and handlers), how
+// it hands the node over when it ends, and the settler: after a saga whose
+// compensation could not put everything back (or at start-up, for one that
+// decides still), it keeps trying, as a blocking actor of its own
+// (dsmil.settler).
 #include <algorithm>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/node/node_impl.hpp"
+#include "actors/node/saga_protocol.hpp"
 #include "runtime/os/env.hpp"
+#include "runtime/saga/journal.hpp"
 
 namespace dsmil {
+
+using namespace rollback_detail;
 
 namespace {
 
@@ -76,86 +83,12 @@ void settle(caf::blocking_actor* self, node_context& ctx, const settle_job& job)
   }
 }
 
-// One rollback saga: waits its turn (an emergency waits for the saga it
-// pre-empts to compensate), runs, answers the client directly; then, when
-// its compensation failed, keeps putting back what it could not.
-void saga_loop(caf::blocking_actor* self, std::shared_ptr<node_context> ctx,
-               std::shared_ptr<saga_status> st) {
-  settle_job job;
-  // `client` is who asked dsmil.control (which asks here, so that it can
-  // answer the client itself should this actor stop): progress goes to it.
-  self->receive([&](control_request& req, caf::actor& client) -> control_reply {
-    auto args = parse_args(req);
-    bool my_turn = false;
-    {
-      std::lock_guard<std::mutex> lock(ctx->saga_mu);
-      my_turn = !ctx->running || ctx->running == st;
-      if (!my_turn) ctx->next_saga = caf::actor_cast<caf::actor>(self);
-    }
-    // An emergency rollback waits here for the saga it pre-empted to
-    // compensate; that saga hands over as it ends.
-    if (!my_turn)
-      self->receive([](tick_atom) {},
-                    [](caf::exit_msg& m) {
-                      if (m.reason == caf::exit_reason::kill) throw actor_killed{};
-                    });
-    {
-      std::lock_guard<std::mutex> lock(ctx->saga_mu);
-      if (ctx->running != st) ctx->emergency_waiting = false;
-      ctx->running = st;
-      st->actor = self->address();
-    }
-    actor_calls calls(self, *ctx);
-    progress_fn progress;
-    if (args && args->value("progress", false) && client)
-      progress = [&](const json& p) { self->send(client, rollback_progress{p.dump()}); };
-    control_reply reply;
-    try {
-      reply = args ? run_rollback(*ctx, calls, *args, st.get(), progress, &job)
-                   : error_reply(args.err());
-    } catch (const json::exception& e) {
-      reply = malformed(e);
-    } catch (const std::exception& e) {
-      reply = error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
-    }
-    {
-      std::lock_guard<std::recursive_mutex> lock(ctx->mu);
-      // Released for the saga's safety net when space was short: held again.
-      if (ctx->reserve->held() < ctx->reserve->wanted()) hold_reserve(*ctx);
-    }
-    release_saga(*ctx, st->id);
-    if (reply.code != 0) spdlog::info("rollback {}: {}", st->id, reply.message);
-    return reply;
-  });
-  if (!job.items.empty()) settle(self, *ctx, job);
-}
-
-class saga_actor final : public caf::blocking_actor {
-public:
-  saga_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx,
-             std::shared_ptr<saga_status> st)
-      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), st_(std::move(st)) {}
-  const char* name() const override { return "dsmil.saga"; }
-  void act() override {
-    try {
-      saga_loop(this, ctx_, st_);
-    } catch (const actor_killed&) {
-      fail_state(caf::exit_reason::kill); // dsmil.control recovers the saga from its journal
-    }
-  }
-
-private:
-  std::shared_ptr<node_context> ctx_;
-  std::shared_ptr<saga_status> st_;
-};
-
-// Settles what a saga's compensation could not put back, for a node that
-// restarted since (the saga's own actor did it before).
+// Settles what a saga's compensation could not put back.
 class settler_actor final : public caf::blocking_actor {
 public:
   settler_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx, settle_job job)
       : caf::blocking_actor(cfg), ctx_(std::move(ctx)), job_(std::move(job)) {}
-  const char* name() const override { return "dsmil.saga"; }
+  const char* name() const override { return "dsmil.settler"; }
   void act() override {
     try {
       settle(this, *ctx_, job_);
@@ -172,8 +105,6 @@ private:
 } // namespace
 
 void spawn_settler(caf::actor_system& sys, std::shared_ptr<node_context> ctx, settle_job job) {
-  spdlog::warn("rollback {} could not put back {} item(s) before the node stopped; trying again",
-               job.saga, job.items.size());
   auto& c = *ctx;
   auto a = sys.spawn<settler_actor>(std::move(ctx), std::move(job));
   std::lock_guard<std::mutex> lock(c.saga_mu);
@@ -191,9 +122,57 @@ void release_saga(node_context& ctx, const std::string& id) {
   if (next) caf::anon_send(next, tick_atom::value);
 }
 
+std::vector<failed_item> settle_attempt(node_context& ctx, actor_calls& calls,
+                                        const settle_job& job) {
+  component_set components(ctx, calls);
+  std::vector<failed_item> failed;
+  const auto limit = int64_t{ctx.cfg.rollback_compensation_step_timeout_ms} * 1000000;
+  for (auto i : job.order) {
+    calls.set_deadline(ctx.os->steady_ns() + limit);
+    calls.set_preemptible(true); // a rollback that starts takes over at once
+    auto f = apply_steps(components, job.steps, {i}, job.image);
+    calls.set_preemptible(false);
+    failed.insert(failed.end(), f.begin(), f.end());
+  }
+  calls.set_deadline(0);
+  return failed;
+}
+
+status record_settled(node_context& ctx, const settle_job& job) {
+  auto journal = saga_journal::reopen(*ctx.os, journal_dir(ctx), job.saga);
+  if (!journal) return journal.err();
+  auto err = (*journal)->append_all({settled_record{job.items}});
+  note_changed(ctx, job.saga);
+  return err;
+}
+
+saga_setup node_saga_setup(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                           std::shared_ptr<saga_status> st) {
+  saga_setup s;
+  s.ctx = ctx;
+  s.st = st;
+  s.io = [ctx, st](caf::event_based_actor* saga) { return spawn_saga_io(saga, ctx, st); };
+  s.components = [ctx](caf::event_based_actor* saga) {
+    // DESIGN order: configuration, security, devices, then a host's.
+    std::vector<handler_ref> all;
+    for (auto& h : ctx->handlers) {
+      all.push_back(h);
+      if (all.size() == 2) all.push_back(spawn_devices_handler(saga, ctx));
+    }
+    if (all.size() < 3) all.push_back(spawn_devices_handler(saga, ctx));
+    return all;
+  };
+  s.settle = [&sys, ctx](settle_job job) {
+    spdlog::warn("rollback {}: {} item(s) not put back; the node keeps trying", job.saga,
+                 job.items.size());
+    spawn_settler(sys, ctx, std::move(job));
+  };
+  return s;
+}
+
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                       std::shared_ptr<saga_status> st) {
-  return sys.spawn<saga_actor>(std::move(ctx), std::move(st));
+  return spawn_saga(sys, node_saga_setup(sys, std::move(ctx), std::move(st)));
 }
 
 } // namespace dsmil

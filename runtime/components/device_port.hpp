@@ -11,6 +11,9 @@
 
 namespace dsmil {
 
+/// The devices a call to many could not reach, each with its error.
+using device_errors = std::vector<std::pair<device_id, error>>;
+
 class device_port {
 public:
   virtual ~device_port() = default;

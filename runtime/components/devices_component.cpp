@@ -65,12 +65,15 @@ result<std::vector<device_state>> devices_component::decode(const component_imag
   return out;
 }
 
-result<component_image> devices_component::capture() {
+std::vector<device_id> devices_component::all_ids() const {
   std::vector<device_id> ids;
   for (auto& d : map_.devices())
     ids.push_back(d.id);
-  std::vector<std::pair<device_id, error>> errors;
-  auto states = port_.read_many(ids, errors);
+  return ids;
+}
+
+result<component_image> devices_component::image_of(const std::vector<device_state>& states,
+                                                    const device_errors& errors) {
   if (!errors.empty()) {
     auto& [id, e] = errors.front();
     return make_error(
@@ -82,6 +85,12 @@ result<component_image> devices_component::capture() {
   for (auto& s : states)
     image.records.emplace(record_name(s.id), encode_device(s));
   return image;
+}
+
+result<component_image> devices_component::capture() {
+  device_errors errors;
+  auto states = port_.read_many(all_ids(), errors);
+  return image_of(states, errors);
 }
 
 result<component_plan> devices_component::plan(const component_image& now,
@@ -150,73 +159,86 @@ result<component_plan> devices_component::plan(const component_image& now,
   return out;
 }
 
-std::map<device_id, device_state>
-devices_component::step_states(const saga_step& step, const component_image& target,
-                               std::vector<failed_item>& failed) const {
-  std::map<device_id, device_state> out;
+devices_component::step_job devices_component::start_step(const saga_step& step,
+                                                          const component_image& target) const {
+  step_job job;
   for (auto& item : step.items) {
     auto id = parse_device_id(item, map_);
     if (!id) {
-      failed.push_back({item, id.err().message});
+      job.failed.push_back({item, id.err().message});
       continue;
     }
     auto rec = target.records.find(record_name(*id));
     if (rec == target.records.end()) {
-      failed.push_back({item, "not in the state to restore"});
+      job.failed.push_back({item, "not in the state to restore"});
       continue;
     }
     auto s = decode_device(rec->second);
     if (!s) {
-      failed.push_back({item, s.err().message});
+      job.failed.push_back({item, s.err().message});
       continue;
     }
-    out.emplace(*id, std::move(*s));
+    job.wanted.push_back(*id);
+    job.states.emplace(*id, std::move(*s));
   }
-  return out;
+  return job;
+}
+
+// A device already in its state is not written: a write that was refused
+// left it there, and a resumed or compensating saga repeats steps. One that
+// cannot be read is not written blind: it fails the step, named.
+std::vector<device_patch>
+devices_component::patches_after_read(step_job& job, const std::vector<device_state>& read,
+                                      const device_errors& errors) {
+  std::set<device_id> in_place, unread;
+  for (auto& s : read)
+    if (same_restorable_state(s, job.states.at(s.id))) in_place.insert(s.id);
+  for (auto& [dev, e] : errors) {
+    unread.insert(dev);
+    job.failed.push_back(
+        {format_device_id(dev), "cannot read it before restoring it: " + e.message});
+  }
+  std::vector<device_patch> patches;
+  for (auto d : job.wanted)
+    if (!in_place.count(d) && !unread.count(d)) patches.push_back(restore_patch(job.states.at(d)));
+  return patches;
+}
+
+std::vector<failed_item> devices_component::after_write(step_job& job,
+                                                        const device_errors& errors) {
+  for (auto& [dev, e] : errors)
+    job.failed.push_back({format_device_id(dev), e.message});
+  return std::move(job.failed);
+}
+
+std::vector<failed_item> devices_component::compare(step_job& job,
+                                                    const std::vector<device_state>& read,
+                                                    const device_errors& errors) {
+  for (auto& s : read)
+    if (!same_restorable_state(s, job.states.at(s.id)))
+      job.failed.push_back({format_device_id(s.id), describe_mismatch(s, job.states.at(s.id))});
+  for (auto& [dev, e] : errors)
+    job.failed.push_back({format_device_id(dev), "cannot read back: " + e.message});
+  return std::move(job.failed);
 }
 
 std::vector<failed_item> devices_component::apply(const saga_step& step,
                                                   const component_image& target) {
-  std::vector<failed_item> failed;
-  auto states = step_states(step, target, failed);
-  std::vector<device_id> wanted;
-  for (auto& [id, s] : states)
-    wanted.push_back(id);
-  // A device already in its state is not written: a write that was refused
-  // left it there, and a resumed or compensating saga repeats steps. One that
-  // cannot be read is not written blind: it fails the step, named.
-  std::vector<std::pair<device_id, error>> errors;
-  std::set<device_id> in_place, unread;
-  for (auto& s : port_.read_many(wanted, errors))
-    if (same_restorable_state(s, states.at(s.id))) in_place.insert(s.id);
-  for (auto& [dev, e] : errors) {
-    unread.insert(dev);
-    failed.push_back({format_device_id(dev), "cannot read it before restoring it: " + e.message});
-  }
-  std::vector<device_patch> patches;
-  for (auto d : wanted)
-    if (!in_place.count(d) && !unread.count(d)) patches.push_back(restore_patch(states.at(d)));
+  auto job = start_step(step, target);
+  device_errors errors;
+  auto read = port_.read_many(job.wanted, errors);
+  auto patches = patches_after_read(job, read, errors);
   errors.clear();
   port_.write_many(patches, errors);
-  for (auto& [dev, e] : errors)
-    failed.push_back({format_device_id(dev), e.message});
-  return failed;
+  return after_write(job, errors);
 }
 
 std::vector<failed_item> devices_component::read_back(const saga_step& step,
                                                       const component_image& target) {
-  std::vector<failed_item> failed;
-  auto states = step_states(step, target, failed);
-  std::vector<device_id> wanted;
-  for (auto& [id, s] : states)
-    wanted.push_back(id);
-  std::vector<std::pair<device_id, error>> errors;
-  for (auto& s : port_.read_many(wanted, errors))
-    if (!same_restorable_state(s, states.at(s.id)))
-      failed.push_back({format_device_id(s.id), describe_mismatch(s, states.at(s.id))});
-  for (auto& [dev, e] : errors)
-    failed.push_back({format_device_id(dev), "cannot read back: " + e.message});
-  return failed;
+  auto job = start_step(step, target);
+  device_errors errors;
+  auto read = port_.read_many(job.wanted, errors);
+  return compare(job, read, errors);
 }
 
 } // namespace dsmil
