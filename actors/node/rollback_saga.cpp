@@ -101,6 +101,7 @@ private:
     v_ = std::move(p.v);
     pre_rollback_ = std::move(p.pre_rollback);
     journal_open_ = p.journal_open;
+    borrowed_ = p.borrowed;
     if (p.err) return fail(p.failed_phase, p.err);
     devices_total_ = item_count(v_.steps);
     result_["phases_completed"].push_back("validation");
@@ -347,17 +348,23 @@ private:
     });
   }
 
-  // The worker gives back what it borrowed; the node is released (the saga
-  // waiting for its turn, if any, runs); the client gets its answer.
+  // The worker gives back what it borrowed, if anything; the node is
+  // released (the saga waiting for its turn, if any, runs); the client gets
+  // its answer.
   void finish(control_reply reply) {
     become([](preempt_atom) {});
-    request(io_, caf::infinite, finish_atom::value).then([this, reply](finish_atom) mutable {
-      release_saga(ctx_, st_.id);
-      if (reply.code != 0) spdlog::info("rollback {}: {}", st_.id, reply.message);
-      client_.deliver(std::move(reply));
-      if (!settle_.items.empty() && setup_.settle) setup_.settle(std::move(settle_));
-      quit();
-    });
+    if (borrowed_) {
+      borrowed_ = false;
+      request(io_, caf::infinite, finish_atom::value).then([this, reply](finish_atom) mutable {
+        finish(std::move(reply));
+      });
+      return;
+    }
+    release_saga(ctx_, st_.id);
+    if (reply.code != 0) spdlog::info("rollback {}: {}", st_.id, reply.message);
+    client_.deliver(std::move(reply));
+    if (!settle_.items.empty() && setup_.settle) setup_.settle(std::move(settle_));
+    quit();
   }
 
   // An end record that could not be written leaves the saga to start-up
@@ -391,20 +398,20 @@ private:
                   false);
     const auto within = std::max(caf::timespan{1000000}, limit - clock().now());
     const uint64_t asked = asked_;
-    request(*h, within + handler_grace, atom, st, img->second, within)
-        .then(
-            [this, asked, then, limit](failed_list& f) mutable {
-              if (asked != asked_) return;
-              then(std::move(f), clock().now() >= limit); // answered at the limit: late
-            },
-            [this, asked, then, st](caf::error& e) mutable {
-              if (asked != asked_) return;
-              const bool late = e == caf::sec::request_timeout || from_caf(e).code == errc::timeout;
-              then(every_item_failed(st,
-                                     late ? "component " + st.component + " did not answer in time"
+    auto handle = request(*h, within + handler_grace, atom, st, img->second, within);
+    handle.then(
+        [this, asked, then, limit, id = handle.id()](failed_list& f) mutable {
+          clock().cancel_request_timeout(this, id); // CAF 0.17 keeps it otherwise
+          if (asked != asked_) return;
+          then(std::move(f), clock().now() >= limit); // answered at the limit: late
+        },
+        [this, asked, then, st](caf::error& e) mutable {
+          if (asked != asked_) return;
+          const bool late = e == caf::sec::request_timeout || from_caf(e).code == errc::timeout;
+          then(every_item_failed(st, late ? "component " + st.component + " did not answer in time"
                                           : from_caf(e).message),
-                   late);
-            });
+               late);
+        });
   }
 
   static error preemption() {
@@ -473,6 +480,7 @@ private:
   json result_;
   validated v_;
   bool journal_open_ = false;
+  bool borrowed_ = false; ///< the worker released the space reserve for the saga
   std::string pre_rollback_;
   std::vector<size_t> started_;         ///< steps whose step_start is journalled
   std::optional<size_t> current_;       ///< the step whose answer is awaited

@@ -170,6 +170,7 @@ private:
       if (!journal && !err) err = journal.err();
     }
     out.journal_open = journal_ != nullptr;
+    out.borrowed = release;
     if (pre_thread) {
       pre_thread->join();
       if (pre) {

@@ -27,8 +27,9 @@ using prepare_atom = caf::atom_constant<caf::atom("prepare")>;
 /// (creating the journal if preparation did not); answered commit_atom, or
 /// an error.
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
-/// saga -> worker: the saga ends; whatever it borrowed (the space reserve)
-/// goes back. Answered finish_atom.
+/// saga -> worker: the saga ends; the space reserve it released for the
+/// saga's safety net (saga_prepared::borrowed) is held again. Answered
+/// finish_atom.
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
 /// What validation and preparation found.
@@ -40,6 +41,7 @@ struct saga_prepared {
   rollback_detail::validated v;
   std::string pre_rollback; ///< its checkpoint's id, when taken
   bool journal_open = false;
+  bool borrowed = false; ///< the space reserve was released: finish_atom holds it again
 };
 using saga_prepared_ptr = std::shared_ptr<saga_prepared>;
 using journal_batch = std::shared_ptr<std::vector<journal_record>>;
