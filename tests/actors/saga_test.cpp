@@ -11,7 +11,10 @@
 
 #include "actors/caf_glue.hpp"
 #include "actors/node/saga_protocol.hpp"
+#include "actors/devices/supervisors.hpp"
+#include "runtime/devices/sim_driver.hpp"
 #include "runtime/os/env.hpp"
+#include "runtime/store/state_codec.hpp"
 
 using namespace dsmil;
 using namespace std::chrono_literals;
@@ -85,21 +88,27 @@ component_handler::behavior_type fake_component(fake_ptr self, std::string name,
 // The saga's worker: a prepared rollback of two components, one step each;
 // journal appends are logged. With `hold`, validation answers only when the
 // worker is sent tick_atom.
-caf::behavior fake_io(caf::event_based_actor* self, event_log* log, std::string id, bool hold) {
-  auto prepared = [id] {
-    auto p = std::make_shared<saga_prepared>();
-    p->result = {{"saga", id}, {"phases_completed", json::array()}};
-    p->v.type = rollback_type::full;
-    p->v.target_id = "checkpoint";
-    for (std::string c : {"alpha", "beta"}) {
-      p->v.steps.push_back({c, c, {}});
-      p->v.target[c].records["item"] = "new";
-      p->v.current[c].records["item"] = "old";
-    }
-    p->pre_rollback = "pre";
-    p->journal_open = true;
-    return p;
-  };
+using plan_fn = std::function<saga_prepared_ptr(const std::string& id)>;
+
+// Two components, alpha and beta, one step each.
+saga_prepared_ptr two_components(const std::string& id) {
+  auto p = std::make_shared<saga_prepared>();
+  p->result = {{"saga", id}, {"phases_completed", json::array()}};
+  p->v.type = rollback_type::full;
+  p->v.target_id = "checkpoint";
+  for (std::string c : {"alpha", "beta"}) {
+    p->v.steps.push_back({c, c, {}});
+    p->v.target[c].records["item"] = "new";
+    p->v.current[c].records["item"] = "old";
+  }
+  p->pre_rollback = "pre";
+  p->journal_open = true;
+  return p;
+}
+
+caf::behavior fake_io(caf::event_based_actor* self, event_log* log, std::string id, bool hold,
+                      plan_fn plan) {
+  auto prepared = [id, plan] { return plan(id); };
   auto held = std::make_shared<caf::response_promise>();
   self->set_exit_handler([self](caf::exit_msg& m) { self->quit(m.reason); }); // ends with its saga
   return {
@@ -135,6 +144,9 @@ struct saga_fixture {
   // How the next saga's components and worker behave.
   script alpha, beta;
   bool hold_validation = false;
+  plan_fn plan = two_components;
+  /// The handlers of a saga's components; alpha and beta unless set.
+  std::function<std::vector<handler_ref>(caf::event_based_actor*)> components;
   caf::actor io; ///< the last saga's worker
 
   saga_fixture() {
@@ -169,15 +181,19 @@ struct saga_fixture {
     s.ctx = ctx;
     s.st = st;
     s.io = [this, id](caf::event_based_actor* saga) {
-      return io = saga->spawn<caf::linked>(fake_io, &log, id, hold_validation);
+      return io = saga->spawn<caf::linked>(fake_io, &log, id, hold_validation, plan);
     };
-    s.components = [this](caf::event_based_actor* saga) {
-      std::vector<handler_ref> all;
-      all.push_back(
-          {"alpha", false, saga->spawn<caf::linked>(fake_component, "alpha", &log, alpha)});
-      all.push_back({"beta", false, saga->spawn<caf::linked>(fake_component, "beta", &log, beta)});
-      return all;
-    };
+    if (components)
+      s.components = components;
+    else
+      s.components = [this](caf::event_based_actor* saga) {
+        std::vector<handler_ref> all;
+        all.push_back(
+            {"alpha", false, saga->spawn<caf::linked>(fake_component, "alpha", &log, alpha)});
+        all.push_back(
+            {"beta", false, saga->spawn<caf::linked>(fake_component, "beta", &log, beta)});
+        return all;
+      };
     s.settle = [this](settle_job job) { settled.push_back(std::move(job)); };
     auto saga = spawn_saga(*sys, std::move(s));
     (*self)->send(saga, control_request{"rollback", "{}"}, caf::actor{});
@@ -185,7 +201,9 @@ struct saga_fixture {
     return {saga, st};
   }
 
-  // Advances the test clock by `d`, running whatever falls due.
+  // Advances the test clock by `d`, running whatever falls due. What that
+  // work starts starts at the new time: advance in steps no longer than the
+  // intervals a test relies on.
   void advance(caf::timespan d) {
     sched->clock().advance_time(d);
     sched->run();
@@ -359,4 +377,160 @@ TEST_CASE("a failed step is compensated; a compensation that never answers ends 
     CHECK(f.settled[0].items == std::vector<std::string>{"alpha"});
     CHECK(f.settled[0].order == std::vector<size_t>{1, 0});
   }
+}
+
+// -- the devices' own handler, with device actors on the test clock ---------------
+
+namespace {
+
+struct device_saga_fixture : saga_fixture {
+  std::shared_ptr<const device_map> map;
+  std::shared_ptr<sim_driver> sim;
+  device_state before_31, before_32; ///< now: what compensation puts back
+
+  device_saga_fixture() {
+    map = std::make_shared<const device_map>(*device_map::parse(embedded_devices_toml(), "d"));
+    sim = std::make_shared<sim_driver>(*map, 7, env::posix());
+    supervisor_config sc;
+    sc.drv = std::make_shared<guarded_driver>(map, sim);
+    sc.map = map;
+    sc.retry = {1, 100, 100, 0};
+    sc.supervision = {2, 5000};
+    ctx->cfg.devices = *map;
+    ctx->cfg.retry = sc.retry;
+    ctx->devices = spawn_root_supervisor(*sys, sc);
+    sched->run();
+    before_31 = *sim->read(0x8031);
+    before_32 = *sim->read(0x8032);
+    // One step: group 3's 0x8031 and 0x8032, each with register 0 changed.
+    plan = [this](const std::string& id) {
+      auto p = std::make_shared<saga_prepared>();
+      p->result = {{"saga", id}, {"phases_completed", json::array()}};
+      p->v.type = rollback_type::selective;
+      p->v.target_id = "checkpoint";
+      p->v.steps.push_back({"devices", "group 3", {"0x8031", "0x8032"}});
+      for (auto s : {before_31, before_32}) {
+        const auto name = devices_component::record_name(s.id);
+        p->v.current["devices"].records[name] = encode_device(s);
+        s.registers[0] ^= 0xff;
+        p->v.target["devices"].records[name] = encode_device(s);
+      }
+      p->journal_open = true;
+      return p;
+    };
+    components = [this](caf::event_based_actor* saga) {
+      return std::vector<handler_ref>{spawn_devices_handler(saga, ctx)};
+    };
+  }
+
+  ~device_saga_fixture() {
+    (*self)->send_exit(ctx->devices, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  uint32_t register0(device_id id) { return sim->read(id)->registers[0]; }
+};
+
+} // namespace
+
+TEST_CASE("a device that never answers fails its step at step_timeout_ms on the actor clock, "
+          "named; the rest is put back") {
+  device_saga_fixture f;
+  fault_spec hung;
+  hung.latency_ms = 600000; // answers in ten minutes
+  f.sim->set_fault(0x8031, hung);
+  const auto writes_31 = f.sim->write_count(0x8031);
+  f.start("s1");
+  f.advance(999ms);
+  CHECK_FALSE(f.reply());
+  // Its read gives up at the step's limit, and 0x8032 is written; putting
+  // them back waits for 0x8031 again, until compensation_step_timeout_ms.
+  f.advance(1ms);
+  CHECK_FALSE(f.reply());
+  CHECK(f.register0(0x8032) == (f.before_32.registers[0] ^ 0xff));
+  f.advance(1000ms);
+  auto r = f.reply();
+  REQUIRE(r);
+  CHECK(r->code == static_cast<uint8_t>(errc::timeout));
+  CHECK(r->message.find("group 3 took longer than step_timeout_ms (1000 ms): 0x8031: cannot read "
+                        "it before restoring it") == 0);
+  auto body = json::parse(r->body);
+  CHECK(body["outcome"] == "compensation_failed");
+  REQUIRE(body["compensated"]["failed"].size() == 1);
+  CHECK(body["compensated"]["failed"][0]["id"] == "0x8031");
+  CHECK(f.sim->write_count(0x8031) == writes_31); // never written blind
+  CHECK(f.register0(0x8032) == f.before_32.registers[0]);
+  REQUIRE(f.settled.size() == 1);
+  CHECK(f.settled[0].items == std::vector<std::string>{"0x8031"});
+}
+
+TEST_CASE("an emergency pre-empts a step waiting for a silent device with no time passing; the "
+          "abandoned step writes nothing, and the emergency restores it") {
+  device_saga_fixture f;
+  f.ctx->cfg.rollback_step_timeout_ms = 120000;
+  fault_spec hung;
+  hung.latency_ms = 600000;
+  f.sim->set_fault(0x8031, hung);
+  const auto writes_31 = f.sim->write_count(0x8031);
+  const auto writes_32 = f.sim->write_count(0x8032);
+  auto first = f.start("s1");
+  CHECK_FALSE(f.reply()); // waiting for 0x8031
+  first.st->preempt = true;
+  (*f.self)->send(first.saga, preempt_atom::value);
+  f.sim->set_fault(0x8031, fault_spec{}); // answers again (its pending reply stays late)
+  f.start("s2", true);
+  auto r = f.reply();
+  REQUIRE(r);
+  CHECK(json::parse(r->body)["outcome"] == "preempted");
+  CHECK(json::parse(r->body)["compensated"]["ok"] == true);
+  auto r2 = f.reply();
+  REQUIRE(r2);
+  CHECK_MESSAGE(r2->code == 0, r2->message);
+  // Written once each, by the emergency: the pre-empted step never wrote.
+  CHECK(f.sim->write_count(0x8031) == writes_31 + 1);
+  CHECK(f.sim->write_count(0x8032) == writes_32 + 1);
+  CHECK(f.register0(0x8031) == (f.before_31.registers[0] ^ 0xff));
+  CHECK(f.at("journal s1 end preempted") < f.at("prepare s2"));
+  // The abandoned step's late answer, when it comes, changes nothing.
+  f.advance(600000ms);
+  CHECK(f.sim->write_count(0x8031) == writes_31 + 1);
+  CHECK(f.sim->write_count(0x8032) == writes_32 + 1);
+  CHECK(f.register0(0x8032) == (f.before_32.registers[0] ^ 0xff));
+}
+
+TEST_CASE("a step abandoned by a pre-emption never writes, even when its reads answer while "
+          "the compensation still runs") {
+  device_saga_fixture f;
+  f.ctx->cfg.rollback_step_timeout_ms = 120000;
+  f.ctx->cfg.rollback_compensation_step_timeout_ms = 30000;
+  fault_spec slow;
+  slow.latency_ms = 5000;
+  f.sim->set_fault(0x8031, slow);
+  const auto writes_31 = f.sim->write_count(0x8031);
+  const auto writes_32 = f.sim->write_count(0x8032);
+  auto first = f.start("s1");
+  first.st->preempt = true;
+  (*f.self)->send(first.saga, preempt_atom::value);
+  // Putting back waits for 0x8032 now; 0x8031 answers the step at 5 s.
+  fault_spec slower;
+  slower.latency_ms = 10000;
+  f.sim->set_fault(0x8031, fault_spec{});
+  f.sim->set_fault(0x8032, slower);
+  f.sched->run();
+  f.advance(5000ms);
+  CHECK_FALSE(f.reply());
+  // 0x8032 answers the putting back at 10 s, and its read-back at 20 s.
+  f.advance(5000ms);
+  CHECK_FALSE(f.reply());
+  f.advance(10000ms);
+  auto r = f.reply();
+  REQUIRE(r);
+  auto body = json::parse(r->body);
+  CHECK(body["outcome"] == "preempted");
+  CHECK(body["compensated"]["ok"] == true);
+  // Neither was written: the abandoned step's reads came back, and it wrote nothing.
+  CHECK(f.sim->write_count(0x8031) == writes_31);
+  CHECK(f.sim->write_count(0x8032) == writes_32);
+  CHECK(f.register0(0x8031) == f.before_31.registers[0]);
+  CHECK(f.register0(0x8032) == f.before_32.registers[0]);
 }
