@@ -66,6 +66,9 @@ std::vector<result<T>> actor_calls::gather(size_t n, Request request,
   caf::actor waiter = caf::actor_cast<caf::actor>(self_);
   const auto t = timeout(limit);
   self_->spawn([=](caf::event_based_actor* a) {
+    // Gone with the waiter: a node that stops does not wait for its answers.
+    a->monitor(waiter);
+    a->set_down_handler([a](caf::down_msg&) { a->quit(); });
     auto left = std::make_shared<size_t>(n);
     for (uint64_t i = 0; i < n; ++i) {
       auto h = request(a, t, i);

@@ -170,3 +170,32 @@ TEST_CASE("when dsmil.control dies, even killed, the actors under it stop with i
   // The device actors and component handlers stop too, or the actor
   // system's end (the fixture's) would wait for them forever.
 }
+
+TEST_CASE("a node stopped while a request waits for a silent device ends at once") {
+  // Its end (the fixture's) waits for every actor: one still waiting for
+  // the device (as the helper that collects a worker's answers did, until
+  // its request timed out) would hold it for the device's ten minutes, past
+  // this suite's time limit.
+  node_fixture f;
+  f.ok("status");
+  fault_spec silent;
+  silent.latency_ms = 600000;
+  const auto reads = f.node.sim->read_count(0x8031);
+  f.node.sim->set_fault(0x8031, silent);
+  caf::scoped_actor self{*f.sys};
+  auto pending = self->request(*f.node.control, std::chrono::seconds(600),
+                               control_request{"checkpoint.create", "{}"});
+  // Barrier: the writer's capture waits for 0x8031 now.
+  for (int i = 0; i < 20000 && f.node.sim->read_count(0x8031) == reads; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(f.node.sim->read_count(0x8031) > reads);
+  auto writer = f.node.find_actor("dsmil.writer");
+  REQUIRE(writer);
+  self->monitor(writer);
+  caf::anon_send_exit(*f.node.control, caf::exit_reason::user_shutdown);
+  bool down = false;
+  self->receive([&](caf::down_msg&) { down = true; },
+                caf::after(std::chrono::seconds(60)) >> [] {});
+  CHECK(down);
+  (void)pending;
+}
