@@ -128,7 +128,8 @@ handler_ref spawn_devices_handler(caf::event_based_actor* parent,
 /// stopped before the saga ended (as start-up recovery would).
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 
-/// Calls from one of the node's blocking actors (reader, writer, a saga) to
+/// Calls from one of the node's blocking actors (reader, writer, a saga's
+/// worker dsmil.saga_io, the settler) to
 /// the device actors and the component handlers. Requests to many devices
 /// go out together and are collected afterwards, so they run in parallel.
 class actor_calls final : public device_port {
@@ -167,8 +168,8 @@ public:
   /// Whether a deadline is set and has passed, or a request gave up at it.
   bool past_deadline() const;
   /// While set, a preempt_atom sent to this actor stops the wait for the
-  /// outstanding answers at once: they fail with errc::busy (a saga's
-  /// execution steps set it; compensation never does).
+  /// outstanding answers at once: they fail with errc::busy (the settler
+  /// sets it: a rollback that starts takes over at once).
   void set_preemptible(bool p) {
     preemptible_ = p;
     preempted_ = false;
