@@ -100,7 +100,6 @@ private:
     result_ = std::move(p.result);
     v_ = std::move(p.v);
     pre_rollback_ = std::move(p.pre_rollback);
-    journal_open_ = p.journal_open;
     borrowed_ = p.borrowed;
     if (p.err) return fail(p.failed_phase, p.err);
     devices_total_ = item_count(v_.steps);
@@ -333,10 +332,10 @@ private:
     const double ms = ms_since(start_);
     result_["duration_ms"] = ms;
     result_["outcome"] = enum_name(saga_outcome::refused);
-    if (!journal_open_) {
-      pending_.clear(); // a begin record never written goes with its steps
-      defer(begin({}));
-    }
+    // Nothing was journalled yet (a begin record not written goes with its
+    // steps): the history learns of the saga from this begin and end.
+    pending_.clear();
+    defer(begin({}));
     end_record end;
     end.outcome = saga_outcome::refused;
     end.failed_phase = enum_name(phase);
@@ -479,7 +478,6 @@ private:
   clock_point start_, phase_start_;
   json result_;
   validated v_;
-  bool journal_open_ = false;
   bool borrowed_ = false; ///< the worker released the space reserve for the saga
   std::string pre_rollback_;
   std::vector<size_t> started_;         ///< steps whose step_start is journalled

@@ -169,7 +169,6 @@ private:
       if (journal) journal_ = std::move(*journal);
       if (!journal && !err) err = journal.err();
     }
-    out.journal_open = journal_ != nullptr;
     out.borrowed = release;
     if (pre_thread) {
       pre_thread->join();

@@ -40,8 +40,7 @@ struct saga_prepared {
   json result = json::object(); ///< the reply so far: the plan, warnings, estimates
   rollback_detail::validated v;
   std::string pre_rollback; ///< its checkpoint's id, when taken
-  bool journal_open = false;
-  bool borrowed = false; ///< the space reserve was released: finish_atom holds it again
+  bool borrowed = false;    ///< the space reserve was released: finish_atom holds it again
 };
 using saga_prepared_ptr = std::shared_ptr<saga_prepared>;
 using journal_batch = std::shared_ptr<std::vector<journal_record>>;

@@ -100,6 +100,12 @@ TEST_CASE("a rollback that would change a critical device is refused without ack
   CHECK(r.message.find("--ack-critical") != std::string::npos);
   CHECK(f.node.sim->write_count() == writes);
   CHECK(f.node.sim->read(0x8031)->registers[1] == 5);
+  // The history has it as refused, with what was asked (its journal, made
+  // while validation ran, has a begin record too).
+  auto h = f.ok("rollback.history")["rollbacks"][0];
+  CHECK(h["outcome"] == "refused");
+  CHECK(h["type"] == "full");
+  CHECK(h["target"] == id);
   auto warn = f.ok("rollback", {{"id", id}, {"dry_run", true}});
   bool level_warning = false;
   for (auto& w : warn["warnings"])
@@ -411,6 +417,10 @@ TEST_CASE("a device that never answers is abandoned at step_timeout_ms; the saga
     CHECK(r.message.find("device 0x8031 cannot be read (the request timed out)") !=
           std::string::npos);
     CHECK(json::parse(r.body)["outcome"] == "refused");
+    // Its history says so, with what was asked.
+    auto h = f.ok("rollback.history")["rollbacks"][0];
+    CHECK(h["outcome"] == "refused");
+    CHECK(h["type"] == "full");
     f.node.sim->set_fault(0x8031, fault_spec{});
     check_equal(f.snapshot(), scrambled);
     return;

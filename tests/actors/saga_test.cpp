@@ -102,13 +102,15 @@ saga_prepared_ptr two_components(const std::string& id) {
     p->v.current[c].records["item"] = "old";
   }
   p->pre_rollback = "pre";
-  p->journal_open = true;
   return p;
 }
 
+// `fail_commit`: the journal append that fails (1 the first; 0 none), as a
+// full disk would fail it.
 caf::behavior fake_io(caf::event_based_actor* self, event_log* log, std::string id, bool hold,
-                      plan_fn plan) {
+                      plan_fn plan, int fail_commit) {
   auto prepared = [id, plan] { return plan(id); };
+  auto commits = std::make_shared<int>(0);
   auto held = std::make_shared<caf::response_promise>();
   self->set_exit_handler([self](caf::exit_msg& m) { self->quit(m.reason); }); // ends with its saga
   return {
@@ -119,7 +121,11 @@ caf::behavior fake_io(caf::event_based_actor* self, event_log* log, std::string 
         return caf::delegated<saga_prepared_ptr>{};
       },
       [=](tick_atom) { held->deliver(prepared()); },
-      [log, id](commit_atom, journal_batch& batch) {
+      [=](commit_atom, journal_batch& batch) -> caf::result<commit_atom> {
+        if (++*commits == fail_commit) {
+          log->push_back("journal " + id + " FAILED");
+          return to_caf(make_error(errc::no_space, "no space left on device"));
+        }
         for (auto& r : *batch) {
           auto j = to_json(r);
           std::string line = "journal " + id + " " + j["t"].get<std::string>();
@@ -144,6 +150,7 @@ struct saga_fixture {
   // How the next saga's components and worker behave.
   script alpha, beta;
   bool hold_validation = false;
+  int fail_commit = 0; ///< see fake_io
   plan_fn plan = two_components;
   /// The handlers of a saga's components; alpha and beta unless set.
   std::function<std::vector<handler_ref>(caf::event_based_actor*)> components;
@@ -181,7 +188,7 @@ struct saga_fixture {
     s.ctx = ctx;
     s.st = st;
     s.io = [this, id](caf::event_based_actor* saga) {
-      return io = saga->spawn<caf::linked>(fake_io, &log, id, hold_validation, plan);
+      return io = saga->spawn<caf::linked>(fake_io, &log, id, hold_validation, plan, fail_commit);
     };
     if (components)
       s.components = components;
@@ -379,6 +386,36 @@ TEST_CASE("a failed step is compensated; a compensation that never answers ends 
   }
 }
 
+TEST_CASE("a journal that cannot be written stops the saga before the step it would announce") {
+  saga_fixture f;
+  SUBCASE("the first step's record: nothing is changed, the saga is refused") {
+    f.fail_commit = 1;
+    f.start("s1");
+    auto r = f.reply();
+    REQUIRE(r);
+    CHECK(r->code == static_cast<uint8_t>(errc::no_space));
+    auto body = json::parse(r->body);
+    CHECK(body["outcome"] == "refused");
+    CHECK(body["failed_phase"] == "preparation");
+    CHECK_FALSE(f.logged("alpha apply target"));
+    // Its journal says who asked, and that it was refused.
+    CHECK(f.at("journal s1 FAILED") < f.at("journal s1 begin"));
+    CHECK(f.at("journal s1 begin") < f.at("journal s1 end refused"));
+  }
+  SUBCASE("the second step's record: the first step is put back, the second never runs") {
+    f.fail_commit = 2;
+    f.start("s1");
+    auto r = f.reply();
+    REQUIRE(r);
+    CHECK(r->message.find("no space left on device; every step that ran was put back") == 0);
+    CHECK(json::parse(r->body)["outcome"] == "compensated");
+    CHECK(f.logged("alpha apply target"));
+    CHECK_FALSE(f.logged("beta apply target"));
+    CHECK(f.at("journal s1 FAILED") < f.at("alpha apply current"));
+    CHECK_FALSE(f.logged("beta apply current"));
+  }
+}
+
 // -- the devices' own handler, with device actors on the test clock ---------------
 
 namespace {
@@ -415,7 +452,6 @@ struct device_saga_fixture : saga_fixture {
         s.registers[0] ^= 0xff;
         p->v.target["devices"].records[name] = encode_device(s);
       }
-      p->journal_open = true;
       return p;
     };
     components = [this](caf::event_based_actor* saga) {
