@@ -416,6 +416,26 @@ TEST_CASE("a journal that cannot be written stops the saga before the step it wo
   }
 }
 
+TEST_CASE("a saga told to stop (its node stops) ends at once with its worker and handlers, "
+          "its journal left for the next start to settle") {
+  saga_fixture f;
+  f.beta = {"hang"};
+  auto first = f.start("s1");
+  CHECK(f.logged("beta apply target"));
+  (*f.self)->monitor(first.saga);
+  (*f.self)->monitor(f.io);
+  (*f.self)->send_exit(first.saga, caf::exit_reason::user_shutdown);
+  f.sched->run();
+  int downs = 0;
+  while ((*f.self)->mailbox().size() > 0)
+    (*f.self)->receive([&](caf::down_msg&) { ++downs; }, [](control_reply&) {});
+  CHECK(downs == 2);
+  // No end record: start-up recovery finds the saga and compensates it.
+  for (auto& line : f.log)
+    CHECK(line.find("journal s1 end") == std::string::npos);
+  CHECK_FALSE(f.logged("alpha apply current"));
+}
+
 // -- the devices' own handler, with device actors on the test clock ---------------
 
 namespace {
