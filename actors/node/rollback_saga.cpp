@@ -1,20 +1,14 @@
-// Rollback sagas. Validation plans the rollback; preparation takes a
-// pre-rollback checkpoint of the current state (the compensation target) and
-// starts the saga's journal; execution restores one step at a time (the
-// configuration, then device groups in dependency order); verification reads
-// every restored item back and compares it with the checkpoint bit for bit;
-// cleanup ends the journal. A failed step, a verification mismatch, a timeout
-// or an emergency pre-emption compensates: the steps that started are put back
-// to the pre-rollback state in reverse order and verified. Every transition is
-// a journal record fsynced before the work it announces, so a node killed at
-// any instant finds the saga at start-up and compensates (or resumes) it.
-//
-// The saga is an event-based actor whose phases are behaviours (waiting its
-// turn, validating, executing, verifying, compensating). Each step is a
-// request to the component's handler with the step's limit (and the saga's),
-// on the actor clock: a step that does not answer is abandoned at its limit,
-// and an emergency rollback pre-empts the step at once. What blocks is its
-// worker's (saga_protocol.hpp).
+// Rollback sagas, each an event-based actor whose phases are behaviours:
+// waiting its turn; validation plans the rollback and preparation takes the
+// pre-rollback checkpoint (the compensation target) and starts the journal
+// (both by its worker: saga_protocol.hpp); execution restores one step at a
+// time, each a request to the component's handler with the step's limit (and
+// the saga's) on the actor clock; verification reads every step back, bit for
+// bit; cleanup ends the journal. A failed step, a mismatch, a limit passed or
+// an emergency pre-emption (which abandons the step at once) compensates: the
+// steps that started are put back, newest first, and verified. Every
+// transition is a journal record fsynced before the work it announces, so a
+// node killed at any instant finds the saga at start-up and settles it.
 #include <algorithm>
 #include <map>
 #include <set>
