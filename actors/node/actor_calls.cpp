@@ -170,46 +170,48 @@ actor_calls::write_many(const std::vector<device_patch>& patches,
 
 // -- component handlers -------------------------------------------------------------
 
-template <class T, class... Ts> result<T> actor_calls::ask_handler(const handler_ref& h, Ts... xs) {
+// `ask(a, t)` sends the request from `a` with timeout `t` (the deadline's or
+// call_timeout_ms). A timeout is put in the component's name unless the
+// handler's own answer names it already.
+template <class T, class Ask> result<T> actor_calls::ask_handler(const handler_ref& h, Ask ask) {
   auto r = std::move(gather<T>(
       1,
-      [handle = h.handle, xs...](caf::event_based_actor* a, std::chrono::milliseconds t, uint64_t) {
-        return a->request(handle, t, xs...);
-      },
+      [ask](caf::event_based_actor* a, std::chrono::milliseconds t, uint64_t) { return ask(a, t); },
       std::chrono::milliseconds(ctx_.cfg.component_call_timeout_ms))[0]);
-  if (!r && r.err().code == errc::timeout)
+  if (!r && r.err().code == errc::timeout &&
+      r.err().message.rfind("component " + h.name + " ", 0) != 0)
     return make_error(errc::timeout,
                       "component " + h.name + " did not answer in time (" + r.err().message + ")");
   return r;
 }
 
 result<component_image> actor_calls::capture(const handler_ref& h) {
-  return ask_handler<component_image>(h, capture_atom::value);
+  return ask_handler<component_image>(
+      h, [handle = h.handle](caf::event_based_actor* a, std::chrono::milliseconds t) {
+        return a->request(handle, t, capture_atom::value);
+      });
 }
 
 result<component_plan> actor_calls::plan(const handler_ref& h, const component_image& now,
                                          const component_image& target, const plan_request& req) {
-  return ask_handler<component_plan>(h, plan_atom::value, now, target, req);
+  return ask_handler<component_plan>(
+      h, [handle = h.handle, now, target, req](caf::event_based_actor* a,
+                                               std::chrono::milliseconds t) {
+        return a->request(handle, t, plan_atom::value, now, target, req);
+      });
 }
 
-// A step is asked with its limit: the handler answers by then itself,
-// naming what is not done; the request waits a little longer, for the
-// answer to come.
+// A step is asked with its limit: the handler answers by then itself, naming
+// what is not done; the request waits handler_grace longer for that answer.
 template <class Atom>
 result<std::vector<failed_item>> actor_calls::ask_step(const handler_ref& h, Atom atom,
                                                        const saga_step& st,
                                                        const component_image& target) {
-  auto r = std::move(gather<std::vector<failed_item>>(
-      1,
-      [handle = h.handle, atom, st, target](caf::event_based_actor* a, std::chrono::milliseconds t,
-                                            uint64_t) {
+  return ask_handler<std::vector<failed_item>>(
+      h, [handle = h.handle, atom, st, target](caf::event_based_actor* a,
+                                               std::chrono::milliseconds t) {
         return a->request(handle, t + handler_grace, atom, st, target, caf::timespan(t));
-      },
-      std::chrono::milliseconds(ctx_.cfg.component_call_timeout_ms))[0]);
-  if (!r && r.err().code == errc::timeout && r.err().message.rfind("component ", 0) != 0)
-    return make_error(errc::timeout,
-                      "component " + h.name + " did not answer in time (" + r.err().message + ")");
-  return r;
+      });
 }
 
 result<std::vector<failed_item>> actor_calls::apply(const handler_ref& h, const saga_step& st,

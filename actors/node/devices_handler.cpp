@@ -54,45 +54,49 @@ std::chrono::milliseconds call_timeout(devices_ptr self, time_point limit) {
                   std::min(left, device_call_timeout(self->state.ctx->cfg)));
 }
 
-// Splits answers into states and errors, by device.
-void split(const std::vector<device_id>& ids, std::vector<result<device_state>>& answers,
-           std::vector<device_state>& states, device_errors& errors) {
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (answers[i])
-      states.push_back(std::move(*answers[i]));
-    else
-      errors.emplace_back(ids[i], answers[i].err());
-  }
-}
-
-void read_all(devices_ptr self, std::vector<device_id> ids, time_point limit, states_fn then) {
+// Asks every device of `ids` at once (`ask(t, i)` asks the i-th, with
+// timeout `t`); `then` gets the states answered and each device's error.
+template <class Ask>
+void call_all(devices_ptr self, std::vector<device_id> ids, time_point limit, Ask ask,
+              states_fn then) {
   const auto t = call_timeout(self, limit);
-  auto d = self->state.ctx->devices;
   fan_out<device_state>(
-      self, ids.size(), [=](size_t i) { return self->request(d, t, read_atom::value, ids[i]); },
+      self, ids.size(), [t, ask](size_t i) { return ask(t, i); },
       [ids, then](std::vector<result<device_state>> answers) {
         std::vector<device_state> states;
         device_errors errors;
-        split(ids, answers, states, errors);
+        for (size_t i = 0; i < ids.size(); ++i) {
+          if (answers[i])
+            states.push_back(std::move(*answers[i]));
+          else
+            errors.emplace_back(ids[i], answers[i].err());
+        }
         then(std::move(states), std::move(errors));
       });
+}
+
+void read_all(devices_ptr self, std::vector<device_id> ids, time_point limit, states_fn then) {
+  auto d = self->state.ctx->devices;
+  call_all(
+      self, ids, limit,
+      [self, d, ids](std::chrono::milliseconds t, size_t i) {
+        return self->request(d, t, read_atom::value, ids[i]);
+      },
+      std::move(then));
 }
 
 void write_all(devices_ptr self, std::vector<device_patch> patches, time_point limit,
                states_fn then) {
-  const auto t = call_timeout(self, limit);
   auto d = self->state.ctx->devices;
   std::vector<device_id> ids;
   for (auto& p : patches)
     ids.push_back(p.id);
-  fan_out<device_state>(
-      self, patches.size(), [=](size_t i) { return self->request(d, t, patches[i]); },
-      [ids, then](std::vector<result<device_state>> answers) {
-        std::vector<device_state> states;
-        device_errors errors;
-        split(ids, answers, states, errors);
-        then(std::move(states), std::move(errors));
-      });
+  call_all(
+      self, std::move(ids), limit,
+      [self, d, patches](std::chrono::milliseconds t, size_t i) {
+        return self->request(d, t, patches[i]);
+      },
+      std::move(then));
 }
 
 component_handler::behavior_type devices_handler(devices_ptr self,

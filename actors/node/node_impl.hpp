@@ -186,7 +186,7 @@ private:
   std::chrono::milliseconds timeout(std::chrono::milliseconds t) const;
   template <class T, class Request>
   std::vector<result<T>> gather(size_t n, Request request, std::chrono::milliseconds limit);
-  template <class T, class... Ts> result<T> ask_handler(const handler_ref& h, Ts... xs);
+  template <class T, class Ask> result<T> ask_handler(const handler_ref& h, Ask ask);
   template <class Atom>
   result<std::vector<failed_item>> ask_step(const handler_ref& h, Atom atom, const saga_step& st,
                                             const component_image& target);
