@@ -11,6 +11,8 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/type_id.hpp>
 
+#include "actors/inspect_fields.hpp"
+#include "dsmil/control.hpp"
 #include "dsmil/device.hpp"
 #include "runtime/components/component.hpp"
 #include "runtime/config/node_config.hpp"
@@ -37,7 +39,8 @@ struct component_health {
   uint64_t oldest_call_ms = 0; ///< how long the oldest of those has waited
 };
 
-/// A command from dsmilctl (or any client) to a node. `args` is a JSON object.
+/// A command not yet in dsmil/control.hpp's typed protocol (the rollback
+/// commands), as its name and a JSON object of arguments.
 struct control_request {
   std::string command; ///< e.g. "device.set", "checkpoint.create", "rollback"
   std::string args;
@@ -153,6 +156,44 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::component_image))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::plan_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::component_plan))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::component_health))
+// The typed commands (dsmil/control.hpp) and their answers.
+CAF_ADD_TYPE_ID(dsmil, (dsmil::status_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_list_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_show_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_set_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_fault_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::device_crash_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::config_show_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::config_set_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_create_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_list_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_show_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_verify_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_delete_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_pin_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::store_check_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::store_gc_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::store_prune_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::retention_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::keys_show_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::keys_init_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::status_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_list_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_fault_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_crash_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::system_config>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::checkpoint_create_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::checkpoint_list_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::checkpoint_show_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::checkpoint_verify_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::checkpoint_delete_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::checkpoint_pin_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::store_check_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::store_gc_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::store_prune_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::retention_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::keys_reply>))
 CAF_END_TYPE_ID_BLOCK(dsmil)
 
 namespace dsmil {

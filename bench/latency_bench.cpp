@@ -101,12 +101,12 @@ result<json> run_latency_bench(const latency_bench_options& o) {
   caf::actor_system_config client_cfg;
   configure_actor_system(client_cfg);
   caf::actor_system client{client_cfg};
-  auto remote = client.middleman().remote_actor("127.0.0.1", *port);
+  auto remote = client.middleman().remote_actor<node_api>("127.0.0.1", *port);
   if (!remote)
     return make_error(errc::unavailable,
                       "cannot reach the node: " + caf::to_string(remote.error()));
 
-  auto status_ms = [&](caf::actor_system& from, const caf::actor& to) -> result<double> {
+  auto status_ms = [&](caf::actor_system& from, const node_api& to) -> result<double> {
     const double t0 = now_s();
     auto r = ask(from, to, "status", json::object());
     if (!r) return r.err();

@@ -2,25 +2,17 @@
 
 #include <caf/all.hpp>
 
-#include "actors/messages.hpp"
+#include "actors/node_client.hpp"
 
 namespace dsmil::bench {
 
-result<nlohmann::json> ask(caf::actor_system& sys, const caf::actor& control,
+result<nlohmann::json> ask(caf::actor_system& sys, const node_api& control,
                            const std::string& command, const nlohmann::json& args,
                            std::chrono::seconds timeout) {
-  caf::scoped_actor self{sys};
-  result<nlohmann::json> out = make_error(errc::internal, "no reply");
-  self->request(control, timeout, control_request{command, args.dump()})
-      .receive(
-          [&](control_reply& r) {
-            if (r.code != 0)
-              out = make_error(static_cast<errc>(r.code), command + ": " + r.message);
-            else
-              out = nlohmann::json::parse(r.body);
-          },
-          [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
-  return out;
+  auto r = ask_node(sys, control, timeout, command, args);
+  if (!r) return make_error(errc::unavailable, r.err().message);
+  if (r->code != 0) return make_error(static_cast<errc>(r->code), command + ": " + r->message);
+  return nlohmann::json::parse(r->body);
 }
 
 } // namespace dsmil::bench

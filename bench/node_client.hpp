@@ -5,6 +5,8 @@
 #include <string>
 
 #include <caf/fwd.hpp>
+
+#include "actors/node_api.hpp"
 #include <nlohmann/json.hpp>
 
 #include "dsmil/result.hpp"
@@ -14,7 +16,7 @@ namespace dsmil::bench {
 /// Sends `command` with `args` to the node's control actor `control` from
 /// `sys` and waits for the answer: its JSON body, or its error (the node's
 /// code and line, or unavailable when no answer came within `timeout`).
-result<nlohmann::json> ask(caf::actor_system& sys, const caf::actor& control,
+result<nlohmann::json> ask(caf::actor_system& sys, const node_api& control,
                            const std::string& command, const nlohmann::json& args,
                            std::chrono::seconds timeout = std::chrono::seconds(120));
 

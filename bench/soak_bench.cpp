@@ -97,7 +97,7 @@ result<json> call(const std::string& host, uint16_t port, const std::string& com
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
-  auto remote = sys.middleman().remote_actor(host, port);
+  auto remote = sys.middleman().remote_actor<node_api>(host, port);
   if (!remote)
     return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
   return ask(sys, *remote, command, args, std::chrono::seconds(60));
@@ -133,7 +133,7 @@ result<json> run_soak_bench(const soak_bench_options& o) {
   caf::actor_system_config client_cfg;
   configure_actor_system(client_cfg);
   caf::actor_system client{client_cfg};
-  auto remote = client.middleman().remote_actor(host, port);
+  auto remote = client.middleman().remote_actor<node_api>(host, port);
   if (!remote)
     return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
   auto cycle = [&]() -> status {

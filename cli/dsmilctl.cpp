@@ -13,6 +13,7 @@
 
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
+#include "actors/node_client.hpp"
 #include "cli/render.hpp"
 #include "dsmil/version.hpp"
 #include "runtime/store/store.hpp"
@@ -361,7 +362,7 @@ int main(int argc, char** argv) {
   caf::actor_system_config caf_cfg;
   dsmil::configure_actor_system(caf_cfg);
   caf::actor_system sys{caf_cfg};
-  auto remote = sys.middleman().remote_actor(host, port);
+  auto remote = sys.middleman().remote_actor<dsmil::node_api>(host, port);
   if (!remote)
     return die("cannot reach dsmild at " + node + " (" + dsmil::from_caf(remote.error()).message +
                    "); start it with 'dsmild' or pass --node HOST:PORT",
@@ -379,7 +380,6 @@ int main(int argc, char** argv) {
   const bool tty = ::isatty(2) != 0;
   if (streamed) args["progress"] = as_json || tty;
   caf::actor waiter = self;
-  auto request = dsmil::control_request{command, args.dump()};
   auto t = std::chrono::seconds(timeout_s);
   auto remote_node = *remote;
   sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
@@ -388,16 +388,16 @@ int main(int argc, char** argv) {
       a->send(waiter, dsmil::lost_atom::value);
       a->quit();
     });
-    a->request(remote_node, t, request)
-        .then(
-            [=](dsmil::control_reply& r) {
-              a->send(waiter, std::move(r));
-              a->quit();
-            },
-            [=](caf::error& e) {
-              a->send(waiter, e);
-              a->quit();
-            });
+    dsmil::ask_node(
+        a, remote_node, t, command, args,
+        [=](dsmil::control_reply& r) {
+          a->send(waiter, std::move(r));
+          a->quit();
+        },
+        [=](caf::error& e) {
+          a->send(waiter, e);
+          a->quit();
+        });
     return {[=](dsmil::rollback_progress& p) {
       auto j = json::parse(p.body, nullptr, false);
       if (j.is_discarded()) return;

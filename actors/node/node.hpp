@@ -10,6 +10,8 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/node_api.hpp"
+
 #include "runtime/config/node_config.hpp"
 #include "dsmil/result.hpp"
 
@@ -20,12 +22,11 @@ class env;
 class sim_driver;
 
 struct node_handles {
-  /// Answers control_request with control_reply (see messages.hpp). It
-  /// routes each command to a worker (reads beside changes; see
-  /// node_actor.cpp) and does no work itself. Once start-up recovery is
-  /// done, reads are answered at once, even while a checkpoint or a
-  /// rollback runs.
-  std::shared_ptr<caf::actor> control;
+  /// Answers every command of dsmil/control.hpp (and control_request for
+  /// the rollback commands; see messages.hpp). It routes each to a worker (reads beside changes;
+  /// see node_actor.cpp) and does no work itself. Once start-up recovery is done, reads are
+  /// answered at once, even while a checkpoint or a rollback runs.
+  std::shared_ptr<node_api> control;
   /// The simulator behind the guard, for tests that count backend writes.
   std::shared_ptr<sim_driver> sim;
   /// The port the control actor was published on, once known (for status).

@@ -19,42 +19,25 @@ namespace {
 // dsmil.writer, one at a time; changes are refused while a rollback runs.
 // Levers are the simulator's test controls: they take no node lock either
 // and act at once on dsmil.reader (clearing a fault is how a hung saga's
-// device answers again).
-enum class command_kind { read, lever, long_read, change };
+// device answers again). Typed commands say their kind themselves
+// (dsmil/control.hpp); the rollback commands still come as control_request.
+using legacy_fn = control_reply (*)(node_context&, actor_calls&, const json& args);
 
-struct command_entry {
-  command_fn fn;
+struct legacy_entry {
+  legacy_fn fn;
   command_kind kind;
 };
 
-const std::map<std::string, command_entry>& commands() {
-  using k = command_kind;
-  static const std::map<std::string, command_entry> table = {
-      {"status", {cmd_status, k::read}},
-      {"device.list", {cmd_device_list, k::read}},
-      {"device.show", {cmd_device_show, k::read}},
-      {"device.set", {cmd_device_set, k::change}},
-      {"device.fault", {cmd_device_fault, k::lever}},
-      {"device.crash", {cmd_device_crash, k::lever}},
-      {"config.show", {cmd_config_show, k::read}},
-      {"config.set", {cmd_config_set, k::change}},
-      {"checkpoint.create", {cmd_checkpoint_create, k::change}},
-      {"checkpoint.list", {cmd_checkpoint_list, k::read}},
-      {"checkpoint.show", {cmd_checkpoint_show, k::read}},
-      {"checkpoint.verify", {cmd_checkpoint_verify, k::long_read}},
-      {"checkpoint.delete", {cmd_checkpoint_delete, k::change}},
-      {"store.check", {cmd_store_check, k::long_read}},
-      {"store.gc", {cmd_store_gc, k::change}},
-      {"store.prune", {cmd_store_prune, k::change}},
-      // Shows the policy without "key"; changes it (and prunes) with one.
-      {"retention", {cmd_retention, k::change}},
-      {"checkpoint.pin", {cmd_checkpoint_pin, k::change}},
-      {"rollback.history", {cmd_rollback_history, k::read}},
-      {"rollback.show", {cmd_rollback_show, k::read}},
-      {"keys.show", {cmd_keys_show, k::read}},
-      {"keys.init", {cmd_keys_init, k::change}},
+const std::map<std::string, legacy_entry>& legacy_commands() {
+  static const std::map<std::string, legacy_entry> table = {
+      {"rollback.history", {cmd_rollback_history, command_kind::read}},
+      {"rollback.show", {cmd_rollback_show, command_kind::read}},
   };
   return table;
+}
+
+bool on_reader(command_kind kind) {
+  return kind == command_kind::read || kind == command_kind::lever;
 }
 
 } // namespace
@@ -73,50 +56,65 @@ control_reply malformed(const std::exception& e) {
 
 namespace {
 
-// One command on a worker. The writer holds ctx.mu (shared with sagas'
-// store work); the reader holds nothing.
-control_reply serve(node_context& ctx, actor_calls& calls, const control_request& req,
-                    bool writer) {
+// Why a change waits: the rollback that runs, named. Empty when none runs.
+std::string refusal(node_context& ctx, const std::string& command) {
+  std::lock_guard<std::mutex> lock(ctx.saga_mu);
+  if (!ctx.running) return {};
+  return "rollback " + ctx.running->id + " is running (" + enum_name(ctx.running->phase.load()) +
+         "); '" + command + "' waits until it ends ('dsmilctl rollback show " + ctx.running->id +
+         "')";
+}
+
+// One typed command on a worker. The writer holds ctx.mu (shared with
+// sagas' store work); the reader holds nothing.
+template <class R>
+answer<typename R::reply> serve(node_context& ctx, actor_calls& calls, const R& req, bool writer) {
+  try {
+    if (changes_state(req)) {
+      auto why = refusal(ctx, R::command);
+      if (!why.empty()) return fail(make_error(errc::busy, why));
+    }
+    std::unique_lock<std::recursive_mutex> lock(ctx.mu, std::defer_lock);
+    if (writer) lock.lock();
+    auto reply = run(ctx, calls, req);
+    if constexpr (std::is_same<R, status_request>::value) {
+      std::lock_guard<std::mutex> saga_lock(ctx.saga_mu);
+      if (reply.body && ctx.running)
+        reply.body->rollback =
+            running_rollback{ctx.running->id, ctx.running->type, ctx.running->target,
+                             enum_name(ctx.running->phase.load()), ctx.emergency_waiting};
+    }
+    return reply;
+  } catch (const std::exception& e) {
+    return fail(make_error(errc::internal, std::string("internal error: ") + e.what()));
+  }
+}
+
+// A rollback command still in the JSON envelope.
+control_reply serve(node_context& ctx, actor_calls& calls, const control_request& req) {
   auto args = parse_args(req);
   if (!args) return error_reply(args.err());
   try {
     if (req.command == "rollback") { // a dry run: a saga never reaches a worker
       return rollback_dry_run(ctx, calls, *args);
     }
-    auto it = commands().find(req.command);
-    if (it == commands().end())
+    auto it = legacy_commands().find(req.command);
+    if (it == legacy_commands().end())
       return error_reply(
           make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
-    if (it->second.kind == command_kind::change &&
-        !(req.command == "retention" && !args->contains("key"))) {
-      std::lock_guard<std::mutex> lock(ctx.saga_mu);
-      if (ctx.running)
-        return error_reply(
-            make_error(errc::busy, "rollback " + ctx.running->id + " is running (" +
-                                       enum_name(ctx.running->phase.load()) + "); '" + req.command +
-                                       "' waits until it ends ('dsmilctl rollback show " +
-                                       ctx.running->id + "')"));
-    }
-    std::unique_lock<std::recursive_mutex> lock(ctx.mu, std::defer_lock);
-    if (writer) lock.lock();
-    auto reply = it->second.fn(ctx, calls, *args);
-    if (req.command == "status" && reply.code == 0) {
-      auto body = json::parse(reply.body);
-      std::lock_guard<std::mutex> saga_lock(ctx.saga_mu);
-      body["rollback"] = ctx.running ? json{{"id", ctx.running->id},
-                                            {"type", ctx.running->type},
-                                            {"target", ctx.running->target},
-                                            {"phase", enum_name(ctx.running->phase.load())},
-                                            {"emergency_waiting", ctx.emergency_waiting}}
-                                     : json(nullptr);
-      reply.body = body.dump();
-    }
-    return reply;
+    return it->second.fn(ctx, calls, *args);
   } catch (const json::exception& e) {
     return malformed(e);
   } catch (const std::exception& e) {
     return error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
   }
+}
+
+template <class A> void log_answer(const char* command, const A& a) {
+  if (a.code != errc::none)
+    spdlog::info("{}: {}", command, a.message);
+  else
+    spdlog::debug("{}: ok", command);
 }
 
 // The node's detached actors, each named here (CAF's logs and exit reasons
@@ -127,13 +125,12 @@ control_reply serve(node_context& ctx, actor_calls& calls, const control_request
 // supervises them.
 class worker_actor final : public caf::blocking_actor {
 public:
-  /// A writer that `recovers` first settles the sagas a crash interrupted,
-  /// then tells `control` it may take changes (a writer restarted later
-  /// does neither: the node is up).
+  /// A writer that `recovers` first settles the sagas a crash interrupted
+  /// (dsmil.control asks it ready_atom, answered after that; a writer
+  /// restarted later has nothing to settle: the node is up).
   worker_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx, bool writer,
-               bool recovers, caf::actor control)
-      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), writer_(writer), recovers_(recovers),
-        control_(std::move(control)) {}
+               bool recovers)
+      : caf::blocking_actor(cfg), ctx_(std::move(ctx)), writer_(writer), recovers_(recovers) {}
   const char* name() const override { return writer_ ? "dsmil.writer" : "dsmil.reader"; }
   void act() override {
     try {
@@ -144,6 +141,14 @@ public:
   }
 
 private:
+  template <class R> auto typed_handler(actor_calls& calls) {
+    return [this, &calls](R& req) {
+      auto reply = serve(*ctx_, calls, req, writer_);
+      log_answer(R::command, reply);
+      return reply;
+    };
+  }
+
   void serve_all() {
     actor_calls calls(this, *ctx_);
     if (recovers_) {
@@ -156,38 +161,41 @@ private:
                      job->saga, job->items.size());
         spawn_settler(system(), ctx_, std::move(*job));
       }
-      send(control_, ready_atom::value);
     }
-    control_ = nullptr; // no reference cycle
     bool running = true;
-    receive_while([&] { return running && !calls.exit_requested(); })(
-        [&](control_request& req) {
-          auto reply = serve(*ctx_, calls, req, writer_);
-          if (reply.code != 0)
-            spdlog::info("{}: {}", req.command, reply.message);
-          else
-            spdlog::debug("{}: ok", req.command);
-          return reply;
+    std::apply(
+        [&](auto... rs) {
+          receive_while([&] { return running && !calls.exit_requested(); })(
+              typed_handler<decltype(rs)>(calls)...,
+              [&](control_request& req) {
+                auto reply = serve(*ctx_, calls, req);
+                if (reply.code != 0)
+                  spdlog::info("{}: {}", req.command, reply.message);
+                else
+                  spdlog::debug("{}: ok", req.command);
+                return reply;
+              },
+              [](ready_atom) { return ready_atom::value; },
+              // A saga whose actor stopped before it ended: settled from its
+              // journal, then the saga waiting for its turn, if any, runs.
+              [&](recover_atom, const std::string& id) {
+                {
+                  std::lock_guard<std::recursive_mutex> lock(ctx_->mu);
+                  recover_saga(*ctx_, calls, id, "the rollback's actor stopped before it ended");
+                }
+                release_saga(*ctx_, id);
+              },
+              [&](caf::exit_msg& m) {
+                if (m.reason == caf::exit_reason::kill) throw actor_killed{};
+                running = false;
+              });
         },
-        // A saga whose actor stopped before it ended: settled from its
-        // journal, then the saga waiting for its turn, if any, runs.
-        [&](recover_atom, const std::string& id) {
-          {
-            std::lock_guard<std::recursive_mutex> lock(ctx_->mu);
-            recover_saga(*ctx_, calls, id, "the rollback's actor stopped before it ended");
-          }
-          release_saga(*ctx_, id);
-        },
-        [&](caf::exit_msg& m) {
-          if (m.reason == caf::exit_reason::kill) throw actor_killed{};
-          running = false;
-        });
+        node_requests{});
   }
 
   std::shared_ptr<node_context> ctx_;
   bool writer_;
   bool recovers_;
-  caf::actor control_;
 };
 
 // Automatic checkpoints ([automatic] interval_s): a timer on the actor clock
@@ -202,12 +210,15 @@ public:
   caf::behavior make_behavior() override {
     delayed_send(this, every_, tick_atom::value);
     return {[this](tick_atom) {
-      if (auto control = caf::actor_cast<caf::actor>(control_)) {
-        json args = {{"type", "automatic"}, {"name", "automatic"}};
-        request(control, caf::infinite, control_request{"checkpoint.create", args.dump()})
+      if (auto control = caf::actor_cast<caf::actor>(control_)) { // still there
+        checkpoint_create_request req;
+        req.type = "automatic";
+        req.name = "automatic";
+        request(caf::actor_cast<node_api>(control), caf::infinite, std::move(req))
             .then(
-                [](const control_reply& r) {
-                  if (r.code != 0) spdlog::warn("automatic checkpoint failed: {}", r.message);
+                [](const answer<checkpoint_create_reply>& r) {
+                  if (r.code != errc::none)
+                    spdlog::warn("automatic checkpoint failed: {}", r.message);
                 },
                 [](caf::error& e) {
                   spdlog::warn("automatic checkpoint failed: {}", caf::to_string(e));
@@ -228,13 +239,13 @@ private:
 // times in window_ms together; beyond that the node stops, for its service
 // manager to restart) and the sagas (one whose actor dies is settled from its journal,
 // as after a kill, and its client told so at once).
-class control_actor final : public caf::event_based_actor {
+class control_actor final : public node_api::base {
 public:
   control_actor(caf::actor_config& cfg, std::shared_ptr<node_context> ctx)
-      : caf::event_based_actor(cfg), ctx_(std::move(ctx)) {}
+      : node_api::base(cfg), ctx_(std::move(ctx)) {}
   const char* name() const override { return "dsmil.control"; }
 
-  caf::behavior make_behavior() override {
+  node_api::behavior_type make_behavior() override {
     start_worker(false, false);
     start_worker(true, true);
     if (ctx_->cfg.automatic_interval_s > 0) start_scheduler();
@@ -243,26 +254,55 @@ public:
     // Until the writer has settled the sagas a crash interrupted, every
     // command waits in the mailbox: what a client reads first after a
     // restart is the recovered state, never a saga half-way.
-    return {
-        [](control_request&) -> caf::result<control_reply> {
-          return caf::skip; // seen again after become()
+    await_ready();
+    return std::apply(
+        [](auto... rs) -> node_api::behavior_type {
+          return {
+              [](decltype(rs)&) -> caf::result<answer<typename decltype(rs)::reply>> {
+                return caf::skip; // seen again after become()
+              }...,
+              [](control_request&) -> caf::result<control_reply> { return caf::skip; },
+          };
         },
-        [this](ready_atom) {
-          ready_ = true;
-          become([this](control_request& req) -> caf::result<control_reply> { return route(req); });
-        },
-    };
+        node_requests{});
   }
 
 private:
+  // Serves commands once dsmil.writer answers ready_atom, which it does
+  // after start-up recovery. A writer that dies first is started again by
+  // on_down(), which asks again.
+  void await_ready() {
+    request(writer_, caf::infinite, ready_atom::value)
+        .then(
+            [this](ready_atom) {
+              if (ready_) return;
+              ready_ = true;
+              become(serving());
+            },
+            [](caf::error&) {});
+  }
+
+  node_api::behavior_type serving() {
+    return std::apply(
+        [this](auto... rs) -> node_api::behavior_type {
+          return {
+              [this](decltype(rs)& req) -> caf::result<answer<typename decltype(rs)::reply>> {
+                delegate(on_reader(decltype(rs)::kind) ? reader_ : writer_, std::move(req));
+                return caf::delegated<answer<typename decltype(rs)::reply>>{};
+              }...,
+              [this](control_request& req) -> caf::result<control_reply> { return route(req); },
+          };
+        },
+        node_requests{});
+  }
+
   struct saga_entry {
     caf::response_promise client; ///< answered by the saga, or here when it dies first
     std::shared_ptr<saga_status> st;
   };
 
   void start_worker(bool writer, bool recovers) {
-    auto w = spawn<worker_actor, caf::monitored>(ctx_, writer, recovers,
-                                                 caf::actor_cast<caf::actor>(this));
+    auto w = spawn<worker_actor, caf::monitored>(ctx_, writer, recovers);
     (writer ? writer_ : reader_) = w;
     std::lock_guard<std::mutex> lock(ctx_->saga_mu);
     (writer ? ctx_->writer : ctx_->reader) = w.address();
@@ -333,6 +373,7 @@ private:
       if (!may_restart(name, dm.reason)) return;
       // A writer that dies before start-up recovery is done starts it over.
       start_worker(writer, writer && !ready_);
+      if (writer && !ready_) await_ready();
       return;
     }
     if (scheduler_ && dm.source == scheduler_.address()) {
@@ -366,7 +407,7 @@ private:
       // journal has one: recovery finds nothing to do and releases it).
       recover = ctx_->running && ctx_->running->id == id;
     }
-    if (recover) send(writer_, recover_atom::value, id);
+    if (recover) caf::anon_send(writer_, recover_atom::value, id);
   }
 
   // The worker for a command; null for a saga.
@@ -376,10 +417,9 @@ private:
       if (args && !args->value("dry_run", false)) return nullptr;
       return &writer_;
     }
-    auto it = commands().find(req.command);
-    if (it == commands().end()) return &writer_; // which says it is unknown
-    const auto kind = it->second.kind;
-    return kind == command_kind::read || kind == command_kind::lever ? &reader_ : &writer_;
+    auto it = legacy_commands().find(req.command);
+    if (it == legacy_commands().end()) return &writer_; // which says it is unknown
+    return on_reader(it->second.kind) ? &reader_ : &writer_;
   }
 
   caf::result<control_reply> route(control_request& req) {
@@ -410,7 +450,8 @@ private:
         // Putting back what an earlier compensation could not: any rollback
         // takes over at once.
         ctx->running->preempt = true;
-        if (auto a = caf::actor_cast<caf::actor>(ctx->running->actor)) send(a, preempt_atom::value);
+        if (auto a = caf::actor_cast<caf::actor>(ctx->running->actor))
+          caf::anon_send(a, preempt_atom::value);
         ctx->emergency_waiting = true;
       } else if (ctx->running) {
         auto& r = *ctx->running;
@@ -426,7 +467,7 @@ private:
                                                         running + " to compensate"));
         r.preempt = true;
         // Stops its wait for a step's devices at once (it then compensates).
-        if (auto a = caf::actor_cast<caf::actor>(r.actor)) send(a, preempt_atom::value);
+        if (auto a = caf::actor_cast<caf::actor>(r.actor)) caf::anon_send(a, preempt_atom::value);
         ctx->emergency_waiting = true;
         spdlog::warn("emergency rollback {} pre-empts {}", st->id, running);
       } else {
@@ -464,7 +505,7 @@ private:
 
 } // namespace
 
-caf::actor spawn_control(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
+node_api spawn_control(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
   return sys.spawn<control_actor>(std::move(ctx));
 }
 

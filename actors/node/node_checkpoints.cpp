@@ -9,16 +9,15 @@ namespace dsmil {
 
 namespace {
 
-result<std::string> arg_checkpoint(node_context& ctx, const json& args) {
-  auto id = arg_string(args, "id");
-  if (!id) return id.err();
-  return ctx.store->resolve(*id);
+result<std::string> arg_checkpoint(node_context& ctx, const std::string& id) {
+  if (auto err = require(id, "id")) return err;
+  return ctx.store->resolve(id);
 }
 
 // Applies the retention policy: deletes the automatic checkpoints it drops,
 // then collects their chunks. Returns the ids removed and the first error.
-std::pair<json, error> prune(node_context& ctx) {
-  json removed = json::array();
+std::pair<std::vector<std::string>, error> prune(node_context& ctx) {
+  std::vector<std::string> removed;
   for (auto& id : retention_victims(ctx.retention, ctx.store->list())) {
     if (auto err = ctx.store->remove(id)) return {removed, err};
     removed.push_back(id);
@@ -51,18 +50,18 @@ void hold_reserve(node_context& ctx) {
                  err.message);
 }
 
-control_reply cmd_checkpoint_create(node_context& ctx, actor_calls& calls, const json& args) {
+answer<checkpoint_create_reply> run(node_context& ctx, actor_calls& calls,
+                                    const checkpoint_create_request& r) {
   auto start = ctx.os->steady_ns();
   checkpoint_request req;
-  req.name = args.value("name", std::string());
-  req.description = args.value("description", std::string());
-  const auto type_name = args.value("type", std::string("manual"));
-  auto type = parse_enum<checkpoint_type>(type_name);
+  req.name = r.name;
+  req.description = r.description;
+  auto type = parse_enum<checkpoint_type>(r.type);
   if (!type || (*type != checkpoint_type::manual && *type != checkpoint_type::automatic &&
                 *type != checkpoint_type::emergency))
-    return error_reply(make_error(errc::invalid_argument,
-                                  "checkpoint type must be manual, automatic or emergency, got '" +
-                                      type_name + "'"));
+    return fail(
+        make_error(errc::invalid_argument,
+                   "checkpoint type must be manual, automatic or emergency, got '" + r.type + "'"));
   req.type = *type;
   // Every component at one instant, in component order; the store holds
   // each where checkpoint_images.hpp says.
@@ -70,145 +69,132 @@ control_reply cmd_checkpoint_create(node_context& ctx, actor_calls& calls, const
   std::vector<std::string> warnings;
   auto image = capture_all(components, warnings);
   if (!image)
-    return error_reply(make_error(image.err().code, "cannot checkpoint: " + image.err().message));
+    return fail(make_error(image.err().code, "cannot checkpoint: " + image.err().message));
   auto info = create_checkpoint(*ctx.store, req, *image);
-  if (!info) return error_reply(info.err());
+  if (!info) return fail(info.err());
   auto ms = static_cast<double>(ctx.os->steady_ns() - start) / 1e6;
   spdlog::info("checkpoint {} created: {} devices, {} new bytes, {:.1f} ms", info->id,
                info->device_count, info->new_bytes, ms);
-  auto body = to_json(*info);
-  body["duration_ms"] = ms;
-  json components_json = json::array();
+  checkpoint_create_reply body;
+  static_cast<checkpoint_view&>(body) = to_view(*info);
+  body.duration_ms = ms;
   for (auto& [name, img] : *image)
-    components_json.push_back(name);
-  body["components"] = components_json;
-  if (!warnings.empty()) body["warnings"] = warnings;
+    body.components.push_back(name);
+  if (!warnings.empty()) body.warnings = warnings;
   // An automatic reserve grows with what a checkpoint adds (never shrinks
   // here: rewriting it for every checkpoint would cost a write of its size).
   if (ctx.cfg.store_reserve_kib == 0 && 2 * info->new_bytes + 64 * 1024 > ctx.reserve->held())
     hold_reserve(ctx);
   if (req.type == checkpoint_type::automatic) {
     auto pruned = prune(ctx);
-    body["pruned"] = pruned.first;
-    if (pruned.second) body["prune_error"] = pruned.second.message;
+    body.pruned = pruned.first;
+    if (pruned.second) body.prune_error = pruned.second.message;
   }
-  return ok_reply(body);
+  return ok(std::move(body));
 }
 
-control_reply cmd_store_prune(node_context& ctx, actor_calls&, const json&) {
+answer<store_prune_reply> run(node_context& ctx, actor_calls&, const store_prune_request&) {
   auto pruned = prune(ctx);
-  if (pruned.second) return error_reply(pruned.second, {{"pruned", pruned.first}});
-  return ok_reply({{"pruned", pruned.first}});
+  if (pruned.second) return fail_with(pruned.second, store_prune_reply{pruned.first});
+  return ok(store_prune_reply{pruned.first});
 }
 
-control_reply cmd_retention(node_context& ctx, actor_calls&, const json& args) {
-  if (args.contains("key")) {
-    auto value = arg_string(args, "value");
-    if (!value) return error_reply(value.err());
+answer<retention_reply> run(node_context& ctx, actor_calls&, const retention_request& req) {
+  if (!req.key.empty()) {
+    if (auto err = require(req.value, "value")) return fail(err);
     auto next = ctx.retention;
-    if (auto err = set_retention_value(next, args["key"].get<std::string>(), *value))
-      return error_reply(err);
+    if (auto err = set_retention_value(next, req.key, req.value)) return fail(err);
     ctx.retention = next;
   }
   auto& r = ctx.retention;
-  return ok_reply({{"keep_last", r.keep_last},
-                   {"keep_hourly", r.keep_hourly},
-                   {"keep_daily", r.keep_daily},
-                   {"keep_weekly", r.keep_weekly},
-                   {"max_count", r.max_count}});
+  return ok(retention_reply{r.keep_last, r.keep_hourly, r.keep_daily, r.keep_weekly, r.max_count});
 }
 
-control_reply cmd_checkpoint_list(node_context& ctx, actor_calls&, const json&) {
-  json out = json::array();
+answer<checkpoint_list_reply> run(node_context& ctx, actor_calls&, const checkpoint_list_request&) {
+  checkpoint_list_reply out;
   for (auto& i : ctx.store->list())
-    out.push_back(to_json(i));
-  return ok_reply({{"checkpoints", out}});
+    out.checkpoints.push_back(to_view(i));
+  return ok(std::move(out));
 }
 
-control_reply cmd_checkpoint_show(node_context& ctx, actor_calls&, const json& args) {
-  auto id = arg_checkpoint(ctx, args);
-  if (!id) return error_reply(id.err());
+answer<checkpoint_show_reply> run(node_context& ctx, actor_calls&,
+                                  const checkpoint_show_request& req) {
+  auto id = arg_checkpoint(ctx, req.id);
+  if (!id) return fail(id.err());
   auto c = ctx.store->load(*id);
-  if (!c) return error_reply(c.err());
-  auto body = to_json(c->info);
-  body["configuration"] = to_json(c->configuration);
-  json devices = json::array();
+  if (!c) return fail(c.err());
+  checkpoint_show_reply body;
+  static_cast<checkpoint_view&>(body) = to_view(c->info);
+  body.configuration = c->configuration;
   for (auto& d : c->devices)
-    devices.push_back({{"id", format_device_id(d.id)},
-                       {"enabled", d.enabled},
-                       {"security_level", d.security_level},
-                       {"registers", d.registers}});
-  body["device_states"] = devices;
-  return ok_reply(body);
+    body.device_states.push_back(
+        device_image_view{format_device_id(d.id), d.enabled, d.security_level, d.registers});
+  return ok(std::move(body));
 }
 
-control_reply cmd_checkpoint_verify(node_context& ctx, actor_calls&, const json& args) {
-  auto id = arg_checkpoint(ctx, args);
-  if (!id) return error_reply(id.err());
-  const bool chain = args.value("chain", false);
-  const bool quick = args.value("quick", false);
-  auto report = chain ? ctx.store->verify_chain(*id) : ctx.store->verify(*id, quick);
-  if (!report) return error_reply(report.err(), {{"id", *id}, {"valid", false}, {"chain", chain}});
-  return ok_reply({{"id", *id}, {"valid", true}, {"chain", chain}, {"checks", report->checks}});
+answer<checkpoint_verify_reply> run(node_context& ctx, actor_calls&,
+                                    const checkpoint_verify_request& req) {
+  auto id = arg_checkpoint(ctx, req.id);
+  if (!id) return fail(id.err());
+  auto report = req.chain ? ctx.store->verify_chain(*id) : ctx.store->verify(*id, req.quick);
+  if (!report) return fail_with(report.err(), checkpoint_verify_reply{*id, false, req.chain, {}});
+  return ok(checkpoint_verify_reply{*id, true, req.chain, report->checks});
 }
 
-control_reply cmd_store_check(node_context& ctx, actor_calls&, const json& args) {
-  auto rep = ctx.store->check(args.value("read_data", false));
-  if (!rep) return error_reply(rep.err());
-  json damaged = json::array();
+answer<store_check_reply> run(node_context& ctx, actor_calls&, const store_check_request& req) {
+  auto rep = ctx.store->check(req.read_data);
+  if (!rep) return fail(rep.err());
+  store_check_reply body;
+  body.read_data = rep->read_data;
+  body.packs = rep->packs;
+  body.chunks = rep->chunks;
+  body.bytes_read = rep->bytes_read;
   for (auto& d : rep->damaged)
-    damaged.push_back({{"chunk", d.chunk_id},
-                       {"pack", d.pack},
-                       {"offset", d.offset},
-                       {"problem", d.problem},
-                       {"checkpoints", d.checkpoints}});
-  json body = {{"read_data", rep->read_data}, {"packs", rep->packs},
-               {"chunks", rep->chunks},       {"bytes_read", rep->bytes_read},
-               {"damaged", damaged},          {"damaged_checkpoints", rep->damaged_checkpoints},
-               {"problems", rep->problems},   {"clean", rep->clean()}};
-  if (rep->clean()) return ok_reply(body);
-  return error_reply(make_error(errc::integrity_error,
-                                std::to_string(rep->damaged.size()) + " damaged chunk(s) and " +
-                                    std::to_string(rep->problems.size()) + " bad manifest(s); " +
-                                    std::to_string(rep->damaged_checkpoints.size()) +
-                                    " checkpoint(s) affected"),
-                     body);
+    body.damaged.push_back({d.chunk_id, d.pack, d.offset, d.problem, d.checkpoints});
+  body.damaged_checkpoints.assign(rep->damaged_checkpoints.begin(), rep->damaged_checkpoints.end());
+  body.problems = rep->problems;
+  body.clean = rep->clean();
+  if (rep->clean()) return ok(std::move(body));
+  return fail_with(make_error(errc::integrity_error,
+                              std::to_string(rep->damaged.size()) + " damaged chunk(s) and " +
+                                  std::to_string(rep->problems.size()) + " bad manifest(s); " +
+                                  std::to_string(rep->damaged_checkpoints.size()) +
+                                  " checkpoint(s) affected"),
+                   std::move(body));
 }
 
-control_reply cmd_checkpoint_delete(node_context& ctx, actor_calls&, const json& args) {
-  auto id = arg_checkpoint(ctx, args);
-  if (!id) return error_reply(id.err());
-  if (auto err = ctx.store->remove(*id)) return error_reply(err);
+answer<checkpoint_delete_reply> run(node_context& ctx, actor_calls&,
+                                    const checkpoint_delete_request& req) {
+  auto id = arg_checkpoint(ctx, req.id);
+  if (!id) return fail(id.err());
+  if (auto err = ctx.store->remove(*id)) return fail(err);
   spdlog::info("checkpoint {} deleted", *id);
-  json body = {{"id", *id}, {"deleted", true}};
+  checkpoint_delete_reply body{*id, true, {}, {}};
   // Reclaim its space now; if that fails the checkpoint is still gone and
   // the next gc finishes the job.
   auto gc = ctx.store->gc();
   if (gc)
-    body["bytes_reclaimed"] = gc->bytes_reclaimed;
+    body.bytes_reclaimed = gc->bytes_reclaimed;
   else
-    body["gc_error"] = gc.err().message;
+    body.gc_error = gc.err().message;
   if (ctx.reserve->held() < ctx.reserve->wanted()) hold_reserve(ctx); // room again
-  return ok_reply(body);
+  return ok(std::move(body));
 }
 
-control_reply cmd_checkpoint_pin(node_context& ctx, actor_calls&, const json& args) {
-  auto id = arg_checkpoint(ctx, args);
-  if (!id) return error_reply(id.err());
-  const bool on = args.value("pin", true);
-  if (auto err = ctx.store->pin(*id, on)) return error_reply(err);
-  return ok_reply({{"id", *id}, {"pinned", on}});
+answer<checkpoint_pin_reply> run(node_context& ctx, actor_calls&,
+                                 const checkpoint_pin_request& req) {
+  auto id = arg_checkpoint(ctx, req.id);
+  if (!id) return fail(id.err());
+  if (auto err = ctx.store->pin(*id, req.pin)) return fail(err);
+  return ok(checkpoint_pin_reply{*id, req.pin});
 }
 
-control_reply cmd_store_gc(node_context& ctx, actor_calls&, const json&) {
+answer<store_gc_reply> run(node_context& ctx, actor_calls&, const store_gc_request&) {
   auto r = ctx.store->gc();
-  if (!r) return error_reply(r.err());
+  if (!r) return fail(r.err());
   if (ctx.reserve->held() < ctx.reserve->wanted()) hold_reserve(ctx); // room again
-  return ok_reply({{"packs_removed", r->packs_removed},
-                   {"packs_rewritten", r->packs_rewritten},
-                   {"orphan_packs_removed", r->orphan_packs_removed},
-                   {"chunks_dropped", r->chunks_dropped},
-                   {"bytes_reclaimed", r->bytes_reclaimed}});
+  return ok(store_gc_reply{r->packs_removed, r->packs_rewritten, r->orphan_packs_removed,
+                           r->chunks_dropped, r->bytes_reclaimed});
 }
 
 } // namespace dsmil

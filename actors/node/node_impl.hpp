@@ -20,6 +20,7 @@
 #include "actors/devices/device_service.hpp"
 #include "actors/node/component_handler.hpp"
 #include "actors/messages.hpp"
+#include "actors/node_api.hpp"
 #include "dsmil/system_config.hpp"
 #include "runtime/components/configuration_component.hpp"
 #include "runtime/components/devices_component.hpp"
@@ -243,16 +244,13 @@ private:
 result<system_image> capture_all(const component_set& components,
                                  std::vector<std::string>& warnings);
 
-/// One command: parses args, does the work, answers.
-using command_fn = control_reply (*)(node_context&, actor_calls&, const json& args);
-
 /// A request's arguments: a JSON object, or invalid_argument.
 result<json> parse_args(const control_request& req);
 /// The reply to arguments of the wrong shape.
 control_reply malformed(const std::exception& e);
 /// dsmil.control (node_actor.cpp): routes commands, supervises the workers
 /// and the sagas.
-caf::actor spawn_control(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
+node_api spawn_control(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 /// The actor of one rollback saga (saga_actor.cpp); it answers the
 /// (control_request, client) it is sent.
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
@@ -263,7 +261,8 @@ control_reply error_reply(const error& e, const json& body = json::object());
 
 /// Argument helpers: errors are invalid_argument naming the argument.
 result<std::string> arg_string(const json& args, const char* key);
-result<device_id> arg_device(const node_context& ctx, const json& args, const char* key = "id");
+/// A device id the user typed, resolved against the device map.
+result<device_id> arg_device(const node_context& ctx, const std::string& id);
 
 /// Holds the space reserve at its configured or automatic size; a failure
 /// (a full disk) is logged, and status warns. REQUIRES: ctx.mu held, or no
@@ -273,28 +272,51 @@ void hold_reserve(node_context& ctx);
 json to_json(const checkpoint_info& i);
 json to_json(const system_config& c);
 
-// Commands (node_devices.cpp)
-control_reply cmd_status(node_context&, actor_calls&, const json&);
-control_reply cmd_device_list(node_context&, actor_calls&, const json&);
-control_reply cmd_device_show(node_context&, actor_calls&, const json&);
-control_reply cmd_device_set(node_context&, actor_calls&, const json&);
-control_reply cmd_device_fault(node_context&, actor_calls&, const json&);
-control_reply cmd_device_crash(node_context&, actor_calls&, const json&);
-control_reply cmd_config_show(node_context&, actor_calls&, const json&);
-control_reply cmd_config_set(node_context&, actor_calls&, const json&);
-// Commands (node_checkpoints.cpp)
-control_reply cmd_checkpoint_create(node_context&, actor_calls&, const json&);
-control_reply cmd_checkpoint_list(node_context&, actor_calls&, const json&);
-control_reply cmd_checkpoint_show(node_context&, actor_calls&, const json&);
-control_reply cmd_checkpoint_verify(node_context&, actor_calls&, const json&);
-control_reply cmd_checkpoint_delete(node_context&, actor_calls&, const json&);
-control_reply cmd_store_check(node_context&, actor_calls&, const json&);
-control_reply cmd_store_gc(node_context&, actor_calls&, const json&);
-control_reply cmd_keys_show(node_context&, actor_calls&, const json&);
-control_reply cmd_keys_init(node_context&, actor_calls&, const json&);
-control_reply cmd_store_prune(node_context&, actor_calls&, const json&);
-control_reply cmd_retention(node_context&, actor_calls&, const json&);
-control_reply cmd_checkpoint_pin(node_context&, actor_calls&, const json&);
+/// A failed answer of any reply type: `return fail(err);`.
+struct fail {
+  explicit fail(error e) : e_(std::move(e)) {}
+  template <class T> operator answer<T>() const { return answer<T>{e_.code, e_.message, {}}; }
+  error e_;
+};
+template <class T> answer<T> ok(T body) {
+  return answer<T>{errc::none, "", std::move(body)};
+}
+/// A failure that still says what it found.
+template <class T> answer<T> fail_with(const error& e, T body) {
+  return answer<T>{e.code, e.message, std::move(body)};
+}
+
+/// A required string argument: invalid_argument naming it when empty.
+error require(const std::string& value, const char* name);
+
+checkpoint_view to_view(const checkpoint_info& i);
+
+// The typed commands, one overload each (dsmil/control.hpp says what they
+// do). REQUIRES: ctx.mu held for long reads and changes (dsmil.writer).
+// node_devices.cpp:
+answer<status_reply> run(node_context&, actor_calls&, const status_request&);
+answer<device_list_reply> run(node_context&, actor_calls&, const device_list_request&);
+answer<device_reply> run(node_context&, actor_calls&, const device_show_request&);
+answer<device_reply> run(node_context&, actor_calls&, const device_set_request&);
+answer<device_fault_reply> run(node_context&, actor_calls&, const device_fault_request&);
+answer<device_crash_reply> run(node_context&, actor_calls&, const device_crash_request&);
+answer<system_config> run(node_context&, actor_calls&, const config_show_request&);
+answer<system_config> run(node_context&, actor_calls&, const config_set_request&);
+// node_checkpoints.cpp:
+answer<checkpoint_create_reply> run(node_context&, actor_calls&, const checkpoint_create_request&);
+answer<checkpoint_list_reply> run(node_context&, actor_calls&, const checkpoint_list_request&);
+answer<checkpoint_show_reply> run(node_context&, actor_calls&, const checkpoint_show_request&);
+answer<checkpoint_verify_reply> run(node_context&, actor_calls&, const checkpoint_verify_request&);
+answer<checkpoint_delete_reply> run(node_context&, actor_calls&, const checkpoint_delete_request&);
+answer<checkpoint_pin_reply> run(node_context&, actor_calls&, const checkpoint_pin_request&);
+answer<store_check_reply> run(node_context&, actor_calls&, const store_check_request&);
+answer<store_gc_reply> run(node_context&, actor_calls&, const store_gc_request&);
+answer<store_prune_reply> run(node_context&, actor_calls&, const store_prune_request&);
+answer<retention_reply> run(node_context&, actor_calls&, const retention_request&);
+// node_keys.cpp:
+answer<keys_reply> run(node_context&, actor_calls&, const keys_show_request&);
+answer<keys_reply> run(node_context&, actor_calls&, const keys_init_request&);
+
 /// What a saga whose compensation failed leaves to put back: its steps in
 /// compensation order and the pre-rollback image. A settler retries it
 /// after the saga answered, until it is done, a newer rollback takes over,

@@ -1,6 +1,7 @@
 // Helpers shared by the node's command files: replies, arguments, and the
 // JSON of checkpoints and of the system configuration.
 #include "actors/node/node_impl.hpp"
+#include "dsmil/fields_json.hpp"
 
 namespace dsmil {
 
@@ -23,33 +24,39 @@ result<std::string> arg_string(const json& args, const char* key) {
   return it->get<std::string>();
 }
 
-result<device_id> arg_device(const node_context& ctx, const json& args, const char* key) {
-  auto s = arg_string(args, key);
-  if (!s) return s.err();
-  return parse_device_id(*s, ctx.cfg.devices);
+result<device_id> arg_device(const node_context& ctx, const std::string& id) {
+  if (auto err = require(id, "id")) return err;
+  return parse_device_id(id, ctx.cfg.devices);
+}
+
+error require(const std::string& value, const char* name) {
+  if (!value.empty()) return {};
+  return make_error(errc::invalid_argument, std::string("missing argument '") + name + "'");
+}
+
+checkpoint_view to_view(const checkpoint_info& i) {
+  checkpoint_view v;
+  v.id = i.id;
+  v.name = i.name;
+  v.description = i.description;
+  v.type = enum_name(i.type);
+  v.created_at = i.created_at;
+  if (!i.parent_id.empty()) v.parent = i.parent_id;
+  v.devices = i.device_count;
+  v.logical_bytes = i.logical_bytes;
+  v.new_bytes = i.new_bytes;
+  v.key_id = i.key_id;
+  v.pinned = i.pinned;
+  v.provider = i.provider;
+  return v;
 }
 
 json to_json(const checkpoint_info& i) {
-  return {{"id", i.id},
-          {"name", i.name},
-          {"description", i.description},
-          {"type", enum_name(i.type)},
-          {"created_at", i.created_at},
-          {"parent", i.parent_id.empty() ? json(nullptr) : json(i.parent_id)},
-          {"devices", i.device_count},
-          {"logical_bytes", i.logical_bytes},
-          {"new_bytes", i.new_bytes},
-          {"key_id", i.key_id},
-          {"pinned", i.pinned},
-          {"provider", i.provider}};
+  return to_json_fields(to_view(i));
 }
 
 json to_json(const system_config& c) {
-  return {{"config_version", c.config_version},
-          {"avx512_present", c.avx512_present},
-          {"agent_concurrency_limit", c.agent_concurrency_limit},
-          {"thermal_threshold_c", c.thermal_threshold_c},
-          {"config_data", c.config_data}};
+  return to_json_fields(c);
 }
 
 } // namespace dsmil

@@ -117,7 +117,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     if (name == "dsmil.saga" && c->running) a = caf::actor_cast<caf::actor>(c->running->actor);
     return a;
   };
-  h.control = std::make_shared<caf::actor>(spawn_control(sys, ctx));
+  h.control = std::make_shared<node_api>(spawn_control(sys, ctx));
   return h;
 }
 

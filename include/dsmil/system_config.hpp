@@ -22,4 +22,12 @@ struct system_config {
   }
 };
 
+template <class F> void fields(F& f, system_config& x) {
+  f("config_version", x.config_version);
+  f("avx512_present", x.avx512_present);
+  f("agent_concurrency_limit", x.agent_concurrency_limit);
+  f("thermal_threshold_c", x.thermal_threshold_c);
+  f("config_data", x.config_data);
+}
+
 } // namespace dsmil

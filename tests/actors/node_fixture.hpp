@@ -12,6 +12,7 @@
 
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
+#include "actors/node_client.hpp"
 #include "actors/node/node.hpp"
 #include "runtime/devices/sim_driver.hpp"
 #include "tests/test_env.hpp"
@@ -48,12 +49,9 @@ struct node_fixture {
   ~node_fixture() { caf::anon_send_exit(*node.control, caf::exit_reason::user_shutdown); }
 
   control_reply ctl(const std::string& command, const json& args = json::object()) {
-    caf::scoped_actor self{*sys};
-    control_reply out;
-    self->request(*node.control, std::chrono::seconds(60), control_request{command, args.dump()})
-        .receive([&](control_reply& r) { out = std::move(r); },
-                 [&](caf::error& e) { FAIL(caf::to_string(e)); });
-    return out;
+    auto r = ask_node(*sys, *node.control, std::chrono::seconds(60), command, args);
+    if (!r) FAIL(r.err().message);
+    return *r;
   }
 
   json ok(const std::string& command, const json& args = json::object()) {

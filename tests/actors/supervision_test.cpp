@@ -183,8 +183,8 @@ TEST_CASE("a node stopped while a request waits for a silent device ends at once
   const auto reads = f.node.sim->read_count(0x8031);
   f.node.sim->set_fault(0x8031, silent);
   caf::scoped_actor self{*f.sys};
-  auto pending = self->request(*f.node.control, std::chrono::seconds(600),
-                               control_request{"checkpoint.create", "{}"});
+  auto pending =
+      self->request(*f.node.control, std::chrono::seconds(600), checkpoint_create_request{});
   // Barrier: the writer's capture waits for 0x8031 now.
   for (int i = 0; i < 20000 && f.node.sim->read_count(0x8031) == reads; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

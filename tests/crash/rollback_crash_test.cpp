@@ -30,6 +30,7 @@
 
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
+#include "actors/node_client.hpp"
 #include "tests/process.hpp"
 #include "runtime/config/node_config.hpp"
 #include "simd/crc64.hpp"
@@ -122,7 +123,7 @@ public:
                     "dsmild did not start: '" << line << "' " << test::slurp(proc_->stderr_path()));
     auto endpoint = line.substr(prefix.size());
     auto colon = endpoint.rfind(':');
-    auto remote = sys_.middleman().remote_actor(
+    auto remote = sys_.middleman().remote_actor<node_api>(
         endpoint.substr(0, colon), static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
     REQUIRE_MESSAGE(remote, "cannot connect to dsmild at " << endpoint);
     node_ = *remote;
@@ -139,12 +140,9 @@ public:
   }
 
   control_reply ctl(const std::string& command, const json& args = json::object()) {
-    caf::scoped_actor self{sys_};
-    control_reply out{255, "no reply", "{}"};
-    self->request(node_, std::chrono::seconds(60), control_request{command, args.dump()})
-        .receive([&](control_reply& r) { out = std::move(r); },
-                 [&](caf::error& e) { out.message = caf::to_string(e); });
-    return out;
+    auto r = ask_node(sys_, node_, std::chrono::seconds(60), command, args);
+    if (!r) return control_reply{255, r.err().message, "{}"};
+    return *r;
   }
   json ok(const std::string& command, const json& args = json::object()) {
     auto r = ctl(command, args);
@@ -161,7 +159,7 @@ private:
   std::string data_dir_;
   std::string config_;
   std::unique_ptr<test::child_process> proc_;
-  caf::actor node_;
+  node_api node_;
 };
 
 } // namespace

@@ -1,0 +1,33 @@
+// Asking a node by command name, as dsmilctl, the tests and the benchmarks
+// do: the name picks the typed request of dsmil/control.hpp, the JSON
+// arguments fill it (unknown keys and wrong types are refused before
+// anything is sent), and the typed answer comes back as the JSON
+// `dsmilctl --json` prints. Commands not typed yet go as control_request.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/node_api.hpp"
+#include "dsmil/result.hpp"
+
+namespace dsmil {
+
+/// Sends `command` to `node` from the event-based actor `self`; `done` gets
+/// the answer as control_reply (its body the reply's JSON), `failed` what
+/// stopped it from coming (a timeout, a node gone). Arguments that do not
+/// fit the command are answered by `done` at once with invalid_argument.
+void ask_node(caf::event_based_actor* self, const node_api& node, caf::timespan timeout,
+              const std::string& command, const nlohmann::json& args,
+              std::function<void(control_reply&)> done, std::function<void(caf::error&)> failed);
+
+/// The same, waiting for the answer; the error when none came.
+result<control_reply> ask_node(caf::actor_system& sys, const node_api& node, caf::timespan timeout,
+                               const std::string& command, const nlohmann::json& args);
+
+} // namespace dsmil
