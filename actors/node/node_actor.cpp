@@ -20,22 +20,8 @@ namespace {
 // Levers are the simulator's test controls: they take no node lock either
 // and act at once on dsmil.reader (clearing a fault is how a hung saga's
 // device answers again). Typed commands say their kind themselves
-// (dsmil/control.hpp); the rollback commands still come as control_request.
-using legacy_fn = control_reply (*)(node_context&, actor_calls&, const json& args);
-
-struct legacy_entry {
-  legacy_fn fn;
-  command_kind kind;
-};
-
-const std::map<std::string, legacy_entry>& legacy_commands() {
-  static const std::map<std::string, legacy_entry> table = {
-      {"rollback.history", {cmd_rollback_history, command_kind::read}},
-      {"rollback.show", {cmd_rollback_show, command_kind::read}},
-  };
-  return table;
-}
-
+// (dsmil/control.hpp); a rollback still comes as control_request: a dry
+// run is a long read, anything else starts a saga.
 bool on_reader(command_kind kind) {
   return kind == command_kind::read || kind == command_kind::lever;
 }
@@ -98,11 +84,7 @@ control_reply serve(node_context& ctx, actor_calls& calls, const control_request
     if (req.command == "rollback") { // a dry run: a saga never reaches a worker
       return rollback_dry_run(ctx, calls, *args);
     }
-    auto it = legacy_commands().find(req.command);
-    if (it == legacy_commands().end())
-      return error_reply(
-          make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
-    return it->second.fn(ctx, calls, *args);
+    return error_reply(make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
   } catch (const json::exception& e) {
     return malformed(e);
   } catch (const std::exception& e) {
@@ -417,9 +399,7 @@ private:
       if (args && !args->value("dry_run", false)) return nullptr;
       return &writer_;
     }
-    auto it = legacy_commands().find(req.command);
-    if (it == legacy_commands().end()) return &writer_; // which says it is unknown
-    return on_reader(it->second.kind) ? &reader_ : &writer_;
+    return &writer_; // which says it is unknown
   }
 
   caf::result<control_reply> route(control_request& req) {

@@ -354,7 +354,8 @@ void recover_saga(node_context&, actor_calls&, const std::string& id, const std:
 /// Ends the hold of saga `id` (running, or settling) on the node, if it has
 /// one: the saga waiting for its turn, if any, gets it.
 void release_saga(node_context&, const std::string& id);
-control_reply cmd_rollback_history(node_context&, actor_calls&, const json&);
-control_reply cmd_rollback_show(node_context&, actor_calls&, const json&);
+// rollback_history.cpp:
+answer<rollback_history_reply> run(node_context&, actor_calls&, const rollback_history_request&);
+answer<rollback_show_reply> run(node_context&, actor_calls&, const rollback_show_request&);
 
 } // namespace dsmil

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/node/rollback_detail.hpp"
+#include "dsmil/fields_json.hpp"
 #include "runtime/components/system_config_ops.hpp"
 #include "runtime/saga/history.hpp"
 #include "runtime/saga/journal.hpp"
@@ -132,43 +133,61 @@ json estimate(node_context& ctx, const std::string& type, size_t devices) {
 
 // -- history commands ------------------------------------------------------------
 
-control_reply cmd_rollback_history(node_context& ctx, actor_calls&, const json& args) {
-  auto h = history(ctx);
-  if (!h) return error_reply(h.err());
-  size_t limit = args.value("limit", size_t{50});
-  json out = json::array();
-  for (auto it = h->rbegin(); it != h->rend() && out.size() < limit; ++it) {
-    json s = *it;
-    s.erase("steps");
-    out.push_back(std::move(s));
-  }
-  return ok_reply({{"rollbacks", out}, {"total", h->size()}});
+namespace {
+
+// A summary as the history keeps it (JSON, runtime/saga/history.hpp), typed.
+result<saga_summary> typed_summary(const json& s) {
+  saga_summary out;
+  auto why = from_json_fields(s, out);
+  if (!why.empty())
+    return make_error(errc::internal,
+                      "rollback " + s.value("id", std::string("?")) + "'s summary: " + why);
+  return out;
 }
 
-control_reply cmd_rollback_show(node_context& ctx, actor_calls&, const json& args) {
-  auto id = arg_string(args, "id");
-  if (!id) return error_reply(id.err());
+} // namespace
+
+answer<rollback_history_reply> run(node_context& ctx, actor_calls&,
+                                   const rollback_history_request& req) {
+  auto h = history(ctx);
+  if (!h) return fail(h.err());
+  rollback_history_reply out;
+  out.total = h->size();
+  for (auto it = h->rbegin();
+       it != h->rend() && out.rollbacks.size() < size_t(std::max<int64_t>(req.limit, 0)); ++it) {
+    auto s = typed_summary(*it);
+    if (!s) return fail(s.err());
+    s->steps.reset();
+    out.rollbacks.push_back(std::move(*s));
+  }
+  return ok(std::move(out));
+}
+
+answer<rollback_show_reply> run(node_context& ctx, actor_calls&, const rollback_show_request& req) {
+  if (auto err = require(req.id, "id")) return fail(err);
   auto dir = journal_dir(ctx);
   auto ids = list_journals(*ctx.os, dir);
-  if (!ids) return error_reply(ids.err());
+  if (!ids) return fail(ids.err());
   std::vector<std::string> hits;
   for (auto& s : *ids)
-    if (s.compare(0, id->size(), *id) == 0) hits.push_back(s);
+    if (s.compare(0, req.id.size(), req.id) == 0) hits.push_back(s);
   if (hits.empty())
-    return error_reply(make_error(
-        errc::not_found, "no rollback '" + *id + "'; 'dsmilctl rollback history' lists them"));
+    return fail(make_error(errc::not_found,
+                           "no rollback '" + req.id + "'; 'dsmilctl rollback history' lists them"));
   if (hits.size() > 1)
-    return error_reply(make_error(errc::invalid_argument,
-                                  "rollback id prefix '" + *id + "' matches " +
-                                      std::to_string(hits.size()) + " rollbacks; give more of it"));
+    return fail(make_error(errc::invalid_argument, "rollback id prefix '" + req.id + "' matches " +
+                                                       std::to_string(hits.size()) +
+                                                       " rollbacks; give more of it"));
   auto records = read_journal(*ctx.os, journal_path(dir, hits[0]));
-  if (!records) return error_reply(records.err());
-  auto s = summarize_saga(hits[0], *records);
-  json journal = json::array();
+  if (!records) return fail(records.err());
+  auto s = typed_summary(summarize_saga(hits[0], *records));
+  if (!s) return fail(s.err());
+  rollback_show_reply out;
+  static_cast<saga_summary&>(out) = std::move(*s);
+  out.journal = json::array();
   for (auto& r : *records)
-    journal.push_back(to_json(r));
-  s["journal"] = journal;
-  return ok_reply(s);
+    out.journal.push_back(to_json(r));
+  return ok(std::move(out));
 }
 
 } // namespace dsmil

@@ -294,6 +294,41 @@ struct retention_reply {
   uint32_t max_count = 0;
 };
 
+/// One rollback as its journal tells it. A saga whose journal has no begin
+/// record has only id and outcome ("interrupted"); one whose journal
+/// cannot be read has "unreadable" and the error.
+struct saga_summary {
+  std::string id;
+  std::string outcome; ///< completed, failed, compensated, refused, interrupted, ...
+  std::optional<std::string> type;
+  std::optional<std::string> target;
+  std::optional<std::string> pre_rollback; ///< the checkpoint taken before it changed anything
+  std::optional<std::string> initiated_by;
+  std::optional<std::string> reason;
+  std::optional<int64_t> started_at; ///< Unix ns
+  std::optional<uint64_t> devices_planned;
+  std::optional<nlohmann::json> steps; ///< `rollback show` only: the planned steps
+  std::optional<std::vector<std::string>> phases_completed;
+  std::optional<std::vector<std::string>> steps_done;
+  std::optional<bool> compensated;
+  std::optional<nlohmann::json> compensation_failed; ///< [{"id", "error"}]
+  std::optional<bool> recovered;                     ///< settled by a start-up
+  std::optional<std::vector<std::string>> settled;   ///< put back later by the settler
+  std::optional<std::string> failed_phase;
+  std::optional<std::string> error;
+  std::optional<nlohmann::json> failed; ///< [{"id", "error"}]
+  std::optional<double> duration_ms;
+};
+
+struct rollback_history_reply {
+  std::vector<saga_summary> rollbacks; ///< newest first
+  uint64_t total = 0;
+};
+
+struct rollback_show_reply : saga_summary {
+  nlohmann::json journal; ///< every record, oldest first, as the journal holds it
+};
+
 // -- requests -----------------------------------------------------------------------
 
 #define DSMIL_COMMAND(name_, kind_, reply_)                                                        \
@@ -413,17 +448,28 @@ struct keys_init_request {
   DSMIL_COMMAND("keys.init", change, keys_reply);
 };
 
+struct rollback_history_request {
+  DSMIL_COMMAND("rollback.history", read, rollback_history_reply);
+  int64_t limit = 50; ///< the newest this many
+};
+
+struct rollback_show_request {
+  DSMIL_COMMAND("rollback.show", read, rollback_show_reply);
+  std::string id; ///< or a unique prefix
+};
+
 #undef DSMIL_COMMAND
 
-/// Every typed command. The rollback commands still travel as
-/// control_request (a JSON envelope) until they move here.
+/// Every typed command. A rollback itself (and its dry run) still travels
+/// as control_request (a JSON envelope) until it moves here.
 using node_requests =
     std::tuple<status_request, device_list_request, device_show_request, device_set_request,
                device_fault_request, device_crash_request, config_show_request, config_set_request,
                checkpoint_create_request, checkpoint_list_request, checkpoint_show_request,
                checkpoint_verify_request, checkpoint_delete_request, checkpoint_pin_request,
                store_check_request, store_gc_request, store_prune_request, retention_request,
-               keys_show_request, keys_init_request>;
+               keys_show_request, keys_init_request, rollback_history_request,
+               rollback_show_request>;
 
 /// True when serving `r` changes something (and so waits for no rollback).
 template <class R> bool changes_state(const R&) {
@@ -562,6 +608,21 @@ template <class F> void fields(F& f, retention_reply& x) {
       DSMIL_F(max_count);
 }
 
+template <class F> void fields(F& f, saga_summary& x) {
+  DSMIL_F(id), DSMIL_F(outcome), DSMIL_F(type), DSMIL_F(target), DSMIL_F(pre_rollback),
+      DSMIL_F(initiated_by), DSMIL_F(reason), DSMIL_F(started_at), DSMIL_F(devices_planned),
+      DSMIL_F(steps), DSMIL_F(phases_completed), DSMIL_F(steps_done), DSMIL_F(compensated),
+      DSMIL_F(compensation_failed), DSMIL_F(recovered), DSMIL_F(settled), DSMIL_F(failed_phase),
+      DSMIL_F(error), DSMIL_F(failed), DSMIL_F(duration_ms);
+}
+template <class F> void fields(F& f, rollback_history_reply& x) {
+  DSMIL_F(rollbacks), DSMIL_F(total);
+}
+template <class F> void fields(F& f, rollback_show_reply& x) {
+  fields(f, static_cast<saga_summary&>(x));
+  DSMIL_F(journal);
+}
+
 template <class F> void fields(F&, status_request&) {}
 template <class F> void fields(F&, device_list_request&) {}
 template <class F> void fields(F& f, device_show_request& x) {
@@ -609,6 +670,12 @@ template <class F> void fields(F& f, retention_request& x) {
 }
 template <class F> void fields(F&, keys_show_request&) {}
 template <class F> void fields(F&, keys_init_request&) {}
+template <class F> void fields(F& f, rollback_history_request& x) {
+  DSMIL_F(limit);
+}
+template <class F> void fields(F& f, rollback_show_request& x) {
+  DSMIL_F(id);
+}
 
 #undef DSMIL_F
 
