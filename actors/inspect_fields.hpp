@@ -48,6 +48,8 @@ template <class Inspector> struct caf_fields {
       }
       if (loading && !m) m.emplace();
       return one(*m);
+    } else if constexpr (std::is_same<M, extra_fields>::value) {
+      return one(m.value);
     } else if constexpr (std::is_same<M, nlohmann::json>::value) {
       std::string text = loading ? std::string() : m.dump();
       if (auto e = call(text)) return e;

@@ -39,14 +39,9 @@ struct component_health {
   uint64_t oldest_call_ms = 0; ///< how long the oldest of those has waited
 };
 
-/// A command not yet in dsmil/control.hpp's typed protocol (the rollback
-/// commands), as its name and a JSON object of arguments.
-struct control_request {
-  std::string command; ///< e.g. "device.set", "checkpoint.create", "rollback"
-  std::string args;
-};
-
-/// The node's answer. `code` is a dsmil::errc; `body` is a JSON document.
+/// An answer as its JSON: what a client makes of answer<T> to print it
+/// (actors/node_client.hpp), and what a rollback saga answers dsmil.control
+/// with. `code` is a dsmil::errc; `body` is a JSON document.
 struct control_reply {
   uint8_t code = 0;
   std::string message; ///< one line for the user when code != 0
@@ -83,11 +78,6 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, device_health& x) {
   return f(caf::meta::type_name("device_health"), x.id, x.restarts, x.breaker, x.failures,
            x.given_up);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, control_request& x) {
-  return f(caf::meta::type_name("control_request"), x.command, x.args);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, control_reply& x) {
@@ -146,7 +136,6 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::device_patch))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::fault_spec))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::device_health))
 CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::device_health>))
-CAF_ADD_TYPE_ID(dsmil, (dsmil::control_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::control_reply))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_progress))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::saga_step))
@@ -179,6 +168,7 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::keys_show_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::keys_init_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_history_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_show_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::status_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_list_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_reply>))
@@ -198,6 +188,7 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::retention_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::keys_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::rollback_history_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::rollback_show_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::rollback_reply>))
 CAF_END_TYPE_ID_BLOCK(dsmil)
 
 namespace dsmil {

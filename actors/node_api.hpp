@@ -1,6 +1,5 @@
 // The node's typed actor interface: one handler per command of
-// dsmil/control.hpp, each answering answer<its reply>, and the JSON envelope
-// for the commands not typed yet. dsmild publishes an actor of this type;
+// dsmil/control.hpp, each answering answer<its reply>. dsmild publishes an actor of this type;
 // dsmilctl, the tests and the benchmarks talk to it (actors/node_client.hpp).
 #pragma once
 
@@ -18,8 +17,7 @@ namespace detail {
 template <class Requests> struct node_api_of;
 template <class... Rs> struct node_api_of<std::tuple<Rs...>> {
   using type =
-      caf::typed_actor<caf::replies_to<control_request>::with<control_reply>,
-                       typename caf::replies_to<Rs>::template with<answer<typename Rs::reply>>...>;
+      caf::typed_actor<typename caf::replies_to<Rs>::template with<answer<typename Rs::reply>>...>;
 };
 
 } // namespace detail

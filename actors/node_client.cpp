@@ -13,21 +13,18 @@ template <class T> control_reply to_control_reply(const answer<T>& a) {
   return control_reply{static_cast<uint8_t>(a.code), a.message, to_json_answer(a).dump()};
 }
 
-control_reply to_control_reply(const control_reply& r) {
-  return r;
-}
-
 template <class T> struct reply_type { using type = T; };
 
 control_reply bad_arguments(const std::string& why) {
-  const auto message = "malformed arguments: " + why;
+  const auto message = why.rfind("unknown command", 0) == 0 ? why : "malformed arguments: " + why;
   nlohmann::json body = {
       {"error", {{"code", to_string(errc::invalid_argument)}, {"message", message}}}};
   return control_reply{static_cast<uint8_t>(errc::invalid_argument), message, body.dump()};
 }
 
-// Calls `send(request, reply_type<its answer>)` with the command's typed request, or with
-// control_request when it has none; false when the arguments do not fit.
+// Calls `send(request, reply_type<its answer>)` with the command's typed
+// request; false (and `why`) for an unknown command or arguments that do
+// not fit it.
 template <class Send>
 bool with_request(const std::string& command, const nlohmann::json& args, std::string& why,
                   Send&& send) {
@@ -36,7 +33,7 @@ bool with_request(const std::string& command, const nlohmann::json& args, std::s
     why = from_json_fields(args, req);
     if (why.empty()) send(std::move(req), reply_type<answer<typename R::reply>>{});
   });
-  if (!typed) send(control_request{command, args.dump()}, reply_type<control_reply>{});
+  if (!typed) why = "unknown command '" + command + "'";
   return why.empty();
 }
 

@@ -2,7 +2,7 @@
 // do: the name picks the typed request of dsmil/control.hpp, the JSON
 // arguments fill it (unknown keys and wrong types are refused before
 // anything is sent), and the typed answer comes back as the JSON
-// `dsmilctl --json` prints. Commands not typed yet go as control_request.
+// `dsmilctl --json` prints.
 #pragma once
 
 #include <chrono>
@@ -20,8 +20,9 @@ namespace dsmil {
 
 /// Sends `command` to `node` from the event-based actor `self`; `done` gets
 /// the answer as control_reply (its body the reply's JSON), `failed` what
-/// stopped it from coming (a timeout, a node gone). Arguments that do not
-/// fit the command are answered by `done` at once with invalid_argument.
+/// stopped it from coming (a timeout, a node gone). An unknown command, or
+/// arguments that do not fit it, are answered by `done` at once with
+/// invalid_argument.
 void ask_node(caf::event_based_actor* self, const node_api& node, caf::timespan timeout,
               const std::string& command, const nlohmann::json& args,
               std::function<void(control_reply&)> done, std::function<void(caf::error&)> failed);

@@ -22,9 +22,9 @@ class env;
 class sim_driver;
 
 struct node_handles {
-  /// Answers every command of dsmil/control.hpp (and control_request for
-  /// the rollback commands; see messages.hpp). It routes each to a worker (reads beside changes;
-  /// see node_actor.cpp) and does no work itself. Once start-up recovery is done, reads are
+  /// Answers every command of dsmil/control.hpp. It routes each to a
+  /// worker (reads beside changes; see node_actor.cpp) or starts a saga,
+  /// and does no work itself. Once start-up recovery is done, reads are
   /// answered at once, even while a checkpoint or a rollback runs.
   std::shared_ptr<node_api> control;
   /// The simulator behind the guard, for tests that count backend writes.

@@ -20,25 +20,13 @@ namespace {
 // Levers are the simulator's test controls: they take no node lock either
 // and act at once on dsmil.reader (clearing a fault is how a hung saga's
 // device answers again). Typed commands say their kind themselves
-// (dsmil/control.hpp); a rollback still comes as control_request: a dry
-// run is a long read, anything else starts a saga.
+// (dsmil/control.hpp); a rollback's dry run is a long read, any other
+// rollback starts a saga.
 bool on_reader(command_kind kind) {
   return kind == command_kind::read || kind == command_kind::lever;
 }
 
 } // namespace
-
-result<json> parse_args(const control_request& req) {
-  auto args = json::parse(req.args.empty() ? "{}" : req.args, nullptr, false);
-  if (args.is_discarded() || !args.is_object())
-    return make_error(errc::invalid_argument, "arguments are not a JSON object");
-  return args;
-}
-
-control_reply malformed(const std::exception& e) {
-  return error_reply(
-      make_error(errc::invalid_argument, std::string("malformed arguments: ") + e.what()));
-}
 
 namespace {
 
@@ -73,22 +61,6 @@ answer<typename R::reply> serve(node_context& ctx, actor_calls& calls, const R& 
     return reply;
   } catch (const std::exception& e) {
     return fail(make_error(errc::internal, std::string("internal error: ") + e.what()));
-  }
-}
-
-// A rollback command still in the JSON envelope.
-control_reply serve(node_context& ctx, actor_calls& calls, const control_request& req) {
-  auto args = parse_args(req);
-  if (!args) return error_reply(args.err());
-  try {
-    if (req.command == "rollback") { // a dry run: a saga never reaches a worker
-      return rollback_dry_run(ctx, calls, *args);
-    }
-    return error_reply(make_error(errc::invalid_argument, "unknown command '" + req.command + "'"));
-  } catch (const json::exception& e) {
-    return malformed(e);
-  } catch (const std::exception& e) {
-    return error_reply(make_error(errc::internal, std::string("internal error: ") + e.what()));
   }
 }
 
@@ -148,16 +120,7 @@ private:
     std::apply(
         [&](auto... rs) {
           receive_while([&] { return running && !calls.exit_requested(); })(
-              typed_handler<decltype(rs)>(calls)...,
-              [&](control_request& req) {
-                auto reply = serve(*ctx_, calls, req);
-                if (reply.code != 0)
-                  spdlog::info("{}: {}", req.command, reply.message);
-                else
-                  spdlog::debug("{}: ok", req.command);
-                return reply;
-              },
-              [](ready_atom) { return ready_atom::value; },
+              typed_handler<decltype(rs)>(calls)..., [](ready_atom) { return ready_atom::value; },
               // A saga whose actor stopped before it ended: settled from its
               // journal, then the saga waiting for its turn, if any, runs.
               [&](recover_atom, const std::string& id) {
@@ -243,7 +206,6 @@ public:
               [](decltype(rs)&) -> caf::result<answer<typename decltype(rs)::reply>> {
                 return caf::skip; // seen again after become()
               }...,
-              [](control_request&) -> caf::result<control_reply> { return caf::skip; },
           };
         },
         node_requests{});
@@ -269,17 +231,21 @@ private:
         [this](auto... rs) -> node_api::behavior_type {
           return {
               [this](decltype(rs)& req) -> caf::result<answer<typename decltype(rs)::reply>> {
-                delegate(on_reader(decltype(rs)::kind) ? reader_ : writer_, std::move(req));
-                return caf::delegated<answer<typename decltype(rs)::reply>>{};
+                using R = decltype(rs);
+                if constexpr (std::is_same<R, rollback_request>::value) {
+                  if (!req.dry_run) return start_saga(req); // a dry run is a long read
+                }
+                delegate(on_reader(R::kind) ? reader_ : writer_, std::move(req));
+                return caf::delegated<answer<typename R::reply>>{};
               }...,
-              [this](control_request& req) -> caf::result<control_reply> { return route(req); },
           };
         },
         node_requests{});
   }
 
   struct saga_entry {
-    caf::response_promise client; ///< answered by the saga, or here when it dies first
+    /// Answered by the saga, or here when it dies first.
+    caf::typed_response_promise<answer<rollback_reply>> client;
     std::shared_ptr<saga_status> st;
   };
 
@@ -372,11 +338,11 @@ private:
                   "its journal",
                   id, caf::to_string(dm.reason));
     if (entry.client.pending())
-      entry.client.deliver(error_reply(make_error(
+      entry.client.deliver(to_rollback_answer(error_reply(make_error(
           errc::internal, "rollback " + id + " stopped (" + caf::to_string(dm.reason) +
                               ") before it ended; the node puts back what it changed from its "
                               "journal, as after a restart: see 'dsmilctl rollback show " +
-                              id + "'")));
+                              id + "'"))));
     bool recover = false;
     {
       std::lock_guard<std::mutex> lock(ctx_->saga_mu);
@@ -392,38 +358,13 @@ private:
     if (recover) caf::anon_send(writer_, recover_atom::value, id);
   }
 
-  // The worker for a command; null for a saga.
-  const caf::actor* lane(const control_request& req) const {
-    if (req.command == "rollback") {
-      auto args = parse_args(req);
-      if (args && !args->value("dry_run", false)) return nullptr;
-      return &writer_;
-    }
-    return &writer_; // which says it is unknown
-  }
-
-  caf::result<control_reply> route(control_request& req) {
-    auto* worker = lane(req);
-    if (!worker) {
-      try {
-        return start_saga(req);
-      } catch (const json::exception& e) {
-        return malformed(e);
-      }
-    }
-    delegate(*worker, std::move(req));
-    return caf::delegated<control_reply>{};
-  }
-
   // Starts a saga for a rollback request, or says why not.
-  caf::result<control_reply> start_saga(control_request& req) {
-    auto args = parse_args(req);
-    if (!args) return error_reply(args.err());
+  caf::result<answer<rollback_reply>> start_saga(rollback_request& req) {
     auto& ctx = ctx_;
-    const bool emergency = args->value("type", std::string()) == "emergency";
+    const bool emergency = req.type == "emergency";
     auto st = std::make_shared<saga_status>();
     st->id = ctx->saga_ids.next(ctx->os->now_unix_ns());
-    st->type = args->value("type", std::string());
+    st->type = req.type;
     {
       std::lock_guard<std::mutex> lock(ctx->saga_mu);
       if (ctx->running && ctx->running->type == "settle" && !ctx->emergency_waiting) {
@@ -439,12 +380,13 @@ private:
                               (r.target.empty() ? "" : " to " + r.target) + ", " +
                               enum_name(r.phase.load()) + ")";
         if (!emergency)
-          return error_reply(make_error(errc::busy, running + " is running; wait for it to end, "
-                                                              "or pre-empt it with --type "
-                                                              "emergency"));
+          return answer<rollback_reply>(fail(make_error(
+              errc::busy, running + " is running; wait for it to end, or pre-empt it with --type "
+                                    "emergency")));
         if (ctx->emergency_waiting)
-          return error_reply(make_error(errc::busy, "an emergency rollback already waits for " +
-                                                        running + " to compensate"));
+          return answer<rollback_reply>(
+              fail(make_error(errc::busy, "an emergency rollback already waits for " + running +
+                                              " to compensate")));
         r.preempt = true;
         // Stops its wait for a step's devices at once (it then compensates).
         if (auto a = caf::actor_cast<caf::actor>(r.actor)) caf::anon_send(a, preempt_atom::value);
@@ -458,18 +400,18 @@ private:
     auto saga = spawn_saga(system(), ctx, st);
     monitor(saga);
     auto client = caf::actor_cast<caf::actor>(current_sender());
-    auto rp = make_response_promise();
+    auto rp = make_response_promise<answer<rollback_reply>>();
     sagas_.emplace(saga.address(), saga_entry{rp, st});
     const auto addr = saga.address();
-    auto answer = [this, addr](control_reply r) {
+    auto deliver = [this, addr](const control_reply& r) {
       auto it = sagas_.find(addr);
       if (it != sagas_.end() && it->second.client.pending())
-        it->second.client.deliver(std::move(r));
+        it->second.client.deliver(to_rollback_answer(r));
     };
     request(saga, caf::infinite, std::move(req), client)
-        .then([answer](control_reply& r) { answer(std::move(r)); },
-              [answer](caf::error& e) {
-                answer(error_reply(make_error(errc::internal, "rollback: " + caf::to_string(e))));
+        .then([deliver](control_reply& r) { deliver(r); },
+              [deliver](caf::error& e) {
+                deliver(error_reply(make_error(errc::internal, "rollback: " + caf::to_string(e))));
               });
     return rp;
   }

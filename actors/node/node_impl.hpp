@@ -244,15 +244,11 @@ private:
 result<system_image> capture_all(const component_set& components,
                                  std::vector<std::string>& warnings);
 
-/// A request's arguments: a JSON object, or invalid_argument.
-result<json> parse_args(const control_request& req);
-/// The reply to arguments of the wrong shape.
-control_reply malformed(const std::exception& e);
 /// dsmil.control (node_actor.cpp): routes commands, supervises the workers
 /// and the sagas.
 node_api spawn_control(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 /// The actor of one rollback saga (saga_actor.cpp); it answers the
-/// (control_request, client) it is sent.
+/// (rollback_request, client) it is sent with control_reply.
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
                       std::shared_ptr<saga_status> st);
 
@@ -357,5 +353,11 @@ void release_saga(node_context&, const std::string& id);
 // rollback_history.cpp:
 answer<rollback_history_reply> run(node_context&, actor_calls&, const rollback_history_request&);
 answer<rollback_show_reply> run(node_context&, actor_calls&, const rollback_show_request&);
+// rollback_validate.cpp: a dry run (any other rollback is a saga).
+answer<rollback_reply> run(node_context&, actor_calls&, const rollback_request&);
+/// A saga's or a dry run's reply (JSON, built as the saga goes), typed. A
+/// body the type does not describe is logged and left out (the outcome,
+/// code and line, stands): tests check the bodies.
+answer<rollback_reply> to_rollback_answer(const control_reply& r);
 
 } // namespace dsmil

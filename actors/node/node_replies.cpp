@@ -1,5 +1,7 @@
 // Helpers shared by the node's command files: replies, arguments, and the
 // JSON of checkpoints and of the system configuration.
+#include <spdlog/spdlog.h>
+
 #include "actors/node/node_impl.hpp"
 #include "dsmil/fields_json.hpp"
 
@@ -53,6 +55,24 @@ checkpoint_view to_view(const checkpoint_info& i) {
 
 json to_json(const checkpoint_info& i) {
   return to_json_fields(to_view(i));
+}
+
+answer<rollback_reply> to_rollback_answer(const control_reply& r) {
+  answer<rollback_reply> out{static_cast<errc>(r.code), r.message, {}};
+  auto body = json::parse(r.body, nullptr, false);
+  if (body.is_object()) body.erase("error"); // the answer carries it
+  if (!body.is_object() || body.empty()) return out;
+  rollback_reply typed;
+  auto why = from_json_fields(body, typed);
+  if (!why.empty()) {
+    // The rollback has run: its outcome stands; only its details are lost.
+    spdlog::error("a rollback's reply does not fit rollback_reply ({}); answering without its "
+                  "details",
+                  why);
+    return out;
+  }
+  out.body = std::move(typed);
+  return out;
 }
 
 json to_json(const system_config& c) {

@@ -18,6 +18,7 @@
 
 #include "actors/caf_glue.hpp"
 #include "actors/node/saga_protocol.hpp"
+#include "dsmil/fields_json.hpp"
 #include "runtime/components/checkpoint_images.hpp"
 
 namespace dsmil {
@@ -42,25 +43,20 @@ public:
     set_default_handler(caf::skip);
     io_ = setup_.io(this);
     components_ = setup_.components(this);
-    return {[this](control_request& req, caf::actor& client) { return start(req, client); }};
+    return {[this](rollback_request& req, caf::actor& client) { return start(req, client); }};
   }
 
 private:
   // -- waiting its turn, validating ------------------------------------------------
 
-  caf::result<control_reply> start(control_request& req, caf::actor& client) {
-    auto args = parse_args(req);
-    if (!args) {
-      quit(); // dsmil.control parsed them: never here
-      return error_reply(args.err());
-    }
+  caf::result<control_reply> start(rollback_request& req, caf::actor& client) {
     client_ = make_response_promise<control_reply>();
-    args_ = std::move(*args);
+    args_ = to_json_fields(req); // what validation reads
     // `client` is who asked dsmil.control (which asks here, so that it can
     // answer the client itself should this actor stop): progress goes to it.
-    if (args_.value("progress", false)) progress_to_ = client;
-    initiated_by_ = args_.value("initiated_by", std::string("dsmilctl"));
-    reason_ = args_.value("reason", std::string());
+    if (req.progress) progress_to_ = client;
+    initiated_by_ = req.initiated_by;
+    reason_ = req.reason;
     bool my_turn = false;
     {
       std::lock_guard<std::mutex> lock(ctx_.saga_mu);

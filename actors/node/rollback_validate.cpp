@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/node/rollback_detail.hpp"
+#include "dsmil/fields_json.hpp"
 
 namespace dsmil {
 
@@ -168,6 +169,10 @@ control_reply rollback_dry_run(node_context& ctx, actor_calls& calls, const json
   result["success"] = true;
   result["duration_ms"] = ms_since(ctx, start);
   return ok_reply(result);
+}
+
+answer<rollback_reply> run(node_context& ctx, actor_calls& calls, const rollback_request& req) {
+  return to_rollback_answer(rollback_dry_run(ctx, calls, to_json_fields(req)));
 }
 
 } // namespace dsmil

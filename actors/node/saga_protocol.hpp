@@ -63,7 +63,8 @@ struct saga_setup {
 /// The node's worker for a saga, dsmil.saga_io (saga_io.cpp), linked to it.
 caf::actor spawn_saga_io(caf::event_based_actor* saga, std::shared_ptr<node_context> ctx,
                          std::shared_ptr<saga_status> st);
-/// The saga actor; it answers the (control_request, client) it is sent.
+/// The saga actor; it answers the (rollback_request, client) it is sent
+/// with control_reply (its JSON; dsmil.control types it).
 caf::actor spawn_saga(caf::actor_system& sys, saga_setup setup);
 /// The node's saga: its worker is dsmil.saga_io, its components the node's
 /// handlers and a devices handler of its own.

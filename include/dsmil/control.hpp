@@ -329,6 +329,32 @@ struct rollback_show_reply : saga_summary {
   nlohmann::json journal; ///< every record, oldest first, as the journal holds it
 };
 
+/// What a rollback did, or (a dry run) would do. Documents whose shape is
+/// the components' (the plan, what each rolled back) are JSON.
+struct rollback_reply {
+  std::optional<std::string> saga; ///< its id; none for a dry run
+  bool dry_run = false;
+  bool success = false;
+  std::optional<std::string> outcome; ///< completed, failed, compensated, preempted, refused
+  std::optional<std::string> type;
+  std::optional<std::string> checkpoint; ///< the target, resolved
+  std::optional<std::string> undoes;     ///< rollback undo: the rollback it undoes
+  std::optional<std::string> pre_rollback;
+  std::vector<std::string> phases_completed;
+  nullable<std::string> failed_phase;
+  std::optional<nlohmann::json> plan; ///< per component: its steps and what differs
+  std::optional<std::vector<std::string>> warnings;
+  std::optional<nlohmann::json> estimate;    ///< {"duration_ms", "basis"}
+  std::optional<nlohmann::json> rolled_back; ///< {"components": [...], name: [items]}
+  std::optional<nlohmann::json> failed;      ///< [{"id", "error"}]
+  std::optional<nlohmann::json> compensated; ///< {"steps", "ok", "failed"}
+  std::optional<nlohmann::json> phase_ms;    ///< {phase: ms}
+  std::optional<double> duration_ms;
+  std::optional<std::string> journal_error; ///< its end record could not be written
+  /// What components add (the devices: "skipped_quarantined").
+  extra_fields details;
+};
+
 // -- requests -----------------------------------------------------------------------
 
 #define DSMIL_COMMAND(name_, kind_, reply_)                                                        \
@@ -458,10 +484,27 @@ struct rollback_show_request {
   std::string id; ///< or a unique prefix
 };
 
+/// Rolls back to `id` (or, `undo`, to the state before the newest
+/// completed rollback). A dry run plans and changes nothing; anything else
+/// runs as a saga, one at a time (an emergency pre-empts the one running).
+struct rollback_request {
+  DSMIL_COMMAND("rollback", change, rollback_reply);
+  std::string id;   ///< checkpoint id or unique prefix
+  std::string type; ///< full, incremental, selective, emergency; empty: from the selection
+  std::optional<std::vector<std::string>> components;
+  std::optional<std::vector<std::string>> devices; ///< device ids as typed
+  std::optional<std::vector<int64_t>> groups;
+  std::string reason;
+  std::string initiated_by = "dsmilctl";
+  bool dry_run = false;
+  bool ack_critical = false; ///< allow changes to critical devices
+  bool undo = false;
+  bool progress = false; ///< send rollback_progress to the asking actor as it runs
+};
+
 #undef DSMIL_COMMAND
 
-/// Every typed command. A rollback itself (and its dry run) still travels
-/// as control_request (a JSON envelope) until it moves here.
+/// Every command, in the order `dsmilctl --help` has them.
 using node_requests =
     std::tuple<status_request, device_list_request, device_show_request, device_set_request,
                device_fault_request, device_crash_request, config_show_request, config_set_request,
@@ -469,7 +512,7 @@ using node_requests =
                checkpoint_verify_request, checkpoint_delete_request, checkpoint_pin_request,
                store_check_request, store_gc_request, store_prune_request, retention_request,
                keys_show_request, keys_init_request, rollback_history_request,
-               rollback_show_request>;
+               rollback_show_request, rollback_request>;
 
 /// True when serving `r` changes something (and so waits for no rollback).
 template <class R> bool changes_state(const R&) {
@@ -477,6 +520,9 @@ template <class R> bool changes_state(const R&) {
 }
 inline bool changes_state(const retention_request& r) {
   return !r.key.empty();
+}
+inline bool changes_state(const rollback_request& r) {
+  return !r.dry_run;
 }
 
 /// Calls `f(R{})` for the request type whose command is `name`; false when
@@ -618,6 +664,13 @@ template <class F> void fields(F& f, saga_summary& x) {
 template <class F> void fields(F& f, rollback_history_reply& x) {
   DSMIL_F(rollbacks), DSMIL_F(total);
 }
+template <class F> void fields(F& f, rollback_reply& x) {
+  DSMIL_F(saga), DSMIL_F(dry_run), DSMIL_F(success), DSMIL_F(outcome), DSMIL_F(type),
+      DSMIL_F(checkpoint), DSMIL_F(undoes), DSMIL_F(pre_rollback), DSMIL_F(phases_completed),
+      DSMIL_F(failed_phase), DSMIL_F(plan), DSMIL_F(warnings), DSMIL_F(estimate),
+      DSMIL_F(rolled_back), DSMIL_F(failed), DSMIL_F(compensated), DSMIL_F(phase_ms),
+      DSMIL_F(duration_ms), DSMIL_F(journal_error), DSMIL_F(details);
+}
 template <class F> void fields(F& f, rollback_show_reply& x) {
   fields(f, static_cast<saga_summary&>(x));
   DSMIL_F(journal);
@@ -675,6 +728,11 @@ template <class F> void fields(F& f, rollback_history_request& x) {
 }
 template <class F> void fields(F& f, rollback_show_request& x) {
   DSMIL_F(id);
+}
+template <class F> void fields(F& f, rollback_request& x) {
+  DSMIL_F(id), DSMIL_F(type), DSMIL_F(components), DSMIL_F(devices), DSMIL_F(groups),
+      DSMIL_F(reason), DSMIL_F(initiated_by), DSMIL_F(dry_run), DSMIL_F(ack_critical),
+      DSMIL_F(undo), DSMIL_F(progress);
 }
 
 #undef DSMIL_F

@@ -10,18 +10,28 @@
 // double, std::string, another type with fields, std::vector of those,
 // std::optional<M> (left out of JSON when empty), nullable<M> (JSON null
 // when empty) or nlohmann::json (a document whose shape is the producer's,
-// e.g. a component's plan detail).
+// e.g. a component's plan detail) or extra_fields (a JSON object whose keys
+// JSON writes beside the type's own: what a component adds to a reply).
 #pragma once
 
 #include <optional>
 #include <type_traits>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 namespace dsmil {
 
 /// An optional member that JSON writes as null when empty (std::optional
 /// members are left out instead).
 template <class T> struct nullable : std::optional<T> { using std::optional<T>::optional; };
+
+/// Keys a producer adds beside a type's own members (a component's details
+/// in a rollback's reply). JSON writes them flat beside the other members
+/// and reads every key the type does not name into them.
+struct extra_fields {
+  nlohmann::json value = nlohmann::json::object();
+};
 
 namespace detail {
 

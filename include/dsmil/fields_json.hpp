@@ -26,7 +26,10 @@ template <class M> nlohmann::json member_to_json(const M& m);
 struct json_writer {
   nlohmann::json& out;
   template <class M> void operator()(const char* name, M& m) {
-    if constexpr (is_optional<M>::value) {
+    if constexpr (std::is_same<M, extra_fields>::value) {
+      for (auto& [key, value] : m.value.items())
+        out[key] = value;
+    } else if constexpr (is_optional<M>::value) {
       if (m) {
         out[name] = member_to_json(*m);
       } else if (!std::is_same<M, std::optional<typename M::value_type>>::value) {
@@ -61,12 +64,17 @@ struct json_reader {
   const nlohmann::json& in;
   std::string& error;
   std::vector<std::string> seen;
+  extra_fields* extras = nullptr; ///< where keys the type does not name go, if it has one
 
   template <class M> void operator()(const char* name, M& m) {
-    seen.emplace_back(name);
-    auto it = in.find(name);
-    if (!error.empty() || it == in.end()) return;
-    read(name, *it, m);
+    if constexpr (std::is_same<M, extra_fields>::value) {
+      extras = &m;
+    } else {
+      seen.emplace_back(name);
+      auto it = in.find(name);
+      if (!error.empty() || it == in.end()) return;
+      read(name, *it, m);
+    }
   }
 
   template <class M> void read(const std::string& name, const nlohmann::json& j, M& m) {
@@ -132,7 +140,7 @@ template <class T> nlohmann::json to_json_fields(const T& x) {
 
 /// Fills `x` from a JSON object: keys absent keep `x`'s defaults. Returns
 /// an empty string, or one line saying what is wrong (a key `x` does not
-/// have, a value of the wrong type).
+/// have, unless it has extra_fields; a value of the wrong type).
 template <class T> std::string from_json_fields(const nlohmann::json& in, T& x) {
   if (!in.is_object()) return "arguments are not a JSON object";
   std::string error;
@@ -143,7 +151,9 @@ template <class T> std::string from_json_fields(const nlohmann::json& in, T& x) 
     bool known = false;
     for (auto& s : r.seen)
       known = known || s == key;
-    if (!known) return "unknown argument '" + key + "'";
+    if (known) continue;
+    if (!r.extras) return "unknown argument '" + key + "'";
+    r.extras->value[key] = value;
   }
   return {};
 }

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include "dsmil/fields_json.hpp"
 #include "tests/actors/node_fixture.hpp"
 
 using namespace dsmil;
@@ -234,8 +235,10 @@ TEST_CASE("one rollback at a time: a second is refused naming the first; emergen
     if (d.group == 5) f.node.sim->set_fault(d.id, slow);
   caf::scoped_actor client{*f.sys};
   json args = {{"id", id}, {"ack_critical", true}};
-  auto first = client->request(*f.node.control, std::chrono::seconds(60),
-                               control_request{"rollback", args.dump()});
+  rollback_request first_rollback;
+  first_rollback.id = id;
+  first_rollback.ack_critical = true;
+  auto first = client->request(*f.node.control, std::chrono::seconds(60), first_rollback);
   // Wait until it runs.
   std::string running;
   for (int i = 0; i < 200 && running.empty(); ++i) {
@@ -255,10 +258,10 @@ TEST_CASE("one rollback at a time: a second is refused naming the first; emergen
   json em = {{"id", id}, {"type", "emergency"}};
   auto emergency = f.ctl("rollback", em);
   CHECK_MESSAGE(emergency.code == 0, emergency.message);
-  control_reply first_reply;
-  first.receive([&](control_reply& r) { first_reply = std::move(r); },
+  answer<rollback_reply> first_reply;
+  first.receive([&](answer<rollback_reply>& r) { first_reply = std::move(r); },
                 [&](caf::error& e) { FAIL(caf::to_string(e)); });
-  auto fb = json::parse(first_reply.body);
+  auto fb = to_json_answer(first_reply);
   CHECK(fb["outcome"] == "preempted");
   CHECK(fb["compensated"]["ok"] == true);
   auto h = f.ok("rollback.history")["rollbacks"];
@@ -465,8 +468,10 @@ TEST_CASE("an emergency rollback does not wait for a step that hangs: the runnin
   f.node.sim->set_fault_after(0x8031, 2, slow); // after validation's read
   caf::scoped_actor client{*f.sys};
   json args = {{"id", id}, {"ack_critical", true}};
-  auto first = client->request(*f.node.control, std::chrono::seconds(120),
-                               control_request{"rollback", args.dump()});
+  rollback_request first_rollback;
+  first_rollback.id = id;
+  first_rollback.ack_critical = true;
+  auto first = client->request(*f.node.control, std::chrono::seconds(120), first_rollback);
   // Barrier: the saga has read 0x8031 for validation and again in its group 3
   // step, whose answer now takes 2 s.
   for (int i = 0; i < 4000 && f.node.sim->read_count(0x8031) < reads_before + 2; ++i)
@@ -474,10 +479,10 @@ TEST_CASE("an emergency rollback does not wait for a step that hangs: the runnin
   REQUIRE(f.node.sim->read_count(0x8031) == reads_before + 2);
   auto emergency = f.ctl("rollback", {{"id", id}, {"type", "emergency"}});
   CHECK_MESSAGE(emergency.code == 0, emergency.message);
-  control_reply first_reply;
-  first.receive([&](control_reply& r) { first_reply = std::move(r); },
+  answer<rollback_reply> first_reply;
+  first.receive([&](answer<rollback_reply>& r) { first_reply = std::move(r); },
                 [&](caf::error& e) { FAIL(caf::to_string(e)); });
-  auto fb = json::parse(first_reply.body);
+  auto fb = to_json_answer(first_reply);
   CHECK(fb["outcome"] == "preempted");
   CHECK(fb["compensated"]["ok"] == true);
   // The hung step never finished: it was abandoned, not waited for.

@@ -138,6 +138,29 @@ TEST_CASE("a request is read from JSON strictly: unknown keys and wrong types ar
   CHECK(c.type == "manual");
 }
 
+TEST_CASE_FIXTURE(protocol_fixture,
+                  "what a component adds to a rollback's reply stays beside the reply's own keys") {
+  nlohmann::json body = {{"saga", "s1"},
+                         {"success", true},
+                         {"phases_completed", {"validation"}},
+                         {"failed_phase", nullptr},
+                         {"skipped_quarantined", {"0x8009"}}};
+  rollback_reply r;
+  REQUIRE(from_json_fields(body, r) == "");
+  CHECK(r.saga == std::optional<std::string>("s1"));
+  CHECK(r.details.value == nlohmann::json{{"skipped_quarantined", {"0x8009"}}});
+  auto out = round_trip(r);
+  CHECK(out.details.value == r.details.value);
+  auto j = to_json_fields(out);
+  CHECK(j["skipped_quarantined"] == nlohmann::json{"0x8009"});
+  CHECK(j["failed_phase"].is_null());
+  CHECK(j.count("details") == 0);
+  // A request has no such room: a key it does not name is refused.
+  rollback_request req;
+  CHECK(from_json_fields({{"id", "c1"}, {"skipped_quarantined", true}}, req) ==
+        "unknown argument 'skipped_quarantined'");
+}
+
 TEST_CASE("every command has one request type, found by its name") {
   std::set<std::string> names;
   std::apply([&](auto... rs) { (names.insert(decltype(rs)::command), ...); }, node_requests{});

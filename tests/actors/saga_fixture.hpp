@@ -201,7 +201,7 @@ struct saga_fixture {
       };
     s.settle = [this](settle_job job) { settled.push_back(std::move(job)); };
     auto saga = spawn_saga(*sys, std::move(s));
-    (*self)->send(saga, control_request{"rollback", "{}"}, caf::actor{});
+    (*self)->send(saga, rollback_request{}, caf::actor{});
     sched->run();
     return {saga, st};
   }

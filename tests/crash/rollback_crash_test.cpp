@@ -31,6 +31,7 @@
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_client.hpp"
+#include "dsmil/fields_json.hpp"
 #include "tests/process.hpp"
 #include "runtime/config/node_config.hpp"
 #include "simd/crc64.hpp"
@@ -151,7 +152,10 @@ public:
   }
   // Fire and forget: the answer is never awaited (the node is killed).
   void send(const std::string& command, const json& args) {
-    caf::anon_send(node_, control_request{command, args.dump()});
+    REQUIRE(command == "rollback");
+    rollback_request req;
+    REQUIRE(from_json_fields(args, req).empty());
+    caf::anon_send(node_, req);
   }
 
 private:
