@@ -363,6 +363,11 @@ int main(int argc, char** argv) {
   dsmil::configure_actor_system(caf_cfg);
   caf::actor_system sys{caf_cfg};
   auto remote = sys.middleman().remote_actor<dsmil::node_api>(host, port);
+  if (remote.error() == caf::sec::unexpected_actor_messaging_interface)
+    return die("dsmild at " + node +
+                   " speaks another version of the control protocol than "
+                   "this dsmilctl (" DSMIL_VERSION "); use the dsmilctl built with that dsmild",
+               6);
   if (!remote)
     return die("cannot reach dsmild at " + node + " (" + dsmil::from_caf(remote.error()).message +
                    "); start it with 'dsmild' or pass --node HOST:PORT",
