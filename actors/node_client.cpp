@@ -15,11 +15,11 @@ template <class T> control_reply to_control_reply(const answer<T>& a) {
 
 template <class T> struct reply_type { using type = T; };
 
+// The answer to a request that was never sent: `why` says what is wrong.
 control_reply bad_arguments(const std::string& why) {
-  const auto message = why.rfind("unknown command", 0) == 0 ? why : "malformed arguments: " + why;
   nlohmann::json body = {
-      {"error", {{"code", to_string(errc::invalid_argument)}, {"message", message}}}};
-  return control_reply{static_cast<uint8_t>(errc::invalid_argument), message, body.dump()};
+      {"error", {{"code", to_string(errc::invalid_argument)}, {"message", why}}}};
+  return control_reply{static_cast<uint8_t>(errc::invalid_argument), why, body.dump()};
 }
 
 // Calls `send(request, reply_type<its answer>)` with the command's typed
@@ -31,7 +31,10 @@ bool with_request(const std::string& command, const nlohmann::json& args, std::s
   const bool typed = with_request_type(command, [&](auto req) {
     using R = decltype(req);
     why = from_json_fields(args, req);
-    if (why.empty()) send(std::move(req), reply_type<answer<typename R::reply>>{});
+    if (!why.empty())
+      why = "malformed arguments: " + why;
+    else
+      send(std::move(req), reply_type<answer<typename R::reply>>{});
   });
   if (!typed) why = "unknown command '" + command + "'";
   return why.empty();

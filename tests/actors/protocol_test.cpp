@@ -193,6 +193,11 @@ TEST_CASE_FIXTURE(protocol_fixture,
   CHECK(r->message == "malformed arguments: 'id' must be a string");
   CHECK(nlohmann::json::parse(r->body)["error"]["code"] == "invalid_argument");
   CHECK(asked == 0);
+  r = ask_node(*sys, node, std::chrono::seconds(5), "device.frobnicate", {});
+  REQUIRE(r);
+  CHECK(r->code == static_cast<uint8_t>(errc::invalid_argument));
+  CHECK(r->message == "unknown command 'device.frobnicate'");
+  CHECK(asked == 0);
   r = ask_node(*sys, node, std::chrono::seconds(5), "device.show", {{"id", "0x8005"}});
   REQUIRE(r);
   CHECK(r->code == 0);
