@@ -70,7 +70,7 @@ int verify_offline(const std::string& dir, const json& args, bool as_json) {
   if (as_json)
     std::cout << body.dump(2) << "\n";
   else if (report)
-    dsmil::render("checkpoint.verify", body, std::cout);
+    dsmil::render(dsmil::checkpoint_verify_request::command, body, std::cout);
   if (!report) return die(report.err().message, dsmil::exit_code(report.err().code));
   return 0;
 }
@@ -98,17 +98,17 @@ int main(int argc, char** argv) {
   json args = json::object();
 
   auto* status = app.add_subcommand("status", "node, devices, store and configuration at a glance");
-  status->callback([&] { command = "status"; });
+  status->callback([&] { command = dsmil::status_request::command; });
 
   auto* device = app.add_subcommand("device", "inspect and change devices")->require_subcommand(1);
   std::string dev_id;
   device->add_subcommand("list", "all 84 devices with state and health")->callback([&] {
-    command = "device.list";
+    command = dsmil::device_list_request::command;
   });
   auto* dshow = device->add_subcommand("show", "one device: registers, blob, flags, health");
   dshow->add_option("ID", dev_id, "device id, e.g. 0x8005")->required();
   dshow->callback([&] {
-    command = "device.show";
+    command = dsmil::device_show_request::command;
     args["id"] = dev_id;
   });
 
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   auto* en = dset->add_flag("--enable", enable, "enable the device");
   dset->add_flag("--disable", disable, "disable the device")->excludes(en);
   dset->add_option("--security-level", level, "security level 0-4");
-  dset->callback([&] { command = "device.set"; });
+  dset->callback([&] { command = dsmil::device_set_request::command; });
 
   auto* dfault = device->add_subcommand("fault", "inject faults into a simulated device");
   double error_rate = -1;
@@ -137,20 +137,20 @@ int main(int argc, char** argv) {
   dfault->add_flag("--thermal-spike", spike, "temperature above the critical limit");
   dfault->add_flag("--no-thermal-spike", no_spike, "temperature back to normal");
   dfault->add_flag("--clear", clear, "remove all faults first");
-  dfault->callback([&] { command = "device.fault"; });
+  dfault->callback([&] { command = dsmil::device_fault_request::command; });
 
   auto* dcrash =
       device->add_subcommand("crash", "crash the device's actor (its supervisor restarts it)");
   dcrash->add_option("ID", dev_id, "device id")->required();
   dcrash->callback([&] {
-    command = "device.crash";
+    command = dsmil::device_crash_request::command;
     args["id"] = dev_id;
   });
 
   auto* config =
       app.add_subcommand("config", "the system configuration component")->require_subcommand(1);
   config->add_subcommand("show", "current configuration")->callback([&] {
-    command = "config.show";
+    command = dsmil::config_show_request::command;
   });
   auto* cset = config->add_subcommand("set", "change one key");
   std::string key, value;
@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
       ->required();
   cset->add_option("VALUE", value, "new value")->required();
   cset->callback([&] {
-    command = "config.set";
+    command = dsmil::config_set_request::command;
     args["key"] = key;
     args["value"] = value;
   });
@@ -173,28 +173,34 @@ int main(int argc, char** argv) {
   ccreate->add_option("--type", cp_type,
                       "manual (default), automatic (subject to retention) or emergency");
   ccreate->callback([&] {
-    command = "checkpoint.create";
+    command = dsmil::checkpoint_create_request::command;
     args["name"] = name;
     args["description"] = description;
     args["type"] = cp_type;
   });
   cp->add_subcommand("list", "all checkpoints, oldest first")->callback([&] {
-    command = "checkpoint.list";
+    command = dsmil::checkpoint_list_request::command;
   });
   bool chain = false, quick = false;
-  for (auto [sub, what] : {std::pair{"show", "contents of a checkpoint"},
-                           std::pair{"verify", "check signature and every stored byte"},
-                           std::pair{"delete", "remove a checkpoint"}}) {
+  struct by_id {
+    const char* sub;
+    const char* what;
+    std::string cmd;
+  };
+  for (auto& [sub, what, cmd] :
+       {by_id{"show", "contents of a checkpoint", dsmil::checkpoint_show_request::command},
+        by_id{"verify", "check signature and every stored byte",
+              dsmil::checkpoint_verify_request::command},
+        by_id{"delete", "remove a checkpoint", dsmil::checkpoint_delete_request::command}}) {
     auto* c = cp->add_subcommand(sub, what);
     c->add_option("ID", cp_id, "checkpoint id (or a unique prefix of at least 4 characters)")
         ->required();
-    std::string cmd = std::string("checkpoint.") + sub;
-    if (cmd == "checkpoint.verify") {
+    if (cmd == dsmil::checkpoint_verify_request::command) {
       c->add_flag("--chain", chain, "walk parent links and signatures to the root");
       c->add_flag("--quick", quick, "signatures, roots and indexes only; read no chunk data");
     }
-    c->callback([&, cmd] {
-      command = cmd;
+    c->callback([&, name = cmd] {
+      command = name;
       args["id"] = cp_id;
       if (chain) args["chain"] = true;
       if (quick) args["quick"] = true;
@@ -206,7 +212,7 @@ int main(int argc, char** argv) {
                                          : "let a checkpoint be deleted again");
     c->add_option("ID", cp_id, "checkpoint id (or unique prefix)")->required();
     c->callback([&, on] {
-      command = "checkpoint.pin";
+      command = dsmil::checkpoint_pin_request::command;
       args["id"] = cp_id;
       args["pin"] = on;
     });
@@ -215,15 +221,15 @@ int main(int argc, char** argv) {
   auto* store =
       app.add_subcommand("store", "the checkpoint store as a whole")->require_subcommand(1);
   store->add_subcommand("gc", "reclaim the space of chunks no checkpoint needs")->callback([&] {
-    command = "store.gc";
+    command = dsmil::store_gc_request::command;
   });
   store->add_subcommand("prune", "apply the retention policy to automatic checkpoints now")
-      ->callback([&] { command = "store.prune"; });
+      ->callback([&] { command = dsmil::store_prune_request::command; });
 
   auto* retention = app.add_subcommand("retention", "which automatic checkpoints are kept")
                         ->require_subcommand(1);
   retention->add_subcommand("show", "the policy in force")->callback([&] {
-    command = "retention";
+    command = dsmil::retention_request::command;
   });
   auto* rset = retention->add_subcommand("set", "change one rule (until the node restarts)");
   std::string rkey, rvalue;
@@ -231,7 +237,7 @@ int main(int argc, char** argv) {
       ->required();
   rset->add_option("VALUE", rvalue, "a whole number")->required();
   rset->callback([&] {
-    command = "retention";
+    command = dsmil::retention_request::command;
     args["key"] = rkey;
     args["value"] = rvalue;
   });
@@ -240,17 +246,17 @@ int main(int argc, char** argv) {
       store->add_subcommand("check", "find damaged chunks and the checkpoints they affect");
   scheck->add_flag("--read-data", read_data, "read every stored byte (CRC64, inflate, SHA-256)");
   scheck->callback([&] {
-    command = "store.check";
+    command = dsmil::store_check_request::command;
     args["read_data"] = read_data;
   });
 
   auto* keys = app.add_subcommand("keys", "the signing key, attestation key and counter")
                    ->require_subcommand(1);
   keys->add_subcommand("show", "provider, key id, handle, PEM path, counter")->callback([&] {
-    command = "keys.show";
+    command = dsmil::keys_show_request::command;
   });
   keys->add_subcommand("init", "make sure the keys exist and their public PEMs are exported")
-      ->callback([&] { command = "keys.init"; });
+      ->callback([&] { command = dsmil::keys_init_request::command; });
 
   auto* rb = app.add_subcommand("rollback", "roll the system back to a checkpoint");
   std::string devices, groups, components, rb_type, reason;
@@ -266,18 +272,22 @@ int main(int argc, char** argv) {
   rb->add_flag("--dry-run", dry_run, "print the plan, warnings and estimate; change nothing");
   rb->add_flag("--ack-critical", ack, "allow changes to critical devices (TPM, boot, crypto)");
   rb->callback([&] {
-    if (command.empty()) command = "rollback";
+    if (command.empty()) command = dsmil::rollback_request::command;
   });
   rb->fallthrough(); // `rollback undo --ack-critical`
+  bool undo = false;
   rb->add_subcommand("undo", "roll back to the state before the last completed rollback")
-      ->callback([&] { command = "rollback.undo"; });
+      ->callback([&] {
+        command = dsmil::rollback_request::command;
+        undo = true;
+      });
   rb->add_subcommand("history", "every rollback: type, target, outcome, phases, duration")
-      ->callback([&] { command = "rollback.history"; });
+      ->callback([&] { command = dsmil::rollback_history_request::command; });
   auto* rb_show = rb->add_subcommand("show", "one rollback with its journal");
   std::string rb_id;
   rb_show->add_option("ID", rb_id, "rollback id (or unique prefix)")->required();
   rb_show->callback([&] {
-    command = "rollback.show";
+    command = dsmil::rollback_show_request::command;
     args["id"] = rb_id;
   });
 
@@ -290,7 +300,7 @@ int main(int argc, char** argv) {
   }
 
   // Arguments that need checking before they go out.
-  if (command == "device.set") {
+  if (command == dsmil::device_set_request::command) {
     args["id"] = dev_id;
     if (!reg_text.empty() || !value_text.empty()) {
       int64_t r, v;
@@ -307,7 +317,7 @@ int main(int argc, char** argv) {
     if (enable) args["enabled"] = true;
     if (disable) args["enabled"] = false;
     if (level != -1) args["security_level"] = level;
-  } else if (command == "device.fault") {
+  } else if (command == dsmil::device_fault_request::command) {
     args["id"] = dev_id;
     if (clear) args["clear"] = true;
     if (error_rate >= 0) args["error_rate"] = error_rate;
@@ -317,9 +327,8 @@ int main(int argc, char** argv) {
     if (stuck >= -1) args["stuck_register"] = stuck;
     if (spike) args["thermal_spike"] = true;
     if (no_spike) args["thermal_spike"] = false;
-  } else if (command == "rollback" || command == "rollback.undo") {
-    if (command == "rollback.undo") {
-      command = "rollback";
+  } else if (command == dsmil::rollback_request::command) {
+    if (undo) {
       args["undo"] = true;
     } else if (cp_id.empty()) {
       return die("rollback needs a checkpoint ID ('dsmilctl checkpoint list'), or one of undo, "
@@ -348,7 +357,7 @@ int main(int argc, char** argv) {
   }
 
   if (!store_dir.empty()) {
-    if (command != "checkpoint.verify")
+    if (command != dsmil::checkpoint_verify_request::command)
       return die("--store works with 'checkpoint verify' only; other commands need a node "
                  "(--node)",
                  2);
@@ -378,7 +387,7 @@ int main(int argc, char** argv) {
   bool node_lost = false;
   dsmil::error failure;
   caf::scoped_actor self{sys};
-  const bool streamed = command == "rollback" && !dry_run;
+  const bool streamed = command == dsmil::rollback_request::command && !dry_run;
   // A helper actor asks the node and hands the answer over. It monitors the
   // node, so a node that goes away mid-command is known at once, not after
   // --timeout; and it prints the progress a rollback streams meanwhile.
@@ -425,7 +434,7 @@ int main(int argc, char** argv) {
       [&](caf::error& e) { failure = dsmil::from_caf(e); });
   if (streamed && tty && !as_json) std::fprintf(stderr, "\r\033[K");
   if (node_lost) {
-    if (command == "rollback")
+    if (command == dsmil::rollback_request::command)
       return die("dsmild at " + node +
                      " went away during the rollback; when it starts again it finishes or "
                      "compensates the rollback before taking commands: see 'dsmilctl rollback "

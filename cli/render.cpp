@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "dsmil/control.hpp"
+
 namespace dsmil {
 
 using nlohmann::json;
@@ -222,7 +224,7 @@ void render_rollback(const json& b, std::ostream& out) {
 } // namespace
 
 void render(const std::string& command, const json& b, std::ostream& out) {
-  if (command == "store.check") {
+  if (command == store_check_request::command) {
     if (!b.contains("clean")) return;
     out << "store check" << (b["read_data"].get<bool>() ? " (read every byte)" : " (structure)")
         << ": " << b["packs"] << " packs, " << b["chunks"] << " chunks";
@@ -239,11 +241,11 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     if (b["clean"].get<bool>()) out << "  clean\n";
     return;
   }
-  if (command == "rollback") {
+  if (command == rollback_request::command) {
     if (b.contains("checkpoint")) render_rollback(b, out);
     return;
   }
-  if (command == "rollback.history" || command == "rollback.show") {
+  if (command == rollback_history_request::command || command == rollback_show_request::command) {
     if (b.contains("error")) return;
     auto line = [&](const json& r) {
       out << str(r["id"]) << "  " << str(r.value("type", json("?"))) << " to "
@@ -253,7 +255,7 @@ void render(const std::string& command, const json& b, std::ostream& out) {
       if (r.value("recovered", false)) out << "  recovered at start-up";
       out << "\n";
     };
-    if (command == "rollback.history") {
+    if (command == rollback_history_request::command) {
       if (b["rollbacks"].empty()) out << "no rollbacks yet\n";
       for (auto& r : b["rollbacks"])
         line(r);
@@ -275,23 +277,24 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     return;
   }
   if (b.contains("error")) return;
-  if (command == "status") return render_status(b, out);
-  if (command == "device.list") return render_device_list(b, out);
-  if (command == "device.show" || command == "device.set") return render_device(b, out);
-  if (command == "device.fault") {
+  if (command == status_request::command) return render_status(b, out);
+  if (command == device_list_request::command) return render_device_list(b, out);
+  if (command == device_show_request::command || command == device_set_request::command)
+    return render_device(b, out);
+  if (command == device_fault_request::command) {
     out << str(b["id"]) << " faults now " << b["faults"].dump() << "\n";
     return;
   }
-  if (command == "device.crash") {
+  if (command == device_crash_request::command) {
     out << str(b["id"]) << ": device actor crashed; its group supervisor restarts it\n";
     return;
   }
-  if (command == "config.show" || command == "config.set") {
+  if (command == config_show_request::command || command == config_set_request::command) {
     for (auto& [k, v] : b.items())
       out << k << " = " << v.dump() << "\n";
     return;
   }
-  if (command == "checkpoint.create") {
+  if (command == checkpoint_create_request::command) {
     out << "created checkpoint " << str(b["id"]) << " (" << b["devices"] << " devices, "
         << b["new_bytes"] << " new bytes of " << b["logical_bytes"] << ", "
         << fmt("%.1f ms", b["duration_ms"].get<double>()) << ")\n";
@@ -299,13 +302,13 @@ void render(const std::string& command, const json& b, std::ostream& out) {
       out << "retention removed " << b["pruned"].size() << " older automatic checkpoint(s)\n";
     return;
   }
-  if (command == "checkpoint.list") {
+  if (command == checkpoint_list_request::command) {
     if (b["checkpoints"].empty()) out << "no checkpoints yet: dsmilctl checkpoint create\n";
     for (auto& c : b["checkpoints"])
       render_checkpoint(c, out);
     return;
   }
-  if (command == "checkpoint.show") {
+  if (command == checkpoint_show_request::command) {
     render_checkpoint(b, out);
     out << "  description: " << str(b["description"]) << "\n  parent: " << str(b["parent"])
         << "\n  signed by " << str(b["provider"]) << " key " << str(b["key_id"]).substr(0, 16)
@@ -313,7 +316,7 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     out << "  configuration: " << b["configuration"].dump() << "\n";
     return;
   }
-  if (command == "keys.show" || command == "keys.init") {
+  if (command == keys_show_request::command || command == keys_init_request::command) {
     out << "provider   " << str(b["provider"]) << " (" << str(b["scheme"]) << ")\n"
         << "key id     " << str(b["key_id"]) << "\n"
         << "public key " << str(b["pem"]) << "\n";
@@ -328,35 +331,35 @@ void render(const std::string& command, const json& b, std::ostream& out) {
         out << "exported   " << str(p) << "\n";
     return;
   }
-  if (command == "checkpoint.verify") {
+  if (command == checkpoint_verify_request::command) {
     out << str(b["id"]) << ": valid\n";
     for (auto& c : b["checks"])
       out << "  " << str(c) << "\n";
     return;
   }
-  if (command == "checkpoint.delete") {
+  if (command == checkpoint_delete_request::command) {
     out << "deleted checkpoint " << str(b["id"]);
     if (b.contains("bytes_reclaimed")) out << ", " << b["bytes_reclaimed"] << " bytes reclaimed";
     if (b.contains("gc_error")) out << " (space not reclaimed yet: " << str(b["gc_error"]) << ")";
     out << "\n";
     return;
   }
-  if (command == "checkpoint.pin") {
+  if (command == checkpoint_pin_request::command) {
     out << str(b["id"]) << (b["pinned"].get<bool>() ? " pinned\n" : " unpinned\n");
     return;
   }
-  if (command == "store.prune") {
+  if (command == store_prune_request::command) {
     out << "pruned " << b["pruned"].size() << " automatic checkpoint(s)\n";
     for (auto& id : b["pruned"])
       out << "  " << str(id) << "\n";
     return;
   }
-  if (command == "retention") {
+  if (command == retention_request::command) {
     for (auto& [k, v] : b.items())
       out << k << " = " << v.dump() << "\n";
     return;
   }
-  if (command == "store.gc") {
+  if (command == store_gc_request::command) {
     out << "gc: " << b["packs_removed"] << " packs removed, " << b["packs_rewritten"]
         << " rewritten, " << b["orphan_packs_removed"] << " orphans removed, "
         << b["bytes_reclaimed"] << " bytes reclaimed\n";
