@@ -274,7 +274,8 @@ answer<system_config> run(node_context& ctx, actor_calls&, const config_show_req
 
 answer<system_config> run(node_context& ctx, actor_calls&, const config_set_request& req) {
   if (auto err = require(req.key, "key")) return fail(err);
-  if (auto err = ctx.configuration->set(req.key, req.value)) return fail(err);
+  if (!req.value) return fail(make_error(errc::invalid_argument, "missing argument 'value'"));
+  if (auto err = ctx.configuration->set(req.key, *req.value)) return fail(err);
   return ok(ctx.configuration->get());
 }
 

@@ -84,7 +84,7 @@ struct config_show_request {
 struct config_set_request {
   DSMIL_COMMAND("config.set", change, system_config);
   std::string key;
-  std::string value;
+  std::optional<std::string> value; ///< required; may be empty (config_data)
 };
 
 struct checkpoint_create_request {

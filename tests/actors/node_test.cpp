@@ -318,7 +318,7 @@ TEST_CASE("bad requests get one clear line and change nothing") {
        {{"key", "agent_concurrency_limit"}, {"value", "many"}},
        errc::invalid_argument,
        "whole number"},
-      {"nonsense", json::object(), errc::invalid_argument, "unknown command"},
+      {"config.set", {{"key", "config_data"}}, errc::invalid_argument, "argument 'value'"},
   };
   for (auto& c : cases) {
     CAPTURE(c.command);

@@ -133,6 +133,10 @@ TEST_CASE("a request is read from JSON strictly: unknown keys and wrong types ar
   CHECK(from_json_fields({{"id", "x"}, {"value", 1.5}}, bad) == "'value' must be a whole number");
   CHECK(from_json_fields(nlohmann::json::array(), bad) == "arguments are not a JSON object");
 
+  config_set_request cs;
+  CHECK(from_json_fields({{"key", "config_data"}, {"value", ""}}, cs) == "");
+  CHECK(cs.value == std::optional<std::string>("")); // given, and empty: not absent
+
   checkpoint_create_request c;
   CHECK(from_json_fields(nlohmann::json::object(), c) == "");
   CHECK(c.type == "manual");
