@@ -1,6 +1,5 @@
 #include <deque>
 #include <map>
-#include <set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -26,10 +25,6 @@ bool on_reader(command_kind kind) {
   return kind == command_kind::read || kind == command_kind::lever;
 }
 
-} // namespace
-
-namespace {
-
 // Why a change waits: the rollback that runs, named. Empty when none runs.
 std::string refusal(node_context& ctx, const std::string& command) {
   std::lock_guard<std::mutex> lock(ctx.saga_mu);
@@ -50,15 +45,7 @@ answer<typename R::reply> serve(node_context& ctx, actor_calls& calls, const R& 
     }
     std::unique_lock<std::recursive_mutex> lock(ctx.mu, std::defer_lock);
     if (writer) lock.lock();
-    auto reply = run(ctx, calls, req);
-    if constexpr (std::is_same<R, status_request>::value) {
-      std::lock_guard<std::mutex> saga_lock(ctx.saga_mu);
-      if (reply.body && ctx.running)
-        reply.body->rollback =
-            running_rollback{ctx.running->id, ctx.running->type, ctx.running->target,
-                             enum_name(ctx.running->phase.load()), ctx.emergency_waiting};
-    }
-    return reply;
+    return run(ctx, calls, req);
   } catch (const std::exception& e) {
     return fail(make_error(errc::internal, std::string("internal error: ") + e.what()));
   }

@@ -123,6 +123,10 @@ answer<status_reply> run(node_context& ctx, actor_calls& calls, const status_req
                          std::to_string(ch->oldest_call_ms / 1000) +
                          " s: it may hang; what is asked of it next waits behind that call");
   }
+  std::lock_guard<std::mutex> lock(ctx.saga_mu);
+  if (ctx.running)
+    r.rollback = running_rollback{ctx.running->id, ctx.running->type, ctx.running->target,
+                                  enum_name(ctx.running->phase.load()), ctx.emergency_waiting};
   return ok(std::move(r));
 }
 

@@ -265,9 +265,6 @@ result<device_id> arg_device(const node_context& ctx, const std::string& id);
 /// other thread yet.
 void hold_reserve(node_context& ctx);
 
-json to_json(const checkpoint_info& i);
-json to_json(const system_config& c);
-
 /// A failed answer of any reply type: `return fail(err);`.
 struct fail {
   explicit fail(error e) : e_(std::move(e)) {}

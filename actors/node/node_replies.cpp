@@ -53,10 +53,6 @@ checkpoint_view to_view(const checkpoint_info& i) {
   return v;
 }
 
-json to_json(const checkpoint_info& i) {
-  return to_json_fields(to_view(i));
-}
-
 answer<rollback_reply> to_rollback_answer(const control_reply& r) {
   answer<rollback_reply> out{static_cast<errc>(r.code), r.message, {}};
   auto body = json::parse(r.body, nullptr, false);
@@ -73,10 +69,6 @@ answer<rollback_reply> to_rollback_answer(const control_reply& r) {
   }
   out.body = std::move(typed);
   return out;
-}
-
-json to_json(const system_config& c) {
-  return to_json_fields(c);
 }
 
 } // namespace dsmil
