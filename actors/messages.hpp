@@ -103,7 +103,12 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, component_image& x) {
-  return f(caf::meta::type_name("component_image"), x.records, x.streams);
+  std::string detail = x.detail.dump();
+  return f(caf::meta::type_name("component_image"), x.records, x.streams, x.warnings, detail,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.detail = nlohmann::json::parse(detail, nullptr, false);
+             return caf::none;
+           }));
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, plan_request& x) {
@@ -154,6 +159,8 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::device_fault_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::device_crash_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::config_show_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::config_set_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::agent_list_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::agent_show_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_create_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_list_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::checkpoint_show_request))
@@ -172,6 +179,8 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::status_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_list_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::agent_list_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::agent_view>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_fault_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::device_crash_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::system_config>))
@@ -204,6 +213,8 @@ using capture_atom = caf::atom_constant<caf::atom("capture")>;
 using plan_atom = caf::atom_constant<caf::atom("plan")>;
 using apply_atom = caf::atom_constant<caf::atom("apply")>;
 using read_back_atom = caf::atom_constant<caf::atom("readback")>;
+using hold_atom = caf::atom_constant<caf::atom("hold")>;       ///< a rollback starts
+using release_atom = caf::atom_constant<caf::atom("release")>; ///< a rollback ended
 using preempt_atom = caf::atom_constant<caf::atom("preempt")>; ///< an emergency takes over
 
 } // namespace dsmil

@@ -8,6 +8,7 @@
 #include "bench/bench_util.hpp"
 #include "bench/checkpoint_bench.hpp"
 #include "bench/latency_bench.hpp"
+#include "bench/agents_bench.hpp"
 #include "bench/rollback_bench.hpp"
 #include "bench/soak_bench.hpp"
 #include "bench/tpm_bench.hpp"
@@ -85,6 +86,14 @@ int main(int argc, char** argv) {
                  "work directory (default: a fresh one under /var/tmp, removed "
                  "after)");
   rb->add_flag("--json", as_json, "print one JSON document on stdout");
+  auto* ag = app.add_subcommand("agents", "checkpoints and rollbacks of the reference host's "
+                                          "agents with the devices (p50 and p99, longest pause)");
+  agents_bench_options ao;
+  ag->add_option("--runs", ao.runs, "rounds of checkpoint, incremental, rollback (default 50)");
+  ag->add_option("--agents", ao.agents, "agents (default 80)");
+  ag->add_option("--state-kib", ao.state_kib, "each agent's state, KiB (default 256)");
+  ag->add_option("--dir", ao.dir, "work directory (default: a fresh one under /var/tmp)");
+  ag->add_flag("--json", as_json, "print one JSON document on stdout");
   auto* sk = app.add_subcommand("soak", "memory of a running dsmild: resident set growth per "
                                         "checkpoint create+delete and per client request");
   soak_bench_options so;
@@ -124,6 +133,13 @@ int main(int argc, char** argv) {
   if (rb->parsed()) {
     if (ro.runs == 0) return std::fprintf(stderr, "dsmil-bench: --runs must be at least 1\n"), 2;
     return report(run_rollback_bench(ro), as_json, print_rollback_report);
+  }
+  if (ag->parsed()) {
+    if (ao.runs == 0 || ao.agents == 0 || ao.state_kib < 4)
+      return std::fprintf(stderr, "dsmil-bench: --runs and --agents must be at least 1, "
+                                  "--state-kib at least 4\n"),
+             2;
+    return report(run_agents_bench(ao), as_json, print_agents_report);
   }
   if (sk->parsed()) return report(run_soak_bench(so), as_json, print_soak_report);
   if (lt->parsed()) {

@@ -147,6 +147,19 @@ int main(int argc, char** argv) {
     args["id"] = dev_id;
   });
 
+  auto* agent =
+      app.add_subcommand("agent", "the agents of the agents component")->require_subcommand(1);
+  std::string agent_id;
+  agent->add_subcommand("list", "every agent: state, state hash, tasks done")->callback([&] {
+    command = dsmil::agent_list_request::command;
+  });
+  auto* ashow = agent->add_subcommand("show", "one agent");
+  ashow->add_option("ID", agent_id, "agent id, e.g. agent-07")->required();
+  ashow->callback([&] {
+    command = dsmil::agent_show_request::command;
+    args["id"] = agent_id;
+  });
+
   auto* config =
       app.add_subcommand("config", "the system configuration component")->require_subcommand(1);
   config->add_subcommand("show", "current configuration")->callback([&] {
@@ -259,15 +272,17 @@ int main(int argc, char** argv) {
       ->callback([&] { command = dsmil::keys_init_request::command; });
 
   auto* rb = app.add_subcommand("rollback", "roll the system back to a checkpoint");
-  std::string devices, groups, components, rb_type, reason;
+  std::string devices, groups, components, agents, rb_type, reason;
   bool dry_run = false, ack = false;
   rb->add_option("ID", cp_id, "checkpoint id (or unique prefix)");
   rb->add_option("--type", rb_type,
                  "full (default), incremental (only what differs), selective (with --components/"
-                 "--devices/--groups and the groups depending on them), emergency (pre-empts)");
+                 "--devices/--groups/--agents and the groups depending on them), emergency "
+                 "(pre-empts)");
   rb->add_option("--components", components, "only these components, e.g. configuration,devices");
   rb->add_option("--devices", devices, "only these devices, e.g. 0x8010,0x8031");
   rb->add_option("--groups", groups, "only these groups, e.g. 1,3");
+  rb->add_option("--agents", agents, "only these agents, e.g. agent-03,agent-41");
   rb->add_option("--reason", reason, "why, kept in the rollback history");
   rb->add_flag("--dry-run", dry_run, "print the plan, warnings and estimate; change nothing");
   rb->add_flag("--ack-critical", ack, "allow changes to critical devices (TPM, boot, crypto)");
@@ -344,6 +359,7 @@ int main(int argc, char** argv) {
     args["initiated_by"] = "dsmilctl";
     if (!components.empty()) args["components"] = split(components);
     if (!devices.empty()) args["devices"] = split(devices);
+    if (!agents.empty()) args["agents"] = split(agents);
     if (!groups.empty()) {
       json g = json::array();
       for (auto& s : split(groups)) {

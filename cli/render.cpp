@@ -289,6 +289,23 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     out << str(b["id"]) << ": device actor crashed; its group supervisor restarts it\n";
     return;
   }
+  if (command == agent_list_request::command) {
+    if (b["agents"].empty()) out << "no agents on this node ([agents] backend = \"none\")\n";
+    for (auto& a : b["agents"]) {
+      char line[160];
+      std::snprintf(line, sizeof line, "%-10s %-8s tasks %-10llu state %.16s\n",
+                    str(a["id"]).c_str(), str(a["state"]).c_str(),
+                    static_cast<unsigned long long>(a["tasks_done"].get<uint64_t>()),
+                    str(a["state_sha256"]).c_str());
+      out << line;
+    }
+    return;
+  }
+  if (command == agent_show_request::command) {
+    out << "agent " << str(b["id"]) << "\n  state       " << str(b["state"]) << "\n  tasks done  "
+        << b["tasks_done"] << "\n  state hash  " << str(b["state_sha256"]) << "\n";
+    return;
+  }
   if (command == config_show_request::command || command == config_set_request::command) {
     for (auto& [k, v] : b.items())
       out << k << " = " << v.dump() << "\n";

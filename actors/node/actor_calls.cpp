@@ -192,6 +192,22 @@ result<component_image> actor_calls::capture(const handler_ref& h) {
       });
 }
 
+result<std::vector<std::string>> actor_calls::hold(const handler_ref& h) {
+  return ask_handler<std::vector<std::string>>(
+      h, [handle = h.handle](caf::event_based_actor* a, std::chrono::milliseconds t) {
+        return a->request(handle, t, hold_atom::value);
+      });
+}
+
+std::vector<std::string> actor_calls::release(const handler_ref& h) {
+  auto r = ask_handler<std::vector<std::string>>(
+      h, [handle = h.handle](caf::event_based_actor* a, std::chrono::milliseconds t) {
+        return a->request(handle, t, release_atom::value);
+      });
+  if (!r) return {"component " + h.name + " cannot be released: " + r.err().message};
+  return std::move(*r);
+}
+
 result<component_plan> actor_calls::plan(const handler_ref& h, const component_image& now,
                                          const component_image& target, const plan_request& req) {
   return ask_handler<component_plan>(

@@ -61,6 +61,23 @@ public:
             return every_item_failed(st, std::string("internal error: ") + e.what());
           }
         },
+        [&](hold_atom) -> caf::result<std::vector<std::string>> {
+          result<std::vector<std::string>> r = make_error(errc::internal, "not held");
+          try {
+            r = c_->hold();
+          } catch (const std::exception& e) {
+            r = make_error(errc::internal, std::string("internal error: ") + e.what());
+          }
+          if (!r) return to_caf(r.err());
+          return std::move(*r);
+        },
+        [&](release_atom) {
+          try {
+            return c_->release();
+          } catch (const std::exception& e) {
+            return std::vector<std::string>{std::string("internal error: ") + e.what()};
+          }
+        },
         [&](caf::exit_msg&) { running = false; });
   }
 
@@ -182,6 +199,10 @@ component_handler::behavior_type handler(handler_ptr self, std::shared_ptr<compo
       [self](read_back_atom a, const saga_step& s, const component_image& target,
              caf::timespan limit) {
         return forward<std::vector<failed_item>>(self, limit, a, s, target, limit);
+      },
+      [self](hold_atom a) { return forward<std::vector<std::string>>(self, caf::timespan{0}, a); },
+      [self](release_atom a) {
+        return forward<std::vector<std::string>>(self, caf::timespan{0}, a);
       },
       [self](tick_atom, uint64_t id) {
         auto& st = self->state;

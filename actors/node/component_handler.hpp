@@ -41,6 +41,9 @@ using component_handler =
                                      caf::timespan>::with<std::vector<failed_item>>,
                      caf::replies_to<read_back_atom, saga_step, component_image,
                                      caf::timespan>::with<std::vector<failed_item>>,
+                     // A rollback starts (warnings) and ends (warnings): component::hold, release.
+                     caf::replies_to<hold_atom>::with<std::vector<std::string>>,
+                     caf::replies_to<release_atom>::with<std::vector<std::string>>,
                      // Answered by the handler itself, at once, even while its worker hangs.
                      caf::replies_to<health_atom>::with<component_health>,
                      // Internal to a handler: call `id` reached its limit.

@@ -164,6 +164,9 @@ component_handler::behavior_type devices_handler(devices_ptr self,
                  });
         return rp;
       },
+      // Devices change only when written: nothing to hold still.
+      [](hold_atom) { return std::vector<std::string>{}; },
+      [](release_atom) { return std::vector<std::string>{}; },
       [](health_atom) {
         component_health h;
         h.name = "devices";

@@ -20,6 +20,7 @@ namespace dsmil {
 class component;
 class env;
 class sim_driver;
+class sim_agent_host;
 
 struct node_handles {
   /// Answers every command of dsmil/control.hpp. It routes each to a
@@ -29,6 +30,9 @@ struct node_handles {
   std::shared_ptr<node_api> control;
   /// The simulator behind the guard, for tests that count backend writes.
   std::shared_ptr<sim_driver> sim;
+  /// The reference agent host ([agents] backend = "sim"), else null: for
+  /// tests that inject agent faults or read agents behind the node's back.
+  std::shared_ptr<sim_agent_host> agents_sim;
   /// The port the control actor was published on, once known (for status).
   std::shared_ptr<std::atomic<uint16_t>> published_port;
   /// For tests of supervision: the node's actor of that name now

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/node/node_impl.hpp"
+#include "runtime/base/crypto.hpp"
 #include "runtime/components/checkpoint_images.hpp"
 
 namespace dsmil {
@@ -70,7 +71,7 @@ answer<checkpoint_create_reply> run(node_context& ctx, actor_calls& calls,
   auto image = capture_all(components, warnings);
   if (!image)
     return fail(make_error(image.err().code, "cannot checkpoint: " + image.err().message));
-  auto info = create_checkpoint(*ctx.store, req, *image);
+  auto info = create_checkpoint(*ctx.store, req, *image, &ctx.streams);
   if (!info) return fail(info.err());
   auto ms = static_cast<double>(ctx.os->steady_ns() - start) / 1e6;
   spdlog::info("checkpoint {} created: {} devices, {} new bytes, {:.1f} ms", info->id,
@@ -78,8 +79,13 @@ answer<checkpoint_create_reply> run(node_context& ctx, actor_calls& calls,
   checkpoint_create_reply body;
   static_cast<checkpoint_view&>(body) = to_view(*info);
   body.duration_ms = ms;
-  for (auto& [name, img] : *image)
+  for (auto& [name, img] : *image) {
     body.components.push_back(name);
+    if (!img.detail.empty()) {
+      if (!body.capture) body.capture = nlohmann::json::object();
+      (*body.capture)[name] = img.detail;
+    }
+  }
   if (!warnings.empty()) body.warnings = warnings;
   // An automatic reserve grows with what a checkpoint adds (never shrinks
   // here: rewriting it for every checkpoint would cost a write of its size).
@@ -129,6 +135,13 @@ answer<checkpoint_show_reply> run(node_context& ctx, actor_calls&,
   for (auto& d : c->devices)
     body.device_states.push_back(
         device_image_view{format_device_id(d.id), d.enabled, d.security_level, d.registers});
+  auto image = image_of(*ctx.store, *c, &ctx.streams);
+  if (!image) return fail(image.err());
+  if (auto agents = image->find("agents"); agents != image->end()) {
+    body.agents.emplace();
+    for (auto& [agent, bytes] : agents->second.streams)
+      body.agents->push_back({agent, sha256_hex(bytes)});
+  }
   return ok(std::move(body));
 }
 

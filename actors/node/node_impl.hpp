@@ -21,7 +21,9 @@
 #include "actors/node/component_handler.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_api.hpp"
+#include "dsmil/agents.hpp"
 #include "dsmil/system_config.hpp"
+#include "runtime/components/checkpoint_images.hpp"
 #include "runtime/components/configuration_component.hpp"
 #include "runtime/components/devices_component.hpp"
 #include "runtime/components/security_component.hpp"
@@ -62,11 +64,16 @@ struct node_context {
   std::shared_ptr<sim_driver> sim;
   device_service devices; ///< the root supervisor
   std::unique_ptr<checkpoint_store> store;
+  /// The streams checkpoints wrote last (the agents'): see stream_cache.
+  stream_cache streams;
   /// Room for a rollback's safety net, outside the store (guarded by mu).
   std::unique_ptr<space_reserve> reserve;
   /// The components besides devices (whose component speaks through the
   /// calling actor's actor_calls: see component_set).
   std::shared_ptr<configuration_component> configuration; ///< for config show/set
+  /// The agents' host, when the node has the agents component ([agents]
+  /// backend, or a host's): for agent list and show. Thread-safe.
+  std::shared_ptr<agent_host> agents;
   /// The handlers of configuration, security, then a host's components, in
   /// that order: checkpoints and sagas reach them only by message.
   std::vector<handler_ref> handlers;
@@ -150,6 +157,8 @@ public:
   /// deadline when set, else [components] call_timeout_ms) and pre-emptible
   /// the same way.
   result<component_image> capture(const handler_ref& h);
+  result<std::vector<std::string>> hold(const handler_ref& h);
+  std::vector<std::string> release(const handler_ref& h);
   result<component_plan> plan(const handler_ref& h, const component_image& now,
                               const component_image& target, const plan_request& req);
   result<std::vector<failed_item>> apply(const handler_ref& h, const saga_step& st,
@@ -218,6 +227,8 @@ public:
   }
   std::vector<failed_item> apply(const saga_step& st, const component_image& target) override;
   std::vector<failed_item> read_back(const saga_step& st, const component_image& target) override;
+  result<std::vector<std::string>> hold() override { return calls_.hold(h_); }
+  std::vector<std::string> release() override { return calls_.release(h_); }
 
 private:
   handler_ref h_;
@@ -243,6 +254,11 @@ private:
 /// reached is left out with a warning. Errors name the component.
 result<system_image> capture_all(const component_set& components,
                                  std::vector<std::string>& warnings);
+/// Holds every component for a rollback (component::hold), warnings to
+/// `warnings`; on error releases what it held and names the component.
+status hold_all(const component_set& components, std::vector<std::string>& warnings);
+/// Releases every component; what could not be restarted goes to `warnings`.
+void release_all(const component_set& components, std::vector<std::string>& warnings);
 
 /// dsmil.control (node_actor.cpp): routes commands, supervises the workers
 /// and the sagas.
@@ -254,6 +270,8 @@ caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
 
 control_reply ok_reply(const json& body);
 control_reply error_reply(const error& e, const json& body = json::object());
+/// `reply` with `warnings` added to its body's "warnings".
+control_reply with_warnings(control_reply reply, const std::vector<std::string>& warnings);
 
 /// Argument helpers: errors are invalid_argument naming the argument.
 result<std::string> arg_string(const json& args, const char* key);
@@ -295,6 +313,9 @@ answer<device_fault_reply> run(node_context&, actor_calls&, const device_fault_r
 answer<device_crash_reply> run(node_context&, actor_calls&, const device_crash_request&);
 answer<system_config> run(node_context&, actor_calls&, const config_show_request&);
 answer<system_config> run(node_context&, actor_calls&, const config_set_request&);
+// node_agents.cpp:
+answer<agent_list_reply> run(node_context&, actor_calls&, const agent_list_request&);
+answer<agent_view> run(node_context&, actor_calls&, const agent_show_request&);
 // node_checkpoints.cpp:
 answer<checkpoint_create_reply> run(node_context&, actor_calls&, const checkpoint_create_request&);
 answer<checkpoint_list_reply> run(node_context&, actor_calls&, const checkpoint_list_request&);

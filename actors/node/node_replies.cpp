@@ -13,6 +13,18 @@ control_reply ok_reply(const json& body) {
   return control_reply{0, "", body.dump()};
 }
 
+control_reply with_warnings(control_reply reply, const std::vector<std::string>& warnings) {
+  if (warnings.empty()) return reply;
+  auto body = json::parse(reply.body, nullptr, false);
+  if (!body.is_object()) return reply;
+  auto& w = body["warnings"];
+  if (!w.is_array()) w = json::array();
+  for (auto& line : warnings)
+    w.push_back(line);
+  reply.body = body.dump();
+  return reply;
+}
+
 control_reply error_reply(const error& e, const json& body) {
   json b = body;
   b["error"] = {{"code", to_string(e.code)}, {"message", e.message}};

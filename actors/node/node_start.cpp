@@ -6,10 +6,12 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/agents/sim_agents.hpp"
 #include "actors/caf_glue.hpp"
 #include "actors/devices/supervisors.hpp"
 #include "actors/node/node.hpp"
 #include "actors/node/node_impl.hpp"
+#include "runtime/components/agents_component.hpp"
 #include "runtime/keys/fallback_key.hpp"
 #include "runtime/keys/tpm_key.hpp"
 #include "simd/cpu_features.hpp"
@@ -96,6 +98,27 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   sc.supervision = cfg.supervision;
   ctx->devices = spawn_root_supervisor(sys, sc);
 
+  // The reference agent host: its agents come last (restored last).
+  std::shared_ptr<sim_agent_host> agents_sim;
+  if (cfg.agents.backend == "sim") {
+    sim_agents_config ac;
+    ac.count = cfg.agents.count;
+    ac.state_kib = cfg.agents.state_kib;
+    ac.tasks_per_second = cfg.agents.tasks_per_second;
+    ac.seed = cfg.seed;
+    if (!cfg.agents.state_dir.empty())
+      ac.state_dir = cfg.agents.state_dir.front() == '/'
+                         ? cfg.agents.state_dir
+                         : cfg.data_dir + "/" + cfg.agents.state_dir;
+    auto host = sim_agent_host::start(sys, ac, e);
+    if (!host) return host.err();
+    agents_sim = *host;
+    ctx->agents = agents_sim;
+    agents_settings as;
+    as.stop_timeout_ms = cfg.agents.stop_timeout_ms;
+    extra.push_back(std::make_shared<agents_component>(agents_sim, as, e));
+  }
+
   // The handlers of the components besides the devices (whose device
   // actors are their own): configuration, security, then the host's.
   extra.insert(extra.begin(), {ctx->configuration, security});
@@ -118,6 +141,9 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     return a;
   };
   h.control = std::make_shared<node_api>(spawn_control(sys, ctx));
+  h.agents_sim = agents_sim;
+  // The agents stop with the node.
+  if (agents_sim) agents_sim->link_to(caf::actor_cast<caf::actor>(*h.control));
   return h;
 }
 

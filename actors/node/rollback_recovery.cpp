@@ -141,6 +141,28 @@ void recover_one(node_context& ctx, actor_calls& calls, const std::string& dir,
   auto& jl = **journal;
   const auto policy = ctx.cfg.rollback_on_interrupted;
   component_set components(ctx, calls);
+  // Held still while recovery restores (agents quiesced), released on every
+  // way out; a component that cannot be held is restored as it runs.
+  std::vector<std::string> notes;
+  if (auto err = hold_all(components, notes))
+    spdlog::warn("saga {}: {}; recovering anyway", id, err.message);
+  struct release_on_exit {
+    const component_set& c;
+    const std::string& saga;
+    node_context& ctx;
+    actor_calls& calls;
+    ~release_on_exit() {
+      std::vector<std::string> w;
+      calls.set_deadline(ctx.os->steady_ns() +
+                         int64_t{ctx.cfg.rollback_compensation_step_timeout_ms} * 1000000);
+      release_all(c, w);
+      calls.set_deadline(0);
+      for (auto& line : w)
+        spdlog::warn("saga {}: {}", saga, line);
+    }
+  } released{components, id, ctx, calls};
+  for (auto& line : notes)
+    spdlog::warn("saga {}: {}", id, line);
   // A device that does not answer holds start-up for at most
   // compensation_step_timeout_ms per step; recovery then stops without an
   // end record, and the next start repeats it.
@@ -199,7 +221,13 @@ void recover_one(node_context& ctx, actor_calls& calls, const std::string& dir,
                   id, begin->pre_rollback, pre.err().message);
     return;
   }
-  std::vector<size_t> order(started.rbegin(), started.rend());
+  // Every step is put back, started or not: a component held still for the
+  // saga (the agents) ran again from the moment this process started, and
+  // is the saga's until it ends; a step that never started finds its items
+  // in their pre-rollback state and writes nothing.
+  std::vector<size_t> order;
+  for (size_t i = steps.size(); i-- > 0;)
+    order.push_back(i);
   if (!append(compensate_start_record{order, "interrupted"})) return;
   auto failed = bounded(order, *pre);
   const bool ok = failed.empty();

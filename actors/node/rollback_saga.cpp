@@ -91,6 +91,7 @@ private:
     v_ = std::move(p.v);
     pre_rollback_ = std::move(p.pre_rollback);
     borrowed_ = p.borrowed;
+    held_ = p.held;
     if (p.err) return fail(p.failed_phase, p.err);
     devices_total_ = item_count(v_.steps);
     result_["phases_completed"].push_back("validation");
@@ -342,11 +343,12 @@ private:
   // its answer.
   void finish(control_reply reply) {
     become([](preempt_atom) {});
-    if (borrowed_) {
-      borrowed_ = false;
-      request(io_, caf::infinite, finish_atom::value).then([this, reply](finish_atom) mutable {
-        finish(std::move(reply));
-      });
+    if (borrowed_ || held_) {
+      borrowed_ = held_ = false;
+      request(io_, caf::infinite, finish_atom::value)
+          .then([this, reply](std::vector<std::string>& warnings) mutable {
+            finish(with_warnings(std::move(reply), warnings));
+          });
       return;
     }
     release_saga(ctx_, st_.id);
@@ -469,6 +471,7 @@ private:
   json result_;
   validated v_;
   bool borrowed_ = false; ///< the worker released the space reserve for the saga
+  bool held_ = false;     ///< the components are held still until the saga ends
   std::string pre_rollback_;
   std::vector<size_t> started_;         ///< steps whose step_start is journalled
   std::optional<size_t> current_;       ///< the step whose answer is awaited

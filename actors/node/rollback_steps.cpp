@@ -51,6 +51,7 @@ result<system_image> capture_all(const component_set& components,
       img = make_error(errc::internal, std::string("internal error: ") + e.what());
     }
     if (img) {
+      warnings.insert(warnings.end(), img->warnings.begin(), img->warnings.end());
       image.emplace(c->name(), std::move(*img));
       continue;
     }
@@ -62,6 +63,40 @@ result<system_image> capture_all(const component_set& components,
                        ")");
   }
   return image;
+}
+
+status hold_all(const component_set& components, std::vector<std::string>& warnings) {
+  std::vector<component*> held;
+  for (auto* c : components.all()) {
+    result<std::vector<std::string>> w = make_error(errc::internal, "not held");
+    try {
+      w = c->hold();
+    } catch (const std::exception& e) {
+      w = make_error(errc::internal, std::string("internal error: ") + e.what());
+    }
+    if (!w) {
+      for (auto* h : held)
+        for (auto& line : h->release())
+          warnings.push_back(line);
+      return make_error(w.err().code,
+                        "component " + c->name() +
+                            " cannot be held still for the rollback: " + w.err().message);
+    }
+    held.push_back(c);
+    warnings.insert(warnings.end(), w->begin(), w->end());
+  }
+  return {};
+}
+
+void release_all(const component_set& components, std::vector<std::string>& warnings) {
+  for (auto* c : components.all()) {
+    try {
+      for (auto& line : c->release())
+        warnings.push_back(line);
+    } catch (const std::exception& e) {
+      warnings.push_back("component " + c->name() + " cannot be released: " + e.what());
+    }
+  }
 }
 
 namespace rollback_detail {
@@ -171,7 +206,7 @@ std::vector<failed_item> apply_steps(const component_set& components,
 result<system_image> load_image(node_context& ctx, const std::string& id) {
   auto contents = ctx.store->load(id);
   if (!contents) return contents.err();
-  return image_of(*ctx.store, *contents);
+  return image_of(*ctx.store, *contents, &ctx.streams);
 }
 
 } // namespace rollback_detail

@@ -7,6 +7,7 @@
 
 #include "actors/node/rollback_detail.hpp"
 #include "dsmil/fields_json.hpp"
+#include "runtime/components/agents_component.hpp"
 
 namespace dsmil {
 
@@ -18,8 +19,8 @@ status validate(node_context& ctx, actor_calls& calls, const component_set& comp
                 const json& args, json& result, validated& v,
                 const std::function<void()>& on_current) {
   std::string type_name = args.value("type", std::string());
-  const bool has_selection =
-      args.contains("devices") || args.contains("groups") || args.contains("components");
+  const bool has_selection = args.contains("devices") || args.contains("groups") ||
+                             args.contains("components") || args.contains("agents");
   if (type_name.empty()) type_name = has_selection ? "selective" : "full";
   auto parsed = parse_enum<rollback_type>(type_name);
   if (!parsed)
@@ -28,13 +29,13 @@ status validate(node_context& ctx, actor_calls& calls, const component_set& comp
                                                   type_name + "'");
   const rollback_type type = *parsed;
   if (type == rollback_type::selective && !has_selection)
-    return make_error(errc::invalid_argument, "a selective rollback needs --components, --devices "
-                                              "or --groups (what to roll back)");
+    return make_error(errc::invalid_argument, "a selective rollback needs --components, --devices, "
+                                              "--groups or --agents (what to roll back)");
   if (type != rollback_type::selective && has_selection)
     return make_error(errc::invalid_argument,
                       "a " + type_name +
-                          " rollback restores everything; drop --components/--devices/--groups "
-                          "or use --type selective");
+                          " rollback restores everything; drop --components/--devices/--groups/"
+                          "--agents or use --type selective");
   v.type = type;
   result["type"] = type_name;
 
@@ -56,6 +57,9 @@ status validate(node_context& ctx, actor_calls& calls, const component_set& comp
   if (args.contains("devices"))
     for (auto& d : args["devices"])
       items.push_back(d.get<std::string>());
+  if (args.contains("agents"))
+    for (auto& a : args["agents"])
+      items.push_back(agents_component::item_prefix + a.get<std::string>());
   if (args.contains("groups"))
     for (auto& g : args["groups"]) {
       auto n = g.get<int64_t>();

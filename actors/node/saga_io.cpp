@@ -55,12 +55,29 @@ private:
         },
         [&](finish_atom) {
           give_back();
-          return finish_atom::value;
+          return release(calls);
         },
         [&](caf::exit_msg& m) {
           if (m.reason == caf::exit_reason::kill) throw actor_killed{};
           running = false; // the saga ended, or the node stops
         });
+    for (auto& w : release(calls))
+      spdlog::warn("rollback {}: {}", st_->id, w);
+  }
+
+  // Every component runs again (agents resume), once.
+  std::vector<std::string> release(actor_calls& calls) {
+    std::vector<std::string> warnings;
+    if (!held_) return warnings;
+    held_ = false;
+    component_set components(*ctx_, calls);
+    // Bounded: a component still inside a call the saga abandoned (hung in
+    // apply) is released when that call returns, without the saga waiting.
+    calls.set_deadline(ctx_->os->steady_ns() +
+                       int64_t{ctx_->cfg.rollback_compensation_step_timeout_ms} * 1000000);
+    release_all(components, warnings);
+    calls.set_deadline(0);
+    return warnings;
   }
 
   status commit(std::vector<journal_record> batch) {
@@ -140,7 +157,7 @@ private:
         req.type = checkpoint_type::pre_rollback;
         req.name = "pre-rollback " + st_->id;
         req.description = "state before rollback " + st_->id + " to " + v.target_id;
-        pre = create_checkpoint(*ctx.store, req, v.current);
+        pre = create_checkpoint(*ctx.store, req, v.current, &ctx.streams);
       });
       journal_thread = ctx.os->start_thread([this, &ctx, &journal] {
         journal = saga_journal::create(*ctx.os, journal_dir(ctx), st_->id);
@@ -148,7 +165,26 @@ private:
       });
     };
     component_set components(ctx, calls);
-    auto err = validate(ctx, calls, components, args, out.result, v, start_preparation);
+    // Held still (agents quiesced) from before the current state is
+    // captured until the saga ends: the pre-rollback checkpoint is the
+    // state compensation puts back, with no work lost in between.
+    // Bounded like a step, plus the agents' time to quiesce (after which
+    // the late ones are cancelled): a component hung in an earlier saga's
+    // call refuses this one instead of holding it up.
+    std::vector<std::string> held_warnings;
+    calls.set_deadline(
+        ctx.os->steady_ns() +
+        (int64_t{ctx.cfg.rollback_step_timeout_ms} + ctx.cfg.agents.stop_timeout_ms) * 1000000);
+    auto err = hold_all(components, held_warnings);
+    calls.set_deadline(0);
+    held_ = out.held = !err;
+    if (!err) err = validate(ctx, calls, components, args, out.result, v, start_preparation);
+    if (!held_warnings.empty()) {
+      auto& w = out.result["warnings"];
+      if (!w.is_array()) w = json::array();
+      for (auto& line : held_warnings)
+        w.push_back(line);
+    }
     if (!err && no_room) err = no_room;
     if (!err && !v.needs_ack.empty() && !args.value("ack_critical", false) &&
         v.type != rollback_type::emergency) {
@@ -194,6 +230,7 @@ private:
   std::shared_ptr<node_context> ctx_;
   std::shared_ptr<saga_status> st_;
   std::unique_ptr<saga_journal> journal_;
+  bool held_ = false; ///< hold_all() succeeded and release() has not run
 };
 
 } // namespace

@@ -28,8 +28,9 @@ using prepare_atom = caf::atom_constant<caf::atom("prepare")>;
 /// an error.
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 /// saga -> worker: the saga ends; the space reserve it released for the
-/// saga's safety net (saga_prepared::borrowed) is held again. Answered
-/// finish_atom.
+/// saga's safety net (saga_prepared::borrowed) is held again, and the
+/// components held still since preparation (saga_prepared::held) run again.
+/// Answered with the release's warnings (std::vector<std::string>).
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
 /// What validation and preparation found.
@@ -41,6 +42,7 @@ struct saga_prepared {
   rollback_detail::validated v;
   std::string pre_rollback; ///< its checkpoint's id, when taken
   bool borrowed = false;    ///< the space reserve was released: finish_atom holds it again
+  bool held = false;        ///< the components are held still: finish_atom releases them
 };
 using saga_prepared_ptr = std::shared_ptr<saga_prepared>;
 using journal_batch = std::shared_ptr<std::vector<journal_record>>;

@@ -87,6 +87,15 @@ struct config_set_request {
   std::optional<std::string> value; ///< required; may be empty (config_data)
 };
 
+struct agent_list_request {
+  DSMIL_COMMAND("agent.list", read, agent_list_reply);
+};
+
+struct agent_show_request {
+  DSMIL_COMMAND("agent.show", read, agent_view);
+  std::string id;
+};
+
 struct checkpoint_create_request {
   DSMIL_COMMAND("checkpoint.create", change, checkpoint_create_reply);
   std::string name;
@@ -169,6 +178,7 @@ struct rollback_request {
   std::optional<std::vector<std::string>> components;
   std::optional<std::vector<std::string>> devices; ///< device ids as typed
   std::optional<std::vector<int64_t>> groups;
+  std::optional<std::vector<std::string>> agents; ///< agent ids (the agents component)
   std::string reason;
   std::string initiated_by = "dsmilctl";
   bool dry_run = false;
@@ -183,11 +193,12 @@ struct rollback_request {
 using node_requests =
     std::tuple<status_request, device_list_request, device_show_request, device_set_request,
                device_fault_request, device_crash_request, config_show_request, config_set_request,
-               checkpoint_create_request, checkpoint_list_request, checkpoint_show_request,
-               checkpoint_verify_request, checkpoint_delete_request, checkpoint_pin_request,
-               store_check_request, store_gc_request, store_prune_request, retention_request,
-               keys_show_request, keys_init_request, rollback_history_request,
-               rollback_show_request, rollback_request>;
+               agent_list_request, agent_show_request, checkpoint_create_request,
+               checkpoint_list_request, checkpoint_show_request, checkpoint_verify_request,
+               checkpoint_delete_request, checkpoint_pin_request, store_check_request,
+               store_gc_request, store_prune_request, retention_request, keys_show_request,
+               keys_init_request, rollback_history_request, rollback_show_request,
+               rollback_request>;
 
 /// True when serving `r` changes something (and so waits for no rollback).
 template <class R> bool changes_state(const R&) {
@@ -237,6 +248,10 @@ template <class F> void fields(F&, config_show_request&) {}
 template <class F> void fields(F& f, config_set_request& x) {
   DSMIL_F(key), DSMIL_F(value);
 }
+template <class F> void fields(F&, agent_list_request&) {}
+template <class F> void fields(F& f, agent_show_request& x) {
+  DSMIL_F(id);
+}
 template <class F> void fields(F& f, checkpoint_create_request& x) {
   DSMIL_F(name), DSMIL_F(description), DSMIL_F(type);
 }
@@ -271,8 +286,8 @@ template <class F> void fields(F& f, rollback_show_request& x) {
 }
 template <class F> void fields(F& f, rollback_request& x) {
   DSMIL_F(id), DSMIL_F(type), DSMIL_F(components), DSMIL_F(devices), DSMIL_F(groups),
-      DSMIL_F(reason), DSMIL_F(initiated_by), DSMIL_F(dry_run), DSMIL_F(ack_critical),
-      DSMIL_F(undo), DSMIL_F(progress);
+      DSMIL_F(agents), DSMIL_F(reason), DSMIL_F(initiated_by), DSMIL_F(dry_run),
+      DSMIL_F(ack_critical), DSMIL_F(undo), DSMIL_F(progress);
 }
 
 #undef DSMIL_F

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dsmil/agent_replies.hpp"
+
 #include "dsmil/errors.hpp"
 #include "dsmil/fields.hpp"
 #include "dsmil/system_config.hpp"
@@ -206,6 +208,9 @@ struct checkpoint_create_reply : checkpoint_view {
   std::optional<std::vector<std::string>> warnings;
   std::optional<std::vector<std::string>> pruned; ///< automatic checkpoints: retention's work
   std::optional<std::string> prune_error;
+  /// What capturing saw, by component, when a component says (the agents:
+  /// count, snapshot_ms, max_pause_ms: the longest pause one agent saw).
+  std::optional<nlohmann::json> capture;
 };
 
 struct device_image_view {
@@ -218,6 +223,7 @@ struct device_image_view {
 struct checkpoint_show_reply : checkpoint_view {
   system_config configuration;
   std::vector<device_image_view> device_states;
+  std::optional<std::vector<agent_image_view>> agents; ///< when it holds the agents component
 };
 
 struct checkpoint_verify_reply {
@@ -419,14 +425,14 @@ template <class F> void fields(F& f, checkpoint_list_reply& x) {
 template <class F> void fields(F& f, checkpoint_create_reply& x) {
   fields(f, static_cast<checkpoint_view&>(x));
   DSMIL_F(duration_ms), DSMIL_F(components), DSMIL_F(warnings), DSMIL_F(pruned),
-      DSMIL_F(prune_error);
+      DSMIL_F(prune_error), DSMIL_F(capture);
 }
 template <class F> void fields(F& f, device_image_view& x) {
   DSMIL_F(id), DSMIL_F(enabled), DSMIL_F(security_level), DSMIL_F(registers);
 }
 template <class F> void fields(F& f, checkpoint_show_reply& x) {
   fields(f, static_cast<checkpoint_view&>(x));
-  DSMIL_F(configuration), DSMIL_F(device_states);
+  DSMIL_F(configuration), DSMIL_F(device_states), DSMIL_F(agents);
 }
 template <class F> void fields(F& f, checkpoint_verify_reply& x) {
   DSMIL_F(id), DSMIL_F(valid), DSMIL_F(chain), DSMIL_F(checks);

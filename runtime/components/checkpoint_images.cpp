@@ -24,13 +24,41 @@ byte_source from_string(const std::string& bytes) {
   };
 }
 
+bool same_chunks(const stream_ref& a, const stream_ref& b) {
+  if (a.size != b.size || a.chunks.size() != b.chunks.size()) return false;
+  for (size_t i = 0; i < a.chunks.size(); ++i)
+    if (a.chunks[i].id != b.chunks[i].id) return false;
+  return true;
+}
+
 } // namespace
 
+std::optional<stream_ref> stream_cache::same(const std::string& name,
+                                             const std::string& bytes) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(name);
+  if (it == streams_.end() || it->second.second != bytes) return std::nullopt;
+  return it->second.first;
+}
+
+std::optional<std::string> stream_cache::bytes_of(const stream_ref& ref) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(ref.name);
+  if (it == streams_.end() || !same_chunks(it->second.first, ref)) return std::nullopt;
+  return it->second.second;
+}
+
+void stream_cache::put(const stream_ref& ref, const std::string& bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  streams_[ref.name] = {ref, bytes};
+}
+
 result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpoint_request& req,
-                                          const system_image& image) {
+                                          const system_image& image, stream_cache* cache) {
   std::vector<device_state> devices;
   system_config configuration;
   std::vector<stream_ref> streams;
+  checkpoint_request with_streams = req;
   for (auto& [name, img] : image) {
     if (name == "devices") {
       auto d = devices_component::decode(img);
@@ -46,16 +74,27 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
       for (auto& [part, map] :
            {std::pair{records_part, &img.records}, std::pair{streams_part, &img.streams}})
         for (auto& [key, bytes] : *map) {
-          auto ref = store.write_stream(name + part + key, from_string(bytes));
+          const auto stream = name + part + key;
+          // Unchanged since the last checkpoint, and its chunks still stored.
+          if (cache)
+            if (auto ref = cache->same(stream, bytes); ref && store.has_chunks(*ref)) {
+              streams.push_back(std::move(*ref));
+              continue;
+            }
+          stream_stats stats;
+          auto ref = store.write_stream(stream, from_string(bytes), &stats);
           if (!ref) return ref.err();
+          with_streams.streams_new_bytes += stats.new_bytes;
+          if (cache) cache->put(*ref, bytes);
           streams.push_back(std::move(*ref));
         }
     }
   }
-  return store.create(req, devices, configuration, streams);
+  return store.create(with_streams, devices, configuration, streams);
 }
 
-result<system_image> image_of(checkpoint_store& store, const checkpoint_contents& contents) {
+result<system_image> image_of(checkpoint_store& store, const checkpoint_contents& contents,
+                              const stream_cache* cache) {
   system_image out;
   auto& devices = out["devices"];
   for (auto& s : contents.devices)
@@ -68,12 +107,16 @@ result<system_image> image_of(checkpoint_store& store, const checkpoint_contents
       auto at = s.name.find(part);
       if (at == std::string::npos || at == 0) continue;
       std::string bytes;
-      bytes.reserve(s.size);
-      auto err = store.read_stream(s, [&](std::string_view run) -> status {
-        bytes.append(run);
-        return {};
-      });
-      if (err) return err;
+      if (auto cached = cache ? cache->bytes_of(s) : std::nullopt) {
+        bytes = std::move(*cached);
+      } else {
+        bytes.reserve(s.size);
+        auto err = store.read_stream(s, [&](std::string_view run) -> status {
+          bytes.append(run);
+          return {};
+        });
+        if (err) return err;
+      }
       auto& img = out[s.name.substr(0, at)];
       auto& map = std::strcmp(part, records_part) == 0 ? img.records : img.streams;
       map[s.name.substr(at + std::strlen(part))] = std::move(bytes);

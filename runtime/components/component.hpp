@@ -28,6 +28,13 @@ namespace dsmil {
 struct component_image {
   std::map<std::string, std::string> records;
   std::map<std::string, std::string> streams;
+  /// What the capture had to force (an agent cancelled because it did not
+  /// quiesce in time), for the reply. Not stored.
+  std::vector<std::string> warnings;
+  /// Figures of the capture merged into the checkpoint's reply under the
+  /// component's name (the pause each agent saw). Not stored.
+  nlohmann::json detail = nlohmann::json::object();
+  /// Equal state: records and streams.
   bool operator==(const component_image& o) const {
     return records == o.records && streams == o.streams;
   }
@@ -103,6 +110,17 @@ public:
   /// in its state in `target`. Changes nothing.
   virtual std::vector<failed_item> read_back(const saga_step& step,
                                              const component_image& target) = 0;
+
+  /// A rollback starts: until release(), the component's state changes only
+  /// through apply() (an agent runtime parks its agents), so what capture()
+  /// reads next is what the rollback compensates to. Returns warnings (what
+  /// had to be forced); an error refuses the rollback, with nothing held.
+  /// Default: nothing changes by itself.
+  virtual result<std::vector<std::string>> hold() { return std::vector<std::string>{}; }
+  /// The rollback ended, whichever way: the component runs again. Returns
+  /// warnings (what could not be restarted). Releasing what is not held
+  /// does nothing.
+  virtual std::vector<std::string> release() { return {}; }
 };
 
 } // namespace dsmil

@@ -99,8 +99,9 @@ result<component_plan> devices_component::plan(const component_image& now,
   component_plan out;
   rollback_selection sel;
   if (!request.whole) {
-    if (request.items.empty()) return out; // not selected
     for (auto& item : request.items) {
+      // Another component's item ("agent:ID"): not the devices'.
+      if (item.find(':') != std::string::npos && item.rfind("group:", 0) != 0) continue;
       if (item.rfind("group:", 0) == 0) {
         const std::string n = item.substr(6);
         size_t used = 0;
@@ -119,6 +120,7 @@ result<component_plan> devices_component::plan(const component_image& now,
         sel.devices.push_back(*id);
       }
     }
+    if (sel.groups.empty() && sel.devices.empty()) return out; // not selected
   }
   auto current = decode(now);
   if (!current) return current.err();

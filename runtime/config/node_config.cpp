@@ -91,7 +91,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   if (auto err = tu::check_keys(root,
                                 {"node", "devices", "breaker", "retry", "supervision", "thermal",
                                  "configuration", "store", "checkpoints", "retention", "keys",
-                                 "rollback", "components"},
+                                 "rollback", "components", "agents"},
                                 source, "the node config"))
     return err;
   node_config c;
@@ -236,6 +236,26 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   if (auto err = validate(
           chunker_params{c.chunk_min_kib * 1024, c.chunk_avg_kib * 1024, c.chunk_max_kib * 1024}))
     return make_error(errc::config_error, source + ": [store] " + err.message);
+  if (auto err = section(
+          root, "agents",
+          {"backend", "stop_timeout_ms", "count", "state_kib", "tasks_per_second", "state_dir"},
+          source, [&](const toml::table& t) -> status {
+            auto& a = c.agents;
+            if (auto e = tu::get_string(t, "backend", a.backend, source)) return e;
+            if (a.backend != "none" && a.backend != "sim")
+              return make_error(errc::config_error, tu::where(source, *t.get("backend")) +
+                                                        "[agents] backend must be \"none\" or "
+                                                        "\"sim\", got '" +
+                                                        a.backend + "'");
+            if (auto e = get_uint(t, "stop_timeout_ms", a.stop_timeout_ms, 1, 3600000, source))
+              return e;
+            if (auto e = get_uint(t, "count", a.count, 1, 100000, source)) return e;
+            if (auto e = get_uint(t, "state_kib", a.state_kib, 4, 1 << 20, source)) return e;
+            if (auto e = get_uint(t, "tasks_per_second", a.tasks_per_second, 0, 10000000, source))
+              return e;
+            return tu::get_string(t, "state_dir", a.state_dir, source);
+          }))
+    return err;
   if (auto err = section(root, "checkpoints", {"automatic_interval_s"}, source,
                          [&](const toml::table& t) -> status {
                            return get_uint(t, "automatic_interval_s", c.automatic_interval_s, 0,

@@ -34,6 +34,16 @@ struct system_config_defaults {
   std::string config_data;
 };
 
+/// The agents component ([agents]).
+struct agents_config {
+  std::string backend = "none"; ///< "none", or "sim": the reference host (actors/agents/)
+  uint32_t stop_timeout_ms = 30000;
+  uint32_t count = 80;
+  uint32_t state_kib = 256;
+  uint32_t tasks_per_second = 4000;
+  std::string state_dir = "agents.sim"; ///< relative to data_dir; empty: memory only
+};
+
 struct node_config {
   std::string source; ///< file the config came from, or "embedded dsmil.toml"
   std::string data_dir = "data";
@@ -51,6 +61,7 @@ struct node_config {
   double thermal_warn_c = 85.0;
   double thermal_critical_c = 100.0;
   system_config_defaults configuration;
+  agents_config agents;
   key_provider_kind key_provider = key_provider_kind::software;
   std::string key_tcti = "device:/dev/tpmrm0";
   std::string key_passphrase_file; ///< software: wraps an encrypted store's data key

@@ -82,6 +82,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
       m.streams.push_back(std::move(e));
     }
   }
+  info.new_bytes += req.streams_new_bytes;
   compute_roots(m);
 
   // The fresh chunks' pack, built in memory (device states and configuration

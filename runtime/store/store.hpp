@@ -32,6 +32,9 @@ struct checkpoint_request {
   std::string name;
   std::string description;
   checkpoint_type type = checkpoint_type::manual;
+  /// What write_stream() stored anew for this checkpoint's streams
+  /// (stream_stats::new_bytes, summed): counted in its new_bytes.
+  uint64_t streams_new_bytes = 0;
 };
 
 /// How a new store cuts, compresses and packs data. Kept in store.toml at
@@ -252,6 +255,13 @@ public:
     return make_error(errc::unavailable, "store " + dir_ +
                                              " is encrypted and its data key (keys/data.key) is "
                                              "not available; restore the key");
+  }
+  /// Whether every chunk of `s` is stored (in an index).
+  bool has_chunks(const stream_ref& s) const {
+    std::lock_guard<std::mutex> guard(index_mu_);
+    for (auto& c : s.chunks)
+      if (!index_.count(c.id)) return false;
+    return true;
   }
   size_t chunk_count() const {
     std::lock_guard<std::mutex> guard(index_mu_);

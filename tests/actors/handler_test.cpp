@@ -51,11 +51,12 @@ TEST_CASE("a component hung in apply is abandoned at step_timeout_ms; its compen
   CHECK(n.f.ok("config.show") == config_before);
   auto st = n.f.ok("status");
   CHECK(st["compensation_incomplete"]["failed"][0]["id"] == "counter");
-  // Status asks the handler, not its hung worker: two calls wait there
-  // (the hung apply, then the compensation's apply; its read-back is not
-  // asked while that apply has not answered).
+  // Status asks the handler, not its hung worker: three calls wait there
+  // (the hung apply, then the compensation's apply, whose read-back is not
+  // asked while it has not answered, and the release the saga asked as it
+  // ended, not waited for past compensation_step_timeout_ms).
   auto counter = component_row(st, "counter");
-  CHECK(counter["in_flight"] == 2);
+  CHECK(counter["in_flight"] == 3);
   CHECK(counter["breaker"] == "closed");
 
   // The hung call returns; the compensation queued behind it runs next, and

@@ -74,6 +74,14 @@ inline component_handler::behavior_type fake_component(fake_ptr self, std::strin
         self->state.log->push_back(self->state.name + " read_back " + which(img));
         return std::vector<failed_item>{};
       },
+      [self](hold_atom) {
+        self->state.log->push_back(self->state.name + " hold");
+        return std::vector<std::string>{};
+      },
+      [self](release_atom) {
+        self->state.log->push_back(self->state.name + " release");
+        return std::vector<std::string>{};
+      },
       [self](health_atom) {
         component_health h;
         h.name = self->state.name;
@@ -133,7 +141,7 @@ inline caf::behavior fake_io(caf::event_based_actor* self, event_log* log, std::
         }
         return commit_atom::value;
       },
-      [](finish_atom) { return finish_atom::value; },
+      [](finish_atom) { return std::vector<std::string>{}; },
   };
 }
 

@@ -8,6 +8,9 @@
 //     hardware's truth, not the node's), are bit for bit either all at the
 //     pre-rollback state or exactly the pre-rollback state with the saga's
 //     planned devices at the target: never a mix;
+//   - the agents (the reference host, under load), read straight from their
+//     state files, are each at the pre-rollback checkpoint's state, or, when
+//     the saga completed and planned the agent, at the target's;
 //   - the node's report (rollback history) agrees: completed means the
 //     second, anything else the first; no saga is left without an end;
 //   - no checkpoint the driver saw created is lost, and the store checks clean.
@@ -18,6 +21,7 @@
 // changes, kill delays; where a delay lands in the saga depends on timing).
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
@@ -33,6 +37,7 @@
 #include "actors/node_client.hpp"
 #include "dsmil/fields_json.hpp"
 #include "tests/process.hpp"
+#include "runtime/base/crypto.hpp"
 #include "runtime/config/node_config.hpp"
 #include "simd/crc64.hpp"
 #include "tests/test_util.hpp"
@@ -96,6 +101,19 @@ snapshot read_devices(const std::string& path, const std::vector<device_id>& ids
     std::memcpy(s.registers.data(), b + 8, size_t{regs} * 4);
     s.blob.assign(b + 8 + size_t{regs} * 4, b + 8 + size_t{regs} * 4 + blob);
     out[ids[i]] = std::move(s);
+  }
+  return out;
+}
+
+// Each agent's state file (actors/agents/sim_agents.cpp), hashed: the state
+// it has when it parks or is restored, which a kill -9 leaves as it was.
+std::map<std::string, std::string> read_agents(const std::string& dir, int count) {
+  std::map<std::string, std::string> out;
+  for (int i = 0; i < count; ++i) {
+    char id[32];
+    std::snprintf(id, sizeof id, "agent-%02d", i);
+    auto path = dir + "/" + id + ".state";
+    if (std::filesystem::exists(path)) out[id] = sha256_hex(test::slurp(path));
   }
   return out;
 }
@@ -198,11 +216,13 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
   test::temp_dir dir;
   const std::string data = dir.path() + "/data";
   const std::string devices_file = data + "/devices.sim";
-  std::string config;
-  if (policy != "compensate") {
-    config = dir.path() + "/dsmil.toml";
-    test::spit(config, "[rollback]\non_interrupted = \"" + policy + "\"\n");
-  }
+  // Eight agents of the reference host, working all along.
+  constexpr int agent_count = 8;
+  const std::string config = dir.path() + "/dsmil.toml";
+  test::spit(config, "[rollback]\non_interrupted = \"" + policy +
+                         "\"\n[agents]\nbackend = \"sim\"\ncount = " + std::to_string(agent_count) +
+                         "\nstate_kib = 64\ntasks_per_second = 400\n");
+  const std::string agents_dir = data + "/agents.sim";
   node_driver node(sys, data, config);
   node.start();
 
@@ -326,6 +346,45 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
         if (type == "full" || type == "emergency") CHECK(planned.count(d) == 1);
         if (type == "incremental" && pre.at(d) != target.at(d)) CHECK(planned.count(d) == 1);
         if (type == "selective" && group_of[d] == group) CHECK(planned.count(d) == 1);
+      }
+    }
+    // The agents: at the pre-rollback state, or the planned ones at the
+    // target when the saga completed. A saga that never began (or was
+    // refused) took no pre-rollback checkpoint to compare with: it
+    // restored nothing, which the devices above show.
+    if (!saga.is_null() && saga.contains("pre_rollback") && outcome != "refused") {
+      auto hashes = [&](const std::string& id) {
+        std::map<std::string, std::string> out;
+        const auto shown = node.ok("checkpoint.show", {{"id", id}});
+        for (auto& a : shown["agents"])
+          out[a["id"].get<std::string>()] = a["state_sha256"].get<std::string>();
+        return out;
+      };
+      const auto at_pre_rollback = hashes(saga["pre_rollback"].get<std::string>());
+      const auto at_target_cp = hashes(target_id);
+      std::set<std::string> planned_agents;
+      const auto shown =
+          outcome == "completed" ? node.ok("rollback.show", {{"id", saga["id"]}}) : json::object();
+      if (shown.contains("steps"))
+        for (auto& st : shown["steps"])
+          if (st["component"] == "agents")
+            for (auto& a : st["items"])
+              planned_agents.insert(a.get<std::string>());
+      const auto agents_now = read_agents(agents_dir, agent_count);
+      std::string wrong;
+      for (auto& [agent, hash] : agents_now) {
+        REQUIRE_MESSAGE(at_pre_rollback.count(agent) + at_target_cp.count(agent) == 2,
+                        "checkpoints " << saga.dump() << " and " << target_id
+                                       << " do not both hold agent " << agent);
+        const auto& want =
+            planned_agents.count(agent) ? at_target_cp.at(agent) : at_pre_rollback.at(agent);
+        if (hash != want) wrong += agent + " ";
+      }
+      CHECK(agents_now.size() == agent_count);
+      if (!wrong.empty()) {
+        ++mixed;
+        FAIL_CHECK("agents at neither state after kill " << k << " (saga outcome '" << outcome
+                                                         << "', type " << type << "): " << wrong);
       }
     }
     const bool at_pre = now == pre;

@@ -1,0 +1,186 @@
+// The agents component with the reference host ([agents] backend = "sim")
+// under load: checkpoints hold what each agent had when it parked, rollbacks
+// put it back bit for bit (or, when a restore fails, put every agent back to
+// its pre-rollback state), and every agent runs again before the reply.
+#include "actors/agents/sim_agents.hpp"
+#include "runtime/base/crypto.hpp"
+#include "runtime/components/checkpoint_images.hpp"
+#include "tests/actors/node_fixture.hpp"
+
+using namespace dsmil;
+using namespace dsmil::test;
+
+namespace {
+
+constexpr uint32_t agent_count = 12;
+
+struct agents_node {
+  explicit agents_node(uint32_t stop_timeout_ms = 30000)
+      : f(false, 0, [stop_timeout_ms](node_config& c) {
+          c.agents.backend = "sim";
+          c.agents.count = agent_count;
+          c.agents.state_kib = 64;
+          c.agents.tasks_per_second = 3000; // about 250 tasks a second for each agent
+          c.agents.stop_timeout_ms = stop_timeout_ms;
+        }) {
+    REQUIRE(f.node.agents_sim);
+    host().record_states(true);
+  }
+  sim_agent_host& host() { return *f.node.agents_sim; }
+
+  std::vector<std::string> ids() {
+    std::vector<std::string> out;
+    for (auto& a : host().list())
+      out.push_back(a.id);
+    return out;
+  }
+  std::map<std::string, std::string> parked() {
+    std::map<std::string, std::string> out;
+    for (auto& id : ids())
+      out[id] = host().parked_state(id);
+    return out;
+  }
+  std::map<std::string, std::string> resumed() {
+    std::map<std::string, std::string> out;
+    for (auto& id : ids())
+      out[id] = host().resumed_state(id);
+    return out;
+  }
+  // Waits until every agent has done more than `n` tasks.
+  void let_work(uint64_t n) {
+    for (int i = 0; i < 500; ++i) {
+      bool all = true;
+      for (auto& a : host().list())
+        all = all && a.tasks_done > n;
+      if (all) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL("the agents do not work");
+  }
+  void check_all_running() {
+    for (auto& a : host().list()) {
+      CAPTURE(a.id);
+      CHECK(a.state == agent_state::running);
+    }
+  }
+  node_fixture f;
+};
+
+uint64_t max_tasks(agents_node& n) {
+  uint64_t m = 0;
+  for (auto& a : n.host().list())
+    m = std::max(m, a.tasks_done);
+  return m;
+}
+
+} // namespace
+
+TEST_CASE("a checkpoint holds each agent as it parked, and a rollback puts back every agent") {
+  agents_node n;
+  n.let_work(5);
+  auto cp = n.f.ok("checkpoint.create");
+  CHECK(cp["components"] == json({"agents", "configuration", "devices", "security"}));
+  CHECK(cp["capture"]["agents"]["count"] == agent_count);
+  CHECK(cp["capture"]["agents"]["max_pause_ms"].get<double>() > 0);
+  const auto at_checkpoint = n.parked();
+  n.check_all_running();
+
+  // What the store holds is what each agent had when it parked.
+  {
+    store_options ro;
+    ro.read_only = true;
+    auto s = checkpoint_store::open(test_env(), n.f.ncfg.data_dir + "/store", ro);
+    REQUIRE_MESSAGE(s.ok(), s.err().message);
+    auto contents = (*s)->load(cp["id"].get<std::string>());
+    REQUIRE_MESSAGE(contents.ok(), contents.err().message);
+    auto image = image_of(**s, *contents);
+    REQUIRE(image.ok());
+    CHECK((*image)["agents"].streams == at_checkpoint);
+  }
+  // `agent list` hashes each agent's state as it is now.
+  auto list = n.f.ok("agent.list");
+  REQUIRE(list["agents"].size() == agent_count);
+  CHECK(list["agents"][0]["id"] == "agent-00");
+  CHECK(list["agents"][0]["state_sha256"].get<std::string>().size() == 64);
+  CHECK(n.f.ok("agent.show", {{"id", "agent-03"}})["id"] == "agent-03");
+  auto missing = n.f.ctl("agent.show", {{"id", "agent-99"}});
+  CHECK(missing.code == static_cast<uint8_t>(errc::not_found));
+  CHECK(missing.message.find("no agent 'agent-99'") != std::string::npos);
+
+  n.let_work(max_tasks(n) + 5); // every agent moved on
+  const auto id = cp["id"].get<std::string>();
+
+  SUBCASE("full: every agent back, running, bit for bit") {
+    auto r = n.f.ok("rollback", {{"id", id}, {"ack_critical", true}});
+    CHECK(r["rolled_back"]["agents"].size() == agent_count);
+    n.check_all_running();
+    CHECK(n.resumed() == at_checkpoint);
+    // The pre-rollback checkpoint holds the state the agents were held at.
+    const auto held_at = n.parked();
+    for (auto& [agent, bytes] : held_at)
+      CHECK(bytes != at_checkpoint.at(agent));
+    auto undo = n.f.ok("rollback", {{"undo", true}, {"ack_critical", true}});
+    CHECK(n.resumed() == held_at);
+    n.check_all_running();
+  }
+  SUBCASE("selective: only the agents named") {
+    auto before = n.f.ok("agent.show", {{"id", "agent-05"}});
+    auto r = n.f.ok("rollback", {{"id", id}, {"agents", {"agent-02", "agent-07"}}});
+    CHECK(r["rolled_back"]["agents"] == json({"agent-02", "agent-07"}));
+    CHECK(r["rolled_back"]["components"] == json({"agents"}));
+    const auto resumed = n.resumed();
+    CHECK(resumed.at("agent-02") == at_checkpoint.at("agent-02"));
+    CHECK(resumed.at("agent-07") == at_checkpoint.at("agent-07"));
+    CHECK(resumed.at("agent-05") != at_checkpoint.at("agent-05"));
+    n.check_all_running();
+    auto bad = n.f.ctl("rollback", {{"id", id}, {"agents", {"agent-42"}}});
+    CHECK(bad.code == static_cast<uint8_t>(errc::invalid_argument));
+    CHECK(bad.message.find("no agent 'agent-42' in the checkpoint") != std::string::npos);
+  }
+  SUBCASE("incremental: only the agents whose state differs") {
+    auto r = n.f.ok("rollback", {{"id", id}, {"type", "incremental"}, {"ack_critical", true}});
+    CHECK(r["rolled_back"]["agents"].size() == agent_count); // all of them worked meanwhile
+    CHECK(n.resumed() == at_checkpoint);
+  }
+}
+
+TEST_CASE("an agent whose restore fails leaves every agent at its pre-rollback state, running") {
+  agents_node n;
+  n.let_work(3);
+  auto cp = n.f.ok("checkpoint.create");
+  const auto at_checkpoint = n.parked();
+  n.let_work(max_tasks(n) + 5);
+  REQUIRE_FALSE(n.host().set_fail_restore("agent-06", true));
+  auto r = n.f.ctl("rollback", {{"id", cp["id"]}, {"ack_critical", true}});
+  CHECK(r.code == static_cast<uint8_t>(errc::rollback_failed));
+  auto body = json::parse(r.body);
+  CHECK(body["outcome"] == "compensated");
+  CHECK(body["failed"].dump().find("agent-06") != std::string::npos);
+  CHECK(body["failed"].dump().find("injected restore failure") != std::string::npos);
+  n.check_all_running();
+  // Held at the rollback's start (parked), given back that very state.
+  const auto held_at = n.parked();
+  CHECK(n.resumed() == held_at);
+  for (auto& [agent, bytes] : held_at)
+    CHECK(bytes != at_checkpoint.at(agent));
+  auto history = n.f.ok("rollback.history");
+  CHECK(history["rollbacks"][0]["outcome"] == "compensated");
+}
+
+TEST_CASE("an agent that never quiesces is cancelled and named; the rollback completes") {
+  agents_node n(200);
+  n.let_work(3);
+  auto cp = n.f.ok("checkpoint.create");
+  const auto at_checkpoint = n.parked();
+  n.let_work(max_tasks(n) + 5);
+  REQUIRE_FALSE(n.host().set_never_quiesce("agent-04", true));
+  auto r = n.f.ok("rollback", {{"id", cp["id"]}, {"ack_critical", true}});
+  CHECK(r["outcome"] == "completed");
+  CHECK(r["warnings"].dump().find("agent agent-04 did not quiesce") != std::string::npos);
+  CHECK(n.resumed() == at_checkpoint);
+  n.check_all_running();
+  // A checkpoint names it too, and still holds every agent.
+  auto again = n.f.ok("checkpoint.create");
+  CHECK(again["warnings"].dump().find("agent agent-04 did not quiesce") != std::string::npos);
+  CHECK(again["capture"]["agents"]["count"] == agent_count);
+}
