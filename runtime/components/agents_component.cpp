@@ -256,7 +256,6 @@ result<std::vector<std::string>> agents_component::hold() {
     ids.push_back(a.id);
   auto q = quiesce_all(ids, warnings);
   if (!q) return q.err();
-  held_ = std::move(*q);
   holding_ = true;
   return warnings;
 }
@@ -272,7 +271,6 @@ std::vector<std::string> agents_component::release() {
     ids.push_back(a.id);
   resume_all(ids, warnings);
   holding_ = false;
-  held_.clear();
   return warnings;
 }
 

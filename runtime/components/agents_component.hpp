@@ -61,8 +61,7 @@ private:
   agents_settings settings_;
   env& env_;
   std::mutex mu_;
-  std::vector<std::string> held_; ///< quiesced by hold(), resumed by release()
-  bool holding_ = false;
+  bool holding_ = false; ///< between hold() and release(): every agent stays quiesced
 };
 
 } // namespace dsmil
