@@ -42,7 +42,7 @@ bool with_request(const std::string& command, const nlohmann::json& args, std::s
 
 } // namespace
 
-void ask_node(caf::event_based_actor* self, const node_api& node, caf::timespan timeout,
+void ask_node(caf::event_based_actor* self, const node_api& node, const caf::duration& timeout,
               const std::string& command, const nlohmann::json& args,
               std::function<void(control_reply&)> done, std::function<void(caf::error&)> failed) {
   std::string why;

@@ -23,7 +23,7 @@ namespace dsmil {
 /// stopped it from coming (a timeout, a node gone). An unknown command, or
 /// arguments that do not fit it, are answered by `done` at once with
 /// invalid_argument.
-void ask_node(caf::event_based_actor* self, const node_api& node, caf::timespan timeout,
+void ask_node(caf::event_based_actor* self, const node_api& node, const caf::duration& timeout,
               const std::string& command, const nlohmann::json& args,
               std::function<void(control_reply&)> done, std::function<void(caf::error&)> failed);
 

@@ -160,6 +160,15 @@ int main(int argc, char** argv) {
     args["id"] = agent_id;
   });
 
+  auto* aload = agent->add_subcommand(
+      "load", "the reference host's work: tasks per second over all agents (shows it without one)");
+  int64_t tasks_per_second = -1;
+  aload->add_option("TASKS_PER_SECOND", tasks_per_second, "0 stops the work");
+  aload->callback([&] {
+    command = dsmil::agent_load_request::command;
+    if (tasks_per_second >= 0) args["tasks_per_second"] = tasks_per_second;
+  });
+
   auto* config =
       app.add_subcommand("config", "the system configuration component")->require_subcommand(1);
   config->add_subcommand("show", "current configuration")->callback([&] {
@@ -296,6 +305,8 @@ int main(int argc, char** argv) {
         command = dsmil::rollback_request::command;
         undo = true;
       });
+  rb->add_subcommand("cancel", "stop the running rollback: it puts back what it changed")
+      ->callback([&] { command = dsmil::rollback_cancel_request::command; });
   rb->add_subcommand("history", "every rollback: type, target, outcome, phases, duration")
       ->callback([&] { command = dsmil::rollback_history_request::command; });
   auto* rb_show = rb->add_subcommand("show", "one rollback with its journal");
@@ -419,7 +430,7 @@ int main(int argc, char** argv) {
       a->quit();
     });
     dsmil::ask_node(
-        a, remote_node, t, command, args,
+        a, remote_node, caf::duration{t}, command, args,
         [=](dsmil::control_reply& r) {
           a->send(waiter, std::move(r));
           a->quit();

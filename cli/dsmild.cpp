@@ -1,8 +1,10 @@
-// dsmild: runs a node (devices, store, control endpoint for dsmilctl).
+// dsmild: runs a node (devices, store, control endpoint for dsmilctl): a
+// thin user of the embedding API (dsmil/node.hpp).
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -10,14 +12,11 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <caf/all.hpp>
-#include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/caf_glue.hpp"
-#include "actors/node/node.hpp"
-#include "runtime/os/env.hpp"
+#include "dsmil/node.hpp"
 #include "dsmil/version.hpp"
+#include "runtime/config/node_config.hpp"
 
 namespace {
 
@@ -53,27 +52,27 @@ int main(int argc, char** argv) {
     return die(std::string(e.what()) + "; see 'dsmild --help'", 2);
   }
 
-  auto cfg = config_file.empty() ? dsmil::node_config::embedded()
-                                 : dsmil::node_config::load_file(dsmil::env::posix(), config_file);
-  if (!cfg) return die(cfg.err().message, 2);
-  if (!data_dir.empty()) cfg->data_dir = data_dir;
+  // Flags are named in what is wrong with them; the configuration by its file.
+  if (!keys.empty() && !dsmil::parse_enum<dsmil::key_provider_kind>(keys))
+    return die("--keys must be " + dsmil::enum_choices<dsmil::key_provider_kind>() + ", got '" +
+                   keys + "'",
+               2);
+  if (!log_level.empty() && spdlog::level::from_str(log_level) == spdlog::level::off &&
+      log_level != "off")
+    return die(
+        "--log-level must be trace, debug, info, warn, error or off, got '" + log_level + "'", 2);
+  dsmil::node_options opts;
+  opts.config_file = config_file;
+  opts.data_dir = data_dir;
+  opts.key_provider = keys;
+  opts.tcti = tcti;
+  opts.log_level = log_level.empty() ? "config" : log_level;
+  if (auto err = dsmil::node::check(opts)) return die(err.message, 2);
+  std::string listen_host;
+  uint16_t listen_port = 0;
   if (!listen.empty())
-    if (auto err = dsmil::parse_host_port(listen, cfg->listen_host, cfg->listen_port))
+    if (auto err = dsmil::parse_host_port(listen, listen_host, listen_port))
       return die("--listen: " + err.message, 2);
-  if (!log_level.empty()) cfg->log_level = log_level;
-  if (!keys.empty()) {
-    auto kind = dsmil::parse_enum<dsmil::key_provider_kind>(keys);
-    if (!kind)
-      return die("--keys must be " + dsmil::enum_choices<dsmil::key_provider_kind>() + ", got '" +
-                     keys + "'",
-                 2);
-    cfg->key_provider = *kind;
-  }
-  if (!tcti.empty()) cfg->key_tcti = tcti;
-  auto level = spdlog::level::from_str(cfg->log_level);
-  if (level == spdlog::level::off && cfg->log_level != "off")
-    return die("--log-level must be trace, debug, info, warn or error", 2);
-  spdlog::set_level(level);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   // Signals are taken by sigwait() below; block them before any thread starts.
@@ -83,28 +82,22 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  caf::actor_system_config caf_cfg;
-  dsmil::configure_actor_system(caf_cfg);
-  caf::actor_system sys{caf_cfg};
-
-  auto node = dsmil::start_node(sys, *cfg, dsmil::env::posix());
-  if (!node) return die(node.err().message, 1);
-  // SO_REUSEADDR: a node restarted right after a kill -9 binds its port
-  // although connections of the old process still linger (FIN-WAIT-2, a
-  // client that never closed). Linux still refuses a second listener on it.
-  auto port =
-      sys.middleman().publish(*node->control, cfg->listen_port, cfg->listen_host.c_str(), true);
-  if (!port) {
-    caf::anon_send_exit(*node->control, caf::exit_reason::user_shutdown);
-    return die("cannot listen on " + cfg->listen_host + ":" + std::to_string(cfg->listen_port) +
-                   " (port in use or not permitted); is another dsmild running? pick another "
-                   "with --listen HOST:PORT",
-               1);
+  auto started = dsmil::node::start(opts);
+  if (!started) return die(started.err().message, 1);
+  auto& node = **started;
+  const auto& desc = node.description();
+  if (listen.empty()) {
+    listen_host = desc.listen_host;
+    listen_port = desc.listen_port;
   }
-  node->published_port->store(*port);
-  const std::string endpoint = cfg->listen_host + ":" + std::to_string(*port);
+  auto port = node.listen(listen_host, listen_port);
+  if (!port) {
+    node.stop();
+    return die(port.err().message + " (dsmild --listen HOST:PORT)", 1);
+  }
+  const std::string endpoint = listen_host + ":" + std::to_string(*port);
   spdlog::info("dsmild {} listening on {} ({} devices, store {}/store, config {})", DSMIL_VERSION,
-               endpoint, cfg->devices.devices().size(), cfg->data_dir, cfg->source);
+               endpoint, desc.devices, desc.data_dir, desc.config_source);
   std::printf("dsmild listening on %s\n", endpoint.c_str());
   std::printf("use it with: dsmilctl --node %s status   (stop with Ctrl-C)\n", endpoint.c_str());
   std::fflush(stdout);
@@ -112,26 +105,27 @@ int main(int argc, char** argv) {
   // A node that stops on its own (its supervision gave up) ends the
   // process with an error, so that a service manager starts it again.
   std::atomic<bool> node_down{false};
+  std::mutex down_mu;
   std::string down_reason;
-  std::thread watcher([&] {
-    caf::scoped_actor self{sys};
-    self->monitor(*node->control);
-    self->receive([&](caf::down_msg& dm) { down_reason = caf::to_string(dm.reason); });
+  node.on_down([&](const std::string& reason) {
+    {
+      std::lock_guard<std::mutex> lock(down_mu);
+      down_reason = reason;
+    }
     node_down = true;
     kill(getpid(), SIGTERM); // wakes sigwait() below
   });
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  const bool failed = node_down;
-  if (!failed) spdlog::info("signal {}: shutting down", sig);
-  caf::anon_send_exit(*node->control, caf::exit_reason::user_shutdown);
-  watcher.join();
-  if (failed) {
+  if (node_down) {
+    std::lock_guard<std::mutex> lock(down_mu);
     die("the node stopped (" + down_reason + "); exiting so that it can be started again", 1);
     // Without waiting for actors that outlived it: everything the node
     // writes is durable before it is acknowledged, as for a kill -9.
     std::fflush(nullptr);
     _exit(1);
   }
+  spdlog::info("signal {}: shutting down", sig);
+  node.stop();
   return 0;
 }

@@ -245,6 +245,12 @@ void render(const std::string& command, const json& b, std::ostream& out) {
     if (b.contains("checkpoint")) render_rollback(b, out);
     return;
   }
+  if (command == rollback_cancel_request::command) {
+    out << "rollback " << str(b["saga"]) << " (" << str(b["phase"])
+        << ") told to stop; it compensates: see 'dsmilctl rollback show " << str(b["saga"])
+        << "'\n";
+    return;
+  }
   if (command == rollback_history_request::command || command == rollback_show_request::command) {
     if (b.contains("error")) return;
     auto line = [&](const json& r) {
@@ -304,6 +310,10 @@ void render(const std::string& command, const json& b, std::ostream& out) {
   if (command == agent_show_request::command) {
     out << "agent " << str(b["id"]) << "\n  state       " << str(b["state"]) << "\n  tasks done  "
         << b["tasks_done"] << "\n  state hash  " << str(b["state_sha256"]) << "\n";
+    return;
+  }
+  if (command == agent_load_request::command) {
+    out << "reference agents: " << b["tasks_per_second"] << " tasks per second\n";
     return;
   }
   if (command == config_show_request::command || command == config_set_request::command) {

@@ -20,6 +20,7 @@ using task_atom = caf::atom_constant<caf::atom("task")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using link_atom = caf::atom_constant<caf::atom("link")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
 
 constexpr char magic[4] = {'D', 'S', 'A', 'G'};
 constexpr uint32_t format_version = 1;
@@ -76,6 +77,7 @@ struct sim_agent_host::shared {
   std::unique_ptr<agent_slot[]> slots;
   std::atomic<bool> stopped{false};
   std::atomic<bool> recording{false};
+  std::atomic<uint32_t> load{0};           ///< the coordinator's tasks per second
   std::atomic<uint64_t> task_seed{0x5eed}; ///< run_tasks() draws its tasks from it
 
   std::string file(size_t i) const { return cfg.state_dir + "/" + ids[i] + ".state"; }
@@ -139,6 +141,8 @@ caf::behavior agent(caf::event_based_actor*, std::shared_ptr<sim_agent_host::sha
 struct coordinator_state {
   uint64_t next = 0;
   uint64_t seed = 0;
+  uint32_t tasks_per_second = 0;
+  bool ticking = false;
   static inline const char* name = "dsmil.agents";
 };
 
@@ -148,14 +152,29 @@ caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
   self->state.seed = seed;
   for (auto& a : agents)
     self->link_to(a);
-  if (tasks_per_second > 0) self->send(self, tick_atom::value);
-  const uint64_t per_tick = std::max<uint64_t>(1, tasks_per_second / 100);
+  auto start_ticking = [self] {
+    auto& st = self->state;
+    if (st.tasks_per_second == 0 || st.ticking) return;
+    st.ticking = true;
+    self->send(self, tick_atom::value);
+  };
+  self->state.tasks_per_second = tasks_per_second;
+  start_ticking();
   return {
       [=](tick_atom) {
         auto& st = self->state;
+        if (st.tasks_per_second == 0) {
+          st.ticking = false;
+          return;
+        }
+        const uint64_t per_tick = std::max<uint64_t>(1, st.tasks_per_second / 100);
         for (uint64_t k = 0; k < per_tick; ++k)
           self->send(agents[st.next++ % agents.size()], task_atom::value, splitmix64(st.seed));
         self->delayed_send(self, tick, tick_atom::value);
+      },
+      [=](load_atom, uint32_t rate) {
+        self->state.tasks_per_second = rate;
+        start_ticking();
       },
       [=](link_atom, const caf::actor& a) { self->link_to(a); },
   };
@@ -198,6 +217,7 @@ sim_agent_host::start(caf::actor_system& sys, const sim_agents_config& cfg, env&
   for (uint32_t i = 0; i < cfg.count; ++i)
     s->agents.push_back(sys.spawn(agent, s, size_t{i}));
   s->coordinator = sys.spawn(coordinator, s->agents, cfg.tasks_per_second, cfg.seed);
+  s->load = cfg.tasks_per_second;
   return std::shared_ptr<sim_agent_host>(new sim_agent_host(std::move(s)));
 }
 
@@ -208,6 +228,15 @@ sim_agent_host::~sim_agent_host() {
 void sim_agent_host::stop() {
   if (s_->stopped.exchange(true)) return;
   caf::anon_send_exit(s_->coordinator, caf::exit_reason::user_shutdown);
+}
+
+void sim_agent_host::set_load(uint32_t tasks_per_second) {
+  s_->load = tasks_per_second;
+  caf::anon_send(s_->coordinator, load_atom::value, tasks_per_second);
+}
+
+uint32_t sim_agent_host::load() const {
+  return s_->load;
 }
 
 void sim_agent_host::link_to(const caf::actor& a) {

@@ -61,6 +61,11 @@ public:
   /// Stops the agents and the coordinator. Idempotent.
   void stop();
 
+  /// The coordinator's load from now on: tasks per second over all agents
+  /// (0: no more tasks; those already sent still run).
+  void set_load(uint32_t tasks_per_second);
+  uint32_t load() const;
+
   /// Runs `n` tasks on a running agent now, on the calling thread: a
   /// benchmark or test that wants to know which agents changed.
   status run_tasks(const std::string& agent, uint64_t n);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,29 @@
 
 namespace dsmil {
 
+class agent_host;
 class component;
 class env;
 class sim_driver;
 class sim_agent_host;
+
+/// Where the control endpoint listens ("HOST:PORT"), once it does; empty
+/// before (an embedded node listens only when asked).
+class published_endpoint {
+public:
+  void set(const std::string& host, uint16_t port) {
+    std::lock_guard<std::mutex> lock(mu_);
+    text_ = host + ":" + std::to_string(port);
+  }
+  std::string get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return text_;
+  }
+
+private:
+  mutable std::mutex mu_;
+  std::string text_;
+};
 
 struct node_handles {
   /// Answers every command of dsmil/control.hpp. It routes each to a
@@ -33,8 +53,8 @@ struct node_handles {
   /// The reference agent host ([agents] backend = "sim"), else null: for
   /// tests that inject agent faults or read agents behind the node's back.
   std::shared_ptr<sim_agent_host> agents_sim;
-  /// The port the control actor was published on, once known (for status).
-  std::shared_ptr<std::atomic<uint16_t>> published_port;
+  /// Where the control actor was published, once it is (for status).
+  std::shared_ptr<published_endpoint> endpoint;
   /// For tests of supervision: the node's actor of that name now
   /// ("dsmil.reader", "dsmil.writer", "dsmil.scheduler", "dsmil.saga": the
   /// running rollback's),
@@ -49,7 +69,11 @@ struct node_handles {
 /// memory or fault env). `components` are checkpointed and rolled back
 /// after the node's own (configuration, security, devices), in this order;
 /// their names must differ from those and from each other.
+/// `agents`, when given, is an embedding runtime's agent host: the node
+/// checkpoints and rolls back its agents (then [agents] backend must be
+/// "none").
 result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e,
-                                std::vector<std::shared_ptr<component>> components = {});
+                                std::vector<std::shared_ptr<component>> components = {},
+                                std::shared_ptr<agent_host> agents = nullptr);
 
 } // namespace dsmil

@@ -208,6 +208,7 @@ private:
             [this](ready_atom) {
               if (ready_) return;
               ready_ = true;
+              if (ctx_->on_ready) ctx_->on_ready();
               become(serving());
             },
             [](caf::error&) {});

@@ -1,5 +1,6 @@
 // `agent list` and `agent show`: the agents of the agents component, read
 // from their host (each snapshot hashed as it is now).
+#include "actors/agents/sim_agents.hpp"
 #include "actors/node/node_impl.hpp"
 #include "runtime/base/crypto.hpp"
 
@@ -50,6 +51,22 @@ answer<agent_view> run(node_context& ctx, actor_calls&, const agent_show_request
   }
   return fail(make_error(errc::not_found, "no agent '" + req.id + "' on this node; it has " +
                                               known + " ('dsmilctl agent list' lists them)"));
+}
+
+answer<agent_load_reply> run(node_context& ctx, actor_calls&, const agent_load_request& req) {
+  if (!ctx.agents_sim)
+    return fail(make_error(errc::not_found,
+                           "agent load drives the reference host; this node's agents are " +
+                               std::string(ctx.agents ? "its embedding runtime's" : "none") +
+                               " (set [agents] backend = \"sim\" to run the reference host)"));
+  if (req.tasks_per_second) {
+    if (*req.tasks_per_second < 0 || *req.tasks_per_second > 1000000)
+      return fail(make_error(errc::invalid_argument,
+                             "tasks_per_second must be 0 (no work) to 1000000, got " +
+                                 std::to_string(*req.tasks_per_second)));
+    ctx.agents_sim->set_load(static_cast<uint32_t>(*req.tasks_per_second));
+  }
+  return ok(agent_load_reply{ctx.agents_sim->load()});
 }
 
 } // namespace dsmil

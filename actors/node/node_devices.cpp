@@ -53,7 +53,7 @@ answer<status_reply> run(node_context& ctx, actor_calls& calls, const status_req
   devices.total = ctx.cfg.devices.devices().size();
   devices.backend = ctx.cfg.backend;
   r.node = {::getpid(),
-            ctx.cfg.listen_host + ":" + std::to_string(ctx.published_port->load()),
+            ctx.endpoint->get(),
             ctx.cfg.data_dir,
             ctx.cfg.source,
             (ctx.os->now_unix_ns() - ctx.started_ns) / 1000000000,

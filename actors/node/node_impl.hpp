@@ -19,6 +19,7 @@
 
 #include "actors/devices/device_service.hpp"
 #include "actors/node/component_handler.hpp"
+#include "actors/node/node.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_api.hpp"
 #include "dsmil/agents.hpp"
@@ -44,7 +45,8 @@ struct saga_status {
   std::string id;
   std::string type;
   std::string target;
-  std::atomic<bool> preempt{false}; ///< an emergency rollback waits for this one to compensate
+  std::atomic<bool> preempt{false};   ///< an emergency rollback waits for this one to compensate
+  std::atomic<bool> cancelled{false}; ///< preempt came from rollback.cancel
   std::atomic<saga_phase> phase{saga_phase::validation};
   caf::actor_addr actor; ///< the saga's actor, once it runs (guarded by saga_mu): told preempt_atom
 };
@@ -74,12 +76,17 @@ struct node_context {
   /// The agents' host, when the node has the agents component ([agents]
   /// backend, or a host's): for agent list and show. Thread-safe.
   std::shared_ptr<agent_host> agents;
+  /// The same host when it is the reference one, for its load lever.
+  std::shared_ptr<sim_agent_host> agents_sim;
   /// The handlers of configuration, security, then a host's components, in
   /// that order: checkpoints and sagas reach them only by message.
   std::vector<handler_ref> handlers;
   retention_policy retention; ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
-  std::shared_ptr<std::atomic<uint16_t>> published_port;
+  std::shared_ptr<published_endpoint> endpoint;
+  /// Run once, when start-up recovery is done and commands are served
+  /// (the reference agents start working then).
+  std::function<void()> on_ready;
 
   /// Held by dsmil.writer for each command and by a rollback saga for its
   /// store work, so the two never change the store at once (dsmil.reader
@@ -316,6 +323,8 @@ answer<system_config> run(node_context&, actor_calls&, const config_set_request&
 // node_agents.cpp:
 answer<agent_list_reply> run(node_context&, actor_calls&, const agent_list_request&);
 answer<agent_view> run(node_context&, actor_calls&, const agent_show_request&);
+answer<agent_load_reply> run(node_context&, actor_calls&, const agent_load_request&);
+answer<rollback_cancel_reply> run(node_context&, actor_calls&, const rollback_cancel_request&);
 // node_checkpoints.cpp:
 answer<checkpoint_create_reply> run(node_context&, actor_calls&, const checkpoint_create_request&);
 answer<checkpoint_list_reply> run(node_context&, actor_calls&, const checkpoint_list_request&);

@@ -21,7 +21,13 @@ namespace dsmil {
 // -- start ------------------------------------------------------------------------
 
 result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, env& e,
-                                std::vector<std::shared_ptr<component>> extra) {
+                                std::vector<std::shared_ptr<component>> extra,
+                                std::shared_ptr<agent_host> host_agents) {
+  if (host_agents && cfg.agents.backend != "none")
+    return make_error(errc::config_error,
+                      "[agents] backend = \"" + cfg.agents.backend +
+                          "\" and an agent host given by the embedding runtime: a node has one "
+                          "agent host; set backend = \"none\" or register none");
   {
     std::set<std::string> names = {"configuration", "security", "devices"};
     for (auto& c : extra)
@@ -104,7 +110,9 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     sim_agents_config ac;
     ac.count = cfg.agents.count;
     ac.state_kib = cfg.agents.state_kib;
-    ac.tasks_per_second = cfg.agents.tasks_per_second;
+    // No work until start-up recovery is done: an interrupted saga held the
+    // agents still, and they stay so until it is settled.
+    ac.tasks_per_second = 0;
     ac.seed = cfg.seed;
     if (!cfg.agents.state_dir.empty())
       ac.state_dir = cfg.agents.state_dir.front() == '/'
@@ -114,9 +122,16 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     if (!host) return host.err();
     agents_sim = *host;
     ctx->agents = agents_sim;
+    ctx->agents_sim = agents_sim;
+    ctx->on_ready = [host = agents_sim, rate = cfg.agents.tasks_per_second] {
+      host->set_load(rate);
+    };
+  }
+  if (host_agents) ctx->agents = std::move(host_agents);
+  if (ctx->agents) {
     agents_settings as;
     as.stop_timeout_ms = cfg.agents.stop_timeout_ms;
-    extra.push_back(std::make_shared<agents_component>(agents_sim, as, e));
+    extra.push_back(std::make_shared<agents_component>(ctx->agents, as, e));
   }
 
   // The handlers of the components besides the devices (whose device
@@ -125,10 +140,10 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   for (auto& c : extra)
     ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
 
-  ctx->published_port = std::make_shared<std::atomic<uint16_t>>(cfg.listen_port);
+  ctx->endpoint = std::make_shared<published_endpoint>();
   node_handles h;
   h.sim = ctx->sim;
-  h.published_port = ctx->published_port;
+  h.endpoint = ctx->endpoint;
   h.find_actor = [weak = std::weak_ptr<node_context>(ctx)](const std::string& name) {
     caf::actor a;
     auto c = weak.lock();

@@ -190,4 +190,21 @@ answer<rollback_show_reply> run(node_context& ctx, actor_calls&, const rollback_
   return ok(std::move(out));
 }
 
+answer<rollback_cancel_reply> run(node_context& ctx, actor_calls&, const rollback_cancel_request&) {
+  std::lock_guard<std::mutex> lock(ctx.saga_mu);
+  if (!ctx.running || ctx.running->type == "settle")
+    return fail(make_error(errc::not_found, "no rollback is running ('dsmilctl status' shows one "
+                                            "when it does)"));
+  auto& r = *ctx.running;
+  if (ctx.emergency_waiting)
+    return fail(make_error(errc::busy,
+                           "rollback " + r.id + " is already stopping for an emergency rollback"));
+  r.cancelled = true;
+  r.preempt = true;
+  // Stops its wait for a step's devices at once (it then compensates).
+  if (auto a = caf::actor_cast<caf::actor>(r.actor)) caf::anon_send(a, preempt_atom::value);
+  spdlog::warn("rollback {} cancelled", r.id);
+  return ok(rollback_cancel_reply{r.id, enum_name(r.phase.load())});
+}
+
 } // namespace dsmil

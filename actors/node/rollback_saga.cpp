@@ -405,8 +405,9 @@ private:
         });
   }
 
-  static error preemption() {
-    return make_error(errc::busy, "pre-empted by an emergency rollback");
+  error preemption() const {
+    return make_error(errc::busy, st_.cancelled ? "cancelled (rollback cancel)"
+                                                : "pre-empted by an emergency rollback");
   }
 
   begin_record begin(std::vector<saga_step> steps) const {

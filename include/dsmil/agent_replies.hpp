@@ -20,6 +20,11 @@ struct agent_list_reply {
   std::vector<agent_view> agents;
 };
 
+/// The reference host's load, as it is after `agent load`.
+struct agent_load_reply {
+  uint64_t tasks_per_second = 0;
+};
+
 /// One agent as a checkpoint holds it.
 struct agent_image_view {
   std::string id;
@@ -32,6 +37,9 @@ template <class F> void fields(F& f, agent_view& x) {
 }
 template <class F> void fields(F& f, agent_list_reply& x) {
   f("agents", x.agents);
+}
+template <class F> void fields(F& f, agent_load_reply& x) {
+  f("tasks_per_second", x.tasks_per_second);
 }
 template <class F> void fields(F& f, agent_image_view& x) {
   f("id", x.id), f("state_sha256", x.state_sha256);

@@ -96,6 +96,13 @@ struct agent_show_request {
   std::string id;
 };
 
+/// The reference host's load (backend "sim"): tasks per second over all
+/// its agents, 0 stopping the work; without a value, only shows it.
+struct agent_load_request {
+  DSMIL_COMMAND("agent.load", lever, agent_load_reply);
+  std::optional<int64_t> tasks_per_second;
+};
+
 struct checkpoint_create_request {
   DSMIL_COMMAND("checkpoint.create", change, checkpoint_create_reply);
   std::string name;
@@ -187,18 +194,24 @@ struct rollback_request {
   bool progress = false; ///< send rollback_progress to the asking actor as it runs
 };
 
+/// Stops the running rollback: it compensates (outcome "preempted") and
+/// its caller gets that answer. Served beside the saga, as a lever is.
+struct rollback_cancel_request {
+  DSMIL_COMMAND("rollback.cancel", lever, rollback_cancel_reply);
+};
+
 #undef DSMIL_COMMAND
 
 /// Every command, in the order `dsmilctl --help` has them.
 using node_requests =
     std::tuple<status_request, device_list_request, device_show_request, device_set_request,
                device_fault_request, device_crash_request, config_show_request, config_set_request,
-               agent_list_request, agent_show_request, checkpoint_create_request,
-               checkpoint_list_request, checkpoint_show_request, checkpoint_verify_request,
-               checkpoint_delete_request, checkpoint_pin_request, store_check_request,
-               store_gc_request, store_prune_request, retention_request, keys_show_request,
-               keys_init_request, rollback_history_request, rollback_show_request,
-               rollback_request>;
+               agent_list_request, agent_show_request, agent_load_request,
+               checkpoint_create_request, checkpoint_list_request, checkpoint_show_request,
+               checkpoint_verify_request, checkpoint_delete_request, checkpoint_pin_request,
+               store_check_request, store_gc_request, store_prune_request, retention_request,
+               keys_show_request, keys_init_request, rollback_history_request,
+               rollback_show_request, rollback_request, rollback_cancel_request>;
 
 /// True when serving `r` changes something (and so waits for no rollback).
 template <class R> bool changes_state(const R&) {
@@ -252,6 +265,9 @@ template <class F> void fields(F&, agent_list_request&) {}
 template <class F> void fields(F& f, agent_show_request& x) {
   DSMIL_F(id);
 }
+template <class F> void fields(F& f, agent_load_request& x) {
+  DSMIL_F(tasks_per_second);
+}
 template <class F> void fields(F& f, checkpoint_create_request& x) {
   DSMIL_F(name), DSMIL_F(description), DSMIL_F(type);
 }
@@ -289,6 +305,8 @@ template <class F> void fields(F& f, rollback_request& x) {
       DSMIL_F(agents), DSMIL_F(reason), DSMIL_F(initiated_by), DSMIL_F(dry_run),
       DSMIL_F(ack_critical), DSMIL_F(undo), DSMIL_F(progress);
 }
+
+template <class F> void fields(F&, rollback_cancel_request&) {}
 
 #undef DSMIL_F
 

@@ -31,7 +31,7 @@ template <class T> struct answer {
 
 struct node_summary {
   int64_t pid = 0;
-  std::string listen; ///< HOST:PORT of the control endpoint
+  std::string listen; ///< HOST:PORT of the control endpoint; empty when it listens nowhere
   std::string data_dir;
   std::string config; ///< where the configuration came from
   int64_t uptime_s = 0;
@@ -319,6 +319,11 @@ struct rollback_show_reply : saga_summary {
   nlohmann::json journal; ///< every record, oldest first, as the journal holds it
 };
 
+struct rollback_cancel_reply {
+  std::string saga; ///< the rollback told to stop
+  std::string phase;
+};
+
 /// What a rollback did, or (a dry run) would do. Documents whose shape is
 /// the components' (the plan, what each rolled back) are JSON.
 struct rollback_reply {
@@ -468,6 +473,9 @@ template <class F> void fields(F& f, saga_summary& x) {
       DSMIL_F(steps), DSMIL_F(phases_completed), DSMIL_F(steps_done), DSMIL_F(compensated),
       DSMIL_F(compensation_failed), DSMIL_F(recovered), DSMIL_F(settled), DSMIL_F(failed_phase),
       DSMIL_F(error), DSMIL_F(failed), DSMIL_F(duration_ms);
+}
+template <class F> void fields(F& f, rollback_cancel_reply& x) {
+  DSMIL_F(saga), DSMIL_F(phase);
 }
 template <class F> void fields(F& f, rollback_history_reply& x) {
   DSMIL_F(rollbacks), DSMIL_F(total);

@@ -184,3 +184,27 @@ TEST_CASE("an agent that never quiesces is cancelled and named; the rollback com
   CHECK(again["warnings"].dump().find("agent agent-04 did not quiesce") != std::string::npos);
   CHECK(again["capture"]["agents"]["count"] == agent_count);
 }
+
+TEST_CASE("agent load sets the reference host's work; a node without it says so") {
+  agents_node n;
+  n.let_work(2); // working once start-up recovery is done
+  CHECK(n.f.ok("agent.load")["tasks_per_second"] == 3000);
+  CHECK(n.f.ok("agent.load", {{"tasks_per_second", 0}})["tasks_per_second"] == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50)); // tasks already sent run
+  const auto stopped = n.host().list();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto later = n.host().list();
+  for (size_t i = 0; i < later.size(); ++i)
+    CHECK(later[i].tasks_done == stopped[i].tasks_done);
+  n.f.ok("agent.load", {{"tasks_per_second", 3000}});
+  n.let_work(max_tasks(n) + 2);
+
+  auto bad = n.f.ctl("agent.load", {{"tasks_per_second", -1}});
+  CHECK(bad.code == static_cast<uint8_t>(errc::invalid_argument));
+  CHECK(bad.message.find("tasks_per_second must be 0") != std::string::npos);
+
+  node_fixture plain;
+  auto none = plain.ctl("agent.load", {{"tasks_per_second", 0}});
+  CHECK(none.code == static_cast<uint8_t>(errc::not_found));
+  CHECK(none.message.find("[agents] backend = \"sim\"") != std::string::npos);
+}
