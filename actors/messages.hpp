@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,27 @@ typename Inspector::result_type inspect(Inspector& f, component_image& x) {
            }));
 }
 
+/// A component image passed between actors (capture, plan, apply, read
+/// back) by reference: an agent host's state (tens of MiB) is not copied at
+/// every hop. Serialized as the image itself.
+struct image_ref {
+  std::shared_ptr<component_image> image;
+  static image_ref of(component_image img) {
+    return {std::make_shared<component_image>(std::move(img))};
+  }
+  const component_image& operator*() const { return *image; }
+  /// The image, moved out when this is its only reference.
+  component_image take() && {
+    if (image.use_count() == 1) return std::move(*image);
+    return *image;
+  }
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, image_ref& x) {
+  if (!x.image) x.image = std::make_shared<component_image>();
+  return f(caf::meta::type_name("image_ref"), *x.image);
+}
+
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, plan_request& x) {
   auto type = static_cast<uint8_t>(x.type);
   return f(caf::meta::type_name("plan_request"), type, x.whole, x.items,
@@ -147,6 +169,7 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::saga_step))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::failed_item))
 CAF_ADD_TYPE_ID(dsmil, (std::vector<dsmil::failed_item>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::component_image))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::image_ref))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::plan_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::component_plan))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::component_health))

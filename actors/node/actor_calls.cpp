@@ -186,10 +186,12 @@ template <class T, class Ask> result<T> actor_calls::ask_handler(const handler_r
 }
 
 result<component_image> actor_calls::capture(const handler_ref& h) {
-  return ask_handler<component_image>(
+  auto r = ask_handler<image_ref>(
       h, [handle = h.handle](caf::event_based_actor* a, std::chrono::milliseconds t) {
         return a->request(handle, t, capture_atom::value);
       });
+  if (!r) return r.err();
+  return std::move(*r).take();
 }
 
 result<std::vector<std::string>> actor_calls::hold(const handler_ref& h) {
@@ -211,8 +213,8 @@ std::vector<std::string> actor_calls::release(const handler_ref& h) {
 result<component_plan> actor_calls::plan(const handler_ref& h, const component_image& now,
                                          const component_image& target, const plan_request& req) {
   return ask_handler<component_plan>(
-      h, [handle = h.handle, now, target, req](caf::event_based_actor* a,
-                                               std::chrono::milliseconds t) {
+      h, [handle = h.handle, now = image_ref::of(now), target = image_ref::of(target),
+          req](caf::event_based_actor* a, std::chrono::milliseconds t) {
         return a->request(handle, t, plan_atom::value, now, target, req);
       });
 }
@@ -224,8 +226,8 @@ result<std::vector<failed_item>> actor_calls::ask_step(const handler_ref& h, Ato
                                                        const saga_step& st,
                                                        const component_image& target) {
   return ask_handler<std::vector<failed_item>>(
-      h, [handle = h.handle, atom, st, target](caf::event_based_actor* a,
-                                               std::chrono::milliseconds t) {
+      h, [handle = h.handle, atom, st,
+          target = image_ref::of(target)](caf::event_based_actor* a, std::chrono::milliseconds t) {
         return a->request(handle, t + handler_grace, atom, st, target, caf::timespan(t));
       });
 }

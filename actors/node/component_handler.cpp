@@ -26,7 +26,7 @@ public:
   void act() override {
     bool running = true;
     receive_while([&] { return running; })(
-        [&](capture_atom) -> caf::result<component_image> {
+        [&](capture_atom) -> caf::result<image_ref> {
           result<component_image> r = make_error(errc::internal, "not captured");
           try {
             r = c_->capture();
@@ -34,29 +34,29 @@ public:
             r = make_error(errc::internal, std::string("internal error: ") + e.what());
           }
           if (!r) return to_caf(r.err());
-          return std::move(*r);
+          return image_ref::of(std::move(*r));
         },
-        [&](plan_atom, const component_image& now, const component_image& target,
+        [&](plan_atom, const image_ref& now, const image_ref& target,
             const plan_request& req) -> caf::result<component_plan> {
           result<component_plan> r = make_error(errc::internal, "not planned");
           try {
-            r = c_->plan(now, target, req);
+            r = c_->plan(*now, *target, req);
           } catch (const std::exception& e) {
             r = make_error(errc::internal, std::string("internal error: ") + e.what());
           }
           if (!r) return to_caf(r.err());
           return std::move(*r);
         },
-        [&](apply_atom, const saga_step& st, const component_image& target, caf::timespan) {
+        [&](apply_atom, const saga_step& st, const image_ref& target, caf::timespan) {
           try {
-            return c_->apply(st, target);
+            return c_->apply(st, *target);
           } catch (const std::exception& e) {
             return every_item_failed(st, std::string("internal error: ") + e.what());
           }
         },
-        [&](read_back_atom, const saga_step& st, const component_image& target, caf::timespan) {
+        [&](read_back_atom, const saga_step& st, const image_ref& target, caf::timespan) {
           try {
-            return c_->read_back(st, target);
+            return c_->read_back(st, *target);
           } catch (const std::exception& e) {
             return every_item_failed(st, std::string("internal error: ") + e.what());
           }
@@ -188,16 +188,14 @@ component_handler::behavior_type handler(handler_ptr self, std::shared_ptr<compo
     self->quit(em.reason);
   });
   return {
-      [self](capture_atom a) { return forward<component_image>(self, caf::timespan{0}, a); },
-      [self](plan_atom a, const component_image& now, const component_image& target,
-             const plan_request& req) {
+      [self](capture_atom a) { return forward<image_ref>(self, caf::timespan{0}, a); },
+      [self](plan_atom a, const image_ref& now, const image_ref& target, const plan_request& req) {
         return forward<component_plan>(self, caf::timespan{0}, a, now, target, req);
       },
-      [self](apply_atom a, const saga_step& s, const component_image& target, caf::timespan limit) {
+      [self](apply_atom a, const saga_step& s, const image_ref& target, caf::timespan limit) {
         return forward<std::vector<failed_item>>(self, limit, a, s, target, limit);
       },
-      [self](read_back_atom a, const saga_step& s, const component_image& target,
-             caf::timespan limit) {
+      [self](read_back_atom a, const saga_step& s, const image_ref& target, caf::timespan limit) {
         return forward<std::vector<failed_item>>(self, limit, a, s, target, limit);
       },
       [self](hold_atom a) { return forward<std::vector<std::string>>(self, caf::timespan{0}, a); },

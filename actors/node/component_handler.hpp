@@ -31,23 +31,22 @@ namespace dsmil {
 
 class env;
 
-using component_handler =
-    caf::typed_actor<caf::replies_to<capture_atom>::with<component_image>,
-                     caf::replies_to<plan_atom, component_image, component_image,
-                                     plan_request>::with<component_plan>,
-                     // A step within `limit`: the handler answers by then, failing what is
-                     // not done (the component's call itself may go on: see above).
-                     caf::replies_to<apply_atom, saga_step, component_image,
-                                     caf::timespan>::with<std::vector<failed_item>>,
-                     caf::replies_to<read_back_atom, saga_step, component_image,
-                                     caf::timespan>::with<std::vector<failed_item>>,
-                     // A rollback starts (warnings) and ends (warnings): component::hold, release.
-                     caf::replies_to<hold_atom>::with<std::vector<std::string>>,
-                     caf::replies_to<release_atom>::with<std::vector<std::string>>,
-                     // Answered by the handler itself, at once, even while its worker hangs.
-                     caf::replies_to<health_atom>::with<component_health>,
-                     // Internal to a handler: call `id` reached its limit.
-                     caf::reacts_to<tick_atom, uint64_t>>;
+using component_handler = caf::typed_actor<
+    caf::replies_to<capture_atom>::with<image_ref>,
+    caf::replies_to<plan_atom, image_ref, image_ref, plan_request>::with<component_plan>,
+    // A step within `limit`: the handler answers by then, failing what is
+    // not done (the component's call itself may go on: see above).
+    caf::replies_to<apply_atom, saga_step, image_ref,
+                    caf::timespan>::with<std::vector<failed_item>>,
+    caf::replies_to<read_back_atom, saga_step, image_ref,
+                    caf::timespan>::with<std::vector<failed_item>>,
+    // A rollback starts (warnings) and ends (warnings): component::hold, release.
+    caf::replies_to<hold_atom>::with<std::vector<std::string>>,
+    caf::replies_to<release_atom>::with<std::vector<std::string>>,
+    // Answered by the handler itself, at once, even while its worker hangs.
+    caf::replies_to<health_atom>::with<component_health>,
+    // Internal to a handler: call `id` reached its limit.
+    caf::reacts_to<tick_atom, uint64_t>>;
 
 /// A component as its callers know it: its name and whether it is optional
 /// (fixed), and its handler.

@@ -106,31 +106,31 @@ component_handler::behavior_type devices_handler(devices_ptr self,
   // Ends with its saga, however that ends.
   self->set_exit_handler([self](caf::exit_msg& m) { self->quit(m.reason); });
   return {
-      [self](capture_atom) -> caf::result<component_image> {
-        auto rp = self->make_response_promise<component_image>();
+      [self](capture_atom) -> caf::result<image_ref> {
+        auto rp = self->make_response_promise<image_ref>();
         const auto limit = self->clock().now() + device_call_timeout(self->state.ctx->cfg);
         read_all(self, self->state.devices->all_ids(), limit,
                  [rp](std::vector<device_state> states, device_errors errors) mutable {
                    auto img = devices_component::image_of(states, errors);
                    if (img)
-                     rp.deliver(std::move(*img));
+                     rp.deliver(image_ref::of(std::move(*img)));
                    else
                      rp.deliver(to_caf(img.err()));
                  });
         return rp;
       },
-      [self](plan_atom, const component_image& now, const component_image& target,
+      [self](plan_atom, const image_ref& now, const image_ref& target,
              const plan_request& req) -> caf::result<component_plan> {
-        auto p = self->state.devices->plan(now, target, req);
+        auto p = self->state.devices->plan(*now, *target, req);
         if (!p) return to_caf(p.err());
         return std::move(*p);
       },
-      [self](apply_atom, const saga_step& st, const component_image& target,
+      [self](apply_atom, const saga_step& st, const image_ref& target,
              caf::timespan within) -> caf::result<std::vector<failed_item>> {
         const auto limit = self->clock().now() + within;
         auto rp = self->make_response_promise<std::vector<failed_item>>();
         auto job = std::make_shared<devices_component::step_job>(
-            self->state.devices->start_step(st, target));
+            self->state.devices->start_step(st, *target));
         const uint64_t restore = ++self->state.restores;
         read_all(self, job->wanted, limit,
                  [self, rp, job, limit, restore](std::vector<device_state> read,
@@ -152,12 +152,12 @@ component_handler::behavior_type devices_handler(devices_ptr self,
                  });
         return rp;
       },
-      [self](read_back_atom, const saga_step& st, const component_image& target,
+      [self](read_back_atom, const saga_step& st, const image_ref& target,
              caf::timespan within) -> caf::result<std::vector<failed_item>> {
         const auto limit = self->clock().now() + within;
         auto rp = self->make_response_promise<std::vector<failed_item>>();
         auto job = std::make_shared<devices_component::step_job>(
-            self->state.devices->start_step(st, target));
+            self->state.devices->start_step(st, *target));
         read_all(self, job->wanted, limit,
                  [rp, job](std::vector<device_state> read, device_errors errors) mutable {
                    rp.deliver(devices_component::compare(*job, read, errors));

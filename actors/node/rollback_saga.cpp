@@ -1,14 +1,12 @@
 // Rollback sagas, each an event-based actor whose phases are behaviours:
-// waiting its turn; validation plans the rollback and preparation takes the
-// pre-rollback checkpoint (the compensation target) and starts the journal
-// (both by its worker: saga_protocol.hpp); execution restores one step at a
-// time, each a request to the component's handler with the step's limit (and
-// the saga's) on the actor clock; verification reads every step back, bit for
-// bit; cleanup ends the journal. A failed step, a mismatch, a limit passed or
-// an emergency pre-emption (which abandons the step at once) compensates: the
-// steps that started are put back, newest first, and verified. Every
-// transition is a journal record fsynced before the work it announces, so a
-// node killed at any instant finds the saga at start-up and settles it.
+// waiting its turn; validation plans and preparation takes the pre-rollback
+// checkpoint (the compensation target) and starts the journal (by its worker:
+// saga_protocol.hpp); execution restores one step at a time (a request to the
+// component's handler with the step's and the saga's limit, on the actor
+// clock); verification reads every step back, bit for bit; cleanup ends the
+// journal. A failed step, a mismatch, a limit passed, a pre-emption or a
+// cancel compensates: the started steps are put back, newest first, and
+// verified. Every transition is fsynced in the journal before its work.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -389,7 +387,9 @@ private:
                   false);
     const auto within = std::max(caf::timespan{1000000}, limit - clock().now());
     const uint64_t asked = asked_;
-    auto handle = request(*h, within + handler_grace, atom, st, img->second, within);
+    auto& ref = shared_[{&image, st.component}]; // copied once per image and component
+    if (!ref.image) ref = image_ref::of(img->second);
+    auto handle = request(*h, within + handler_grace, atom, st, ref, within);
     handle.then(
         [this, asked, then, limit, id = handle.id()](failed_list& f) mutable {
           clock().cancel_request_timeout(this, id); // CAF 0.17 keeps it otherwise
@@ -406,8 +406,8 @@ private:
   }
 
   error preemption() const {
-    return make_error(errc::busy, st_.cancelled ? "cancelled (rollback cancel)"
-                                                : "pre-empted by an emergency rollback");
+    return make_error(errc::busy,
+                      st_.cancelled ? "cancelled" : "pre-empted by an emergency rollback");
   }
 
   begin_record begin(std::vector<saga_step> steps) const {
@@ -462,6 +462,7 @@ private:
   saga_setup setup_;
   node_context& ctx_;
   saga_status& st_;
+  std::map<std::pair<const system_image*, std::string>, image_ref> shared_; ///< see ask()
   caf::actor io_;
   std::vector<handler_ref> components_;
   caf::response_promise client_;

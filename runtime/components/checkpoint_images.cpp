@@ -58,6 +58,13 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
   std::vector<device_state> devices;
   system_config configuration;
   std::vector<stream_ref> streams;
+  // The streams to write, and where each goes in `streams`.
+  std::vector<std::pair<std::string, byte_source>> to_write;
+  struct pending {
+    size_t at;
+    const std::string* bytes;
+  };
+  std::vector<pending> written;
   checkpoint_request with_streams = req;
   for (auto& [name, img] : image) {
     if (name == "devices") {
@@ -81,14 +88,20 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
               streams.push_back(std::move(*ref));
               continue;
             }
-          stream_stats stats;
-          auto ref = store.write_stream(stream, from_string(bytes), &stats);
-          if (!ref) return ref.err();
-          with_streams.streams_new_bytes += stats.new_bytes;
-          if (cache) cache->put(*ref, bytes);
-          streams.push_back(std::move(*ref));
+          to_write.emplace_back(stream, from_string(bytes));
+          written.push_back({streams.size(), &bytes});
+          streams.emplace_back();
         }
     }
+  }
+  // All in one pipeline: the new chunks of every stream share packs.
+  stream_stats stats;
+  auto refs = store.write_streams(to_write, &stats);
+  if (!refs) return refs.err();
+  with_streams.streams_new_bytes += stats.new_bytes;
+  for (size_t i = 0; i < written.size(); ++i) {
+    if (cache) cache->put((*refs)[i], *written[i].bytes);
+    streams[written[i].at] = std::move((*refs)[i]);
   }
   return store.create(with_streams, devices, configuration, streams);
 }

@@ -166,6 +166,12 @@ public:
   /// chunks no manifest names yet; create() then fails instead of committing).
   result<stream_ref> write_stream(const std::string& name, const byte_source& src,
                                   stream_stats* stats = nullptr);
+  /// Several streams through one pipeline, in order: their new chunks share
+  /// packs, so many small streams (one per agent) cost one set of pack
+  /// fsyncs instead of one each. `stats` sums them all.
+  result<std::vector<stream_ref>>
+  write_streams(const std::vector<std::pair<std::string, byte_source>>& streams,
+                stream_stats* stats = nullptr);
   /// The same stream_ref write_stream() would return for the stream `read`
   /// gives, for a component that knows what changed since `parent` was
   /// stored: only the bytes around each edit are read, cut, hashed and

@@ -101,6 +101,30 @@ public:
     return {};
   }
 
+  /// Where the stream added since the last end_stream() ends: finish_all()
+  /// returns one stream_ref per end_stream().
+  void end_stream(const std::string& name) { bounds_.push_back({name, next_index_, bytes_}); }
+
+  result<std::vector<stream_ref>> finish_all(stream_stats* stats) {
+    flush();
+    join();
+    if (failed_) return failure_;
+    st_.bytes = bytes_;
+    st_.chunks = next_index_;
+    if (stats) *stats = st_;
+    std::vector<stream_ref> out;
+    size_t first = 0;
+    uint64_t at = 0;
+    for (auto& b : bounds_) {
+      out.push_back(stream_ref{b.name, b.bytes_end - at,
+                               std::vector<chunk_ref>(refs_.begin() + static_cast<long>(first),
+                                                      refs_.begin() + static_cast<long>(b.end))});
+      first = b.end;
+      at = b.bytes_end;
+    }
+    return out;
+  }
+
   result<stream_ref> finish(const std::string& name, stream_stats* stats) {
     flush();
     join();
@@ -224,6 +248,12 @@ private:
   std::atomic<bool> failed_{false};
 
   // Producer only.
+  struct stream_bound {
+    std::string name;
+    size_t end = 0;         // chunk index past its last
+    uint64_t bytes_end = 0; // bytes of all streams up to its end
+  };
+  std::vector<stream_bound> bounds_;
   stream_detail::chunk_batch batch_;
   size_t next_index_ = 0;
   uint64_t bytes_ = 0;

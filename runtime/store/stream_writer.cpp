@@ -72,15 +72,13 @@ status checkpoint_store::finish_pack(open_pack& p) {
   return {};
 }
 
-result<stream_ref> checkpoint_store::write_stream(const std::string& name, const byte_source& src,
-                                                  stream_stats* stats) {
-  if (auto err = check_writable("writes")) return err;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
-  stream_pipeline pipe(*this);
-  const chunker cut(opts_.chunking);
-  // Read and cut on this thread: a window of at least max_size bytes ahead.
-  const size_t max = opts_.chunking.max_size;
-  std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
+namespace {
+
+// Reads `src` to its end, cutting it into chunks for `pipe` (on this
+// thread: a window of at least max_size bytes ahead).
+template <class Pipeline>
+void feed(Pipeline& pipe, const chunker& cut, size_t max, std::vector<uint8_t>& buf,
+          const byte_source& src) {
   size_t begin = 0, end = 0;
   bool eof = false;
   while (!pipe.failed()) {
@@ -106,7 +104,36 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
     pipe.add(buf.data() + begin, len);
     begin += len;
   }
+}
+
+} // namespace
+
+result<stream_ref> checkpoint_store::write_stream(const std::string& name, const byte_source& src,
+                                                  stream_stats* stats) {
+  if (auto err = check_writable("writes")) return err;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  stream_pipeline pipe(*this);
+  const chunker cut(opts_.chunking);
+  const size_t max = opts_.chunking.max_size;
+  std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
+  feed(pipe, cut, max, buf, src);
   return pipe.finish(name, stats);
+}
+
+result<std::vector<stream_ref>>
+checkpoint_store::write_streams(const std::vector<std::pair<std::string, byte_source>>& streams,
+                                stream_stats* stats) {
+  if (auto err = check_writable("writes")) return err;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  stream_pipeline pipe(*this);
+  const chunker cut(opts_.chunking);
+  const size_t max = opts_.chunking.max_size;
+  std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
+  for (auto& [name, src] : streams) {
+    feed(pipe, cut, max, buf, src);
+    pipe.end_stream(name);
+  }
+  return pipe.finish_all(stats);
 }
 
 } // namespace dsmil

@@ -49,17 +49,17 @@ inline component_handler::behavior_type fake_component(fake_ptr self, std::strin
   self->state.applies = std::move(applies);
   self->set_exit_handler([self](caf::exit_msg& m) { self->quit(m.reason); }); // ends with its saga
   return {
-      [](capture_atom) -> caf::result<component_image> {
+      [](capture_atom) -> caf::result<image_ref> {
         return to_caf(make_error(errc::internal, "not asked by sagas"));
       },
-      [](plan_atom, const component_image&, const component_image&,
+      [](plan_atom, const image_ref&, const image_ref&,
          const plan_request&) -> caf::result<component_plan> {
         return to_caf(make_error(errc::internal, "not asked by sagas"));
       },
-      [self](apply_atom, const saga_step& st, const component_image& img,
+      [self](apply_atom, const saga_step& st, const image_ref& ref,
              caf::timespan) -> caf::result<std::vector<failed_item>> {
         auto& s = self->state;
-        s.log->push_back(s.name + " apply " + which(img));
+        s.log->push_back(s.name + " apply " + which(*ref));
         const std::string what = s.next < s.applies.size() ? s.applies[s.next] : "ok";
         ++s.next;
         if (what == "hang") {
@@ -69,9 +69,9 @@ inline component_handler::behavior_type fake_component(fake_ptr self, std::strin
         if (what == "fail") return every_item_failed(st, "injected failure");
         return std::vector<failed_item>{};
       },
-      [self](read_back_atom, const saga_step&, const component_image& img,
+      [self](read_back_atom, const saga_step&, const image_ref& ref,
              caf::timespan) -> caf::result<std::vector<failed_item>> {
-        self->state.log->push_back(self->state.name + " read_back " + which(img));
+        self->state.log->push_back(self->state.name + " read_back " + which(*ref));
         return std::vector<failed_item>{};
       },
       [self](hold_atom) {
