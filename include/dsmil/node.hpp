@@ -148,8 +148,9 @@ public:
   /// (its supervision gave up), with the reason; not after stop().
   void on_down(std::function<void(const std::string& reason)> f);
 
-  /// Stops the node's actors and waits for them; a rollback running then
-  /// is finished or compensated when the node next starts. Idempotent.
+  /// Stops the node's actors and waits for them (never call it from a
+  /// callback of this node); a rollback running then is finished or
+  /// compensated when the node next starts. Idempotent.
   void stop();
 
   /// The node's innards, for the library's own C API.
