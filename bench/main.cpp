@@ -13,6 +13,7 @@
 #include "bench/soak_bench.hpp"
 #include "bench/tpm_bench.hpp"
 #include "dsmil/version.hpp"
+#include "runtime/os/malloc_tuning.hpp"
 
 using namespace dsmil::bench;
 
@@ -49,6 +50,7 @@ bool parse_kind(const std::string& text, data_kind& out) {
 } // namespace
 
 int main(int argc, char** argv) {
+  dsmil::keep_large_allocations_in_heap();
   CLI::App app{"dsmil-bench " DSMIL_VERSION ": benchmarks of dsmil-recovery"};
   app.require_subcommand(1);
   app.footer("Exit codes: 0 done, 1 the benchmark failed, 2 bad arguments.");

@@ -17,6 +17,7 @@
 #include "dsmil/node.hpp"
 #include "dsmil/version.hpp"
 #include "runtime/config/node_config.hpp"
+#include "runtime/os/malloc_tuning.hpp"
 
 namespace {
 
@@ -28,6 +29,7 @@ int die(const std::string& line, int code) {
 } // namespace
 
 int main(int argc, char** argv) {
+  dsmil::keep_large_allocations_in_heap();
   CLI::App app{"dsmild " DSMIL_VERSION ": the dsmil-recovery node. Runs the 84 DSMIL devices "
                "(simulated by default), the checkpoint store and the control endpoint that "
                "dsmilctl talks to."};
