@@ -89,7 +89,7 @@ struct node_description {
 /// rollback_request.progress; rollback() asks for it).
 struct rollback_event {
   std::string saga;
-  std::string phase;     ///< prepare, validate, checkpoint, apply, verify, compensate, ...
+  std::string phase;     ///< validation, preparation, execution, verification, cleanup
   std::string component; ///< empty for a phase's start
   int64_t devices_done = 0;
   int64_t devices_total = 0;

@@ -126,13 +126,10 @@ public:
   }
 
   result<stream_ref> finish(const std::string& name, stream_stats* stats) {
-    flush();
-    join();
-    if (failed_) return failure_;
-    st_.bytes = bytes_;
-    st_.chunks = next_index_;
-    if (stats) *stats = st_;
-    return stream_ref{name, bytes_, std::move(refs_)};
+    end_stream(name);
+    auto all = finish_all(stats);
+    if (!all) return all.err();
+    return std::move(all->front());
   }
 
 private:

@@ -110,14 +110,9 @@ void feed(Pipeline& pipe, const chunker& cut, size_t max, std::vector<uint8_t>& 
 
 result<stream_ref> checkpoint_store::write_stream(const std::string& name, const byte_source& src,
                                                   stream_stats* stats) {
-  if (auto err = check_writable("writes")) return err;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
-  stream_pipeline pipe(*this);
-  const chunker cut(opts_.chunking);
-  const size_t max = opts_.chunking.max_size;
-  std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
-  feed(pipe, cut, max, buf, src);
-  return pipe.finish(name, stats);
+  auto refs = write_streams({{name, src}}, stats);
+  if (!refs) return refs.err();
+  return std::move(refs->front());
 }
 
 result<std::vector<stream_ref>>
