@@ -102,6 +102,15 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("failed_item"), x.id, x.error);
 }
 
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, stream_bytes& x) {
+  std::string bytes = x.str(); // a copy only when sent to another process
+  return f(caf::meta::type_name("stream_bytes"), bytes,
+           caf::meta::load_callback([&]() -> caf::error {
+             x = stream_bytes(std::move(bytes));
+             return caf::none;
+           }));
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, component_image& x) {
   std::string detail = x.detail.dump();

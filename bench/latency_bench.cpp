@@ -35,7 +35,7 @@ public:
   result<component_image> capture() override {
     std::lock_guard<std::mutex> lock(mu_);
     component_image i;
-    i.streams["data"] = data_;
+    i.streams["data"] = stream_bytes(data_);
     return i;
   }
   result<component_plan> plan(const component_image& now, const component_image& target,
@@ -47,7 +47,7 @@ public:
   }
   std::vector<failed_item> apply(const saga_step&, const component_image& target) override {
     std::lock_guard<std::mutex> lock(mu_);
-    data_ = target.streams.at("data");
+    data_ = target.streams.at("data").str();
     return {};
   }
   std::vector<failed_item> read_back(const saga_step&, const component_image& target) override {

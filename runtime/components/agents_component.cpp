@@ -138,7 +138,7 @@ result<component_image> agents_component::capture() {
   const int64_t resumed = env_.steady_ns();
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!snaps[i]) return snaps[i].err();
-    image.streams.emplace(ids[i], std::move(*snaps[i]));
+    image.streams.emplace(ids[i], stream_bytes(std::move(*snaps[i])));
   }
   image.detail = {{"count", ids.size()}, {"snapshot_ms", ms_between(quiesced, taken)}};
   // From the first quiesce asked to the last resume answered: no agent

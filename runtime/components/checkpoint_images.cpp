@@ -34,21 +34,21 @@ bool same_chunks(const stream_ref& a, const stream_ref& b) {
 } // namespace
 
 std::optional<stream_ref> stream_cache::same(const std::string& name,
-                                             const std::string& bytes) const {
+                                             const stream_bytes& bytes) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = streams_.find(name);
   if (it == streams_.end() || it->second.second != bytes) return std::nullopt;
   return it->second.first;
 }
 
-std::optional<std::string> stream_cache::bytes_of(const stream_ref& ref) const {
+std::optional<stream_bytes> stream_cache::bytes_of(const stream_ref& ref) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = streams_.find(ref.name);
   if (it == streams_.end() || !same_chunks(it->second.first, ref)) return std::nullopt;
   return it->second.second;
 }
 
-void stream_cache::put(const stream_ref& ref, const std::string& bytes) {
+void stream_cache::put(const stream_ref& ref, const stream_bytes& bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   streams_[ref.name] = {ref, bytes};
 }
@@ -62,7 +62,7 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
   std::vector<std::pair<std::string, byte_source>> to_write;
   struct pending {
     size_t at;
-    const std::string* bytes;
+    stream_bytes bytes; // shared, so to_write's sources stay valid
   };
   std::vector<pending> written;
   checkpoint_request with_streams = req;
@@ -78,20 +78,21 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
     } else if (name == "security") {
       continue; // the store reads the PCRs and quotes them while signing
     } else {
-      for (auto& [part, map] :
-           {std::pair{records_part, &img.records}, std::pair{streams_part, &img.streams}})
-        for (auto& [key, bytes] : *map) {
-          const auto stream = name + part + key;
-          // Unchanged since the last checkpoint, and its chunks still stored.
-          if (cache)
-            if (auto ref = cache->same(stream, bytes); ref && store.has_chunks(*ref)) {
-              streams.push_back(std::move(*ref));
-              continue;
-            }
-          to_write.emplace_back(stream, from_string(bytes));
-          written.push_back({streams.size(), &bytes});
-          streams.emplace_back();
-        }
+      auto add = [&](const std::string& stream, const stream_bytes& bytes) {
+        // Unchanged since the last checkpoint, and its chunks still stored.
+        if (cache)
+          if (auto ref = cache->same(stream, bytes); ref && store.has_chunks(*ref)) {
+            streams.push_back(std::move(*ref));
+            return;
+          }
+        written.push_back({streams.size(), bytes});
+        to_write.emplace_back(stream, from_string(bytes));
+        streams.emplace_back();
+      };
+      for (auto& [key, bytes] : img.records)
+        add(name + records_part + key, stream_bytes(bytes));
+      for (auto& [key, bytes] : img.streams)
+        add(name + streams_part + key, bytes);
     }
   }
   // All in one pipeline: the new chunks of every stream share packs.
@@ -100,7 +101,7 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
   if (!refs) return refs.err();
   with_streams.streams_new_bytes += stats.new_bytes;
   for (size_t i = 0; i < written.size(); ++i) {
-    if (cache) cache->put((*refs)[i], *written[i].bytes);
+    if (cache) cache->put((*refs)[i], written[i].bytes);
     streams[written[i].at] = std::move((*refs)[i]);
   }
   return store.create(with_streams, devices, configuration, streams);
@@ -119,20 +120,25 @@ result<system_image> image_of(checkpoint_store& store, const checkpoint_contents
     for (auto part : {records_part, streams_part}) {
       auto at = s.name.find(part);
       if (at == std::string::npos || at == 0) continue;
-      std::string bytes;
+      stream_bytes bytes;
       if (auto cached = cache ? cache->bytes_of(s) : std::nullopt) {
         bytes = std::move(*cached);
       } else {
-        bytes.reserve(s.size);
+        std::string read;
+        read.reserve(s.size);
         auto err = store.read_stream(s, [&](std::string_view run) -> status {
-          bytes.append(run);
+          read.append(run);
           return {};
         });
         if (err) return err;
+        bytes = stream_bytes(std::move(read));
       }
       auto& img = out[s.name.substr(0, at)];
-      auto& map = std::strcmp(part, records_part) == 0 ? img.records : img.streams;
-      map[s.name.substr(at + std::strlen(part))] = std::move(bytes);
+      auto key = s.name.substr(at + std::strlen(part));
+      if (std::strcmp(part, records_part) == 0)
+        img.records[key] = bytes.str();
+      else
+        img.streams[key] = std::move(bytes);
       break;
     }
   }

@@ -24,15 +24,15 @@ namespace dsmil {
 class stream_cache {
 public:
   /// The stream written last as `name`, when its bytes were `bytes`.
-  std::optional<stream_ref> same(const std::string& name, const std::string& bytes) const;
+  std::optional<stream_ref> same(const std::string& name, const stream_bytes& bytes) const;
   /// The bytes of `ref`, when the stream written last under its name had
   /// its very chunks.
-  std::optional<std::string> bytes_of(const stream_ref& ref) const;
-  void put(const stream_ref& ref, const std::string& bytes);
+  std::optional<stream_bytes> bytes_of(const stream_ref& ref) const;
+  void put(const stream_ref& ref, const stream_bytes& bytes);
 
 private:
   mutable std::mutex mu_;
-  std::map<std::string, std::pair<stream_ref, std::string>> streams_;
+  std::map<std::string, std::pair<stream_ref, stream_bytes>> streams_;
 };
 
 /// Takes checkpoint `req` of `image` (every component captured at one

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,13 +22,46 @@
 
 namespace dsmil {
 
+/// The bytes of one stream in an image: immutable and shared, so an image
+/// (tens of MiB of agent state) is passed between actors, cached, planned
+/// against and kept for compensation without copying its state. Reads as a
+/// `const std::string&`; equal when the bytes are.
+class stream_bytes {
+public:
+  stream_bytes() = default;
+  explicit stream_bytes(std::string bytes)
+      : p_(std::make_shared<const std::string>(std::move(bytes))) {}
+  const std::string& str() const { return p_ ? *p_ : empty(); }
+  operator const std::string&() const { return str(); }
+  operator std::string_view() const { return str(); }
+  size_t size() const { return str().size(); }
+  /// The very same bytes (not only equal ones): nothing to compare.
+  bool shares(const stream_bytes& o) const { return p_ == o.p_; }
+
+  friend bool operator==(const stream_bytes& a, const stream_bytes& b) {
+    return a.shares(b) || a.str() == b.str();
+  }
+  friend bool operator!=(const stream_bytes& a, const stream_bytes& b) { return !(a == b); }
+  friend bool operator==(const stream_bytes& a, std::string_view b) { return a.str() == b; }
+  friend bool operator!=(const stream_bytes& a, std::string_view b) { return a.str() != b; }
+  friend bool operator==(std::string_view a, const stream_bytes& b) { return a == b.str(); }
+  friend bool operator!=(std::string_view a, const stream_bytes& b) { return a != b.str(); }
+
+private:
+  static const std::string& empty() {
+    static const std::string none;
+    return none;
+  }
+  std::shared_ptr<const std::string> p_;
+};
+
 /// A component's state at one instant, as a checkpoint holds it: small named
 /// records (one per item it can restore on its own: a device, the
 /// configuration) and named streams (large state, cut into chunks and
 /// deduplicated by the store).
 struct component_image {
   std::map<std::string, std::string> records;
-  std::map<std::string, std::string> streams;
+  std::map<std::string, stream_bytes> streams;
   /// What the capture had to force (an agent cancelled because it did not
   /// quiesce in time), for the reply. Not stored.
   std::vector<std::string> warnings;

@@ -85,7 +85,7 @@ public:
       --fail_applies_;
       return {{"counter", "injected failure"}};
     }
-    log_ = target.streams.at("log");
+    log_ = target.streams.at("log").str();
     return {};
   }
 
@@ -129,7 +129,7 @@ private:
   static component_image image(int64_t value, const std::string& log) {
     component_image i;
     i.records["value"] = std::to_string(value);
-    i.streams["log"] = log;
+    i.streams["log"] = stream_bytes(log);
     return i;
   }
 
