@@ -1,6 +1,7 @@
 #include "runtime/components/checkpoint_images.hpp"
 
 #include <cstring>
+#include <deque>
 
 #include "runtime/components/configuration_component.hpp"
 #include "runtime/components/devices_component.hpp"
@@ -24,6 +25,25 @@ byte_source from_string(const std::string& bytes) {
   };
 }
 
+// Where `now` differs from `before` (the same length), as overwrites of
+// whole blocks, neighbours merged: the store cuts and hashes only around
+// them. Comparing costs a fraction of hashing what is equal.
+std::vector<stream_edit> edits_between(const std::string& before, const std::string& now) {
+  constexpr size_t block = 1024;
+  std::vector<stream_edit> out;
+  for (size_t at = 0; at < now.size(); at += block) {
+    const size_t len = std::min(block, now.size() - at);
+    if (std::memcmp(before.data() + at, now.data() + at, len) == 0) continue;
+    if (!out.empty() && out.back().offset + out.back().old_length == at) {
+      out.back().old_length += len;
+      out.back().new_length += len;
+    } else {
+      out.push_back({at, len, len});
+    }
+  }
+  return out;
+}
+
 bool same_chunks(const stream_ref& a, const stream_ref& b) {
   if (a.size != b.size || a.chunks.size() != b.chunks.size()) return false;
   for (size_t i = 0; i < a.chunks.size(); ++i)
@@ -33,12 +53,12 @@ bool same_chunks(const stream_ref& a, const stream_ref& b) {
 
 } // namespace
 
-std::optional<stream_ref> stream_cache::same(const std::string& name,
-                                             const stream_bytes& bytes) const {
+std::optional<std::pair<stream_ref, stream_bytes>>
+stream_cache::last(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = streams_.find(name);
-  if (it == streams_.end() || it->second.second != bytes) return std::nullopt;
-  return it->second.first;
+  if (it == streams_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<stream_bytes> stream_cache::bytes_of(const stream_ref& ref) const {
@@ -59,12 +79,13 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
   system_config configuration;
   std::vector<stream_ref> streams;
   // The streams to write, and where each goes in `streams`.
-  std::vector<std::pair<std::string, byte_source>> to_write;
+  std::vector<stream_write> to_write;
   struct pending {
     size_t at;
     stream_bytes bytes; // shared, so to_write's sources stay valid
   };
   std::vector<pending> written;
+  std::deque<stream_ref> parents; // to_write's, at addresses that stay
   checkpoint_request with_streams = req;
   for (auto& [name, img] : image) {
     if (name == "devices") {
@@ -79,15 +100,30 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
       continue; // the store reads the PCRs and quotes them while signing
     } else {
       auto add = [&](const std::string& stream, const stream_bytes& bytes) {
-        // Unchanged since the last checkpoint, and its chunks still stored.
-        if (cache)
-          if (auto ref = cache->same(stream, bytes); ref && store.has_chunks(*ref)) {
-            streams.push_back(std::move(*ref));
-            return;
-          }
+        auto last = cache ? cache->last(stream) : std::nullopt;
+        if (last && (last->first.size != bytes.size() || !store.has_chunks(last->first)))
+          last.reset();
+        // Unchanged since the last checkpoint: its chunks are this one's.
+        if (last && last->second == bytes) {
+          streams.push_back(std::move(last->first));
+          return;
+        }
+        stream_write w{stream, from_string(bytes), nullptr, {}, {}};
+        if (last) {
+          // Changed in places: only the chunks around them are cut again.
+          parents.push_back(std::move(last->first));
+          w.parent = &parents.back();
+          w.edits = edits_between(last->second, bytes);
+          w.read = [b = bytes](uint64_t offset, uint8_t* buf, size_t len) -> result<size_t> {
+            const std::string& s = b;
+            const size_t n = offset >= s.size() ? 0 : std::min<size_t>(len, s.size() - offset);
+            std::memcpy(buf, s.data() + offset, n);
+            return n;
+          };
+        }
         written.push_back({streams.size(), bytes});
-        to_write.emplace_back(stream, from_string(bytes));
         streams.emplace_back();
+        to_write.push_back(std::move(w));
       };
       for (auto& [key, bytes] : img.records)
         add(name + records_part + key, stream_bytes(bytes));
@@ -116,31 +152,41 @@ result<system_image> image_of(checkpoint_store& store, const checkpoint_contents
   out["configuration"] = configuration_component::encode(contents.configuration);
   // Without a TPM there are no PCRs: the component is there, empty.
   out["security"] = security_component::encode(contents.security.pcrs);
-  for (auto& s : contents.streams) {
+  // The components' streams: from the cache, the rest read all at once.
+  struct part_of {
+    std::string component, key;
+    bool record = false;
+    stream_bytes bytes;
+  };
+  std::vector<part_of> parts;
+  std::vector<const stream_ref*> to_read;
+  std::vector<size_t> read_into;
+  for (auto& s : contents.streams)
     for (auto part : {records_part, streams_part}) {
       auto at = s.name.find(part);
       if (at == std::string::npos || at == 0) continue;
-      stream_bytes bytes;
+      parts.push_back({s.name.substr(0, at),
+                       s.name.substr(at + std::strlen(part)),
+                       std::strcmp(part, records_part) == 0,
+                       {}});
       if (auto cached = cache ? cache->bytes_of(s) : std::nullopt) {
-        bytes = std::move(*cached);
+        parts.back().bytes = std::move(*cached);
       } else {
-        std::string read;
-        read.reserve(s.size);
-        auto err = store.read_stream(s, [&](std::string_view run) -> status {
-          read.append(run);
-          return {};
-        });
-        if (err) return err;
-        bytes = stream_bytes(std::move(read));
+        to_read.push_back(&s);
+        read_into.push_back(parts.size() - 1);
       }
-      auto& img = out[s.name.substr(0, at)];
-      auto key = s.name.substr(at + std::strlen(part));
-      if (std::strcmp(part, records_part) == 0)
-        img.records[key] = bytes.str();
-      else
-        img.streams[key] = std::move(bytes);
       break;
     }
+  auto read = store.read_streams(to_read);
+  if (!read) return read.err();
+  for (size_t i = 0; i < read_into.size(); ++i)
+    parts[read_into[i]].bytes = stream_bytes(std::move((*read)[i]));
+  for (auto& p : parts) {
+    auto& img = out[p.component];
+    if (p.record)
+      img.records[p.key] = p.bytes.str();
+    else
+      img.streams[p.key] = std::move(p.bytes);
   }
   return out;
 }

@@ -17,14 +17,15 @@ namespace dsmil {
 
 /// The bytes of the streams checkpoints wrote last, by stream name: a
 /// stream whose bytes did not change (an agent that did nothing) is not cut
-/// and hashed again, and a checkpoint's stream that is here is not read back
-/// and decoded (a rollback to the newest checkpoint). Its chunk ids are the
-/// SHA-256 of these very bytes, so using them is reading the chunks.
-/// Thread-safe.
+/// and hashed again, one that changed in places is cut and hashed only
+/// around the bytes that differ, and a checkpoint's stream that is here is
+/// not read back and decoded (a rollback to the newest checkpoint). Its
+/// chunk ids are the SHA-256 of these very bytes, so using them is reading
+/// the chunks. Thread-safe.
 class stream_cache {
 public:
-  /// The stream written last as `name`, when its bytes were `bytes`.
-  std::optional<stream_ref> same(const std::string& name, const stream_bytes& bytes) const;
+  /// The stream written last as `name`, and its bytes.
+  std::optional<std::pair<stream_ref, stream_bytes>> last(const std::string& name) const;
   /// The bytes of `ref`, when the stream written last under its name had
   /// its very chunks.
   std::optional<stream_bytes> bytes_of(const stream_ref& ref) const;

@@ -82,6 +82,17 @@ struct stream_ref {
   std::vector<chunk_ref> chunks;
 };
 
+/// One stream for write_streams(): whole from `source`, or, with a
+/// `parent`, as the parent's chunks with `edits` applied, the bytes around
+/// them read through `read` (see write_stream_changes()).
+struct stream_write {
+  std::string name;
+  byte_source source;
+  const stream_ref* parent = nullptr;
+  std::vector<stream_edit> edits;
+  byte_reader read;
+};
+
 struct stream_stats {
   uint64_t bytes = 0; ///< stream length
   uint64_t chunks = 0;
@@ -168,10 +179,11 @@ public:
                                   stream_stats* stats = nullptr);
   /// Several streams through one pipeline, in order: their new chunks share
   /// packs, so many small streams (one per agent) cost one set of pack
-  /// fsyncs instead of one each. `stats` sums them all.
-  result<std::vector<stream_ref>>
-  write_streams(const std::vector<std::pair<std::string, byte_source>>& streams,
-                stream_stats* stats = nullptr);
+  /// fsyncs instead of one each. Each is written whole from its `source`,
+  /// or, with a `parent`, as write_stream_changes() writes it. `stats` sums
+  /// them all.
+  result<std::vector<stream_ref>> write_streams(const std::vector<stream_write>& streams,
+                                                stream_stats* stats = nullptr);
   /// The same stream_ref write_stream() would return for the stream `read`
   /// gives, for a component that knows what changed since `parent` was
   /// stored: only the bytes around each edit are read, cut, hashed and
@@ -189,6 +201,11 @@ public:
     std::shared_lock<std::shared_mutex> files(files_mu_);
     return read_stream_locked(s, sink);
   }
+  /// Several whole streams into memory (a component image's), each
+  /// decoded straight into its string, the streams spread over the worker
+  /// threads; every chunk is checked as read_stream() checks it. For
+  /// streams that fit in memory; read_stream() streams a large one.
+  result<std::vector<std::string>> read_streams(const std::vector<const stream_ref*>& streams);
   /// Restores a stream into the file `path`, durably: written beside it
   /// (`path`.partial, bypassing the page cache where it can), fsynced, then
   /// renamed over `path`. On error `path` is untouched and nothing is left.
@@ -279,6 +296,9 @@ public:
 private:
   class stream_pipeline;
   friend class stream_pipeline;
+  // Feeds the stream `w` describes with a parent into `pipe`: its edits
+  // checked, the parent's chunks away from them reused, the rest cut.
+  status feed_changes(stream_pipeline& pipe, const stream_write& w);
 
   checkpoint_store(env& e, std::string dir, store_options opts)
       : env_(e), dir_(std::move(dir)), opts_(opts) {}
@@ -312,8 +332,9 @@ private:
   // changed, the tmp files are removed, deletes and gc still work so space
   // can be freed); anything else is. Returns `err`.
   error record_write_error(const error& err);
-  // Reads and decodes chunks [from, to) of `s` into `out`, checking each.
-  status decode_batch(const stream_ref& s, size_t from, size_t to, std::string& out);
+  // Reads and decodes chunks [from, to) of `s` into `dst` (room for them
+  // all), checking each.
+  status decode_batch(const stream_ref& s, size_t from, size_t to, char* dst);
   // Reads the signature file `sig_rel` and checks that it signs exactly
   // `bytes` with a key kept in keys/ (its id matching the PEM); when the
   // signature is good but the bytes are not the signed ones, the error says

@@ -11,8 +11,16 @@ result<stream_ref> checkpoint_store::write_stream_changes(const std::string& nam
                                                           const std::vector<stream_edit>& edits,
                                                           const byte_reader& read,
                                                           stream_stats* stats) {
-  if (auto err = check_writable("writes")) return err;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
+  auto refs = write_streams({stream_write{name, {}, &parent, edits, read}}, stats);
+  if (!refs) return refs.err();
+  return std::move(refs->front());
+}
+
+status checkpoint_store::feed_changes(stream_pipeline& pipe, const stream_write& w) {
+  const stream_ref& parent = *w.parent;
+  const auto& edits = w.edits;
+  const auto& read = w.read;
+  const auto& name = w.name;
   // The edits must describe a stream: sorted, disjoint, inside the parent.
   uint64_t new_size = parent.size, prev_end = 0;
   for (size_t k = 0; k < edits.size(); ++k) {
@@ -41,7 +49,6 @@ result<stream_ref> checkpoint_store::write_stream_changes(const std::string& nam
                       "stream '" + parent.name + "': its chunks do not add up to its size");
   const size_t n = parent.chunks.size();
 
-  stream_pipeline pipe(*this);
   const chunker cut(opts_.chunking);
   const size_t max = opts_.chunking.max_size;
   std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
@@ -132,7 +139,7 @@ result<stream_ref> checkpoint_store::write_stream_changes(const std::string& nam
       }
     }
   }
-  return pipe.finish(name, stats);
+  return {};
 }
 
 } // namespace dsmil

@@ -9,10 +9,8 @@ namespace dsmil {
 
 using namespace stream_detail;
 
-status checkpoint_store::decode_batch(const stream_ref& s, size_t from, size_t to,
-                                      std::string& out) {
+status checkpoint_store::decode_batch(const stream_ref& s, size_t from, size_t to, char* dst) {
   std::vector<chunk_location> locs(to - from);
-  uint64_t total = 0;
   {
     std::lock_guard<std::mutex> guard(index_mu_);
     for (size_t k = from; k < to; ++k) {
@@ -21,11 +19,8 @@ status checkpoint_store::decode_batch(const stream_ref& s, size_t from, size_t t
         return make_error(errc::integrity_error, "chunk " + s.chunks[k].id.substr(0, 16) +
                                                      " is in no index (pack missing?)");
       locs[k - from] = it->second;
-      total += s.chunks[k].size;
     }
   }
-  out.resize(total);
-  char* dst = out.data();
   // One read per run of records that lie back to back in one pack.
   for (size_t a = 0; a < locs.size();) {
     size_t b = a + 1;
@@ -94,7 +89,11 @@ status checkpoint_store::read_stream_locked(const stream_ref& s, const byte_sink
       // Batch k - window was delivered: its buffer is free for batch k.
       std::string out = std::move(slots[k % window].data);
       lock.unlock();
-      status err = decode_batch(s, first[k], first[k + 1], out);
+      uint64_t total = 0;
+      for (size_t c = first[k]; c < first[k + 1]; ++c)
+        total += s.chunks[c].size;
+      out.resize(total);
+      status err = decode_batch(s, first[k], first[k + 1], out.data());
       lock.lock();
       slots[k % window] = {true, std::move(err), std::move(out)};
       if (delivering || k != delivered) continue;
@@ -122,6 +121,44 @@ status checkpoint_store::read_stream_locked(const stream_ref& s, const byte_sink
   };
   env_.run_parallel(threads, [&](size_t) { worker(); });
   return failure;
+}
+
+result<std::vector<std::string>>
+checkpoint_store::read_streams(const std::vector<const stream_ref*>& streams) {
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  if (!can_read_content()) return no_key_error();
+  std::vector<std::string> out(streams.size());
+  std::vector<status> errs(streams.size());
+  std::atomic<size_t> next{0};
+  const auto threads = std::min<size_t>(worker_count(env_, opts_), streams.size());
+  env_.run_parallel(threads, [&](size_t) {
+    for (size_t i = next++; i < streams.size(); i = next++) {
+      const stream_ref& s = *streams[i];
+      out[i].resize(s.size);
+      // In runs of about batch_target bytes: one read buffer at a time.
+      uint64_t at = 0;
+      for (size_t from = 0; from < s.chunks.size() && !errs[i];) {
+        size_t to = from;
+        uint64_t len = 0;
+        while (to < s.chunks.size() && (to == from || len < batch_target))
+          len += s.chunks[to++].size;
+        if (at + len > s.size) {
+          errs[i] = make_error(errc::integrity_error,
+                               "stream '" + s.name + "': its chunks do not add up to its size");
+          break;
+        }
+        errs[i] = decode_batch(s, from, to, out[i].data() + at);
+        at += len;
+        from = to;
+      }
+      if (!errs[i] && at != s.size)
+        errs[i] = make_error(errc::integrity_error,
+                             "stream '" + s.name + "': its chunks do not add up to its size");
+    }
+  });
+  for (auto& e : errs)
+    if (e) return e;
+  return out;
 }
 
 status checkpoint_store::restore_stream(const stream_ref& s, const std::string& path) {

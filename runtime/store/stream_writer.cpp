@@ -110,23 +110,26 @@ void feed(Pipeline& pipe, const chunker& cut, size_t max, std::vector<uint8_t>& 
 
 result<stream_ref> checkpoint_store::write_stream(const std::string& name, const byte_source& src,
                                                   stream_stats* stats) {
-  auto refs = write_streams({{name, src}}, stats);
+  auto refs = write_streams({stream_write{name, src, nullptr, {}, {}}}, stats);
   if (!refs) return refs.err();
   return std::move(refs->front());
 }
 
 result<std::vector<stream_ref>>
-checkpoint_store::write_streams(const std::vector<std::pair<std::string, byte_source>>& streams,
-                                stream_stats* stats) {
+checkpoint_store::write_streams(const std::vector<stream_write>& streams, stream_stats* stats) {
   if (auto err = check_writable("writes")) return err;
   std::shared_lock<std::shared_mutex> files(files_mu_);
   stream_pipeline pipe(*this);
   const chunker cut(opts_.chunking);
   const size_t max = opts_.chunking.max_size;
   std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
-  for (auto& [name, src] : streams) {
-    feed(pipe, cut, max, buf, src);
-    pipe.end_stream(name);
+  for (auto& w : streams) {
+    if (w.parent != nullptr) {
+      if (auto err = feed_changes(pipe, w)) return err;
+    } else {
+      feed(pipe, cut, max, buf, w.source);
+    }
+    pipe.end_stream(w.name);
   }
   return pipe.finish_all(stats);
 }
