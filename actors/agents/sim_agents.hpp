@@ -9,10 +9,11 @@
 //
 // Like the device simulator, the agents can outlive the process: with a
 // state directory (<data_dir>/agents.sim), an agent's state is written there
-// when it quiesces (tmp file and rename: a killed process leaves it before or
-// after, never inside) and durably (fsynced) when restored, and loaded on
-// start. A node killed during a rollback finds every agent at the state it
-// was held at or at the one a restore finished.
+// when it quiesces and when it is restored (in place, into the slot not
+// holding the newest state, as the device simulator does: a killed process
+// leaves the one before or the one after, never one in between), and loaded
+// on start. A node killed during a rollback finds every agent at the state
+// it was held at or at the one a restore finished.
 //
 // Faults, for tests: an agent that never quiesces (it is stuck in a task
 // until cancel_pending), an agent whose restore fails.
@@ -82,6 +83,9 @@ public:
 
   /// The snapshot format: "DSAG" v1, tasks_done, then the state bytes.
   static constexpr size_t header_size = 16;
+  /// The snapshot an agent's state file holds (what a restart loads), for
+  /// a harness that reads the files of a killed node.
+  static result<std::string> read_state_file(env& e, const std::string& path);
 
   struct shared; ///< what the agents' actors and the host share
 

@@ -2,7 +2,10 @@
 // under load: checkpoints hold what each agent had when it parked, rollbacks
 // put it back bit for bit (or, when a restore fails, put every agent back to
 // its pre-rollback state), and every agent runs again before the reply.
+#include <fstream>
+
 #include "actors/agents/sim_agents.hpp"
+#include "runtime/base/coding.hpp"
 #include "runtime/base/crypto.hpp"
 #include "runtime/components/checkpoint_images.hpp"
 #include "tests/actors/node_fixture.hpp"
@@ -210,4 +213,85 @@ TEST_CASE("agent load sets the reference host's work; a node without it says so"
   auto none = plain.ctl("agent.load", {{"tasks_per_second", 0}});
   CHECK(none.code == static_cast<uint8_t>(errc::not_found));
   CHECK(none.message.find("[agents] backend = \"sim\"") != std::string::npos);
+}
+
+TEST_CASE("the reference host's state files: a restart loads the newest whole slot") {
+  temp_dir dir;
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg, false);
+  caf::actor_system sys{cfg};
+  sim_agents_config c;
+  c.count = 2;
+  c.state_kib = 16;
+  c.tasks_per_second = 0;
+  c.state_dir = dir.path() + "/agents.sim";
+  const auto deadline = [] { return std::chrono::steady_clock::now() + std::chrono::seconds(5); };
+  auto snapshot_of = [](sim_agent_host& h, const std::string& id) {
+    std::string out;
+    REQUIRE_FALSE(h.snapshot(id, [&](std::string_view b) -> status {
+      out.append(b);
+      return {};
+    }));
+    return out;
+  };
+  const std::string file = c.state_dir + "/agent-00.state";
+  std::string first, second;
+  {
+    auto h = sim_agent_host::start(sys, c, env::posix());
+    REQUIRE(h.ok());
+    auto& host = **h;
+    // Parked twice after work: both slots written.
+    REQUIRE_FALSE(host.run_tasks("agent-00", 3));
+    REQUIRE_FALSE(host.quiesce("agent-00", deadline()));
+    first = snapshot_of(host, "agent-00");
+    REQUIRE_FALSE(host.resume("agent-00"));
+    REQUIRE_FALSE(host.run_tasks("agent-00", 2));
+    REQUIRE_FALSE(host.quiesce("agent-00", deadline()));
+    second = snapshot_of(host, "agent-00");
+    CHECK(first != second);
+    CHECK(*sim_agent_host::read_state_file(env::posix(), file) == second);
+    host.stop();
+  }
+  {
+    auto h = sim_agent_host::start(sys, c, env::posix());
+    REQUIRE(h.ok());
+    CHECK(snapshot_of(**h, "agent-00") == second);
+    (*h)->stop();
+  }
+  // A kill during a slot's write leaves it torn: the other slot is the state.
+  auto bytes = slurp(file);
+  const size_t slot = (bytes.size() - 24) / 2;
+  const size_t newest =
+      coding::decode_fixed64(bytes.data() + 24) > coding::decode_fixed64(bytes.data() + 24 + slot)
+          ? 0
+          : 1;
+  bytes[24 + newest * slot + slot / 2] ^= 0x01;
+  { std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes; }
+  CHECK(*sim_agent_host::read_state_file(env::posix(), file) == first);
+  {
+    auto h = sim_agent_host::start(sys, c, env::posix());
+    REQUIRE(h.ok());
+    CHECK(snapshot_of(**h, "agent-00") == first);
+    (*h)->stop();
+  }
+  // Both slots torn: one line naming the file and what to do.
+  bytes[24 + (1 - newest) * slot + slot / 2] ^= 0x01;
+  { std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes; }
+  auto broken = sim_agent_host::start(sys, c, env::posix());
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.err().message.find(file) != std::string::npos);
+  CHECK(broken.err().message.find("remove " + c.state_dir) != std::string::npos);
+
+  // A file of the first format (one snapshot) loads, and is replaced whole
+  // by the next write.
+  { std::ofstream(file, std::ios::binary | std::ios::trunc) << first; }
+  auto h = sim_agent_host::start(sys, c, env::posix());
+  REQUIRE(h.ok());
+  CHECK(snapshot_of(**h, "agent-00") == first);
+  REQUIRE_FALSE((*h)->run_tasks("agent-00", 1));
+  REQUIRE_FALSE((*h)->quiesce("agent-00", deadline()));
+  const auto third = snapshot_of(**h, "agent-00");
+  CHECK(slurp(file).substr(0, 8) == "DSAGST02");
+  CHECK(*sim_agent_host::read_state_file(env::posix(), file) == third);
+  (*h)->stop();
 }

@@ -32,6 +32,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "actors/agents/sim_agents.hpp"
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_client.hpp"
@@ -39,6 +40,7 @@
 #include "tests/process.hpp"
 #include "runtime/base/crypto.hpp"
 #include "runtime/config/node_config.hpp"
+#include "runtime/os/env.hpp"
 #include "simd/crc64.hpp"
 #include "tests/test_util.hpp"
 
@@ -113,7 +115,9 @@ std::map<std::string, std::string> read_agents(const std::string& dir, int count
     char id[32];
     std::snprintf(id, sizeof id, "agent-%02d", i);
     auto path = dir + "/" + id + ".state";
-    if (std::filesystem::exists(path)) out[id] = sha256_hex(test::slurp(path));
+    if (!std::filesystem::exists(path)) continue;
+    auto snapshot = sim_agent_host::read_state_file(env::posix(), path);
+    out[id] = snapshot ? sha256_hex(*snapshot) : "unreadable: " + snapshot.err().message;
   }
   return out;
 }
