@@ -135,6 +135,7 @@ struct agent_slot {
   std::string parked, resumed;          ///< snapshots at the last park and resume, when recording
   std::unique_ptr<random_rw_file> file; ///< its state file, once written in the format above
   uint64_t sequence = 0;                ///< of the newest slot in it
+  uint64_t version = 1;                 ///< bumped by every change (agent_info::version)
   std::string slot;                     ///< the slot being written, kept for the next one
 };
 
@@ -164,6 +165,7 @@ struct sim_agent_host::shared {
       std::memcpy(a.blob.data() + at + k, &v, 8);
     }
     ++a.tasks_done;
+    ++a.version;
     a.dirty = true;
   }
 
@@ -365,8 +367,8 @@ std::vector<agent_info> sim_agent_host::list() {
   for (size_t i = 0; i < s_->ids.size(); ++i) {
     auto& a = s_->slots[i];
     std::lock_guard<std::mutex> lock(a.mu);
-    out.push_back(
-        {s_->ids[i], a.quiesced ? agent_state::paused : agent_state::running, a.tasks_done});
+    out.push_back({s_->ids[i], a.quiesced ? agent_state::paused : agent_state::running,
+                   a.tasks_done, a.version});
   }
   return out;
 }
@@ -424,6 +426,7 @@ status sim_agent_host::restore(const std::string& agent, std::string_view bytes)
       return make_error(err.code, "agent " + agent + ": " + err.message);
   a.blob = std::move(blob);
   a.tasks_done = done;
+  ++a.version;
   a.dirty = false;
   return {};
 }

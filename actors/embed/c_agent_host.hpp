@@ -19,12 +19,14 @@ public:
 
   std::vector<agent_info> list() override {
     std::vector<agent_info> out;
-    auto add = [](void* ctx, const char* id, dsmil_agent_state st, uint64_t done) {
+    auto add = [](void* ctx, const char* id, dsmil_agent_state st, uint64_t done,
+                  uint64_t version) {
       auto* v = static_cast<std::vector<agent_info>*>(ctx);
       agent_info a;
       a.id = id ? id : "";
       a.state = st <= DSMIL_AGENT_FAILED ? static_cast<agent_state>(st) : agent_state::failed;
       a.tasks_done = done;
+      a.version = version;
       v->push_back(std::move(a));
     };
     h_.list(h_.ctx, add, &out);

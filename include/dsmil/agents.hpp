@@ -49,6 +49,13 @@ struct agent_info {
   agent_state state = agent_state::running;
   uint64_t tasks_done = 0; ///< work items it finished, when the host counts them; part of
                            ///< its snapshot, so a rollback sets it back
+  /// Changes whenever the agent's state does (a counter the host bumps on
+  /// every change, restore() included); 0 when the host does not track it.
+  /// A quiesced agent listed with the version of its last snapshot is not
+  /// snapshotted again: the checkpoint takes that snapshot, so an unchanged
+  /// agent costs neither a copy nor a comparison. Never the same for two
+  /// different states, or a checkpoint holds a stale one.
+  uint64_t version = 0;
 };
 
 /// Takes the bytes of a snapshot in order, one call at a time; an error
@@ -76,7 +83,8 @@ public:
   virtual status snapshot(const std::string& agent, const agent_sink& sink) = 0;
   /// Replaces a quiesced agent's state with a snapshot's bytes. On error the
   /// agent's state is as before. Durable by the time it returns, as far as
-  /// the host keeps state across restarts.
+  /// the host keeps state across restarts (the reference host: across a
+  /// kill of its process, as the device simulator).
   virtual status restore(const std::string& agent, std::string_view bytes) = 0;
   /// Sets the agent running again (from paused, stopped or failed too).
   virtual status resume(const std::string& agent) = 0;

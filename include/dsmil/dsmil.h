@@ -77,9 +77,12 @@ typedef enum dsmil_agent_state {
   DSMIL_AGENT_FAILED = 3
 } dsmil_agent_state;
 
-/* list() calls it once per agent; `id` is copied before it returns. */
+/* list() calls it once per agent; `id` is copied before it returns.
+ * `version` changes whenever the agent's state does (0: not tracked); a
+ * quiesced agent listed with the version of its last snapshot is not
+ * snapshotted again (dsmil::agent_info::version in dsmil/agents.hpp). */
 typedef void (*dsmil_agent_add_fn)(void* list_ctx, const char* id, dsmil_agent_state state,
-                                   uint64_t tasks_done);
+                                   uint64_t tasks_done, uint64_t version);
 /* snapshot() calls it with the state's bytes in order (any number of
  * pieces); a non-zero return stops the snapshot: return it from snapshot(). */
 typedef int (*dsmil_agent_sink_fn)(void* sink_ctx, const void* bytes, size_t size);

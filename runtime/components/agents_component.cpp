@@ -131,16 +131,42 @@ result<component_image> agents_component::capture() {
     if (!q) return q.err();
   }
   const int64_t quiesced = env_.steady_ns();
-  std::vector<result<std::string>> snaps(ids.size(), make_error(errc::internal, "not taken"));
-  parallel(ids.size(), [&](size_t i) { snaps[i] = snapshot(ids[i]); });
+  // Quiesced, an agent's version is that of the state it will snapshot:
+  // the same as last time, and the last snapshot is this one.
+  std::vector<uint64_t> versions(ids.size(), 0);
+  if (std::any_of(agents.begin(), agents.end(), [](auto& a) { return a.version != 0; })) {
+    std::map<std::string, uint64_t> now;
+    for (auto& a : host_->list())
+      now[a.id] = a.version;
+    for (size_t i = 0; i < ids.size(); ++i)
+      versions[i] = now.count(ids[i]) ? now[ids[i]] : 0;
+  }
+  std::vector<result<stream_bytes>> snaps(ids.size(), make_error(errc::internal, "not taken"));
+  std::atomic<size_t> reused{0};
+  parallel(ids.size(), [&](size_t i) {
+    auto last = last_.find(ids[i]);
+    if (versions[i] != 0 && last != last_.end() && last->second.first == versions[i]) {
+      snaps[i] = last->second.second;
+      ++reused;
+      return;
+    }
+    auto s = snapshot(ids[i]);
+    if (s)
+      snaps[i] = stream_bytes(std::move(*s));
+    else
+      snaps[i] = s.err();
+  });
   const int64_t taken = env_.steady_ns();
   if (!holding_) resume_all(ids, image.warnings);
   const int64_t resumed = env_.steady_ns();
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!snaps[i]) return snaps[i].err();
-    image.streams.emplace(ids[i], stream_bytes(std::move(*snaps[i])));
+    last_[ids[i]] = {versions[i], *snaps[i]};
+    image.streams.emplace(ids[i], std::move(*snaps[i]));
   }
-  image.detail = {{"count", ids.size()}, {"snapshot_ms", ms_between(quiesced, taken)}};
+  image.detail = {{"count", ids.size()},
+                  {"snapshot_ms", ms_between(quiesced, taken)},
+                  {"unchanged", reused.load()}};
   // From the first quiesce asked to the last resume answered: no agent
   // paused longer.
   if (!holding_) image.detail["max_pause_ms"] = ms_between(start, resumed);

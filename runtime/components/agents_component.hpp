@@ -62,6 +62,8 @@ private:
   env& env_;
   std::mutex mu_;
   bool holding_ = false; ///< between hold() and release(): every agent stays quiesced
+  /// Each agent's last snapshot and the version it had (agent_info::version).
+  std::map<std::string, std::pair<uint64_t, stream_bytes>> last_;
 };
 
 } // namespace dsmil

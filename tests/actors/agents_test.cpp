@@ -215,6 +215,44 @@ TEST_CASE("agent load sets the reference host's work; a node without it says so"
   CHECK(none.message.find("[agents] backend = \"sim\"") != std::string::npos);
 }
 
+TEST_CASE("an agent whose version did not change is not snapshotted again; a restore changes it") {
+  agents_node n;
+  n.let_work(2);
+  n.f.ok("agent.load", {{"tasks_per_second", 0}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(50)); // tasks already sent run
+  auto image_of_checkpoint = [&](const std::string& id) {
+    store_options ro;
+    ro.read_only = true;
+    auto store = checkpoint_store::open(test_env(), n.f.ncfg.data_dir + "/store", ro);
+    REQUIRE_MESSAGE(store.ok(), store.err().message);
+    auto contents = (*store)->load(id);
+    REQUIRE_MESSAGE(contents.ok(), contents.err().message);
+    auto image = image_of(**store, *contents);
+    REQUIRE_MESSAGE(image.ok(), image.err().message);
+    std::map<std::string, std::string> out;
+    for (auto& [agent, bytes] : (*image)["agents"].streams)
+      out.emplace(agent, bytes.str());
+    return out;
+  };
+  auto first = n.f.ok("checkpoint.create");
+  const auto at_first = n.parked();
+  CHECK(image_of_checkpoint(first["id"]) == at_first);
+  // Two agents work: only they are snapshotted.
+  REQUIRE_FALSE(n.host().run_tasks("agent-03", 2));
+  REQUIRE_FALSE(n.host().run_tasks("agent-08", 1));
+  auto second = n.f.ok("checkpoint.create");
+  CHECK(second["capture"]["agents"]["unchanged"] == agent_count - 2);
+  const auto at_second = n.parked();
+  CHECK(at_second.at("agent-03") != at_first.at("agent-03"));
+  CHECK(image_of_checkpoint(second["id"]) == at_second);
+  // Back to the first: the restored agents' next snapshot is their
+  // restored state, not the one taken before the rollback.
+  n.f.ok("rollback", {{"id", first["id"]}, {"ack_critical", true}});
+  auto third = n.f.ok("checkpoint.create");
+  CHECK(third["capture"]["agents"]["unchanged"] == agent_count - 2);
+  CHECK(image_of_checkpoint(third["id"]) == at_first);
+}
+
 TEST_CASE("the reference host's state files: a restart loads the newest whole slot") {
   temp_dir dir;
   caf::actor_system_config cfg;

@@ -118,7 +118,7 @@ dsmil_agent_host c_host(memory_agents& m) {
   h.ctx = &m;
   h.list = [](void* ctx, dsmil_agent_add_fn add, void* list_ctx) {
     for (auto& a : host_of(ctx).list())
-      add(list_ctx, a.id.c_str(), static_cast<dsmil_agent_state>(a.state), a.tasks_done);
+      add(list_ctx, a.id.c_str(), static_cast<dsmil_agent_state>(a.state), a.tasks_done, a.version);
     return 0;
   };
   h.quiesce = [](void* ctx, const char* a, int64_t ms) {
