@@ -131,6 +131,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   if (ctx->agents) {
     agents_settings as;
     as.stop_timeout_ms = cfg.agents.stop_timeout_ms;
+    as.chunk_kib = cfg.agents.chunk_kib;
     extra.push_back(std::make_shared<agents_component>(ctx->agents, as, e));
   }
 

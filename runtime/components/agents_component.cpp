@@ -164,6 +164,8 @@ result<component_image> agents_component::capture() {
     last_[ids[i]] = {versions[i], *snaps[i]};
     image.streams.emplace(ids[i], std::move(*snaps[i]));
   }
+  const uint32_t avg = settings_.chunk_kib * 1024;
+  image.chunking = chunker_params{avg / 4, avg, avg * 4};
   image.detail = {{"count", ids.size()},
                   {"snapshot_ms", ms_between(quiesced, taken)},
                   {"unchanged", reused.load()}};

@@ -27,6 +27,7 @@ class env;
 struct agents_settings {
   uint32_t stop_timeout_ms = 30000; ///< quiesce, before pending work is cancelled
   uint32_t threads = 8;             ///< agents quiesced, snapshotted, restored at once
+  uint32_t chunk_kib = 16;          ///< average chunk of an agent's state in the store
 };
 
 class agents_component final : public component {

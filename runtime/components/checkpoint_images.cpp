@@ -108,7 +108,7 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
           streams.push_back(std::move(last->first));
           return;
         }
-        stream_write w{stream, from_string(bytes), nullptr, {}, {}};
+        stream_write w{stream, from_string(bytes), nullptr, {}, {}, img.chunking};
         if (last) {
           // Changed in places: only the chunks around them are cut again.
           parents.push_back(std::move(last->first));

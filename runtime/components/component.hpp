@@ -10,6 +10,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dsmil/result.hpp"
+#include "runtime/store/chunker.hpp"
 #include "runtime/saga/records.hpp"
 #include "runtime/saga/saga_types.hpp"
 
@@ -68,6 +70,10 @@ struct component_image {
   /// Figures of the capture merged into the checkpoint's reply under the
   /// component's name (the pause each agent saw). Not stored.
   nlohmann::json detail = nlohmann::json::object();
+  /// The chunk sizes the store cuts its streams into, when not the store's
+  /// (state that changes in small places: smaller chunks, less stored
+  /// anew). Not stored: the chunk lists are.
+  std::optional<chunker_params> chunking;
   /// Equal state: records and streams.
   bool operator==(const component_image& o) const {
     return records == o.records && streams == o.streams;

@@ -238,7 +238,8 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
     return make_error(errc::config_error, source + ": [store] " + err.message);
   if (auto err = section(
           root, "agents",
-          {"backend", "stop_timeout_ms", "count", "state_kib", "tasks_per_second", "state_dir"},
+          {"backend", "stop_timeout_ms", "count", "state_kib", "tasks_per_second", "state_dir",
+           "chunk_kib"},
           source, [&](const toml::table& t) -> status {
             auto& a = c.agents;
             if (auto e = tu::get_string(t, "backend", a.backend, source)) return e;
@@ -253,6 +254,12 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
             if (auto e = get_uint(t, "state_kib", a.state_kib, 4, 1 << 20, source)) return e;
             if (auto e = get_uint(t, "tasks_per_second", a.tasks_per_second, 0, 10000000, source))
               return e;
+            if (auto e = get_uint(t, "chunk_kib", a.chunk_kib, 4, 1024, source)) return e;
+            if (t.contains("chunk_kib") && (a.chunk_kib & (a.chunk_kib - 1)) != 0)
+              return make_error(errc::config_error,
+                                tu::where(source, *t.get("chunk_kib")) +
+                                    "[agents] chunk_kib must be a power of two (4 to 1024), got " +
+                                    std::to_string(a.chunk_kib));
             return tu::get_string(t, "state_dir", a.state_dir, source);
           }))
     return err;

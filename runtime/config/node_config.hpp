@@ -42,6 +42,7 @@ struct agents_config {
   uint32_t state_kib = 256;
   uint32_t tasks_per_second = 4000;
   std::string state_dir = "agents.sim"; ///< relative to data_dir; empty: memory only
+  uint32_t chunk_kib = 16; ///< average chunk of an agent's state in the store; a power of two
 };
 
 struct node_config {

@@ -9,8 +9,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
+#include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,6 +92,10 @@ struct stream_write {
   const stream_ref* parent = nullptr;
   std::vector<stream_edit> edits;
   byte_reader read;
+  /// The stream's own chunk sizes (validated), else the store's. Give a
+  /// stream the same ones every time: its chunks dedup with its last
+  /// version's only then (any sizes read back the same bytes).
+  std::optional<chunker_params> chunking;
 };
 
 struct stream_stats {

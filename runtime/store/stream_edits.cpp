@@ -49,8 +49,8 @@ status checkpoint_store::feed_changes(stream_pipeline& pipe, const stream_write&
                       "stream '" + parent.name + "': its chunks do not add up to its size");
   const size_t n = parent.chunks.size();
 
-  const chunker cut(opts_.chunking);
-  const size_t max = opts_.chunking.max_size;
+  const chunker cut(w.chunking.value_or(opts_.chunking));
+  const size_t max = cut.params().max_size;
   std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
   size_t i = 0;      // the parent's next chunk
   size_t e = 0;      // the first edit not yet behind the cut

@@ -118,15 +118,20 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
 result<std::vector<stream_ref>>
 checkpoint_store::write_streams(const std::vector<stream_write>& streams, stream_stats* stats) {
   if (auto err = check_writable("writes")) return err;
+  for (auto& w : streams)
+    if (w.chunking)
+      if (auto err = validate(*w.chunking))
+        return make_error(err.code, "stream '" + w.name + "': " + err.message);
   std::shared_lock<std::shared_mutex> files(files_mu_);
   stream_pipeline pipe(*this);
-  const chunker cut(opts_.chunking);
-  const size_t max = opts_.chunking.max_size;
-  std::vector<uint8_t> buf(std::max<size_t>(4 * max, batch_target));
+  std::vector<uint8_t> buf;
   for (auto& w : streams) {
     if (w.parent != nullptr) {
       if (auto err = feed_changes(pipe, w)) return err;
     } else {
+      const chunker cut(w.chunking.value_or(opts_.chunking));
+      const size_t max = cut.params().max_size;
+      buf.resize(std::max<size_t>(4 * max, batch_target));
       feed(pipe, cut, max, buf, w.source);
     }
     pipe.end_stream(w.name);

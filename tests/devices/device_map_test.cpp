@@ -241,3 +241,19 @@ TEST_CASE("component settings in the node config are checked") {
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.err().message.find("timeout") != std::string::npos);
 }
+
+TEST_CASE("agent chunk sizes in the node config are checked") {
+  auto embedded = node_config::embedded();
+  REQUIRE(embedded.ok());
+  CHECK(embedded->agents.chunk_kib == 16);
+  auto set = node_config::parse("[agents]\nchunk_kib = 64\n", "node.toml", "");
+  REQUIRE_MESSAGE(set.ok(), set.err().message);
+  CHECK(set->agents.chunk_kib == 64);
+  auto odd = node_config::parse("[agents]\nchunk_kib = 24\n", "node.toml", "");
+  REQUIRE_FALSE(odd.ok());
+  CHECK(odd.err().message ==
+        "node.toml:2: [agents] chunk_kib must be a power of two (4 to 1024), got 24");
+  auto big = node_config::parse("[agents]\nchunk_kib = 4096\n", "node.toml", "");
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.err().message.find("node.toml:2: 'chunk_kib' must be between 4 and 1024") == 0);
+}

@@ -120,3 +120,39 @@ TEST_CASE("a damaged chunk fails an image's read, naming the pack") {
   REQUIRE_FALSE(back.ok());
   CHECK(back.err().message.find(".pack") != std::string::npos);
 }
+
+TEST_CASE("a component's own chunk sizes: smaller chunks re-store less of a small change") {
+  // The same two versions of a state, stored with the store's chunks and
+  // with smaller ones: what the second version adds.
+  const std::string before = random_state(256 * 1024, 7);
+  const std::string after = changed(before, 100000, 4096, 8);
+  auto stored_anew = [&](std::optional<chunker_params> chunking) -> uint64_t {
+    env_dir dir;
+    auto s = checkpoint_store::open(test_env(), dir.path());
+    REQUIRE(s.ok());
+    stream_cache cache;
+    uint64_t added = 0;
+    for (auto* bytes : {&before, &after}) {
+      auto image = image_with({{"a", *bytes}});
+      image["agents"].chunking = chunking;
+      auto cp = create_checkpoint(**s, {"c", "", checkpoint_type::manual, 0}, image, &cache);
+      REQUIRE_MESSAGE(cp.ok(), cp.err().message);
+      CHECK(agents_in(**s, cp->id).at("a") == *bytes);
+      added = cp->new_bytes;
+    }
+    return added;
+  };
+  const auto with_store_chunks = stored_anew(std::nullopt);
+  const auto with_small_chunks = stored_anew(chunker_params{2 * 1024, 8 * 1024, 32 * 1024});
+  CHECK(with_small_chunks < with_store_chunks);
+  CHECK(with_small_chunks < 48 * 1024);
+
+  // Sizes the chunker cannot use: one line naming the stream.
+  env_dir dir;
+  auto s = checkpoint_store::open(test_env(), dir.path());
+  REQUIRE(s.ok());
+  auto bad = (*s)->write_streams(
+      {stream_write{"odd", {}, nullptr, {}, {}, chunker_params{1024, 3000, 9000}}});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.err().message.find("stream 'odd': ") == 0);
+}
