@@ -15,12 +15,13 @@ namespace dsmil::bench {
 
 struct agents_bench_options {
   unsigned runs = 50;
+  unsigned warmup = 3; ///< rounds before the measured ones (first use of memory and files)
   unsigned agents = 80;
   unsigned state_kib = 256;
   std::string dir; ///< empty: a fresh one under /var/tmp, removed after
 };
 
-/// Keys: runs, agents, state_kib, checkpoint_p50_ms, checkpoint_p99_ms,
+/// Keys: runs, warmup, agents, state_kib, checkpoint_p50_ms, checkpoint_p99_ms,
 /// incremental_p50_ms, incremental_p99_ms, rollback_p50_ms, rollback_p99_ms,
 /// max_pause_ms (the longest any agent saw over every checkpoint),
 /// checkpoint_new_bytes_p50, incremental_new_bytes_p50,

@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
                                           "agents with the devices (p50 and p99, longest pause)");
   agents_bench_options ao;
   ag->add_option("--runs", ao.runs, "rounds of checkpoint, incremental, rollback (default 50)");
+  ag->add_option("--warmup", ao.warmup, "rounds before the measured ones, not counted (default 3)");
   ag->add_option("--agents", ao.agents, "agents (default 80)");
   ag->add_option("--state-kib", ao.state_kib, "each agent's state, KiB (default 256)");
   ag->add_option("--dir", ao.dir, "work directory (default: a fresh one under /var/tmp)");

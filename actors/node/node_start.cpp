@@ -71,6 +71,7 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   auto store = checkpoint_store::open(e, cfg.data_dir + "/store", so, std::move(key));
   if (!store) return store.err();
   ctx->store = std::move(*store);
+  ctx->streams.set_budget(uint64_t{cfg.store_cache_mib} << 20);
   ctx->reserve = std::make_unique<space_reserve>(e, cfg.data_dir + "/store.reserve");
   hold_reserve(*ctx);
   system_config initial;

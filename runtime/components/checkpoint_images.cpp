@@ -7,6 +7,7 @@
 #include "runtime/components/devices_component.hpp"
 #include "runtime/components/security_component.hpp"
 #include "runtime/store/state_codec.hpp"
+#include "simd/crc64.hpp"
 
 namespace dsmil {
 
@@ -53,24 +54,115 @@ bool same_chunks(const stream_ref& a, const stream_ref& b) {
 
 } // namespace
 
-std::optional<std::pair<stream_ref, stream_bytes>>
-stream_cache::last(const std::string& name) const {
+void stream_cache::set_budget(uint64_t older_budget_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  budget_ = older_budget_bytes;
+  evict();
+}
+
+std::vector<stream_cache::version> stream_cache::versions(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<version> out;
+  auto it = streams_.find(name);
+  if (it != streams_.end())
+    for (auto& e : it->second)
+      out.push_back({e.ref, e.bytes, e.crc});
+  return out;
+}
+
+std::optional<stream_ref> stream_cache::sharing(const std::string& name,
+                                                const stream_bytes& bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = streams_.find(name);
   if (it == streams_.end()) return std::nullopt;
-  return it->second;
+  auto& list = it->second;
+  for (size_t k = 0; k < list.size(); ++k)
+    if (list[k].bytes.shares(bytes)) {
+      if (k > 0) { // the newest again
+        entry e = std::move(list[k]);
+        list.erase(list.begin() + static_cast<long>(k));
+        older_ -= e.bytes.size();
+        older_ += list.front().bytes.size();
+        list.insert(list.begin(), std::move(e));
+      }
+      list.front().used = ++tick_;
+      auto ref = list.front().ref;
+      evict();
+      return ref;
+    }
+  return std::nullopt;
 }
 
 std::optional<stream_bytes> stream_cache::bytes_of(const stream_ref& ref) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = streams_.find(ref.name);
-  if (it == streams_.end() || !same_chunks(it->second.first, ref)) return std::nullopt;
-  return it->second.second;
+  if (it == streams_.end()) return std::nullopt;
+  for (auto& e : it->second)
+    if (same_chunks(e.ref, ref)) {
+      e.used = ++tick_;
+      return e.bytes;
+    }
+  return std::nullopt;
 }
 
-void stream_cache::put(const stream_ref& ref, const stream_bytes& bytes) {
+void stream_cache::put(const stream_ref& ref, const stream_bytes& bytes, uint64_t crc) {
   std::lock_guard<std::mutex> lock(mu_);
-  streams_[ref.name] = {ref, bytes};
+  auto& list = streams_[ref.name];
+  for (size_t k = 0; k < list.size(); ++k)
+    if (same_chunks(list[k].ref, ref)) {
+      if (k == 0) { // the newest already
+        list[0].used = ++tick_;
+        return;
+      }
+      older_ -= list[k].bytes.size();
+      list.erase(list.begin() + static_cast<long>(k));
+      break;
+    }
+  if (!list.empty()) older_ += list.front().bytes.size();
+  list.insert(list.begin(), entry{ref, bytes, crc, ++tick_});
+  evict();
+}
+
+void stream_cache::remember(const stream_ref& ref, const stream_bytes& bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& list = streams_[ref.name];
+  for (auto& e : list)
+    if (same_chunks(e.ref, ref)) {
+      e.used = ++tick_;
+      return;
+    }
+  const uint64_t crc = simd::crc64(bytes.str().data(), bytes.size());
+  if (list.empty()) {
+    // Nothing written under this name yet: the version to diff against.
+    list.push_back(entry{ref, bytes, crc, ++tick_});
+    return;
+  }
+  list.push_back(entry{ref, bytes, crc, ++tick_});
+  older_ += bytes.size();
+  evict();
+}
+
+uint64_t stream_cache::older_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return older_;
+}
+
+void stream_cache::evict() {
+  while (older_ > budget_) {
+    std::vector<entry>* from = nullptr;
+    size_t at = 0;
+    uint64_t oldest = UINT64_MAX;
+    for (auto& [name, list] : streams_)
+      for (size_t k = 1; k < list.size(); ++k)
+        if (list[k].used < oldest) {
+          oldest = list[k].used;
+          from = &list;
+          at = k;
+        }
+    if (from == nullptr) return;
+    older_ -= (*from)[at].bytes.size();
+    from->erase(from->begin() + static_cast<long>(at));
+  }
 }
 
 result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpoint_request& req,
@@ -83,6 +175,7 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
   struct pending {
     size_t at;
     stream_bytes bytes; // shared, so to_write's sources stay valid
+    uint64_t crc;
   };
   std::vector<pending> written;
   std::deque<stream_ref> parents; // to_write's, at addresses that stay
@@ -100,20 +193,34 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
       continue; // the store reads the PCRs and quotes them while signing
     } else {
       auto add = [&](const std::string& stream, const stream_bytes& bytes) {
-        auto last = cache ? cache->last(stream) : std::nullopt;
-        if (last && (last->first.size != bytes.size() || !store.has_chunks(last->first)))
-          last.reset();
-        // Unchanged since the last checkpoint: its chunks are this one's.
-        if (last && last->second == bytes) {
-          streams.push_back(std::move(last->first));
+        // The very bytes of a kept version (an agent not snapshotted again):
+        // no need to look at them.
+        if (auto same = cache ? cache->sharing(stream, bytes) : std::nullopt;
+            same && store.has_chunks(*same)) {
+          streams.push_back(std::move(*same));
           return;
         }
+        std::optional<stream_cache::version> last;
+        auto kept = cache ? cache->versions(stream) : std::vector<stream_cache::version>{};
+        const uint64_t crc = cache ? simd::crc64(bytes.str().data(), bytes.size()) : 0;
+        if (cache)
+          for (auto& v : kept) {
+            if (v.ref.size != bytes.size() || !store.has_chunks(v.ref)) continue;
+            // A version it is at (unchanged since the last checkpoint, or
+            // back at one a rollback restored): its chunks are this one's.
+            if (v.crc == crc && v.bytes == bytes) {
+              cache->put(v.ref, v.bytes, v.crc);
+              streams.push_back(std::move(v.ref));
+              return;
+            }
+            if (!last) last = std::move(v);
+          }
         stream_write w{stream, from_string(bytes), nullptr, {}, {}, img.chunking};
         if (last) {
           // Changed in places: only the chunks around them are cut again.
-          parents.push_back(std::move(last->first));
+          parents.push_back(std::move(last->ref));
           w.parent = &parents.back();
-          w.edits = edits_between(last->second, bytes);
+          w.edits = edits_between(last->bytes, bytes);
           w.read = [b = bytes](uint64_t offset, uint8_t* buf, size_t len) -> result<size_t> {
             const std::string& s = b;
             const size_t n = offset >= s.size() ? 0 : std::min<size_t>(len, s.size() - offset);
@@ -121,7 +228,7 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
             return n;
           };
         }
-        written.push_back({streams.size(), bytes});
+        written.push_back({streams.size(), bytes, crc});
         streams.emplace_back();
         to_write.push_back(std::move(w));
       };
@@ -137,14 +244,14 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
   if (!refs) return refs.err();
   with_streams.streams_new_bytes += stats.new_bytes;
   for (size_t i = 0; i < written.size(); ++i) {
-    if (cache) cache->put((*refs)[i], written[i].bytes);
+    if (cache) cache->put((*refs)[i], written[i].bytes, written[i].crc);
     streams[written[i].at] = std::move((*refs)[i]);
   }
   return store.create(with_streams, devices, configuration, streams);
 }
 
 result<system_image> image_of(checkpoint_store& store, const checkpoint_contents& contents,
-                              const stream_cache* cache) {
+                              stream_cache* cache) {
   system_image out;
   auto& devices = out["devices"];
   for (auto& s : contents.devices)
@@ -179,8 +286,10 @@ result<system_image> image_of(checkpoint_store& store, const checkpoint_contents
     }
   auto read = store.read_streams(to_read);
   if (!read) return read.err();
-  for (size_t i = 0; i < read_into.size(); ++i)
+  for (size_t i = 0; i < read_into.size(); ++i) {
     parts[read_into[i]].bytes = stream_bytes(std::move((*read)[i]));
+    if (cache) cache->remember(*to_read[i], parts[read_into[i]].bytes);
+  }
   for (auto& p : parts) {
     auto& img = out[p.component];
     if (p.record)

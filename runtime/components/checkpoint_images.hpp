@@ -15,25 +15,56 @@
 
 namespace dsmil {
 
-/// The bytes of the streams checkpoints wrote last, by stream name: a
-/// stream whose bytes did not change (an agent that did nothing) is not cut
-/// and hashed again, one that changed in places is cut and hashed only
-/// around the bytes that differ, and a checkpoint's stream that is here is
-/// not read back and decoded (a rollback to the newest checkpoint). Its
-/// chunk ids are the SHA-256 of these very bytes, so using them is reading
-/// the chunks. Thread-safe.
+/// The bytes of recent versions of the streams checkpoints hold, by stream
+/// name: a stream whose bytes did not change (an agent that did nothing, or
+/// one back at a version a rollback restored) is not cut and hashed again,
+/// one that changed in places is cut and hashed only around the bytes that
+/// differ, and a checkpoint's stream that is here is not read back and
+/// decoded (a rollback to a recent checkpoint). Its chunk ids are the
+/// SHA-256 of these very bytes, so using them is reading the chunks.
+///
+/// Memory: the newest version of every stream, plus older ones (written
+/// earlier, or read back for a rollback) up to a budget, the least recently
+/// used dropped first. Thread-safe.
 class stream_cache {
 public:
-  /// The stream written last as `name`, and its bytes.
-  std::optional<std::pair<stream_ref, stream_bytes>> last(const std::string& name) const;
-  /// The bytes of `ref`, when the stream written last under its name had
-  /// its very chunks.
+  struct version {
+    stream_ref ref;
+    stream_bytes bytes;
+    uint64_t crc = 0; ///< simd::crc64 of the bytes: versions told apart without comparing them
+  };
+  explicit stream_cache(uint64_t older_budget_bytes = uint64_t{128} << 20)
+      : budget_(older_budget_bytes) {}
+  void set_budget(uint64_t older_budget_bytes);
+  /// The versions kept of stream `name`, the one written last first.
+  std::vector<version> versions(const std::string& name) const;
+  /// The version kept whose bytes are `bytes` themselves (shared, not only
+  /// equal), made the newest: nothing to compare.
+  std::optional<stream_ref> sharing(const std::string& name, const stream_bytes& bytes);
+  /// The bytes of `ref`, when a version kept has its very chunks.
   std::optional<stream_bytes> bytes_of(const stream_ref& ref) const;
-  void put(const stream_ref& ref, const stream_bytes& bytes);
+  /// `ref` was written with `bytes` (`crc` theirs): the newest version of its name.
+  void put(const stream_ref& ref, const stream_bytes& bytes, uint64_t crc);
+  /// `ref` was read back as `bytes` (a rollback's target): an older version.
+  void remember(const stream_ref& ref, const stream_bytes& bytes);
+  /// Bytes of the older versions kept.
+  uint64_t older_bytes() const;
 
 private:
+  struct entry {
+    stream_ref ref;
+    stream_bytes bytes;
+    uint64_t crc = 0;
+    mutable uint64_t used = 0;
+  };
+  // REQUIRES: mu_ held. Drops the least recently used older versions until
+  // they fit the budget.
+  void evict();
   mutable std::mutex mu_;
-  std::map<std::string, std::pair<stream_ref, stream_bytes>> streams_;
+  uint64_t budget_;
+  mutable uint64_t tick_ = 0;
+  uint64_t older_ = 0;
+  std::map<std::string, std::vector<entry>> streams_; ///< [0]: written last
 };
 
 /// Takes checkpoint `req` of `image` (every component captured at one
@@ -45,6 +76,6 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
 /// streams are read and checked here). Components it has nothing of are
 /// absent from the map.
 result<system_image> image_of(checkpoint_store& store, const checkpoint_contents& contents,
-                              const stream_cache* cache = nullptr);
+                              stream_cache* cache = nullptr);
 
 } // namespace dsmil

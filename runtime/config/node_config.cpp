@@ -216,7 +216,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   if (auto err =
           section(root, "store",
                   {"encrypt", "deflate_level", "chunk_min_kib", "chunk_avg_kib", "chunk_max_kib",
-                   "pack_target_mib", "threads", "reserve_kib"},
+                   "pack_target_mib", "threads", "reserve_kib", "cache_mib"},
                   source, [&](const toml::table& t) -> status {
                     if (auto e = tu::get_bool(t, "encrypt", c.store_encrypt, source)) return e;
                     if (auto e = get_uint(t, "deflate_level", c.store_deflate_level, 0, 3, source))
@@ -230,6 +230,8 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
                     if (auto e = get_uint(t, "pack_target_mib", c.pack_target_mib, 1, 4096, source))
                       return e;
                     if (auto e = get_uint(t, "threads", c.store_threads, 0, 1024, source)) return e;
+                    if (auto e = get_uint(t, "cache_mib", c.store_cache_mib, 0, 1 << 20, source))
+                      return e;
                     return get_uint(t, "reserve_kib", c.store_reserve_kib, 0, 64u << 20, source);
                   }))
     return err;

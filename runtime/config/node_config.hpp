@@ -88,6 +88,9 @@ struct node_config {
   /// Room held back for a rollback's safety net, KiB; 0 = automatic
   /// (automatic_reserve_bytes). A node setting: not in store.toml.
   uint32_t store_reserve_kib = 0;
+  /// Older versions of the streams kept decoded in memory besides the newest
+  /// (stream_cache): a rollback to a recent checkpoint reads nothing back.
+  uint32_t store_cache_mib = 128;
   device_map devices;
 
   /// Reads and validates a config file (through `e`); the device map is

@@ -16,23 +16,28 @@ constexpr uint64_t min_reserve = 64 * 1024;
 status space_reserve::hold(uint64_t bytes) {
   wanted_ = bytes;
   if (bytes == held_) return {};
-  if (auto err = release()) return err;
+  // Growing (a checkpoint added more than any before): only the difference
+  // is written, not the whole file again.
+  const uint64_t from = bytes > held_ && held_ > 0 && env_.exists(path_) ? held_.load() : 0;
+  if (from == 0)
+    if (auto err = release()) return err;
   if (bytes == 0) return {};
-  auto f = env_.new_writable_file(path_, 0600);
+  auto f = from > 0 ? env_.new_appendable_file(path_, 0600) : env_.new_writable_file(path_, 0600);
   if (!f) return f.err();
-  const std::string zeros(std::min<uint64_t>(bytes, 1u << 20), '\0');
+  const std::string zeros(std::min<uint64_t>(bytes - from, 1u << 20), '\0');
   status err;
-  for (uint64_t left = bytes; left > 0 && !err;) {
+  for (uint64_t left = bytes - from; left > 0 && !err;) {
     const auto n = std::min<uint64_t>(left, zeros.size());
     err = (*f)->append(std::string_view(zeros.data(), n));
     left -= n;
   }
   if (!err) err = (*f)->sync();
   if (!err) err = (*f)->close();
-  if (!err) err = env_.sync_dir(parent_dir(path_));
+  if (!err && from == 0) err = env_.sync_dir(parent_dir(path_));
   if (err) {
     (*f)->close();
     env_.remove(path_);
+    held_ = 0;
     return err;
   }
   held_ = bytes;

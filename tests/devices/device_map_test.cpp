@@ -184,6 +184,13 @@ TEST_CASE("store settings in the node config are checked") {
   auto ok = node_config::parse("[store]\nencrypt = true\n", "node.toml", "");
   REQUIRE(ok.ok());
   CHECK(ok->store_encrypt);
+  CHECK(ok->store_cache_mib == 128);
+  auto cache = node_config::parse("[store]\ncache_mib = 0\n", "node.toml", "");
+  REQUIRE(cache.ok());
+  CHECK(cache->store_cache_mib == 0);
+  auto bad_cache = node_config::parse("[store]\ncache_mib = -1\n", "node.toml", "");
+  REQUIRE_FALSE(bad_cache.ok());
+  CHECK(bad_cache.err().message.find("node.toml:2: 'cache_mib' must be") == 0);
 }
 
 TEST_CASE("key settings in the node config are checked") {

@@ -156,3 +156,58 @@ TEST_CASE("a component's own chunk sizes: smaller chunks re-store less of a smal
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.err().message.find("stream 'odd': ") == 0);
 }
+
+TEST_CASE("the stream cache keeps older versions within its budget, the least recently used "
+          "dropped first; a stream back at a kept version is stored again for nothing") {
+  env_dir dir;
+  auto s = checkpoint_store::open(test_env(), dir.path());
+  REQUIRE(s.ok());
+  const size_t size = 64 * 1024;
+  stream_cache cache(2 * size); // two older versions
+  std::vector<std::string> version;
+  std::vector<checkpoint_contents> stored;
+  for (uint64_t k = 0; k < 4; ++k) {
+    version.push_back(changed(k == 0 ? random_state(size, 1) : version.back(), 1000 * k, 512, k));
+    auto cp = create_checkpoint(**s, {"v", "", checkpoint_type::manual, 0},
+                                image_with({{"a", version.back()}}), &cache);
+    REQUIRE_MESSAGE(cp.ok(), cp.err().message);
+    stored.push_back(*(*s)->load(cp->id));
+  }
+  const std::string stream = "agents/streams/a";
+  auto kept = cache.versions(stream);
+  REQUIRE(kept.size() == 3); // the newest and two older
+  CHECK(kept[0].bytes == version[3]);
+  CHECK(cache.older_bytes() == 2 * size);
+  auto ref_of = [&](size_t k) {
+    for (auto& st : stored[k].streams)
+      if (st.name == stream) return st;
+    FAIL("no stream");
+    return stream_ref{};
+  };
+  CHECK_FALSE(cache.bytes_of(ref_of(0)).has_value()); // dropped
+  CHECK(cache.bytes_of(ref_of(1)).has_value());       // now the most recently used older one
+  // Reading back version 0 keeps it, dropping version 2 (used least recently).
+  auto image = image_of(**s, stored[0], &cache);
+  REQUIRE(image.ok());
+  CHECK((*image)["agents"].streams.at("a") == version[0]);
+  CHECK(cache.bytes_of(ref_of(0)).has_value());
+  CHECK(cache.bytes_of(ref_of(1)).has_value());
+  CHECK_FALSE(cache.bytes_of(ref_of(2)).has_value());
+  // Back at version 0 (a rollback restored it): nothing new to store.
+  auto again = create_checkpoint(**s, {"back", "", checkpoint_type::manual, 0},
+                                 image_with({{"a", version[0]}}), &cache);
+  REQUIRE(again.ok());
+  auto contents = (*s)->load(again->id);
+  REQUIRE(contents.ok());
+  for (auto& st : contents->streams)
+    if (st.name == stream) {
+      CHECK(st.chunks.size() == ref_of(0).chunks.size());
+      for (size_t c = 0; c < st.chunks.size(); ++c)
+        CHECK(st.chunks[c].id == ref_of(0).chunks[c].id);
+    }
+  CHECK(cache.versions(stream)[0].bytes == version[0]);
+  // A budget of 0 keeps only the newest.
+  cache.set_budget(0);
+  CHECK(cache.versions(stream).size() == 1);
+  CHECK(cache.older_bytes() == 0);
+}
