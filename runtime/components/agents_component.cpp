@@ -159,11 +159,13 @@ result<component_image> agents_component::capture() {
   const int64_t taken = env_.steady_ns();
   if (!holding_) resume_all(ids, image.warnings);
   const int64_t resumed = env_.steady_ns();
+  std::map<std::string, std::pair<uint64_t, stream_bytes>> last; // agents gone are forgotten
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!snaps[i]) return snaps[i].err();
-    last_[ids[i]] = {versions[i], *snaps[i]};
+    last[ids[i]] = {versions[i], *snaps[i]};
     image.streams.emplace(ids[i], std::move(*snaps[i]));
   }
+  last_ = std::move(last);
   const uint32_t avg = settings_.chunk_kib * 1024;
   image.chunking = chunker_params{avg / 4, avg, avg * 4};
   image.detail = {{"count", ids.size()},
