@@ -23,7 +23,8 @@ digest checkpoint_store::chunk_id(std::string_view plain) const {
 result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
                                                  const std::vector<device_state>& devices,
                                                  const system_config& configuration,
-                                                 const std::vector<stream_ref>& streams) {
+                                                 const std::vector<stream_ref>& streams,
+                                                 const held_records* held) {
   if (auto err = check_writable("writes")) return err;
   std::shared_lock<std::shared_mutex> files(files_mu_);
   manifest m;
@@ -46,7 +47,10 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   }
 
   std::vector<std::pair<digest, std::string>> fresh; // chunks not stored yet
-  std::set<std::string> added;
+  std::set<std::string> added;                       // new chunks of this checkpoint's pack
+  if (held)
+    for (auto& [id, record] : held->records)
+      added.insert(id);
   auto add_chunk = [&](const std::string& bytes) {
     auto d = chunk_id(bytes);
     chunk_ref ref{to_hex(d), bytes.size()};
@@ -75,7 +79,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     for (auto& st : streams) {
       stream_entry e{st.name, st.size, st.chunks, {}};
       for (auto& c : st.chunks)
-        if (!index_.count(c.id))
+        if (!index_.count(c.id) && !added.count(c.id))
           return make_error(errc::internal, "stream '" + st.name + "' names chunk " +
                                                 c.id.substr(0, 16) + ", which is not stored");
       info.logical_bytes += st.size;
@@ -86,12 +90,20 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   compute_roots(m);
 
   // The fresh chunks' pack, built in memory (device states and configuration
-  // are small; large streams went through write_stream).
+  // are small; large streams went through write_stream, and what it held
+  // for this pack comes first).
   std::string pack_name, pack_bytes, pack_index;
   std::vector<std::pair<std::string, chunk_location>> entries;
-  if (!fresh.empty()) {
+  const bool has_pack = !fresh.empty() || (held && !held->records.empty());
+  if (has_pack) {
     pack_name = new_pack_name();
     pack_bytes = pack_header();
+    if (held)
+      for (auto& [id, record] : held->records) {
+        entries.push_back({id, {pack_name, pack_bytes.size(), record.size()}});
+        pack_index += index_line(id, pack_bytes.size(), record.size());
+        pack_bytes += record;
+      }
     simd::deflater deflate(opts_.deflate_level);
     std::string record;
     for (auto& [d, bytes] : fresh) {
@@ -108,7 +120,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     env_.remove(layout::path(dir_, layout::signature(info.id)));
     return record_write_error(err);
   };
-  if (!fresh.empty())
+  if (has_pack)
     if (auto err = make_pack_dir(pack_name)) return fail(err);
   // Only once pack and index are durable may a manifest name their chunks.
   auto pack_published = [&] {
@@ -121,7 +133,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   // counter where the newest checkpoint left it. A key without a counter
   // signs first, and every file is written and fsynced at once.
   const bool counter = !key_->attestation_key_id().empty();
-  if (counter && !fresh.empty()) {
+  if (counter && has_pack) {
     if (auto err = write_durable_stages(env_, layout::path(dir_, layout::tmp_dir),
                                         {{pack_file, index_file}}))
       return fail(err);
@@ -166,7 +178,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   const durable_file sig_file{layout::path(dir_, layout::signature(info.id)), sig_text, 0644},
       manifest_file{layout::path(dir_, layout::manifest(info.id)), body, 0644};
   std::vector<durable_file> first{sig_file};
-  if (!counter && !fresh.empty()) {
+  if (!counter && has_pack) {
     first.push_back(pack_file);
     first.push_back(index_file);
   }

@@ -98,6 +98,16 @@ struct stream_write {
   std::optional<chunker_params> chunking;
 };
 
+/// New chunk records write_streams() kept in memory for the create() that
+/// follows, instead of a pack of their own: a small checkpoint's new chunks
+/// go into create()'s pack, one round of fsyncs fewer. Nothing of them is
+/// stored until that create() succeeds.
+struct held_records {
+  uint64_t limit = 0; ///< bytes held at most; what does not fit goes to packs as usual
+  uint64_t bytes = 0;
+  std::vector<std::pair<std::string, std::string>> records; ///< chunk id (hex), encoded record
+};
+
 struct stream_stats {
   uint64_t bytes = 0; ///< stream length
   uint64_t chunks = 0;
@@ -187,8 +197,10 @@ public:
   /// fsyncs instead of one each. Each is written whole from its `source`,
   /// or, with a `parent`, as write_stream_changes() writes it. `stats` sums
   /// them all.
+  /// With `hold`, new chunks up to its limit are kept there for create().
   result<std::vector<stream_ref>> write_streams(const std::vector<stream_write>& streams,
-                                                stream_stats* stats = nullptr);
+                                                stream_stats* stats = nullptr,
+                                                held_records* hold = nullptr);
   /// The same stream_ref write_stream() would return for the stream `read`
   /// gives, for a component that knows what changed since `parent` was
   /// stored: only the bytes around each edit are read, cut, hashed and
@@ -216,12 +228,14 @@ public:
   /// renamed over `path`. On error `path` is untouched and nothing is left.
   status restore_stream(const stream_ref& s, const std::string& path);
 
-  /// Writes the chunks this checkpoint needs that are not stored yet, then
-  /// the signed manifest. On error nothing visible changes.
+  /// Writes the chunks this checkpoint needs that are not stored yet (and
+  /// the `held` records of the write_streams() before), then the signed
+  /// manifest. On error nothing visible changes.
   result<checkpoint_info> create(const checkpoint_request& req,
                                  const std::vector<device_state>& devices,
                                  const system_config& configuration,
-                                 const std::vector<stream_ref>& streams = {});
+                                 const std::vector<stream_ref>& streams = {},
+                                 const held_records* held = nullptr);
 
   /// All checkpoints, oldest first.
   std::vector<checkpoint_info> list() const;

@@ -44,9 +44,9 @@ inline unsigned worker_count(env& e, const store_options& o) {
 // order; finish() joins everything and returns the stream's chunk list.
 class checkpoint_store::stream_pipeline {
 public:
-  explicit stream_pipeline(checkpoint_store& s)
-      : s_(s), threads_(stream_detail::worker_count(s.env_, s.opts_)), jobs_(2 * threads_),
-        spare_(4 * threads_) {
+  explicit stream_pipeline(checkpoint_store& s, held_records* hold = nullptr)
+      : s_(s), hold_(hold), threads_(stream_detail::worker_count(s.env_, s.opts_)),
+        jobs_(2 * threads_), spare_(4 * threads_) {
     for (unsigned i = 0; i < stream_detail::sealers; ++i)
       sealers_.push_back(s_.env_.start_thread([this] { seal(); }));
     for (unsigned i = 0; i < threads_; ++i)
@@ -198,6 +198,12 @@ private:
           raw_streak = record_is_deflated(record) ? 0 : raw_streak + 1;
           if (raw_streak >= 8) skip = 63;
         }
+        if (hold(hex[k], record)) {
+          ++st.new_chunks;
+          st.new_bytes += plain.size();
+          st.stored_bytes += record.size();
+          continue;
+        }
         if (!pack) {
           auto p = s_.start_pack();
           if (!p) {
@@ -224,6 +230,16 @@ private:
     st_.stored_bytes += st.stored_bytes;
   }
 
+  // Keeps a record for create() while the held ones fit.
+  bool hold(const std::string& id_hex, const std::string& record) {
+    if (hold_ == nullptr) return false;
+    std::lock_guard<std::mutex> guard(mu_);
+    if (hold_->bytes + record.size() > hold_->limit) return false;
+    hold_->records.emplace_back(id_hex, record);
+    hold_->bytes += record.size();
+    return true;
+  }
+
   void seal() {
     while (auto p = full_packs_.pop()) {
       if (failed_) {
@@ -235,6 +251,7 @@ private:
   }
 
   checkpoint_store& s_;
+  held_records* hold_; ///< guarded by mu_
   const unsigned threads_;
   bounded_queue<stream_detail::chunk_batch> jobs_;
   bounded_queue<std::string> spare_; // batch buffers back to the producer

@@ -116,14 +116,15 @@ result<stream_ref> checkpoint_store::write_stream(const std::string& name, const
 }
 
 result<std::vector<stream_ref>>
-checkpoint_store::write_streams(const std::vector<stream_write>& streams, stream_stats* stats) {
+checkpoint_store::write_streams(const std::vector<stream_write>& streams, stream_stats* stats,
+                                held_records* hold) {
   if (auto err = check_writable("writes")) return err;
   for (auto& w : streams)
     if (w.chunking)
       if (auto err = validate(*w.chunking))
         return make_error(err.code, "stream '" + w.name + "': " + err.message);
   std::shared_lock<std::shared_mutex> files(files_mu_);
-  stream_pipeline pipe(*this);
+  stream_pipeline pipe(*this, hold);
   std::vector<uint8_t> buf;
   for (auto& w : streams) {
     if (w.parent != nullptr) {

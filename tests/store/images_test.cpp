@@ -31,6 +31,16 @@ std::string changed(std::string s, size_t at, size_t len, uint64_t seed) {
   return s;
 }
 
+byte_source source_of(const std::string& data) {
+  auto pos = std::make_shared<size_t>(0);
+  return [&data, pos](uint8_t* buf, size_t cap) -> result<size_t> {
+    const size_t n = std::min(cap, data.size() - *pos);
+    std::memcpy(buf, data.data() + *pos, n);
+    *pos += n;
+    return n;
+  };
+}
+
 system_image image_with(const std::map<std::string, std::string>& agents) {
   component_image img;
   img.records["agents"] = "[]";
@@ -210,4 +220,52 @@ TEST_CASE("the stream cache keeps older versions within its budget, the least re
   cache.set_budget(0);
   CHECK(cache.versions(stream).size() == 1);
   CHECK(cache.older_bytes() == 0);
+}
+
+TEST_CASE("new chunks held for create() go into its pack: one pack a small checkpoint") {
+  env_dir dir;
+  auto s = checkpoint_store::open(test_env(), dir.path());
+  REQUIRE(s.ok());
+  const std::string bytes = random_state(300 * 1024, 11);
+  held_records held;
+  held.limit = 1 << 20;
+  stream_stats st;
+  auto refs =
+      (*s)->write_streams({stream_write{"a", source_of(bytes), nullptr, {}, {}, {}}}, &st, &held);
+  REQUIRE_MESSAGE(refs.ok(), refs.err().message);
+  CHECK(packs(dir.path()).empty()); // nothing stored yet
+  CHECK_FALSE((*s)->has_chunks(refs->front()));
+  CHECK(held.records.size() == st.new_chunks);
+  CHECK(held.bytes == st.stored_bytes);
+  auto cp = (*s)->create({"held", "", checkpoint_type::manual, st.new_bytes}, {}, system_config{},
+                         *refs, &held);
+  REQUIRE_MESSAGE(cp.ok(), cp.err().message);
+  CHECK(packs(dir.path()).size() == 1); // the stream's chunks and the configuration together
+  CHECK((*s)->has_chunks(refs->front()));
+  std::string back;
+  REQUIRE_FALSE((*s)->read_stream(refs->front(), [&](std::string_view b) -> status {
+    back.append(b);
+    return {};
+  }));
+  CHECK(back == bytes);
+  // Reopened: the pack's index names them.
+  s->reset();
+  auto again = checkpoint_store::open(test_env(), dir.path());
+  REQUIRE(again.ok());
+  CHECK((*again)->has_chunks(refs->front()));
+  CHECK((*again)->verify(cp->id).ok());
+
+  // Past the limit, the rest goes to packs of its own, as without one.
+  held_records small;
+  small.limit = 64 * 1024;
+  const std::string more = random_state(400 * 1024, 12);
+  auto split = (*again)->write_streams({stream_write{"b", source_of(more), nullptr, {}, {}, {}}},
+                                       nullptr, &small);
+  REQUIRE(split.ok());
+  CHECK(small.bytes <= small.limit);
+  CHECK(packs(dir.path()).size() > 1);
+  auto cp2 = (*again)->create({"split", "", checkpoint_type::manual, 0}, {}, system_config{},
+                              *split, &small);
+  REQUIRE_MESSAGE(cp2.ok(), cp2.err().message);
+  CHECK((*again)->has_chunks(split->front()));
 }
