@@ -50,9 +50,8 @@ std::string encode(uint64_t tasks_done, const std::string& blob) {
 // A slot with sequence 0 or a bad CRC is ignored; the valid slot with the
 // higher sequence is the state. A slot is written in place with one
 // write_at() (no fsync, as for the devices: it survives a kill, not a power
-// cut): a kill during it leaves a slot whose CRC fails, and the other slot
-// stays in charge. Writing in place costs a tenth of a new file and a
-// rename, which is most of an agent's pause when it quiesces.
+// cut; a kill during it leaves a bad CRC, and the other slot in charge): a
+// tenth of the cost of a new file and a rename, once most of a pause.
 constexpr char file_magic[8] = {'D', 'S', 'A', 'G', 'S', 'T', '0', '2'};
 constexpr size_t file_header_bytes = 24;
 constexpr size_t slot_header_bytes = 16;
@@ -169,10 +168,9 @@ struct sim_agent_host::shared {
     a.dirty = true;
   }
 
-  // Writes (tasks_done, blob) as agent i's state into the slot of its file
-  // not holding the newest; the first write makes the file (tmp file and
-  // rename, so a file of the first format is replaced whole).
-  // REQUIRES: slots[i].mu held, a state directory.
+  // Writes (tasks_done, blob) into the slot of agent i's file not holding the
+  // newest; the first write makes the file whole (replacing one of the first
+  // format). REQUIRES: slots[i].mu held, a state directory.
   status store(size_t i, uint64_t tasks_done, const std::string& blob) {
     auto& a = slots[i];
     const uint64_t seq = a.sequence + 1;
