@@ -4,13 +4,16 @@
 // it as well.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "runtime/os/env.hpp"
 #include "runtime/base/crypto.hpp"
+#include "runtime/devices/sim_driver.hpp"
 #include "runtime/os/memory_env.hpp"
 #include "runtime/store/store.hpp"
 #include "tests/test_util.hpp"
@@ -26,6 +29,28 @@ inline env& test_env() {
   if (!on_memory_env()) return env::posix();
   static memory_env mem(env::posix());
   return mem;
+}
+
+/// `n` bytes that do not compress, the same for the same `seed`.
+inline std::string random_bytes_of(size_t n, uint64_t seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = splitmix64(seed);
+    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
+  }
+  return s;
+}
+
+/// A stream's source over `data` (which must outlive it), at most `step`
+/// bytes a call.
+inline byte_source source_of(const std::string& data, size_t step = 100000) {
+  auto pos = std::make_shared<size_t>(0);
+  return [&data, pos, step](uint8_t* buf, size_t cap) -> result<size_t> {
+    size_t n = std::min({cap, step, data.size() - *pos});
+    std::memcpy(buf, data.data() + *pos, n);
+    *pos += n;
+    return n;
+  };
 }
 
 /// A fresh directory on test_env(); its files are removed at the end.

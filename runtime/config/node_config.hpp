@@ -89,7 +89,8 @@ struct node_config {
   /// (automatic_reserve_bytes). A node setting: not in store.toml.
   uint32_t store_reserve_kib = 0;
   /// Older versions of the streams kept decoded in memory besides the newest
-  /// (stream_cache): a rollback to a recent checkpoint reads nothing back.
+  /// (stream_cache): a rollback to a recent checkpoint reads none of its
+  /// streams back from the packs.
   uint32_t store_cache_mib = 128;
   device_map devices;
 

@@ -7,7 +7,6 @@
 #include <doctest/doctest.h>
 
 #include "runtime/components/checkpoint_images.hpp"
-#include "runtime/devices/sim_driver.hpp"
 #include "tests/test_env.hpp"
 
 using namespace dsmil;
@@ -15,30 +14,11 @@ using namespace dsmil::test;
 
 namespace {
 
-std::string random_state(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = splitmix64(seed);
-    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
-
 // Overwrites `len` bytes at `at` with new random ones.
 std::string changed(std::string s, size_t at, size_t len, uint64_t seed) {
-  auto fresh = random_state(len, seed);
+  auto fresh = random_bytes_of(len, seed);
   std::memcpy(&s[at], fresh.data(), len);
   return s;
-}
-
-byte_source source_of(const std::string& data) {
-  auto pos = std::make_shared<size_t>(0);
-  return [&data, pos](uint8_t* buf, size_t cap) -> result<size_t> {
-    const size_t n = std::min(cap, data.size() - *pos);
-    std::memcpy(buf, data.data() + *pos, n);
-    *pos += n;
-    return n;
-  };
 }
 
 system_image image_with(const std::map<std::string, std::string>& agents) {
@@ -80,9 +60,9 @@ TEST_CASE("the stream cache writes what changed in places as a full write would,
   REQUIRE(plain.ok());
   stream_cache cache;
   const size_t kib = 1024;
-  std::map<std::string, std::string> agents = {{"a", random_state(900 * kib, 1)},
-                                               {"b", random_state(300 * kib, 2)},
-                                               {"c", random_state(500 * kib, 3)}};
+  std::map<std::string, std::string> agents = {{"a", random_bytes_of(900 * kib, 1)},
+                                               {"b", random_bytes_of(300 * kib, 2)},
+                                               {"c", random_bytes_of(500 * kib, 3)}};
   uint64_t seed = 99;
   for (int round = 0; round < 6; ++round) {
     CAPTURE(round);
@@ -92,7 +72,7 @@ TEST_CASE("the stream cache writes what changed in places as a full write would,
         agents["a"] = changed(agents["a"], splitmix64(seed) % (agents["a"].size() - 5000),
                               1 + splitmix64(seed) % 4096, seed);
       if (round % 2 == 0)
-        agents["c"] = random_state(400 * kib + round, seed);
+        agents["c"] = random_bytes_of(400 * kib + round, seed);
       else
         agents["c"] = changed(agents["c"], 0, 10, seed);
     }
@@ -115,7 +95,7 @@ TEST_CASE("a damaged chunk fails an image's read, naming the pack") {
   env_dir dir;
   auto s = checkpoint_store::open(test_env(), dir.path());
   REQUIRE(s.ok());
-  const auto image = image_with({{"a", random_state(200 * 1024, 5)}});
+  const auto image = image_with({{"a", random_bytes_of(200 * 1024, 5)}});
   auto cp = create_checkpoint(**s, {"one", "", checkpoint_type::manual, 0}, image);
   REQUIRE(cp.ok());
   auto contents = (*s)->load(cp->id);
@@ -134,7 +114,7 @@ TEST_CASE("a damaged chunk fails an image's read, naming the pack") {
 TEST_CASE("a component's own chunk sizes: smaller chunks re-store less of a small change") {
   // The same two versions of a state, stored with the store's chunks and
   // with smaller ones: what the second version adds.
-  const std::string before = random_state(256 * 1024, 7);
+  const std::string before = random_bytes_of(256 * 1024, 7);
   const std::string after = changed(before, 100000, 4096, 8);
   auto stored_anew = [&](std::optional<chunker_params> chunking) -> uint64_t {
     env_dir dir;
@@ -177,7 +157,8 @@ TEST_CASE("the stream cache keeps older versions within its budget, the least re
   std::vector<std::string> version;
   std::vector<checkpoint_contents> stored;
   for (uint64_t k = 0; k < 4; ++k) {
-    version.push_back(changed(k == 0 ? random_state(size, 1) : version.back(), 1000 * k, 512, k));
+    version.push_back(
+        changed(k == 0 ? random_bytes_of(size, 1) : version.back(), 1000 * k, 512, k));
     auto cp = create_checkpoint(**s, {"v", "", checkpoint_type::manual, 0},
                                 image_with({{"a", version.back()}}), &cache);
     REQUIRE_MESSAGE(cp.ok(), cp.err().message);
@@ -226,7 +207,7 @@ TEST_CASE("new chunks held for create() go into its pack: one pack a small check
   env_dir dir;
   auto s = checkpoint_store::open(test_env(), dir.path());
   REQUIRE(s.ok());
-  const std::string bytes = random_state(300 * 1024, 11);
+  const std::string bytes = random_bytes_of(300 * 1024, 11);
   held_records held;
   held.limit = 1 << 20;
   stream_stats st;
@@ -258,7 +239,7 @@ TEST_CASE("new chunks held for create() go into its pack: one pack a small check
   // Past the limit, the rest goes to packs of its own, as without one.
   held_records small;
   small.limit = 64 * 1024;
-  const std::string more = random_state(400 * 1024, 12);
+  const std::string more = random_bytes_of(400 * 1024, 12);
   auto split = (*again)->write_streams({stream_write{"b", source_of(more), nullptr, {}, {}, {}}},
                                        nullptr, &small);
   REQUIRE(split.ok());

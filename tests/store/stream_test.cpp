@@ -12,17 +12,10 @@
 #include "tests/test_env.hpp"
 
 using namespace dsmil;
+using dsmil::test::random_bytes_of;
+using dsmil::test::source_of;
 
 namespace {
-
-std::string random_bytes_of(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = splitmix64(seed);
-    std::memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
 
 std::string text_of(size_t n, uint64_t seed) {
   static const char* words[] = {"device", "rollback", "checkpoint", "0x8031",   "enabled",
@@ -46,16 +39,6 @@ std::vector<size_t> cuts(const chunker& c, const std::string& data) {
     out.push_back(pos);
   }
   return out;
-}
-
-byte_source source_of(const std::string& data, size_t step = 100000) {
-  auto pos = std::make_shared<size_t>(0);
-  return [&data, pos, step](uint8_t* buf, size_t cap) -> result<size_t> {
-    size_t n = std::min({cap, step, data.size() - *pos});
-    std::memcpy(buf, data.data() + *pos, n);
-    *pos += n;
-    return n;
-  };
 }
 
 const chunker_params small{4096, 16384, 65536};
