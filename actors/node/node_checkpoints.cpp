@@ -5,6 +5,8 @@
 #include "actors/node/node_impl.hpp"
 #include "runtime/base/crypto.hpp"
 #include "runtime/components/checkpoint_images.hpp"
+#include "runtime/components/devices_component.hpp"
+#include "runtime/store/state_codec.hpp"
 
 namespace dsmil {
 
@@ -31,6 +33,9 @@ std::pair<std::vector<std::string>, error> prune(node_context& ctx) {
   return {removed, {}};
 }
 
+// The configuration and security records (PCR values), with room to spare.
+constexpr uint64_t other_records_bytes = 4096;
+
 } // namespace
 
 void hold_reserve(node_context& ctx) {
@@ -38,12 +43,20 @@ void hold_reserve(node_context& ctx) {
   if (bytes == 0) {
     auto fs = ctx.os->space(ctx.store->dir());
     const auto list = ctx.store->list();
+    // Counted as the saga counts its current state (each record's name, its
+    // bytes and 64 more), so the reserve covers what a rollback will ask.
     uint64_t state_bytes = 0;
-    for (auto& d : ctx.cfg.devices.devices())
-      state_bytes += uint64_t{d.register_count} * 4 + d.config_blob_size + 64;
+    for (auto& d : ctx.cfg.devices.devices()) {
+      device_state probe;
+      probe.id = d.id;
+      probe.registers.resize(d.register_count);
+      probe.config_blob.resize(d.config_blob_size);
+      state_bytes += devices_component::record_name(d.id).size() + encode_device(probe).size() + 64;
+    }
+    state_bytes += other_records_bytes;
     bytes = automatic_reserve_bytes(
         list.empty() ? 0 : list.back().new_bytes,
-        rollback_safety_net_bytes(ctx.cfg.devices.devices().size(), state_bytes),
+        rollback_safety_net_bytes(ctx.cfg.devices.devices().size() + 2, state_bytes),
         fs ? fs->total : 0);
   }
   if (auto err = ctx.reserve->hold(bytes))

@@ -36,12 +36,26 @@ status space_reserve::hold(uint64_t bytes) {
   if (!err && from == 0) err = env_.sync_dir(parent_dir(path_));
   if (err) {
     (*f)->close();
+    // A reserve that cannot grow (the disk is filling) keeps what it held:
+    // dropping it would free its space exactly when a rollback needs it.
+    if (from > 0 && !keep_first(from)) {
+      held_ = from;
+      return err;
+    }
     env_.remove(path_);
     held_ = 0;
     return err;
   }
   held_ = bytes;
   return {};
+}
+
+status space_reserve::keep_first(uint64_t bytes) {
+  auto f = env_.open_random_rw_file(path_, 0600);
+  if (!f) return f.err();
+  status err = (*f)->truncate(bytes);
+  if (!err) err = (*f)->sync();
+  return err;
 }
 
 status space_reserve::release() {

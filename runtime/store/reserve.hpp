@@ -28,7 +28,8 @@ public:
   space_reserve(env& e, std::string path) : env_(e), path_(std::move(path)) {}
 
   /// Makes the reserve `bytes` long (0 removes it). On failure (a full file
-  /// system: errc::no_space) no partial file is left and held() is 0.
+  /// system: errc::no_space) a reserve that was growing keeps what it held
+  /// before; otherwise no partial file is left and held() is 0.
   status hold(uint64_t bytes);
   /// Removes the reserve, freeing its space for what comes next.
   status release();
@@ -40,6 +41,9 @@ public:
   const std::string& path() const { return path_; }
 
 private:
+  /// Cuts the file back to its first `bytes`, durably.
+  status keep_first(uint64_t bytes);
+
   env& env_;
   std::string path_;
   std::atomic<uint64_t> held_{0};

@@ -1,6 +1,7 @@
 // The space reserve (runtime/store/reserve): held, grown, shrunk, released.
 #include <doctest/doctest.h>
 
+#include "runtime/os/memory_env.hpp"
 #include "runtime/store/reserve.hpp"
 #include "tests/test_env.hpp"
 
@@ -31,4 +32,25 @@ TEST_CASE("the space reserve grows by what is missing and shrinks or goes on req
   CHECK_FALSE(test_env().exists(path));
   REQUIRE_FALSE(r.hold(16 * 1024));
   CHECK(size() == 16 * 1024);
+}
+
+TEST_CASE("a reserve that cannot grow on a full file system keeps what it held") {
+  memory_env disk(env::posix());
+  REQUIRE_FALSE(disk.create_dirs("/d"));
+  disk.set_quota(1u << 20);
+  space_reserve r(disk, "/d/store.reserve");
+  REQUIRE_FALSE(r.hold(256 * 1024));
+  auto err = r.hold(2u << 20); // more than the file system has
+  REQUIRE(err);
+  CHECK(err.code == errc::no_space);
+  CHECK(r.held() == 256 * 1024);
+  CHECK(r.wanted() == 2u << 20);
+  auto bytes = disk.read_file("/d/store.reserve");
+  REQUIRE(bytes.ok());
+  CHECK(bytes->size() == 256 * 1024);
+  // A reserve held from nothing that does not fit leaves no file.
+  REQUIRE_FALSE(r.release());
+  REQUIRE(r.hold(2u << 20));
+  CHECK(r.held() == 0);
+  CHECK_FALSE(disk.exists("/d/store.reserve"));
 }
