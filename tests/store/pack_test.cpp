@@ -1,5 +1,6 @@
 // Pack records, indexes, the record cipher and manifests on their own.
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include "runtime/base/crypto.hpp"
 #include "runtime/keys/cipher.hpp"
@@ -127,6 +128,52 @@ TEST_CASE("a manifest round-trips exactly; a changed chunk list no longer matche
   REQUIRE_FALSE(r);
   CHECK(r.err().code == errc::integrity_error);
   CHECK(r.err().message.find("manifests/x.json") != std::string::npos);
+}
+
+TEST_CASE("a manifest's hand-written chunk lists read back as written, whatever the names") {
+  manifest m;
+  m.info.id = "019395f0-1c2d-7e3f-8a9b-0c1d2e3f4a5b";
+  // Text that looks like the encoder's placeholders, and what JSON escapes.
+  m.info.name = std::string(1, 1) + "streams";
+  m.info.description = std::string(1, 1) + "devices \"quoted\"\n\\ tab\t";
+  m.info.type = checkpoint_type::manual;
+  m.info.created_at = "2026-12-01T00:00:00.000Z";
+  m.configuration = {std::string(64, 'c'), 10};
+  for (device_id d : {0x8000, 0x8001, 0x8063})
+    m.devices.push_back({d, {std::string(64, 'a' + (d & 7)), 400u + d}});
+  m.streams.push_back(
+      {"agents/streams/a01", 3, {{std::string(64, '1'), 1}, {std::string(64, '2'), 2}}, {}});
+  m.streams.push_back({"empty", 0, {}, {}});
+  m.streams.push_back({"db/\"odd\" name\n", 5, {{std::string(64, '3'), 5}}, {}});
+  compute_roots(m);
+  const std::string body = encode_manifest(m);
+  // Plain JSON, two-space indented like the rest of the body.
+  auto j = nlohmann::json::parse(body);
+  CHECK(j["components"]["streams"].size() == 3);
+  CHECK(j["components"]["devices"]["devices"][2]["id"] == "0x8063");
+  CHECK(body.find("\n      {\n        \"chunks\": [\n          [\"1111") != std::string::npos);
+  auto back = decode_manifest(body, "manifests/x.json");
+  REQUIRE_MESSAGE(back.ok(), back.err().message);
+  CHECK(back->info.name == m.info.name);
+  CHECK(back->info.description == m.info.description);
+  REQUIRE(back->devices.size() == 3);
+  for (size_t k = 0; k < 3; ++k) {
+    CHECK(back->devices[k].device == m.devices[k].device);
+    CHECK(back->devices[k].chunk.id == m.devices[k].chunk.id);
+    CHECK(back->devices[k].chunk.size == m.devices[k].chunk.size);
+  }
+  REQUIRE(back->streams.size() == 3);
+  for (size_t k = 0; k < 3; ++k) {
+    CHECK(back->streams[k].name == m.streams[k].name);
+    CHECK(back->streams[k].size == m.streams[k].size);
+    CHECK(back->streams[k].root == m.streams[k].root);
+    REQUIRE(back->streams[k].chunks.size() == m.streams[k].chunks.size());
+    for (size_t i = 0; i < m.streams[k].chunks.size(); ++i) {
+      CHECK(back->streams[k].chunks[i].id == m.streams[k].chunks[i].id);
+      CHECK(back->streams[k].chunks[i].size == m.streams[k].chunks[i].size);
+    }
+  }
+  CHECK(encode_manifest(*back) == body);
 }
 
 TEST_CASE(
