@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   auto* ag = app.add_subcommand("agents", "checkpoints and rollbacks of the reference host's "
                                           "agents with the devices (p50 and p99, longest pause)");
   agents_bench_options ao;
-  ag->add_option("--runs", ao.runs, "rounds of checkpoint, incremental, rollback (default 50)");
+  ag->add_option("--runs", ao.runs, "rounds of checkpoint, incremental, rollback (default 200)");
   ag->add_option("--warmup", ao.warmup, "rounds before the measured ones, not counted (default 3)");
   ag->add_option("--agents", ao.agents, "agents (default 80)");
   ag->add_option("--state-kib", ao.state_kib, "each agent's state, KiB (default 256)");
