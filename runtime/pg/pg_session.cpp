@@ -14,22 +14,19 @@ namespace dsmil {
 
 namespace {
 
-std::string quote_ident(const std::string& s) {
-  std::string out = "\"";
+// `s` between `q`s, each `q` in it doubled: SQL's quoting of identifiers
+// (") and literals (').
+std::string quoted(const std::string& s, char q) {
+  std::string out(1, q);
   for (char c : s) {
-    if (c == '"') out += '"';
+    if (c == q) out += q;
     out += c;
   }
-  return out + "\"";
+  return out + q;
 }
 
-std::string quote_literal(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
+std::string quote_ident(const std::string& s) {
+  return quoted(s, '"');
 }
 
 std::string first_line(const std::string& s) {
@@ -302,7 +299,7 @@ status pg_session::join_snapshot(const std::string& snapshot_id) {
       });
   if (!plain) return make_error(errc::invalid_argument, "not a snapshot id: '" + snapshot_id + "'");
   if (auto err = exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return err;
-  return exec("SET TRANSACTION SNAPSHOT " + quote_literal(snapshot_id));
+  return exec("SET TRANSACTION SNAPSHOT " + quoted(snapshot_id, '\''));
 }
 
 result<pg_session::byte_pull> pg_session::copy_out(const pg_table& table) {

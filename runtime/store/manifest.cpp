@@ -75,8 +75,8 @@ std::string streams_text(const manifest& m) {
   return out;
 }
 
-// Puts `text` where dump() wrote the placeholder string `mark`: the first
-// match, as "components" sorts before every key a person's text can be in.
+// Puts `text` where dump() wrote the marker string `mark`: the first match,
+// as "components" sorts before every key a person's text can be in.
 void splice(std::string& body, const std::string& mark, const std::string& text) {
   const std::string quoted = json(mark).dump();
   auto at = body.find(quoted);
@@ -125,8 +125,8 @@ std::string format_time(int64_t unix_ns) {
 
 std::string encode_manifest(const manifest& m) {
   const auto& i = m.info;
-  // Placeholders (no string of a manifest starts with a control character)
-  // for the lists written out by hand.
+  // Markers where the hand-written lists go (strings a manifest's own data
+  // never starts with: a control character).
   const std::string devices_mark = std::string(1, 1) + "devices",
                     streams_mark = std::string(1, 1) + "streams";
   json parent = nullptr;

@@ -29,7 +29,7 @@ TEST_CASE("a connection string: parsed as libpq does, a password refused without
 }
 
 TEST_CASE("a server that is not there: one line naming host, port and database") {
-  // A port nothing listens on (the cluster's own plus one is not taken by it).
+  // Port 1: nothing listens there.
   auto s = pg_session::open("host=127.0.0.1 port=1 dbname=fleet user=ops", pg_options{2, 0});
   REQUIRE_FALSE(s);
   CHECK(s.err().code == errc::unavailable);

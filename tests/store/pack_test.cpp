@@ -133,7 +133,7 @@ TEST_CASE("a manifest round-trips exactly; a changed chunk list no longer matche
 TEST_CASE("a manifest's hand-written chunk lists read back as written, whatever the names") {
   manifest m;
   m.info.id = "019395f0-1c2d-7e3f-8a9b-0c1d2e3f4a5b";
-  // Text that looks like the encoder's placeholders, and what JSON escapes.
+  // Text equal to the encoder's markers, and text JSON escapes.
   m.info.name = std::string(1, 1) + "streams";
   m.info.description = std::string(1, 1) + "devices \"quoted\"\n\\ tab\t";
   m.info.type = checkpoint_type::manual;
