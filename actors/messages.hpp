@@ -111,11 +111,19 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
            }));
 }
 
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, chunk_ref& x) {
+  return f(caf::meta::type_name("chunk_ref"), x.id, x.size);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, stream_ref& x) {
+  return f(caf::meta::type_name("stream_ref"), x.name, x.size, x.chunks);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, component_image& x) {
   std::string detail = x.detail.dump();
-  return f(caf::meta::type_name("component_image"), x.records, x.streams, x.warnings, detail,
-           caf::meta::load_callback([&]() -> caf::error {
+  return f(caf::meta::type_name("component_image"), x.records, x.streams, x.stored, x.warnings,
+           detail, caf::meta::load_callback([&]() -> caf::error {
              x.detail = nlohmann::json::parse(detail, nullptr, false);
              return caf::none;
            }));

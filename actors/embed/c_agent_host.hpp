@@ -71,8 +71,9 @@ public:
 private:
   static status check(int rc, const char* what, const std::string& agent) {
     if (rc == 0) return {};
-    const errc code =
-        rc > 0 && rc <= static_cast<int>(errc::no_space) ? static_cast<errc>(rc) : errc::internal;
+    const errc code = rc > 0 && rc <= static_cast<int>(errc::database_unavailable)
+                          ? static_cast<errc>(rc)
+                          : errc::internal;
     return make_error(code, "the agent host's " + std::string(what) + " of " + agent +
                                 " returned " + std::to_string(rc) + " (" + dsmil_strerror(rc) +
                                 ")");

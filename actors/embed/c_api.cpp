@@ -155,7 +155,7 @@ extern "C" {
 
 const char* dsmil_strerror(int code) {
   if (code == DSMIL_E_BUFFER_TOO_SMALL) return "buffer_too_small";
-  if (code < 0 || code > static_cast<int>(errc::no_space)) return "unknown_error";
+  if (code < 0 || code > static_cast<int>(errc::database_unavailable)) return "unknown_error";
   return dsmil::to_string(static_cast<errc>(code));
 }
 

@@ -58,6 +58,7 @@ typedef enum dsmil_status {
   DSMIL_E_UNAVAILABLE = 16,
   DSMIL_E_INTERNAL = 17,
   DSMIL_E_NO_SPACE = 18,
+  DSMIL_E_DATABASE_UNAVAILABLE = 19,
   DSMIL_E_BUFFER_TOO_SMALL = 64 /* the C API's own: an array was too short */
 } dsmil_status;
 

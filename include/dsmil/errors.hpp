@@ -28,6 +28,7 @@ enum class errc : uint8_t {
   unavailable,             ///< a node or actor is not reachable
   internal,                ///< a bug: please report
   no_space,                ///< the file system is full (ENOSPC, EDQUOT): free space and retry
+  database_unavailable,    ///< the database server is down, unreachable or refuses the session
 };
 
 /// Short stable name, e.g. "no_such_device".
@@ -35,7 +36,7 @@ const char* to_string(errc code) noexcept;
 
 /// Process exit code for a failure of this kind. 0 only for errc::none.
 /// 2 usage/bad input, 3 not found, 4 refused (quarantine, permission, critical),
-/// 5 integrity, 6 node unreachable, 7 device failure, 1 anything else.
+/// 5 integrity, 6 node unreachable, 7 device or database failure, 1 anything else.
 int exit_code(errc code) noexcept;
 
 /// A failure: what kind and one line saying what is wrong and what to do.

@@ -24,6 +24,29 @@ std::string to_hex(const uint8_t* data, size_t size) {
   return s;
 }
 
+sha256_stream::sha256_stream() : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr ||
+      EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("cannot start a SHA-256");
+}
+
+sha256_stream::~sha256_stream() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
+
+void sha256_stream::update(std::string_view bytes) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size());
+}
+
+digest sha256_stream::finish() {
+  digest d;
+  unsigned len = 0;
+  auto* c = static_cast<EVP_MD_CTX*>(ctx_);
+  EVP_DigestFinal_ex(c, d.data(), &len);
+  EVP_DigestInit_ex(c, EVP_sha256(), nullptr);
+  return d;
+}
+
 std::string sha256_hex(std::string_view data) {
   return to_hex(sha256(data));
 }

@@ -42,6 +42,8 @@ const char* to_string(errc code) noexcept {
     return "internal";
   case errc::no_space:
     return "no_space";
+  case errc::database_unavailable:
+    return "database_unavailable";
   }
   return "unknown";
 }
@@ -69,6 +71,7 @@ int exit_code(errc code) noexcept {
   case errc::driver_error:
   case errc::circuit_open:
   case errc::rollback_failed:
+  case errc::database_unavailable:
     return 7;
   default:
     return 1;

@@ -15,6 +15,7 @@ namespace {
 
 constexpr const char* records_part = "/records/";
 constexpr const char* streams_part = "/streams/";
+constexpr const char* stored_part = "/stored/";
 
 byte_source from_string(const std::string& bytes) {
   auto at = std::make_shared<size_t>(0);
@@ -43,13 +44,6 @@ std::vector<stream_edit> edits_between(const std::string& before, const std::str
     }
   }
   return out;
-}
-
-bool same_chunks(const stream_ref& a, const stream_ref& b) {
-  if (a.size != b.size || a.chunks.size() != b.chunks.size()) return false;
-  for (size_t i = 0; i < a.chunks.size(); ++i)
-    if (a.chunks[i].id != b.chunks[i].id) return false;
-  return true;
 }
 
 } // namespace
@@ -236,6 +230,16 @@ result<checkpoint_info> create_checkpoint(checkpoint_store& store, const checkpo
         add(name + records_part + key, stream_bytes(bytes));
       for (auto& [key, bytes] : img.streams)
         add(name + streams_part + key, bytes);
+      for (auto& [key, ref] : img.stored) {
+        // Written by the capture: named as they are.
+        if (!store.has_chunks(ref))
+          return make_error(errc::integrity_error,
+                            "stream " + key + " of component " + name +
+                                " is not in the store (its capture was abandoned?); "
+                                "take the checkpoint again");
+        streams.push_back(ref);
+        streams.back().name = name + stored_part + key;
+      }
     }
   }
   // All in one pipeline: the new chunks of every stream share packs.
@@ -273,7 +277,12 @@ result<system_image> image_of(checkpoint_store& store, const checkpoint_contents
   std::vector<part_of> parts;
   std::vector<const stream_ref*> to_read;
   std::vector<size_t> read_into;
-  for (auto& s : contents.streams)
+  for (auto& s : contents.streams) {
+    // A stored stream stays in the store: its ref is the image's.
+    if (auto at = s.name.find(stored_part); at != std::string::npos && at > 0) {
+      out[s.name.substr(0, at)].stored[s.name.substr(at + std::strlen(stored_part))] = s;
+      continue;
+    }
     for (auto part : {records_part, streams_part}) {
       auto at = s.name.find(part);
       if (at == std::string::npos || at == 0) continue;
@@ -289,6 +298,7 @@ result<system_image> image_of(checkpoint_store& store, const checkpoint_contents
       }
       break;
     }
+  }
   auto read = store.read_streams(to_read);
   if (!read) return read.err();
   for (size_t i = 0; i < read_into.size(); ++i) {
@@ -303,6 +313,18 @@ result<system_image> image_of(checkpoint_store& store, const checkpoint_contents
       img.streams[p.key] = std::move(p.bytes);
   }
   return out;
+}
+
+result<stream_ref> store_stream_port::write(const std::string& name, const byte_source& src,
+                                            const std::optional<chunker_params>& chunking) {
+  std::vector<stream_write> one{stream_write{name, src, nullptr, {}, {}, chunking}};
+  auto refs = store_.write_streams(one);
+  if (!refs) return refs.err();
+  return std::move(refs->front());
+}
+
+status store_stream_port::read(const stream_ref& s, const byte_sink& sink) {
+  return store_.read_stream(s, sink);
 }
 
 } // namespace dsmil

@@ -3,7 +3,9 @@
 // in its own chunk, the security component's PCRs in the signed evidence the
 // store takes while signing, and every other component's records and
 // streams as the checkpoint's streams "<component>/records/<name>" and
-// "<component>/streams/<name>" (cut into chunks, deduplicated). This file is
+// "<component>/streams/<name>" (cut into chunks, deduplicated), and the
+// streams a component stored itself as "<component>/stored/<name>" (left in
+// the store when read back: the image has their refs). This file is
 // the one place that knows it: components, sagas and commands speak images.
 #pragma once
 
@@ -65,6 +67,18 @@ private:
   mutable uint64_t tick_ = 0;
   uint64_t older_ = 0;
   std::map<std::string, std::vector<entry>> streams_; ///< [0]: written last
+};
+
+/// A component's way to the store (see stream_port): `store` must outlive it.
+class store_stream_port final : public stream_port {
+public:
+  explicit store_stream_port(checkpoint_store& store) : store_(store) {}
+  result<stream_ref> write(const std::string& name, const byte_source& src,
+                           const std::optional<chunker_params>& chunking) override;
+  status read(const stream_ref& s, const byte_sink& sink) override;
+
+private:
+  checkpoint_store& store_;
 };
 
 /// Takes checkpoint `req` of `image` (every component captured at one

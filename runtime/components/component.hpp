@@ -19,6 +19,7 @@
 
 #include "dsmil/result.hpp"
 #include "runtime/store/chunker.hpp"
+#include "runtime/store/stream_types.hpp"
 #include "runtime/saga/records.hpp"
 #include "runtime/saga/saga_types.hpp"
 
@@ -59,11 +60,17 @@ private:
 
 /// A component's state at one instant, as a checkpoint holds it: small named
 /// records (one per item it can restore on its own: a device, the
-/// configuration) and named streams (large state, cut into chunks and
-/// deduplicated by the store).
+/// configuration), named streams (large state, cut into chunks and
+/// deduplicated by the store) and stored streams (state too large to hold in
+/// memory, which the component writes to the store and reads back itself,
+/// through its stream_port).
 struct component_image {
   std::map<std::string, std::string> records;
   std::map<std::string, stream_bytes> streams;
+  /// Streams capture() wrote through the port, by key: a checkpoint names
+  /// them as they are; an image read back from a checkpoint gives them as
+  /// these refs, never their bytes. Equal when their chunks are.
+  std::map<std::string, stream_ref> stored;
   /// What the capture had to force (an agent cancelled because it did not
   /// quiesce in time), for the reply. Not stored.
   std::vector<std::string> warnings;
@@ -74,10 +81,32 @@ struct component_image {
   /// (state that changes in small places: smaller chunks, less stored
   /// anew). Not stored: the chunk lists are.
   std::optional<chunker_params> chunking;
-  /// Equal state: records and streams.
+  /// Equal state: records, streams and stored streams.
   bool operator==(const component_image& o) const {
-    return records == o.records && streams == o.streams;
+    if (records != o.records || streams != o.streams || stored.size() != o.stored.size())
+      return false;
+    for (auto a = stored.begin(), b = o.stored.begin(); a != stored.end(); ++a, ++b)
+      if (a->first != b->first || !same_chunks(a->second, b->second)) return false;
+    return true;
   }
+};
+
+/// How a component with state too large for memory reaches the store: it
+/// writes a stream during capture() (the chunks are durable, and belong to
+/// the checkpoint that names the image's `stored` ref) and reads one back
+/// in apply() and read_back(). The node gives it one over its store.
+/// Thread-safe: the store takes changes one at a time.
+class stream_port {
+public:
+  virtual ~stream_port() = default;
+  /// Cuts `src` into chunks (`chunking`, else the store's sizes) and stores
+  /// those not stored yet. Give a stream the same sizes every time: it
+  /// dedups with its last version only then.
+  virtual result<stream_ref> write(const std::string& name, const byte_source& src,
+                                   const std::optional<chunker_params>& chunking) = 0;
+  /// Streams `s` back in order, every chunk checked; `sink` takes runs of
+  /// about 1 MiB, one call at a time.
+  virtual status read(const stream_ref& s, const byte_sink& sink) = 0;
 };
 
 /// Every component's image, by component name.

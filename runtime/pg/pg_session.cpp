@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
+#include <pqxx/tablewriter>
 
 namespace dsmil {
 
@@ -110,16 +111,18 @@ struct pg_session::impl {
   // One line for a failure: the server by name when it is the connection.
   error fail(const std::exception& e) const {
     if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr)
-      return make_error(errc::unavailable, "PostgreSQL at " + target.describe() +
-                                               " is not reachable: " + first_line(e.what()));
+      return make_error(errc::database_unavailable,
+                        "PostgreSQL at " + target.describe() +
+                            " is not reachable: " + first_line(e.what()));
     if (auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
       const std::string state = sql->sqlstate();
       if (state == "55P03" || state == "57014") // lock_not_available, query_canceled
         return make_error(errc::timeout, "PostgreSQL at " + target.describe() +
                                              ": timed out: " + first_line(e.what()));
       if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) // connection, shutdown
-        return make_error(errc::unavailable, "PostgreSQL at " + target.describe() +
-                                                 " is not reachable: " + first_line(e.what()));
+        return make_error(errc::database_unavailable,
+                          "PostgreSQL at " + target.describe() +
+                              " is not reachable: " + first_line(e.what()));
     }
     return make_error(errc::io_error,
                       "PostgreSQL at " + target.describe() + ": " + first_line(e.what()));
@@ -238,6 +241,7 @@ result<std::vector<pg_table>> pg_session::tables(const std::vector<std::string>&
     std::string text = "table " + t.label() + "\n";
     for (auto& c : *cols) {
       t.columns.push_back(c[0]);
+      if (!c[4].empty()) t.generated.push_back(c[0]);
       text += "column " + c[0] + " " + c[1] + (c[2] == "t" ? " not null" : "") +
               (c[3].empty() ? "" : " default " + c[3]) +
               (c[4].empty() ? "" : " generated " + c[4]) + "\n";
@@ -348,6 +352,41 @@ result<pg_session::byte_pull> pg_session::copy_out(const pg_table& table) {
     }
     return n;
   });
+}
+
+status pg_session::copy_in(const std::string& table_sql,
+                           const std::function<status(const byte_sink&)>& feed) {
+  return p_->guarded([&]() -> status {
+  // libpqxx 6.4 keeps stream_to's raw lines private; tablewriter, its
+  // older class, is the public way to hand COPY text on as it is.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    pqxx::tablewriter to(*p_->tx, table_sql);
+#pragma GCC diagnostic pop
+    // libpqxx ends what it is given with a line's end: whole lines go in
+    // (many at once), the rest waits for the next run.
+    std::string pending;
+    auto err = feed([&](std::string_view bytes) -> status {
+      pending.append(bytes.data(), bytes.size());
+      auto last = pending.rfind('\n');
+      if (last == std::string::npos) return {};
+      to.write_raw_line(pending.substr(0, last));
+      pending.erase(0, last + 1);
+      return {};
+    });
+    if (!err && !pending.empty())
+      err = make_error(errc::integrity_error, "the rows for " + table_sql + " end mid-line");
+    // What was loaded before an error stays in `table_sql` until the caller
+    // rolls its transaction back.
+    to.complete();
+    return err;
+  });
+}
+
+result<bool> pg_session::is_superuser() {
+  auto rows = query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+  if (!rows) return rows.err();
+  return !rows->empty() && (*rows)[0][0] == "t";
 }
 
 } // namespace dsmil

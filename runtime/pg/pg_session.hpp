@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dsmil/result.hpp"
+#include "runtime/store/stream_types.hpp"
 
 namespace dsmil {
 
@@ -39,6 +40,7 @@ struct pg_table {
   std::string schema, name;
   std::vector<std::string> columns;     ///< in column order
   std::vector<std::string> key_columns; ///< the primary key; empty: none
+  std::vector<std::string> generated;   ///< columns the server computes (never written)
   /// Columns, types, defaults, constraints and indexes as stable text: what
   /// a restore needs unchanged (schema drift is refused).
   std::string schema_text;
@@ -63,7 +65,7 @@ struct pg_options {
 
 class pg_session {
 public:
-  /// Connects. Errors: config_error (a bad connection string), unavailable
+  /// Connects. Errors: config_error (a bad connection string), database_unavailable
   /// (the server cannot be reached or refuses: one line naming host, port
   /// and database).
   static result<std::unique_ptr<pg_session>> open(const std::string& conninfo,
@@ -99,6 +101,14 @@ public:
   /// are: fills `buf` up to `cap`, 0 at the end. Inside a transaction.
   using byte_pull = std::function<result<size_t>(uint8_t* buf, size_t cap)>;
   result<byte_pull> copy_out(const pg_table& table);
+  /// Loads text COPY bytes into `table_sql` (a quoted, qualified name, with
+  /// a column list when not every column): `feed` hands them to the sink it
+  /// is given, in runs cut anywhere; they end with a line's end. Inside a
+  /// transaction, which the caller rolls back when this fails (the rows
+  /// before the failure are loaded).
+  status copy_in(const std::string& table_sql, const std::function<status(const byte_sink&)>& feed);
+  /// Whether the session's role is a superuser.
+  result<bool> is_superuser();
 
 private:
   struct impl;

@@ -26,6 +26,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
                                                  const std::vector<stream_ref>& streams,
                                                  const held_records* held) {
   if (auto err = check_writable("writes")) return err;
+  std::lock_guard<std::recursive_mutex> change(change_mu_);
   std::shared_lock<std::shared_mutex> files(files_mu_);
   manifest m;
   auto& info = m.info;

@@ -11,6 +11,7 @@ namespace dsmil {
 
 result<gc_report> checkpoint_store::gc(double rewrite_below) {
   if (auto err = check_writable("deletes")) return err;
+  std::lock_guard<std::recursive_mutex> change(change_mu_);
   std::unique_lock<std::shared_mutex> files(files_mu_); // moves and removes packs
   gc_report rep;
   auto sticky = [&](const error& e) { return record_background_error(e); };
@@ -119,6 +120,7 @@ result<gc_report> checkpoint_store::gc(double rewrite_below) {
 }
 
 status checkpoint_store::pin(const std::string& id, bool on) {
+  std::lock_guard<std::recursive_mutex> change(change_mu_);
   std::shared_lock<std::shared_mutex> files(files_mu_);
   if (auto err = refuse_if_read_only()) return err;
   auto it = checkpoints_.find(id);

@@ -10,15 +10,11 @@
 #include "dsmil/device.hpp"
 #include "dsmil/result.hpp"
 #include "runtime/keys/tpm_quote.hpp"
+#include "runtime/store/stream_types.hpp"
 
 namespace dsmil {
 
 constexpr int manifest_format = 1;
-
-struct chunk_ref {
-  std::string id; ///< hex SHA-256 of the plaintext (HMAC-SHA-256 when encrypted)
-  uint64_t size = 0;
-};
 
 struct device_chunk {
   device_id device = 0;

@@ -17,6 +17,7 @@
 namespace dsmil {
 
 status checkpoint_store::remove(const std::string& id) {
+  std::lock_guard<std::recursive_mutex> change(change_mu_);
   std::shared_lock<std::shared_mutex> files(files_mu_);
   if (auto err = check_writable("deletes")) return err;
   auto it = checkpoints_.find(id);

@@ -2,7 +2,7 @@
 // see DESIGN.md). Chunks are named by SHA-256 (HMAC when encrypted) and stored once; a checkpoint
 // exists once its manifest and signature are durably in place.
 //
-// REQUIRES: external synchronization (one owner, e.g. one actor).
+// Changes run one at a time (the store serialises them); see the class.
 #pragma once
 
 #include <functional>
@@ -25,6 +25,7 @@
 #include "runtime/keys/key_provider.hpp"
 #include "runtime/store/manifest.hpp"
 #include "runtime/store/pack.hpp"
+#include "runtime/store/stream_types.hpp"
 #include "runtime/base/uuid.hpp"
 
 namespace dsmil {
@@ -57,14 +58,6 @@ struct store_options {
   std::string passphrase_file;
 };
 
-/// Fills `buf` with up to `cap` bytes; 0 at the end of the stream.
-using byte_source = std::function<result<size_t>(uint8_t* buf, size_t cap)>;
-/// Reads up to `len` bytes at `offset` of a stream into `buf`; fewer only at
-/// its end.
-using byte_reader = std::function<result<size_t>(uint64_t offset, uint8_t* buf, size_t len)>;
-/// Takes the bytes of a stream in order, one call at a time.
-using byte_sink = std::function<status(std::string_view bytes)>;
-
 /// One change to a stream since a checkpoint stored it (dirty tracking):
 /// `old_length` bytes at `offset` of the stored stream were replaced by
 /// `new_length` bytes. An overwrite has equal lengths, an insertion
@@ -73,14 +66,6 @@ struct stream_edit {
   uint64_t offset = 0;
   uint64_t old_length = 0;
   uint64_t new_length = 0;
-};
-
-/// A stream component of a checkpoint: any byte stream (a database dump, an
-/// agent's execution context), cut into content-defined chunks.
-struct stream_ref {
-  std::string name;
-  uint64_t size = 0;
-  std::vector<chunk_ref> chunks;
 };
 
 /// One stream for write_streams(): whole from `source`, or, with a
@@ -166,7 +151,8 @@ struct verify_report {
 };
 
 /// Threads: changes (write_stream, write_stream_changes, create, remove,
-/// pin, gc) come one at a time; the caller serialises them. Reads may run on
+/// pin, gc) run one at a time (the store serialises them; a caller that
+/// writes streams for a create() keeps gc away until that create() runs). Reads may run on
 /// any thread, many at once, beside a change: list, resolve, info and
 /// chunk_count wait at most for a catalog update, never for a change's
 /// I/O; load, read_stream, restore_stream and verify_chain read chunks
@@ -386,7 +372,12 @@ private:
   std::string dir_;
   store_options opts_;
   mutable std::mutex index_mu_; // guards index_ (pipeline workers add to it)
-  // Lock order: files_mu_, then catalog_mu_, then index_mu_.
+  // Lock order: change_mu_, files_mu_, catalog_mu_, index_mu_.
+  // Taken by every change (write_streams, create, remove, pin, gc): changes
+  // run one at a time even when callers overlap (a component writing its
+  // streams during a capture its caller gave up on, beside the caller's
+  // next command). Recursive: a change may call another.
+  std::recursive_mutex change_mu_;
   // Shared by whatever reads or adds chunks; unique for gc (which moves and
   // removes packs) and for the whole-store checks.
   mutable std::shared_mutex files_mu_;

@@ -123,6 +123,7 @@ checkpoint_store::write_streams(const std::vector<stream_write>& streams, stream
     if (w.chunking)
       if (auto err = validate(*w.chunking))
         return make_error(err.code, "stream '" + w.name + "': " + err.message);
+  std::lock_guard<std::recursive_mutex> change(change_mu_);
   std::shared_lock<std::shared_mutex> files(files_mu_);
   stream_pipeline pipe(*this, hold);
   std::vector<uint8_t> buf;

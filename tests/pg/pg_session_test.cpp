@@ -32,7 +32,7 @@ TEST_CASE("a server that is not there: one line naming host, port and database")
   // Port 1: nothing listens there.
   auto s = pg_session::open("host=127.0.0.1 port=1 dbname=fleet user=ops", pg_options{2, 0});
   REQUIRE_FALSE(s);
-  CHECK(s.err().code == errc::unavailable);
+  CHECK(s.err().code == errc::database_unavailable);
   CHECK(s.err().message.find("host 127.0.0.1, port 1, database fleet") != std::string::npos);
   CHECK(s.err().message.find('\n') == std::string::npos);
 }

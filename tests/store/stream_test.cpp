@@ -365,13 +365,6 @@ std::string apply(const std::string& old, const std::vector<stream_edit>& edits,
   return out;
 }
 
-bool same_chunks(const stream_ref& a, const stream_ref& b) {
-  if (a.size != b.size || a.chunks.size() != b.chunks.size()) return false;
-  for (size_t k = 0; k < a.chunks.size(); ++k)
-    if (a.chunks[k].id != b.chunks[k].id || a.chunks[k].size != b.chunks[k].size) return false;
-  return true;
-}
-
 } // namespace
 
 TEST_CASE("a stream written from its edits is the stream a full rewrite gives, reading little") {

@@ -1,0 +1,237 @@
+// The database component's restore: apply (one transaction that merges the
+// checkpoint's rows into the tables that differ) and read back.
+#include <algorithm>
+
+#include "runtime/pg/database_component.hpp"
+#include "runtime/pg/database_image.hpp"
+#include "runtime/pg/pg_session.hpp"
+
+namespace dsmil {
+
+namespace {
+
+// `s` between `q`s, each `q` in it doubled: an SQL identifier (") or literal (').
+std::string quoted(const std::string& s, char q) {
+  std::string out(1, q);
+  for (char c : s) {
+    if (c == q) out += q;
+    out += c;
+  }
+  return out + q;
+}
+
+std::string ident(const std::string& s) {
+  return quoted(s, '"');
+}
+
+// "p.a, p.b" for `cols`, each prefixed by `alias` (none when empty).
+std::string column_list(const std::vector<std::string>& cols, const std::string& alias) {
+  std::string out;
+  for (auto& c : cols)
+    out += (out.empty() ? "" : ", ") + (alias.empty() ? "" : alias + ".") + ident(c);
+  return out;
+}
+
+// "(d.k1, d.k2) = (s.k1, s.k2)"
+std::string key_match(const pg_table& t) {
+  return "(" + column_list(t.key_columns, "d") + ") = (" + column_list(t.key_columns, "s") + ")";
+}
+
+// The columns a restore writes: all but those the server computes.
+std::vector<std::string> writable(const pg_table& t) {
+  std::vector<std::string> out;
+  for (auto& c : t.columns)
+    if (std::find(t.generated.begin(), t.generated.end(), c) == t.generated.end()) out.push_back(c);
+  return out;
+}
+
+// Each statement's count of rows, for the reply.
+struct merge_counts {
+  uint64_t deleted = 0, updated = 0, inserted = 0;
+};
+
+result<uint64_t> count_of(pg_session& db, const std::string& sql) {
+  auto rows = db.query("WITH changed AS (" + sql + " RETURNING 1) SELECT count(*) FROM changed");
+  if (!rows) return rows.err();
+  return std::stoull((*rows)[0][0]);
+}
+
+// Puts the rows of `stage` into `t`: by key, touching only the rows that
+// differ; without a key, or when `replace`, all of them.
+status merge(pg_session& db, const pg_table& t, const std::string& stage, bool replace,
+             merge_counts& counts) {
+  const std::string table = "ONLY " + t.qualified();
+  const auto cols = writable(t);
+  const std::string insert = "INSERT INTO " + t.qualified() + " AS d (" + column_list(cols, "") +
+                             ") OVERRIDING SYSTEM VALUE SELECT " + column_list(cols, "s") +
+                             " FROM " + stage + " s";
+  if (replace || t.key_columns.empty()) {
+    auto del = count_of(db, "DELETE FROM " + table);
+    if (!del) return del.err();
+    auto ins = count_of(db, insert);
+    if (!ins) return ins.err();
+    counts = {*del, 0, *ins};
+    return {};
+  }
+  auto del = count_of(db, "DELETE FROM " + table + " d WHERE NOT EXISTS (SELECT 1 FROM " + stage +
+                              " s WHERE " + key_match(t) + ")");
+  if (!del) return del.err();
+  counts.deleted = *del;
+  std::vector<std::string> rest;
+  for (auto& c : cols)
+    if (std::find(t.key_columns.begin(), t.key_columns.end(), c) == t.key_columns.end())
+      rest.push_back(c);
+  if (!rest.empty()) {
+    // Compared as text: every type has it, and it is what the digest reads.
+    std::string mine, theirs;
+    for (auto& c : t.columns) {
+      mine += (mine.empty() ? "" : ", ") + ("d." + ident(c) + "::text");
+      theirs += (theirs.empty() ? "" : ", ") + ("s." + ident(c) + "::text");
+    }
+    auto upd =
+        count_of(db, "UPDATE " + table + " d SET (" + column_list(rest, "") + ") = ROW(" +
+                         column_list(rest, "s") + ") FROM " + stage + " s WHERE " + key_match(t) +
+                         " AND ROW(" + mine + ") IS DISTINCT FROM ROW(" + theirs + ")");
+    if (!upd) return upd.err();
+    counts.updated = *upd;
+  }
+  auto ins = count_of(db, insert + " WHERE NOT EXISTS (SELECT 1 FROM " + table + " d WHERE " +
+                              key_match(t) + ")");
+  if (!ins) return ins.err();
+  counts.inserted = *ins;
+  return {};
+}
+
+} // namespace
+
+std::vector<failed_item> database_component::apply(const saga_step& step,
+                                                   const component_image& target) {
+  auto then = database_record::of(target);
+  if (!then) return every_item_failed(step, then.err().message);
+  auto s = session();
+  if (!s) return every_item_failed(step, s.err().message);
+  pg_session& db = **s;
+  std::vector<const table_record*> tables;
+  bool sequences = step.items.empty();
+  for (auto& item : step.items) {
+    if (item == sequences_item) sequences = true;
+    if (item.rfind(item_prefix, 0) != 0) continue;
+    auto* t = then->find(item.substr(std::string(item_prefix).size()));
+    if (t == nullptr) return every_item_failed(step, "the checkpoint has no " + item);
+    tables.push_back(t);
+  }
+  if (step.items.empty())
+    for (auto& t : then->tables)
+      tables.push_back(&t);
+  auto run = [&]() -> status {
+    if (auto err = db.exec("BEGIN")) return err;
+    const auto ms = std::to_string(settings_.restore_timeout_ms);
+    if (auto err =
+            db.exec("SET LOCAL lock_timeout TO " + ms + "; SET LOCAL statement_timeout TO " + ms))
+      return err;
+    auto super = db.is_superuser();
+    if (!super) return super.err();
+    if (auto err = db.exec(*super ? "SET LOCAL session_replication_role TO replica"
+                                  : "SET CONSTRAINTS ALL DEFERRED"))
+      return err;
+    if (!tables.empty()) {
+      std::string list;
+      for (auto* t : tables)
+        list += (list.empty() ? "" : ", ") + t->table.qualified();
+      // Writers wait until the restore commits; readers go on.
+      if (auto err = db.exec("LOCK TABLE " + list + " IN EXCLUSIVE MODE")) return err;
+    }
+    for (size_t i = 0; i < tables.size(); ++i) {
+      const auto& t = *tables[i];
+      table_record now;
+      if (auto err = digest_rows(db, t.table, now)) return err;
+      if (now.sha256 == t.sha256) continue; // as in the checkpoint already
+      const std::string stage = "dsmil_restore_" + std::to_string(i);
+      if (auto err = db.exec("CREATE TEMP TABLE " + stage + " (LIKE " + t.table.qualified() +
+                             ") ON COMMIT DROP"))
+        return err;
+      const auto& ref = target.stored.at(t.table.label());
+      if (auto err = db.copy_in(stage, [&](const byte_sink& put) { return port_->read(ref, put); }))
+        return err;
+      merge_counts counts;
+      // A merge that breaks a unique or other constraint on its way (two
+      // rows swapping a unique value) is undone and the table replaced.
+      if (auto err = db.exec("SAVEPOINT dsmil_merge")) return err;
+      if (auto err = merge(db, t.table, stage, false, counts)) {
+        if (err.code == errc::database_unavailable || err.code == errc::timeout) return err;
+        if (auto e2 = db.exec("ROLLBACK TO SAVEPOINT dsmil_merge")) return e2;
+        if (auto e2 = merge(db, t.table, stage, true, counts)) return e2;
+      }
+      table_record after;
+      if (auto err = digest_rows(db, t.table, after)) return err;
+      if (after.sha256 != t.sha256 || after.rows != t.rows)
+        return make_error(errc::integrity_error,
+                          "table " + t.table.label() + " holds " + std::to_string(after.rows) +
+                              " rows after the restore, not the checkpoint's " +
+                              std::to_string(t.rows) + " (or their digest differs)");
+    }
+    if (sequences)
+      for (auto& q : then->sequences)
+        if (auto err = db.exec("SELECT setval(" + quoted(q.qualified(), '\'') + ", " +
+                               std::to_string(q.last_value) + ", " +
+                               (q.is_called ? "true" : "false") + ")"))
+          return err;
+    return db.exec("COMMIT");
+  };
+  if (auto err = run()) {
+    abandon(err);
+    return every_item_failed(step, err.message);
+  }
+  return {};
+}
+
+std::vector<failed_item> database_component::read_back(const saga_step& step,
+                                                       const component_image& target) {
+  auto then = database_record::of(target);
+  if (!then) return every_item_failed(step, then.err().message);
+  auto s = session();
+  if (!s) return every_item_failed(step, s.err().message);
+  pg_session& db = **s;
+  std::vector<failed_item> out;
+  auto items = step.items;
+  if (items.empty()) { // the whole component
+    for (auto& t : then->tables)
+      items.push_back(item_prefix + t.table.label());
+    items.push_back(sequences_item);
+  }
+  auto run = [&]() -> status {
+    if (auto err = db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return err;
+    for (auto& item : items) {
+      if (item == sequences_item) {
+        auto now = db.sequences();
+        if (!now) return now.err();
+        for (auto& q : then->sequences) {
+          auto it = std::find_if(now->begin(), now->end(),
+                                 [&](auto& c) { return c.schema == q.schema && c.name == q.name; });
+          if (it == now->end() || it->last_value != q.last_value || it->is_called != q.is_called)
+            out.push_back({item, "sequence " + q.schema + "." + q.name + " is not at " +
+                                     std::to_string(q.last_value)});
+        }
+        continue;
+      }
+      auto* t = then->find(item.substr(std::string(item_prefix).size()));
+      if (t == nullptr) {
+        out.push_back({item, "the checkpoint has no such table"});
+        continue;
+      }
+      table_record now;
+      if (auto err = digest_rows(db, t->table, now)) return err;
+      if (now.sha256 != t->sha256)
+        out.push_back({item, std::to_string(now.rows) + " rows that differ from the checkpoint's " +
+                                 std::to_string(t->rows)});
+    }
+    return db.exec("COMMIT");
+  };
+  if (auto err = run()) {
+    abandon(err);
+    return every_item_failed(step, err.message);
+  }
+  return out;
+}
+
+} // namespace dsmil
