@@ -123,11 +123,11 @@ caf::result<T> forward(handler_ptr self, caf::timespan limit, Ts... xs) {
   auto& st = self->state;
   if (!st.breaker.allow(now_ms(self)))
     return to_caf(make_error(
-        errc::unavailable, "component " + st.component + " is failing (" +
-                               std::to_string(st.breaker.consecutive_failures()) +
-                               " failures in a row; its breaker is open, next try in " +
-                               std::to_string((st.breaker.retry_in_ms(now_ms(self)) + 999) / 1000) +
-                               " s)"));
+        errc::circuit_open,
+        "component " + st.component + " is failing (" +
+            std::to_string(st.breaker.consecutive_failures()) +
+            " failures in a row; its breaker is open, next try in " +
+            std::to_string((st.breaker.retry_in_ms(now_ms(self)) + 999) / 1000) + " s)"));
   auto rp = self->template make_response_promise<T>();
   const uint64_t id = ++st.next_id;
   st.pending.emplace(id, handler_state::call{[rp](const caf::error& e) mutable { rp.deliver(e); },

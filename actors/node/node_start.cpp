@@ -12,6 +12,7 @@
 #include "actors/node/node.hpp"
 #include "actors/node/node_impl.hpp"
 #include "runtime/components/agents_component.hpp"
+#include "runtime/pg/database_component.hpp"
 #include "runtime/keys/fallback_key.hpp"
 #include "runtime/keys/tpm_key.hpp"
 #include "simd/cpu_features.hpp"
@@ -129,6 +130,20 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
     };
   }
   if (host_agents) ctx->agents = std::move(host_agents);
+  // The database before the agents: agents that use it resume after it is back.
+  std::shared_ptr<component> database;
+  if (!cfg.database.conninfo.empty()) {
+    database_settings ds;
+    ds.conninfo = cfg.database.conninfo;
+    ds.passfile = cfg.database.passfile;
+    ds.tables = cfg.database.tables;
+    ds.optional = cfg.database.optional;
+    ds.chunk_kib = cfg.database.chunk_kib;
+    ds.capture_timeout_ms = cfg.component_call_timeout_ms;
+    ds.restore_timeout_ms = cfg.rollback_step_timeout_ms;
+    database =
+        std::make_shared<database_component>(ds, std::make_shared<store_stream_port>(*ctx->store));
+  }
   if (ctx->agents) {
     agents_settings as;
     as.stop_timeout_ms = cfg.agents.stop_timeout_ms;
@@ -141,6 +156,17 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
   extra.insert(extra.begin(), {ctx->configuration, security});
   for (auto& c : extra)
     ctx->handlers.push_back(spawn_component_handler(sys, std::move(c), cfg.breaker, e));
+  if (database) {
+    // Its breaker opens after [database] failure_threshold failed calls
+    // and tries again after 2 s: a checkpoint works within moments of the
+    // server's return, and a dead server costs a fast failure meanwhile.
+    breaker_config b = cfg.breaker;
+    b.failure_threshold = cfg.database.failure_threshold;
+    b.open_ms = std::min<uint32_t>(b.open_ms, 2000);
+    b.success_threshold = 1;
+    ctx->handlers.insert(ctx->handlers.begin() + 2,
+                         spawn_component_handler(sys, std::move(database), b, e));
+  }
 
   ctx->endpoint = std::make_shared<published_endpoint>();
   node_handles h;

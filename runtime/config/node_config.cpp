@@ -1,5 +1,7 @@
 #include "runtime/config/node_config.hpp"
 
+#include <cctype>
+
 #include "runtime/store/chunker.hpp"
 #include "runtime/os/env.hpp"
 #include "runtime/config/toml_util.hpp"
@@ -91,7 +93,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   if (auto err = tu::check_keys(root,
                                 {"node", "devices", "breaker", "retry", "supervision", "thermal",
                                  "configuration", "store", "checkpoints", "retention", "keys",
-                                 "rollback", "components", "agents"},
+                                 "rollback", "components", "agents", "database"},
                                 source, "the node config"))
     return err;
   node_config c;
@@ -265,6 +267,47 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
             return tu::get_string(t, "state_dir", a.state_dir, source);
           }))
     return err;
+  if (auto err = section(
+          root, "database",
+          {"conninfo", "passfile", "tables", "optional", "failure_threshold", "chunk_kib"}, source,
+          [&](const toml::table& t) -> status {
+            auto& d = c.database;
+            if (auto e = tu::get_string(t, "conninfo", d.conninfo, source)) return e;
+            if (conninfo_has_password(d.conninfo))
+              return make_error(errc::config_error,
+                                tu::where(source, *t.get("conninfo")) +
+                                    "[database] conninfo holds a password: remove it and put it "
+                                    "in the file [database] passfile names (or PGPASSFILE)");
+            if (auto e = tu::get_string(t, "passfile", d.passfile, source)) return e;
+            if (auto e = tu::get_bool(t, "optional", d.optional, source)) return e;
+            if (auto e = get_uint(t, "failure_threshold", d.failure_threshold, 1, 1000, source))
+              return e;
+            if (auto e = get_uint(t, "chunk_kib", d.chunk_kib, 4, 1024, source)) return e;
+            if ((d.chunk_kib & (d.chunk_kib - 1)) != 0)
+              return make_error(errc::config_error,
+                                tu::where(source, *t.get("chunk_kib")) +
+                                    "[database] chunk_kib must be a power of two (4 to 1024), "
+                                    "got " +
+                                    std::to_string(d.chunk_kib));
+            if (auto* node = t.get("tables")) {
+              auto* arr = node->as_array();
+              const std::string bad = tu::where(source, *node) +
+                                      "[database] tables must be an array of table names "
+                                      "(\"schema.name\" or \"name\")";
+              if (arr == nullptr) return make_error(errc::config_error, bad);
+              for (auto& v : *arr) {
+                auto name = v.value<std::string>();
+                if (!name || name->empty()) return make_error(errc::config_error, bad);
+                d.tables.push_back(*name);
+              }
+            }
+            if (d.conninfo.empty() && !t.empty())
+              return make_error(errc::config_error,
+                                source + ": [database] needs conninfo (a libpq connection "
+                                         "string, e.g. \"host=/run/postgresql dbname=app\")");
+            return {};
+          }))
+    return err;
   if (auto err = section(root, "checkpoints", {"automatic_interval_s"}, source,
                          [&](const toml::table& t) -> status {
                            return get_uint(t, "automatic_interval_s", c.automatic_interval_s, 0,
@@ -335,6 +378,45 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   if (faults != nullptr)
     if (auto err = parse_faults(*faults, source, c.devices, c.faults)) return err;
   return c;
+}
+
+bool conninfo_has_password(const std::string& conninfo) {
+  auto uri = conninfo.find("://");
+  if (uri != std::string::npos) {
+    // postgresql://user:secret@host/db or ...?password=secret
+    auto rest = conninfo.substr(uri + 3);
+    auto at = rest.find('@');
+    auto slash = rest.find('/');
+    if (at != std::string::npos && (slash == std::string::npos || at < slash) &&
+        rest.substr(0, at).find(':') != std::string::npos)
+      return true;
+    auto q = conninfo.find('?');
+    return q != std::string::npos && (conninfo.find("?password=") != std::string::npos ||
+                                      conninfo.find("&password=") != std::string::npos);
+  }
+  // key = value pairs, separated by spaces; a value may be quoted.
+  size_t at = 0;
+  while (at < conninfo.size()) {
+    while (at < conninfo.size() && std::isspace(static_cast<unsigned char>(conninfo[at])))
+      ++at;
+    size_t key_end = at;
+    while (key_end < conninfo.size() && conninfo[key_end] != '=' &&
+           !std::isspace(static_cast<unsigned char>(conninfo[key_end])))
+      ++key_end;
+    if (conninfo.compare(at, key_end - at, "password") == 0) return true;
+    at = key_end;
+    while (at < conninfo.size() && (conninfo[at] == '=' || conninfo[at] == ' '))
+      ++at;
+    if (at < conninfo.size() && conninfo[at] == '\'') {
+      for (++at; at < conninfo.size() && conninfo[at] != '\''; ++at)
+        if (conninfo[at] == '\\') ++at;
+      ++at;
+    } else {
+      while (at < conninfo.size() && !std::isspace(static_cast<unsigned char>(conninfo[at])))
+        ++at;
+    }
+  }
+  return false;
 }
 
 result<node_config> node_config::load_file(env& e, const std::string& path) {

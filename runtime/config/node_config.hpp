@@ -45,6 +45,20 @@ struct agents_config {
   uint32_t chunk_kib = 16; ///< average chunk of an agent's state in the store; a power of two
 };
 
+/// The database component ([database]); none without a conninfo.
+struct database_config {
+  std::string conninfo;            ///< libpq connection string; a password in it is refused
+  std::string passfile;            ///< libpq password file (else PGPASSFILE, ~/.pgpass)
+  std::vector<std::string> tables; ///< empty: every user table
+  bool optional = false;
+  uint32_t failure_threshold = 3; ///< failed calls before its breaker opens
+  uint32_t chunk_kib = 8;         ///< average chunk of a table's rows; a power of two
+};
+
+/// Whether a libpq connection string holds a password (key=value or URI
+/// form), told without libpq: the configuration refuses one at load.
+bool conninfo_has_password(const std::string& conninfo);
+
 struct node_config {
   std::string source; ///< file the config came from, or "embedded dsmil.toml"
   std::string data_dir = "data";
@@ -63,6 +77,7 @@ struct node_config {
   double thermal_critical_c = 100.0;
   system_config_defaults configuration;
   agents_config agents;
+  database_config database;
   key_provider_kind key_provider = key_provider_kind::software;
   std::string key_tcti = "device:/dev/tpmrm0";
   std::string key_passphrase_file; ///< software: wraps an encrypted store's data key

@@ -17,54 +17,58 @@ database_component::database_component(database_settings s, std::shared_ptr<stre
 
 database_component::~database_component() = default;
 
-result<pg_session*> database_component::session() {
-  if (!session_) {
-    pg_options o;
-    o.connect_timeout_s = settings_.connect_timeout_s;
-    auto s = pg_session::open(settings_.conninfo, o);
-    if (!s) return s.err();
-    session_ = std::move(*s);
+status database_component::with_session(const std::function<status(pg_session&)>& work) {
+  for (int attempt = 0;; ++attempt) {
+    const bool fresh = !session_;
+    if (fresh) {
+      pg_options o;
+      o.connect_timeout_s = settings_.connect_timeout_s;
+      o.passfile = settings_.passfile;
+      auto s = pg_session::open(settings_.conninfo, o);
+      if (!s) return s.err();
+      session_ = std::move(*s);
+    }
+    auto err = work(*session_);
+    if (!err) return {};
+    // A connection that is gone, or one that cannot even roll back, is
+    // dropped: the next call opens a new one.
+    if (err.code == errc::database_unavailable || session_->exec("ROLLBACK")) session_.reset();
+    if (err.code != errc::database_unavailable || fresh || attempt > 0) return err;
   }
-  return session_.get();
-}
-
-void database_component::abandon(const error& why) {
-  if (!session_) return;
-  // A connection that is gone, or one that cannot even roll back, is
-  // dropped: the next call opens a new one.
-  if (why.code == errc::database_unavailable || session_->exec("ROLLBACK")) session_.reset();
 }
 
 result<component_image> database_component::capture() {
-  auto s = session();
-  if (!s) return s.err();
-  pg_session& db = **s;
   component_image image;
+  if (auto err = with_session([&](pg_session& db) {
+        image = component_image{};
+        return capture_in(db, image);
+      }))
+    return err;
+  return image;
+}
+
+status database_component::capture_in(pg_session& db, component_image& image) {
   database_record rec;
   rec.chunk_kib = settings_.chunk_kib;
-  auto fail = [&](const error& e) -> error {
-    abandon(e);
-    return e;
-  };
   // The snapshot first: every table, sequence and definition is read in it.
   auto snapshot = db.begin_exported_snapshot();
-  if (!snapshot) return fail(snapshot.err());
+  if (!snapshot) return snapshot.err();
   const auto ms = std::to_string(settings_.capture_timeout_ms);
   if (auto err =
           db.exec("SET LOCAL lock_timeout TO " + ms + "; SET LOCAL statement_timeout TO " + ms))
-    return fail(err);
+    return err;
   auto tables = db.tables(settings_.tables);
-  if (!tables) return fail(tables.err());
+  if (!tables) return tables.err();
   // Right after the snapshot: a TRUNCATE or ALTER waits for the capture
   // instead of changing what it reads.
   if (!tables->empty()) {
     std::string list;
     for (auto& t : *tables)
       list += (list.empty() ? "" : ", ") + t.qualified();
-    if (auto err = db.exec("LOCK TABLE " + list + " IN ACCESS SHARE MODE")) return fail(err);
+    if (auto err = db.exec("LOCK TABLE " + list + " IN ACCESS SHARE MODE")) return err;
   }
   auto version = db.server_version();
-  if (!version) return fail(version.err());
+  if (!version) return version.err();
   rec.server_version = *version;
   rec.database = db.target().database;
   const uint32_t avg = settings_.chunk_kib * 1024;
@@ -74,25 +78,25 @@ result<component_image> database_component::capture() {
     table_record tr;
     tr.table = t;
     auto pull = db.copy_out(t);
-    if (!pull) return fail(pull.err());
+    if (!pull) return pull.err();
     auto ref = port_->write("database/" + t.label(), counting(std::move(*pull), tr), chunking);
-    if (!ref) return fail(ref.err());
+    if (!ref) return ref.err();
     image.stored.emplace(t.label(), std::move(*ref));
     rows += tr.rows;
     bytes += tr.bytes;
     rec.tables.push_back(std::move(tr));
   }
   auto sequences = db.sequences();
-  if (!sequences) return fail(sequences.err());
+  if (!sequences) return sequences.err();
   rec.sequences = std::move(*sequences);
-  if (auto err = db.exec("COMMIT")) return fail(err);
+  if (auto err = db.exec("COMMIT")) return err;
   image.records.emplace(record, rec.encode());
   image.detail = {{"server_version", rec.server_version},
                   {"database", rec.database},
                   {"tables", rec.tables.size()},
                   {"rows", rows},
                   {"bytes", bytes}};
-  return image;
+  return {};
 }
 
 result<component_plan> database_component::plan(const component_image& now,

@@ -34,6 +34,7 @@
 // runtime/pg; every call blocks: the handler's detached worker makes them.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ class pg_session;
 
 struct database_settings {
   std::string conninfo;            ///< libpq connection string, without a password
+  std::string passfile;            ///< libpq password file; empty: PGPASSFILE, ~/.pgpass
   std::vector<std::string> tables; ///< "schema.name" or "name"; empty: every user table
   bool optional = false;
   uint32_t chunk_kib = 8;              ///< average chunk of a table's rows (min /4, max x4)
@@ -74,11 +76,17 @@ public:
   static constexpr const char* record = "database";
 
 private:
-  // The open session, opened when there is none.
-  result<pg_session*> session();
-  // After a failure: rolls back what the session had begun; drops the
-  // session when the connection is gone (reopened on next use).
-  void abandon(const error& why);
+  // Runs `work` on the session, opened when there is none. A failure rolls
+  // back what `work` began (a session that cannot is dropped); a session
+  // found broken (the server restarted since its last use) is replaced and
+  // `work` run once more, on the new one.
+  status with_session(const std::function<status(pg_session&)>& work);
+  // The bodies of capture, apply and read_back, on an open session; they
+  // leave rolling back to with_session.
+  status capture_in(pg_session& db, component_image& image);
+  status apply_in(pg_session& db, const saga_step& step, const component_image& target);
+  status read_back_in(pg_session& db, const std::vector<std::string>& items,
+                      const component_image& target, std::vector<failed_item>& out);
 
   database_settings settings_;
   std::shared_ptr<stream_port> port_;

@@ -106,132 +106,132 @@ status merge(pg_session& db, const pg_table& t, const std::string& stage, bool r
 
 std::vector<failed_item> database_component::apply(const saga_step& step,
                                                    const component_image& target) {
+  if (auto err = with_session([&](pg_session& db) { return apply_in(db, step, target); }))
+    return every_item_failed(step, err.message);
+  return {};
+}
+
+status database_component::apply_in(pg_session& db, const saga_step& step,
+                                    const component_image& target) {
   auto then = database_record::of(target);
-  if (!then) return every_item_failed(step, then.err().message);
-  auto s = session();
-  if (!s) return every_item_failed(step, s.err().message);
-  pg_session& db = **s;
+  if (!then) return then.err();
   std::vector<const table_record*> tables;
   bool sequences = step.items.empty();
   for (auto& item : step.items) {
     if (item == sequences_item) sequences = true;
     if (item.rfind(item_prefix, 0) != 0) continue;
     auto* t = then->find(item.substr(std::string(item_prefix).size()));
-    if (t == nullptr) return every_item_failed(step, "the checkpoint has no " + item);
+    if (t == nullptr) return make_error(errc::not_found, "the checkpoint has no " + item);
     tables.push_back(t);
   }
   if (step.items.empty())
     for (auto& t : then->tables)
       tables.push_back(&t);
-  auto run = [&]() -> status {
-    if (auto err = db.exec("BEGIN")) return err;
-    const auto ms = std::to_string(settings_.restore_timeout_ms);
-    if (auto err =
-            db.exec("SET LOCAL lock_timeout TO " + ms + "; SET LOCAL statement_timeout TO " + ms))
-      return err;
-    auto super = db.is_superuser();
-    if (!super) return super.err();
-    if (auto err = db.exec(*super ? "SET LOCAL session_replication_role TO replica"
-                                  : "SET CONSTRAINTS ALL DEFERRED"))
-      return err;
-    if (!tables.empty()) {
-      std::string list;
-      for (auto* t : tables)
-        list += (list.empty() ? "" : ", ") + t->table.qualified();
-      // Writers wait until the restore commits; readers go on.
-      if (auto err = db.exec("LOCK TABLE " + list + " IN EXCLUSIVE MODE")) return err;
-    }
-    for (size_t i = 0; i < tables.size(); ++i) {
-      const auto& t = *tables[i];
-      table_record now;
-      if (auto err = digest_rows(db, t.table, now)) return err;
-      if (now.sha256 == t.sha256) continue; // as in the checkpoint already
-      const std::string stage = "dsmil_restore_" + std::to_string(i);
-      if (auto err = db.exec("CREATE TEMP TABLE " + stage + " (LIKE " + t.table.qualified() +
-                             ") ON COMMIT DROP"))
-        return err;
-      const auto& ref = target.stored.at(t.table.label());
-      if (auto err = db.copy_in(stage, [&](const byte_sink& put) { return port_->read(ref, put); }))
-        return err;
-      merge_counts counts;
-      // A merge that breaks a unique or other constraint on its way (two
-      // rows swapping a unique value) is undone and the table replaced.
-      if (auto err = db.exec("SAVEPOINT dsmil_merge")) return err;
-      if (auto err = merge(db, t.table, stage, false, counts)) {
-        if (err.code == errc::database_unavailable || err.code == errc::timeout) return err;
-        if (auto e2 = db.exec("ROLLBACK TO SAVEPOINT dsmil_merge")) return e2;
-        if (auto e2 = merge(db, t.table, stage, true, counts)) return e2;
-      }
-      table_record after;
-      if (auto err = digest_rows(db, t.table, after)) return err;
-      if (after.sha256 != t.sha256 || after.rows != t.rows)
-        return make_error(errc::integrity_error,
-                          "table " + t.table.label() + " holds " + std::to_string(after.rows) +
-                              " rows after the restore, not the checkpoint's " +
-                              std::to_string(t.rows) + " (or their digest differs)");
-    }
-    if (sequences)
-      for (auto& q : then->sequences)
-        if (auto err = db.exec("SELECT setval(" + quoted(q.qualified(), '\'') + ", " +
-                               std::to_string(q.last_value) + ", " +
-                               (q.is_called ? "true" : "false") + ")"))
-          return err;
-    return db.exec("COMMIT");
-  };
-  if (auto err = run()) {
-    abandon(err);
-    return every_item_failed(step, err.message);
+  if (auto err = db.exec("BEGIN")) return err;
+  const auto ms = std::to_string(settings_.restore_timeout_ms);
+  if (auto err =
+          db.exec("SET LOCAL lock_timeout TO " + ms + "; SET LOCAL statement_timeout TO " + ms))
+    return err;
+  auto super = db.is_superuser();
+  if (!super) return super.err();
+  if (auto err = db.exec(*super ? "SET LOCAL session_replication_role TO replica"
+                                : "SET CONSTRAINTS ALL DEFERRED"))
+    return err;
+  if (!tables.empty()) {
+    std::string list;
+    for (auto* t : tables)
+      list += (list.empty() ? "" : ", ") + t->table.qualified();
+    // Writers wait until the restore commits; readers go on.
+    if (auto err = db.exec("LOCK TABLE " + list + " IN EXCLUSIVE MODE")) return err;
   }
-  return {};
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const auto& t = *tables[i];
+    table_record now;
+    if (auto err = digest_rows(db, t.table, now)) return err;
+    if (now.sha256 == t.sha256) continue; // as in the checkpoint already
+    const std::string stage = "dsmil_restore_" + std::to_string(i);
+    if (auto err = db.exec("CREATE TEMP TABLE " + stage + " (LIKE " + t.table.qualified() +
+                           ") ON COMMIT DROP"))
+      return err;
+    const auto& ref = target.stored.at(t.table.label());
+    if (auto err = db.copy_in(stage, [&](const byte_sink& put) { return port_->read(ref, put); }))
+      return err;
+    merge_counts counts;
+    // A merge that breaks a unique or other constraint on its way (two
+    // rows swapping a unique value) is undone and the table replaced.
+    if (auto err = db.exec("SAVEPOINT dsmil_merge")) return err;
+    if (auto err = merge(db, t.table, stage, false, counts)) {
+      if (err.code == errc::database_unavailable || err.code == errc::timeout) return err;
+      if (auto e2 = db.exec("ROLLBACK TO SAVEPOINT dsmil_merge")) return e2;
+      if (auto e2 = merge(db, t.table, stage, true, counts)) return e2;
+    }
+    table_record after;
+    if (auto err = digest_rows(db, t.table, after)) return err;
+    if (after.sha256 != t.sha256 || after.rows != t.rows)
+      return make_error(errc::integrity_error,
+                        "table " + t.table.label() + " holds " + std::to_string(after.rows) +
+                            " rows after the restore, not the checkpoint's " +
+                            std::to_string(t.rows) + " (or their digest differs)");
+  }
+  if (sequences)
+    for (auto& q : then->sequences)
+      if (auto err =
+              db.exec("SELECT setval(" + quoted(q.qualified(), '\'') + ", " +
+                      std::to_string(q.last_value) + ", " + (q.is_called ? "true" : "false") + ")"))
+        return err;
+  return db.exec("COMMIT");
 }
 
 std::vector<failed_item> database_component::read_back(const saga_step& step,
                                                        const component_image& target) {
-  auto then = database_record::of(target);
-  if (!then) return every_item_failed(step, then.err().message);
-  auto s = session();
-  if (!s) return every_item_failed(step, s.err().message);
-  pg_session& db = **s;
-  std::vector<failed_item> out;
   auto items = step.items;
   if (items.empty()) { // the whole component
+    auto then = database_record::of(target);
+    if (!then) return every_item_failed(step, then.err().message);
     for (auto& t : then->tables)
       items.push_back(item_prefix + t.table.label());
     items.push_back(sequences_item);
   }
-  auto run = [&]() -> status {
-    if (auto err = db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return err;
-    for (auto& item : items) {
-      if (item == sequences_item) {
-        auto now = db.sequences();
-        if (!now) return now.err();
-        for (auto& q : then->sequences) {
-          auto it = std::find_if(now->begin(), now->end(),
-                                 [&](auto& c) { return c.schema == q.schema && c.name == q.name; });
-          if (it == now->end() || it->last_value != q.last_value || it->is_called != q.is_called)
-            out.push_back({item, "sequence " + q.schema + "." + q.name + " is not at " +
-                                     std::to_string(q.last_value)});
-        }
-        continue;
-      }
-      auto* t = then->find(item.substr(std::string(item_prefix).size()));
-      if (t == nullptr) {
-        out.push_back({item, "the checkpoint has no such table"});
-        continue;
-      }
-      table_record now;
-      if (auto err = digest_rows(db, t->table, now)) return err;
-      if (now.sha256 != t->sha256)
-        out.push_back({item, std::to_string(now.rows) + " rows that differ from the checkpoint's " +
-                                 std::to_string(t->rows)});
-    }
-    return db.exec("COMMIT");
-  };
-  if (auto err = run()) {
-    abandon(err);
+  std::vector<failed_item> out;
+  if (auto err = with_session([&](pg_session& db) {
+        out.clear();
+        return read_back_in(db, items, target, out);
+      }))
     return every_item_failed(step, err.message);
-  }
   return out;
+}
+
+status database_component::read_back_in(pg_session& db, const std::vector<std::string>& items,
+                                        const component_image& target,
+                                        std::vector<failed_item>& out) {
+  auto then = database_record::of(target);
+  if (!then) return then.err();
+  if (auto err = db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return err;
+  for (auto& item : items) {
+    if (item == sequences_item) {
+      auto now = db.sequences();
+      if (!now) return now.err();
+      for (auto& q : then->sequences) {
+        auto it = std::find_if(now->begin(), now->end(),
+                               [&](auto& c) { return c.schema == q.schema && c.name == q.name; });
+        if (it == now->end() || it->last_value != q.last_value || it->is_called != q.is_called)
+          out.push_back({item, "sequence " + q.schema + "." + q.name + " is not at " +
+                                   std::to_string(q.last_value)});
+      }
+      continue;
+    }
+    auto* t = then->find(item.substr(std::string(item_prefix).size()));
+    if (t == nullptr) {
+      out.push_back({item, "the checkpoint has no such table"});
+      continue;
+    }
+    table_record now;
+    if (auto err = digest_rows(db, t->table, now)) return err;
+    if (now.sha256 != t->sha256)
+      out.push_back({item, std::to_string(now.rows) + " rows that differ from the checkpoint's " +
+                               std::to_string(t->rows)});
+  }
+  return db.exec("COMMIT");
 }
 
 } // namespace dsmil

@@ -151,11 +151,16 @@ result<std::unique_ptr<pg_session>> pg_session::open(const std::string& conninfo
   auto p = std::make_unique<impl>();
   p->target = *target;
   std::string full = conninfo;
-  if (full.find("connect_timeout") == std::string::npos) {
-    const bool uri = full.rfind("postgresql://", 0) == 0 || full.rfind("postgres://", 0) == 0;
-    const std::string t = "connect_timeout=" + std::to_string(options.connect_timeout_s);
-    full += uri ? (full.find('?') == std::string::npos ? "?" : "&") + t : " " + t;
-  }
+  const bool uri = full.rfind("postgresql://", 0) == 0 || full.rfind("postgres://", 0) == 0;
+  auto add = [&](const std::string& key, const std::string& value) {
+    if (uri)
+      full += (full.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
+    else
+      full += " " + key + "=" + quoted(value, '\'');
+  };
+  if (full.find("connect_timeout") == std::string::npos)
+    add("connect_timeout", std::to_string(options.connect_timeout_s));
+  if (!options.passfile.empty()) add("passfile", options.passfile);
   try {
     p->conn = std::make_unique<pqxx::connection>(full);
     p->tx = std::make_unique<pqxx::nontransaction>(*p->conn);

@@ -61,6 +61,7 @@ struct pg_options {
   uint32_t connect_timeout_s = 5;
   /// lock_timeout and statement_timeout of every statement; 0: none.
   uint32_t statement_timeout_ms = 0;
+  std::string passfile; ///< libpq's password file; empty: PGPASSFILE, ~/.pgpass
 };
 
 class pg_session {

@@ -140,7 +140,7 @@ TEST_CASE("after failure_threshold failed calls a component's breaker opens and 
   }
   n.counter->set_unreachable(false); // answers again, but the breaker holds calls off
   auto r = n.f.ctl("checkpoint.create");
-  CHECK(r.code == static_cast<uint8_t>(errc::unavailable));
+  CHECK(r.code == static_cast<uint8_t>(errc::circuit_open)); // as a device's breaker
   CHECK(r.message.find("component counter is failing (2 failures in a row; its breaker is open") !=
         std::string::npos);
   auto st = n.f.ok("status");

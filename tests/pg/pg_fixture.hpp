@@ -81,6 +81,41 @@ private:
   std::unique_ptr<pg_session> admin_;
 };
 
+/// A cluster of its own, for a test that stops and restarts the server
+/// (scripts/postgres pause / resume); removed at the end.
+class pg_private_cluster {
+public:
+  pg_private_cluster() {
+    const char* root = std::getenv("DSMIL_SOURCE_ROOT");
+    if (root == nullptr)
+      throw std::runtime_error("DSMIL_SOURCE_ROOT is not set (meson test sets it)");
+    script_ = std::string(root) + "/scripts/postgres";
+    char tmpl[] = "/tmp/dsmil-pg-own.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    FILE* p = ::popen((script_ + " start " + dir_).c_str(), "r");
+    char line[512] = {0};
+    const bool got = p != nullptr && std::fgets(line, sizeof(line), p) != nullptr;
+    if (p != nullptr) ::pclose(p);
+    if (!got) throw std::runtime_error("scripts/postgres start failed");
+    base_ = line;
+    while (!base_.empty() && base_.back() == '\n')
+      base_.pop_back();
+  }
+  ~pg_private_cluster() { std::system((script_ + " stop " + dir_).c_str()); }
+  std::string conninfo(const std::string& db = "postgres") const { return base_ + " dbname=" + db; }
+  /// The server goes down (fast shutdown), or comes back on its port.
+  void pause() { run("pause"); }
+  void resume() { run("resume"); }
+
+private:
+  void run(const char* what) {
+    if (std::system((script_ + " " + what + " " + dir_).c_str()) != 0)
+      throw std::runtime_error(std::string("scripts/postgres ") + what + " failed");
+  }
+  std::string base_, dir_, script_;
+};
+
 /// Everything a pull gives, to its end.
 inline std::string drain(const pg_session::byte_pull& pull) {
   std::string out;
