@@ -9,6 +9,7 @@
 #include "bench/checkpoint_bench.hpp"
 #include "bench/latency_bench.hpp"
 #include "bench/agents_bench.hpp"
+#include "bench/database_bench.hpp"
 #include "bench/rollback_bench.hpp"
 #include "bench/soak_bench.hpp"
 #include "bench/tpm_bench.hpp"
@@ -117,6 +118,17 @@ int main(int argc, char** argv) {
   lt->add_option("--requests", lo.requests, "status requests on the idle node (default 500)");
   lt->add_option("--dir", lo.dir, "work directory (default: a fresh one under /var/tmp)");
   lt->add_flag("--json", as_json, "print one JSON document on stdout");
+  auto* db = app.add_subcommand("database", "the database component vs pg_dump -Fc and pg_restore "
+                                            "on a pgbench database (checkpoint, incremental bytes, "
+                                            "restore)");
+  database_bench_options dbo;
+  db->add_option("--scale", dbo.scale, "pgbench scale, 100 000 accounts each (default 20)");
+  db->add_option("--transactions", dbo.transactions,
+                 "pgbench transactions between the checkpoints (default 1000)");
+  db->add_option("--conninfo", dbo.conninfo,
+                 "a PostgreSQL to use, key=value form (default: a private cluster)");
+  db->add_option("--dir", dbo.dir, "work directory (default: a fresh one under /var/tmp)");
+  db->add_flag("--json", as_json, "print one JSON document on stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -145,6 +157,12 @@ int main(int argc, char** argv) {
     return report(run_agents_bench(ao), as_json, print_agents_report);
   }
   if (sk->parsed()) return report(run_soak_bench(so), as_json, print_soak_report);
+  if (db->parsed()) {
+    if (dbo.scale == 0 || dbo.transactions == 0)
+      return std::fprintf(stderr, "dsmil-bench: --scale and --transactions must be at least 1\n"),
+             2;
+    return report(run_database_bench(dbo), as_json, print_database_report);
+  }
   if (lt->parsed()) {
     auto bytes = parse_size(lt_size);
     if (!bytes)

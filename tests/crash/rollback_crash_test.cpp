@@ -11,6 +11,10 @@
 //   - the agents (the reference host, under load), read straight from their
 //     state files, are each at the pre-rollback checkpoint's state, or, when
 //     the saga completed and planned the agent, at the target's;
+//   - the database (a private PostgreSQL, edited between rollbacks), read
+//     with its own session: every table and sequence at the state before
+//     the rollback, or, when the saga completed and planned the database,
+//     at the target's: a restore killed in the middle changed nothing;
 //   - the node's report (rollback history) agrees: completed means the
 //     second, anything else the first; no saga is left without an end;
 //   - no checkpoint the driver saw created is lost, and the store checks clean.
@@ -37,156 +41,35 @@
 #include "actors/messages.hpp"
 #include "actors/node_client.hpp"
 #include "dsmil/fields_json.hpp"
-#include "tests/process.hpp"
-#include "runtime/base/crypto.hpp"
 #include "runtime/config/node_config.hpp"
-#include "runtime/os/env.hpp"
-#include "simd/crc64.hpp"
-#include "tests/test_util.hpp"
+#include "tests/crash/crash_node.hpp"
+#include "tests/pg/pg_fixture.hpp"
 
 using namespace dsmil;
+using namespace dsmil::test;
 using nlohmann::json;
 
 namespace {
 
-// The restorable part of one device, as the state file holds it.
-struct dev_state {
-  bool enabled = false;
-  uint8_t level = 0;
-  std::vector<uint32_t> registers;
-  std::vector<uint8_t> blob;
-  bool operator==(const dev_state& o) const {
-    return enabled == o.enabled && level == o.level && registers == o.registers && blob == o.blob;
+// Every table's rows and every sequence of `db`, hashed.
+std::string database_digest(const pg_database& db) {
+  auto s = db.session();
+  auto tables = s->tables();
+  REQUIRE(tables.ok());
+  std::string all;
+  REQUIRE_FALSE(s->exec("BEGIN ISOLATION LEVEL REPEATABLE READ"));
+  for (auto& t : *tables) {
+    auto pull = s->copy_out(t);
+    REQUIRE(pull.ok());
+    all += t.label() + "\n" + drain(*pull);
   }
-  bool operator!=(const dev_state& o) const { return !(*this == o); }
-};
-using snapshot = std::map<device_id, dev_state>;
-
-// Reads the simulator's state file on its own terms (format in
-// runtime/devices/sim_driver.cpp): per device, the intact slot with the higher sequence.
-snapshot read_devices(const std::string& path, const std::vector<device_id>& ids) {
-  auto bytes = test::slurp(path);
-  REQUIRE(bytes.size() >= 64);
-  REQUIRE(std::memcmp(bytes.data(), "DSMSIM01", 8) == 0);
-  uint32_t count, slot_bytes;
-  std::memcpy(&count, &bytes[16], 4);
-  std::memcpy(&slot_bytes, &bytes[20], 4);
-  REQUIRE(count == ids.size());
-  REQUIRE(bytes.size() == 64 + size_t{count} * 2 * slot_bytes);
-  snapshot out;
-  for (size_t i = 0; i < count; ++i) {
-    const char* best = nullptr;
-    uint64_t best_seq = 0;
-    for (int w = 0; w < 2; ++w) {
-      const char* p = bytes.data() + 64 + (i * 2 + static_cast<size_t>(w)) * slot_bytes;
-      uint64_t seq, crc;
-      uint32_t len;
-      std::memcpy(&seq, p, 8);
-      std::memcpy(&crc, p + 8, 8);
-      std::memcpy(&len, p + 16, 4);
-      if (seq == 0 || len > slot_bytes - 20) continue;
-      uint64_t c = simd::crc64(&seq, 8);
-      c = simd::crc64(&len, 4, c);
-      c = simd::crc64(p + 20, len, c);
-      if (c == crc && seq > best_seq) best = p, best_seq = seq;
-    }
-    REQUIRE_MESSAGE(best, "device " << format_device_id(ids[i]) << " has no intact slot");
-    const char* b = best + 20;
-    dev_state s;
-    uint16_t regs;
-    uint32_t blob;
-    s.enabled = b[0] == 1;
-    s.level = static_cast<uint8_t>(b[1]);
-    std::memcpy(&regs, b + 2, 2);
-    std::memcpy(&blob, b + 4, 4);
-    s.registers.resize(regs);
-    std::memcpy(s.registers.data(), b + 8, size_t{regs} * 4);
-    s.blob.assign(b + 8 + size_t{regs} * 4, b + 8 + size_t{regs} * 4 + blob);
-    out[ids[i]] = std::move(s);
-  }
-  return out;
+  auto seqs = s->sequences();
+  REQUIRE(seqs.ok());
+  for (auto& q : *seqs)
+    all += q.name + " " + std::to_string(q.last_value) + (q.is_called ? " called\n" : "\n");
+  REQUIRE_FALSE(s->exec("COMMIT"));
+  return sha256_hex(all);
 }
-
-// Each agent's state file (actors/agents/sim_agents.cpp), hashed: the state
-// it has when it parks or is restored, which a kill -9 leaves as it was.
-std::map<std::string, std::string> read_agents(const std::string& dir, int count) {
-  std::map<std::string, std::string> out;
-  for (int i = 0; i < count; ++i) {
-    char id[32];
-    std::snprintf(id, sizeof id, "agent-%02d", i);
-    auto path = dir + "/" + id + ".state";
-    if (!std::filesystem::exists(path)) continue;
-    auto snapshot = sim_agent_host::read_state_file(env::posix(), path);
-    out[id] = snapshot ? sha256_hex(*snapshot) : "unreadable: " + snapshot.err().message;
-  }
-  return out;
-}
-
-class node_driver {
-public:
-  node_driver(caf::actor_system& sys, std::string data_dir, std::string config)
-      : sys_(sys), data_dir_(std::move(data_dir)), config_(std::move(config)) {}
-
-  void start() {
-    std::vector<std::string> argv = {
-        test::program("DSMILD"), "--listen", "127.0.0.1:0", "--data-dir", data_dir_,
-        "--log-level",           "warn"};
-    if (!config_.empty()) {
-      argv.push_back("--config");
-      argv.push_back(config_);
-    }
-    proc_ = std::make_unique<test::child_process>(argv);
-    // Log lines (a saga settled at start-up) may come before it.
-    const std::string prefix = "dsmild listening on ";
-    auto line = proc_->read_line();
-    for (int skipped = 0;
-         skipped < 100 && !line.empty() && line.compare(0, prefix.size(), prefix) != 0; ++skipped)
-      line = proc_->read_line();
-    REQUIRE_MESSAGE(line.compare(0, prefix.size(), prefix) == 0,
-                    "dsmild did not start: '" << line << "' " << test::slurp(proc_->stderr_path()));
-    auto endpoint = line.substr(prefix.size());
-    auto colon = endpoint.rfind(':');
-    auto remote = sys_.middleman().remote_actor<node_api>(
-        endpoint.substr(0, colon), static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
-    REQUIRE_MESSAGE(remote, "cannot connect to dsmild at " << endpoint);
-    node_ = *remote;
-  }
-
-  int kill() {
-    int rc = proc_->stop(SIGKILL);
-    proc_.reset();
-    return rc;
-  }
-  void stop() {
-    if (proc_) proc_->stop(SIGTERM);
-    proc_.reset();
-  }
-
-  control_reply ctl(const std::string& command, const json& args = json::object()) {
-    auto r = ask_node(sys_, node_, std::chrono::seconds(60), command, args);
-    if (!r) return control_reply{255, r.err().message, "{}"};
-    return *r;
-  }
-  json ok(const std::string& command, const json& args = json::object()) {
-    auto r = ctl(command, args);
-    REQUIRE_MESSAGE(r.code == 0, command << ": " << r.message);
-    return json::parse(r.body);
-  }
-  // Fire and forget: the answer is never awaited (the node is killed).
-  void send(const std::string& command, const json& args) {
-    REQUIRE(command == "rollback");
-    rollback_request req;
-    REQUIRE(from_json_fields(args, req).empty());
-    caf::anon_send(node_, req);
-  }
-
-private:
-  caf::actor_system& sys_;
-  std::string data_dir_;
-  std::string config_;
-  std::unique_ptr<test::child_process> proc_;
-  node_api node_;
-};
 
 } // namespace
 
@@ -226,11 +109,23 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
   test::spit(config, "[rollback]\non_interrupted = \"" + policy +
                          "\"\n[agents]\nbackend = \"sim\"\ncount = " + std::to_string(agent_count) +
                          "\nstate_kib = 64\ntasks_per_second = 400\n");
+  // The database: accounts changed in place, events added and deleted.
+  pg_database db;
+  REQUIRE_FALSE(db.session()->exec(
+      "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL); "
+      "CREATE TABLE events (id serial PRIMARY KEY, account int REFERENCES accounts(id) "
+      "DEFERRABLE, note text); "
+      "INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 2000) g"));
+  {
+    auto text = test::slurp(config);
+    test::spit(config, text + "[database]\nconninfo = \"" + db.conninfo() + "\"\n");
+  }
   const std::string agents_dir = data + "/agents.sim";
   node_driver node(sys, data, config);
   node.start();
 
-  std::map<std::string, snapshot> checkpoints; // the oracle: what each checkpoint holds
+  std::map<std::string, snapshot> checkpoints;  // the oracle: what each checkpoint holds
+  std::map<std::string, std::string> databases; // and its database's digest
   auto change_devices = [&](int n) {
     for (int i = 0; i < n; ++i) {
       auto id = writable[pick(writable.size())];
@@ -239,12 +134,23 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
                              {"value", static_cast<uint32_t>(rng())}});
     }
   };
+  auto db_session = db.session();
+  auto change_database = [&] {
+    const auto m = std::to_string(2 + pick(20)), r = std::to_string(pick(2));
+    REQUIRE_FALSE(db_session->exec(
+        "UPDATE accounts SET balance = balance + " + std::to_string(1 + pick(1000)) +
+        " WHERE id % " + m + " = " + r + "; INSERT INTO events (account, note) SELECT g, 'k" +
+        std::to_string(pick(1000000)) + "' FROM generate_series(1, " + std::to_string(pick(40)) +
+        ") g; DELETE FROM events WHERE id % " + m + " = 1"));
+  };
   auto create_checkpoint = [&] {
     auto r = node.ok("checkpoint.create", {{"name", "crash"}});
     checkpoints[r["id"].get<std::string>()] = read_devices(devices_file, ids);
+    databases[r["id"].get<std::string>()] = database_digest(db);
   };
   for (int i = 0; i < 3; ++i) {
     change_devices(10);
+    change_database();
     create_checkpoint();
   }
 
@@ -276,10 +182,13 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
     CAPTURE(seed);
     if (pick(4) == 0) {
       change_devices(static_cast<int>(1 + pick(8)));
+      change_database();
       create_checkpoint();
     }
     change_devices(static_cast<int>(1 + pick(20)));
+    change_database();
     auto pre = read_devices(devices_file, ids);
+    const auto pre_db = database_digest(db);
     auto it = checkpoints.begin();
     std::advance(it, static_cast<long>(pick(checkpoints.size())));
     const std::string target_id = it->first;
@@ -390,6 +299,23 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
         FAIL_CHECK("agents at neither state after kill " << k << " (saga outcome '" << outcome
                                                          << "', type " << type << "): " << wrong);
       }
+    }
+    // The database: one transaction, so all of the target or none of it.
+    bool database_planned = false;
+    if (!saga.is_null() && outcome == "completed")
+      for (auto& st : node.ok("rollback.show", {{"id", saga["id"]}})["steps"])
+        database_planned = database_planned || st["component"] == "database";
+    if (type == "full" || type == "emergency") CHECK(database_planned == (outcome == "completed"));
+    const auto now_db = database_digest(db);
+    const auto& target_db = databases.at(target_id);
+    if (now_db != pre_db && now_db != target_db) {
+      ++mixed;
+      FAIL_CHECK("database at neither state after kill " << k << " (saga outcome '" << outcome
+                                                         << "', type " << type << ")");
+    } else if (now_db != (database_planned ? target_db : pre_db)) {
+      ++disagreements;
+      FAIL_CHECK("the node reports '" << outcome << "' but the database says otherwise (kill " << k
+                                      << ", type " << type << ")");
     }
     const bool at_pre = now == pre;
     const bool at_target = now == applied;
