@@ -10,6 +10,7 @@
 #include "bench/bench_util.hpp"
 #include "runtime/components/checkpoint_images.hpp"
 #include "runtime/os/env.hpp"
+#include "runtime/store/layout.hpp"
 #include "runtime/pg/database_component.hpp"
 #include "runtime/pg/pg_session.hpp"
 
@@ -130,6 +131,9 @@ result<json> run_database_bench(const database_bench_options& o) {
   if (!second) return second.err();
   r["incremental_s"] = now_s() - t0;
   r["incremental_bytes"] = dir_bytes((*store)->dir()) - before;
+  // Of which the manifest: every table's chunk list, whole, in each one.
+  r["incremental_manifest_bytes"] =
+      std::filesystem::file_size((*store)->dir() + "/" + layout::manifest(second->id));
 
   auto target = image(first->id);
   if (!target) return target.err();
@@ -150,8 +154,12 @@ result<json> run_database_bench(const database_bench_options& o) {
   r["restore_s"] = now_s() - t0;
   if (!failed.empty())
     return make_error(errc::rollback_failed, failed[0].id + ": " + failed[0].error);
+  // A read-back is one digest of every restored table: the restore takes
+  // one before and one after its merge.
+  t0 = now_s();
   if (!c.read_back(step, *target).empty())
     return make_error(errc::rollback_failed, "the restored database differs from the checkpoint");
+  r["read_back_s"] = now_s() - t0;
   // pg_restore starts where the restore did: the state pgbench left.
   failed = c.apply(step, *now);
   if (!failed.empty())
@@ -179,14 +187,18 @@ void print_database_report(const json& r) {
   std::printf("  checkpoint    %8.2f s   pg_dump -Fc   %8.2f s   %.2fx (target >= 2x)\n",
               r["checkpoint_s"].get<double>(), r["pg_dump_s"].get<double>(),
               r["checkpoint_ratio"].get<double>());
-  std::printf("  incremental   %s added   pg_dump file  %s   %.1f%% (target <= 10%%)\n",
+  std::printf("  incremental   %s added (manifest %s)   pg_dump file  %s   %.1f%% (target <= "
+              "10%%)\n",
               human(r["incremental_bytes"].get<double>()).c_str(),
+              human(r["incremental_manifest_bytes"].get<double>()).c_str(),
               human(r["pg_dump_bytes"].get<double>()).c_str(),
               100.0 * r["incremental_fraction"].get<double>());
   std::printf("  restore       %8.2f s   pg_restore    %8.2f s   %.2fx (target >= 2x)%s\n",
               r["restore_s"].get<double>(), r["pg_restore_s"].get<double>(),
               r["restore_ratio"].get<double>(),
               r["pg_restore_matches"].get<bool>() ? "" : "  (pg_restore's rows differ!)");
+  std::printf("  (a digest of the %u restored tables, as read back: %.2f s)\n",
+              r["tables_restored"].get<unsigned>(), r["read_back_s"].get<double>());
 }
 
 } // namespace dsmil::bench

@@ -26,7 +26,9 @@ struct database_bench_options {
 /// pg_restore_s, incremental_bytes, pg_dump_bytes, incremental_s,
 /// checkpoint_ratio (pg_dump_s / checkpoint_s), restore_ratio
 /// (pg_restore_s / restore_s), incremental_fraction (incremental_bytes /
-/// pg_dump_bytes), rows, tables_restored.
+/// pg_dump_bytes), incremental_manifest_bytes (the manifest's share),
+/// tables_restored, pg_restore_matches, read_back_s (one digest of the
+/// restored tables).
 result<nlohmann::json> run_database_bench(const database_bench_options& o);
 void print_database_report(const nlohmann::json& r);
 
