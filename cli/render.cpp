@@ -170,6 +170,16 @@ void render_rollback(const json& b, std::ostream& out) {
       if (d["security_level"].get<bool>()) out << " security-level";
       out << "\n";
     }
+    if (p.contains("database")) {
+      auto& d = p["database"];
+      out << "  database " << str(d["database"]) << " (" << str(d["server_version"])
+          << "):" << (d.value("sequences_differ", false) ? " sequences differ" : " sequences equal")
+          << "\n";
+      for (auto& t : d["tables"])
+        out << "    " << str(t["table"]) << ": " << t["rows_checkpoint"].get<uint64_t>()
+            << " rows in the checkpoint, " << t["rows_now"].get<uint64_t>() << " now"
+            << (t["differs"].get<bool>() ? ", differs" : "") << "\n";
+    }
   }
   if (b.contains("skipped_quarantined") && !b["skipped_quarantined"].empty())
     out << "  quarantined, never written: " << b["skipped_quarantined"].dump() << "\n";
