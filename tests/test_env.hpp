@@ -41,6 +41,20 @@ inline std::string random_bytes_of(size_t n, uint64_t seed) {
   return s;
 }
 
+/// `n` bytes of words and line ends (compressible, like logs and
+/// configuration), the same for the same `seed`.
+inline std::string text_of(size_t n, uint64_t seed) {
+  static const char* words[] = {"device", "rollback", "checkpoint", "0x8031",   "enabled",
+                                "level",  "register", "agent",      "workflow", "RUNNING"};
+  std::string s;
+  while (s.size() < n) {
+    s += words[splitmix64(seed) % 10];
+    s += (splitmix64(seed) % 8 == 0) ? '\n' : ' ';
+  }
+  s.resize(n);
+  return s;
+}
+
 /// A stream's source over `data` (which must outlive it), at most `step`
 /// bytes a call.
 inline byte_source source_of(const std::string& data, size_t step = 100000) {
