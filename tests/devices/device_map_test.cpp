@@ -264,3 +264,41 @@ TEST_CASE("agent chunk sizes in the node config are checked") {
   REQUIRE_FALSE(big.ok());
   CHECK(big.err().message.find("node.toml:2: 'chunk_kib' must be between 4 and 1024") == 0);
 }
+
+TEST_CASE("database settings in the node config are checked; a password is refused unechoed") {
+  auto embedded = node_config::embedded();
+  REQUIRE(embedded.ok());
+  CHECK(embedded->database.conninfo.empty()); // no database component by default
+  auto set = node_config::parse("[database]\nconninfo = \"host=/run/postgresql dbname=app\"\n"
+                                "tables = [\"orders\", \"audit.log\"]\noptional = true\n"
+                                "failure_threshold = 2\npassfile = \"/etc/dsmil/pgpass\"\n",
+                                "node.toml", "");
+  REQUIRE_MESSAGE(set.ok(), set.err().message);
+  CHECK(set->database.tables == std::vector<std::string>{"orders", "audit.log"});
+  CHECK(set->database.optional);
+  CHECK(set->database.failure_threshold == 2);
+  CHECK(set->database.chunk_kib == 8);
+  for (const char* with_password :
+       {"host=h password=s3cret dbname=d", "host=h  password = 's3 cret' dbname=d",
+        "postgresql://ops:s3cret@h/d", "postgresql://h/d?sslmode=require&password=s3cret"}) {
+    CAPTURE(with_password);
+    CHECK(conninfo_has_password(with_password));
+    auto bad = node_config::parse(std::string("[database]\nconninfo = \"") + with_password + "\"\n",
+                                  "node.toml", "");
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.err().code == errc::config_error);
+    CHECK(bad.err().message.find("node.toml:2: [database] conninfo holds a password") == 0);
+    CHECK(bad.err().message.find("s3") == std::string::npos);
+  }
+  for (const char* without :
+       {"host=h dbname=d user=ops", "host=h application_name='password=x' dbname=d",
+        "postgresql://ops@h/d", "postgresql://h:5433/d?sslmode=require"})
+    CHECK_FALSE(conninfo_has_password(without));
+  auto none = node_config::parse("[database]\noptional = true\n", "node.toml", "");
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.err().message.find("[database] needs conninfo") != std::string::npos);
+  auto odd =
+      node_config::parse("[database]\nconninfo = \"dbname=d\"\nchunk_kib = 12\n", "node.toml", "");
+  REQUIRE_FALSE(odd.ok());
+  CHECK(odd.err().message.find("chunk_kib must be a power of two") != std::string::npos);
+}
