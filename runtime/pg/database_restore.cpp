@@ -10,18 +10,8 @@ namespace dsmil {
 
 namespace {
 
-// `s` between `q`s, each `q` in it doubled: an SQL identifier (") or literal (').
-std::string quoted(const std::string& s, char q) {
-  std::string out(1, q);
-  for (char c : s) {
-    if (c == q) out += q;
-    out += c;
-  }
-  return out + q;
-}
-
 std::string ident(const std::string& s) {
-  return quoted(s, '"');
+  return sql_quoted(s, '"');
 }
 
 // "p.a, p.b" for `cols`, each prefixed by `alias` (none when empty).
@@ -176,7 +166,7 @@ status database_component::apply_in(pg_session& db, const saga_step& step,
   if (sequences)
     for (auto& q : then->sequences)
       if (auto err =
-              db.exec("SELECT setval(" + quoted(q.qualified(), '\'') + ", " +
+              db.exec("SELECT setval(" + sql_quoted(q.qualified(), '\'') + ", " +
                       std::to_string(q.last_value) + ", " + (q.is_called ? "true" : "false") + ")"))
         return err;
   return db.exec("COMMIT");

@@ -15,19 +15,8 @@ namespace dsmil {
 
 namespace {
 
-// `s` between `q`s, each `q` in it doubled: SQL's quoting of identifiers
-// (") and literals (').
-std::string quoted(const std::string& s, char q) {
-  std::string out(1, q);
-  for (char c : s) {
-    if (c == q) out += q;
-    out += c;
-  }
-  return out + q;
-}
-
 std::string quote_ident(const std::string& s) {
-  return quoted(s, '"');
+  return sql_quoted(s, '"');
 }
 
 std::string first_line(const std::string& s) {
@@ -57,6 +46,15 @@ constexpr const char* session_settings =
     "SET bytea_output TO 'hex'";
 
 } // namespace
+
+std::string sql_quoted(const std::string& s, char q) {
+  std::string out(1, q);
+  for (char c : s) {
+    if (c == q) out += q;
+    out += c;
+  }
+  return out + q;
+}
 
 std::string pg_target::describe() const {
   return "host " + host + ", port " + port + ", database " + database;
@@ -156,7 +154,7 @@ result<std::unique_ptr<pg_session>> pg_session::open(const std::string& conninfo
     if (uri)
       full += (full.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
     else
-      full += " " + key + "=" + quoted(value, '\'');
+      full += " " + key + "=" + sql_quoted(value, '\'');
   };
   if (full.find("connect_timeout") == std::string::npos)
     add("connect_timeout", std::to_string(options.connect_timeout_s));
@@ -308,7 +306,7 @@ status pg_session::join_snapshot(const std::string& snapshot_id) {
       });
   if (!plain) return make_error(errc::invalid_argument, "not a snapshot id: '" + snapshot_id + "'");
   if (auto err = exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return err;
-  return exec("SET TRANSACTION SNAPSHOT " + quoted(snapshot_id, '\''));
+  return exec("SET TRANSACTION SNAPSHOT " + sql_quoted(snapshot_id, '\''));
 }
 
 result<pg_session::byte_pull> pg_session::copy_out(const pg_table& table) {

@@ -19,6 +19,10 @@
 
 namespace dsmil {
 
+/// `s` between `q`s, each `q` in it doubled: SQL's quoting of identifiers
+/// (`q` = ") and literals (').
+std::string sql_quoted(const std::string& s, char q);
+
 /// Where a connection string leads, for messages (never its password).
 struct pg_target {
   std::string host; ///< a host name, an address, or a unix socket directory

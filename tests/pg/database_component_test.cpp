@@ -28,28 +28,8 @@ void pgbench(const pg_database& db, const std::string& args) {
   REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, cmd);
 }
 
-// Every table's rows (ordered by every column, so independent of the
-// component's own reading) and every sequence, as one comparable text.
 std::string contents(const pg_database& db) {
-  auto s = db.session();
-  auto tables = s->tables();
-  REQUIRE(tables.ok());
-  std::string out;
-  REQUIRE_FALSE(s->exec("BEGIN ISOLATION LEVEL REPEATABLE READ"));
-  for (auto& t : *tables) {
-    pg_table by_all = t;
-    by_all.key_columns.clear(); // copy_out orders by every column then
-    auto pull = s->copy_out(by_all);
-    REQUIRE(pull.ok());
-    out += t.label() + " " + sha256_hex(drain(*pull)) + "\n";
-  }
-  auto seqs = s->sequences();
-  REQUIRE(seqs.ok());
-  for (auto& q : *seqs)
-    out += q.schema + "." + q.name + " " + std::to_string(q.last_value) +
-           (q.is_called ? " called\n" : "\n");
-  REQUIRE_FALSE(s->exec("COMMIT"));
-  return out;
+  return database_contents(db.conninfo());
 }
 
 // A port that fails its reads after `fail_after` bytes (-1: never).

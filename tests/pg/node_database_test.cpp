@@ -15,25 +15,8 @@ using nlohmann::json;
 
 namespace {
 
-// Every table's rows and every sequence of `conninfo`'s database, as text.
 std::string contents(const std::string& conninfo) {
-  auto s = pg_session::open(conninfo);
-  REQUIRE(s.ok());
-  auto tables = (*s)->tables();
-  REQUIRE(tables.ok());
-  std::string out;
-  REQUIRE_FALSE((*s)->exec("BEGIN ISOLATION LEVEL REPEATABLE READ"));
-  for (auto& t : *tables) {
-    auto pull = (*s)->copy_out(t);
-    REQUIRE(pull.ok());
-    out += t.label() + "\n" + drain(*pull);
-  }
-  auto seqs = (*s)->sequences();
-  REQUIRE(seqs.ok());
-  for (auto& q : *seqs)
-    out += q.name + " " + std::to_string(q.last_value) + "\n";
-  REQUIRE_FALSE((*s)->exec("COMMIT"));
-  return out;
+  return database_contents(conninfo);
 }
 
 void sql(const std::string& conninfo, const std::string& text) {

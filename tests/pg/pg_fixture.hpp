@@ -128,4 +128,32 @@ inline std::string drain(const pg_session::byte_pull& pull) {
   }
 }
 
+/// Every table's rows (ordered by every column, so independent of how the
+/// database component reads them) and every sequence's value, as one text,
+/// read in one snapshot: two states compare equal when this does.
+inline std::string database_contents(const std::string& conninfo) {
+  auto s = pg_session::open(conninfo);
+  if (!s) throw std::runtime_error(s.err().message);
+  auto check = [](const status& err) {
+    if (err) throw std::runtime_error(err.message);
+  };
+  check((*s)->exec("BEGIN ISOLATION LEVEL REPEATABLE READ"));
+  auto tables = (*s)->tables();
+  if (!tables) throw std::runtime_error(tables.err().message);
+  std::string out;
+  for (auto t : *tables) {
+    t.key_columns.clear(); // copy_out orders by every column then
+    auto pull = (*s)->copy_out(t);
+    if (!pull) throw std::runtime_error(pull.err().message);
+    out += t.label() + "\n" + drain(*pull);
+  }
+  auto seqs = (*s)->sequences();
+  if (!seqs) throw std::runtime_error(seqs.err().message);
+  for (auto& q : *seqs)
+    out += q.schema + "." + q.name + " " + std::to_string(q.last_value) +
+           (q.is_called ? " called\n" : "\n");
+  check((*s)->exec("COMMIT"));
+  return out;
+}
+
 } // namespace dsmil::test
