@@ -90,6 +90,7 @@ result<json> run_database_bench(const database_bench_options& o) {
   database_settings s;
   s.conninfo = db;
   s.capture_timeout_ms = s.restore_timeout_ms = 3600000;
+  if (o.chunk_kib != 0) s.chunk_kib = o.chunk_kib;
   database_component c(s, port);
   auto checkpoint = [&](const std::string& label) -> result<checkpoint_info> {
     auto img = c.capture();

@@ -19,7 +19,8 @@ struct database_bench_options {
   unsigned scale = 20;  ///< pgbench scale (100 000 accounts each)
   std::string conninfo; ///< a server to use (a database is created there); empty: a private cluster
   unsigned transactions = 1000;
-  std::string dir; ///< empty: a fresh one under /var/tmp, removed after
+  std::string dir;        ///< empty: a fresh one under /var/tmp, removed after
+  unsigned chunk_kib = 0; ///< 0: the component's default
 };
 
 /// Keys: scale, transactions, checkpoint_s, pg_dump_s, restore_s,

@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
                  "pgbench transactions between the checkpoints (default 1000)");
   db->add_option("--conninfo", dbo.conninfo,
                  "a PostgreSQL to use, key=value form (default: a private cluster)");
+  db->add_option("--chunk-kib", dbo.chunk_kib,
+                 "average chunk size of the tables' streams, as [database] chunk_kib "
+                 "(default: the component's)")
+      ->check(CLI::Range(4u, 1024u));
   db->add_option("--dir", dbo.dir, "work directory (default: a fresh one under /var/tmp)");
   db->add_flag("--json", as_json, "print one JSON document on stdout");
   try {

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <sstream>
 
+#include "runtime/store/chunk_lists.hpp"
 #include "runtime/store/state_codec.hpp"
 #include "runtime/config/toml_util.hpp"
 
@@ -47,8 +48,13 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
     }
   }
 
-  std::vector<std::pair<digest, std::string>> fresh; // chunks not stored yet
-  std::set<std::string> added;                       // new chunks of this checkpoint's pack
+  struct fresh_chunk {
+    digest id;
+    std::string bytes;
+    bool plain; // a chunk list: stored unencrypted, named by its SHA-256
+  };
+  std::vector<fresh_chunk> fresh; // chunks not stored yet
+  std::set<std::string> added;    // new chunks of this checkpoint's pack
   if (held)
     for (auto& [id, record] : held->records)
       added.insert(id);
@@ -62,7 +68,21 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
       stored = index_.count(ref.id) > 0;
     }
     if (!stored && added.insert(ref.id).second) {
-      fresh.emplace_back(d, bytes);
+      fresh.push_back({d, bytes, false});
+      info.new_bytes += bytes.size();
+    }
+    return ref;
+  };
+  auto add_list_chunk = [&](const std::string& bytes) {
+    auto d = sha256(bytes);
+    chunk_ref ref{to_hex(d), bytes.size()};
+    bool stored;
+    {
+      std::lock_guard<std::mutex> guard(index_mu_);
+      stored = index_.count(ref.id) > 0;
+    }
+    if (!stored && added.insert(ref.id).second) {
+      fresh.push_back({d, bytes, true});
       info.new_bytes += bytes.size();
     }
     return ref;
@@ -87,6 +107,9 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
       m.streams.push_back(std::move(e));
     }
   }
+  for (auto& e : m.streams)
+    if (e.chunks.size() >= listed_stream_min_chunks)
+      if (auto err = list_stream(e, add_list_chunk)) return err;
   info.new_bytes += req.streams_new_bytes;
   compute_roots(m);
 
@@ -107,8 +130,11 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
       }
     simd::deflater deflate(opts_.deflate_level);
     std::string record;
-    for (auto& [d, bytes] : fresh) {
-      encode_record(d, bytes, &deflate, record, keys_.get());
+    for (auto& [d, bytes, plain] : fresh) {
+      if (plain)
+        encode_record(d, bytes, nullptr, record, nullptr); // ids: nothing to compress or hide
+      else
+        encode_record(d, bytes, &deflate, record, keys_.get());
       entries.push_back({to_hex(d), {pack_name, pack_bytes.size(), record.size()}});
       pack_index += index_line(entries.back().first, pack_bytes.size(), record.size());
       pack_bytes += record;

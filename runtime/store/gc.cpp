@@ -24,9 +24,10 @@ result<gc_report> checkpoint_store::gc(double rewrite_below) {
     auto body = env_.read_file(dir_ + "/" + rel);
     if (!body) return body.err();
     auto m = decode_manifest(*body, rel);
-    if (!m)
-      return make_error(m.err().code, "gc stopped: " + m.err().message +
-                                          "; repair or delete that checkpoint first");
+    status err = m ? resolve_lists(*m, rel) : m.err();
+    if (err)
+      return make_error(err.code,
+                        "gc stopped: " + err.message + "; repair or delete that checkpoint first");
     for (auto* ref : chunk_refs(*m))
       live.insert(ref->id);
   }

@@ -1,6 +1,7 @@
 #include "runtime/store/manifest.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -55,17 +56,39 @@ std::string devices_text(const manifest& m) {
   return out;
 }
 
+void append_refs(std::string& out, const std::vector<chunk_ref>& refs, const char* indent) {
+  out += '[';
+  for (size_t i = 0; i < refs.size(); ++i) {
+    out += i == 0 ? "\n" : ",\n";
+    out += indent;
+    out += '[';
+    append_string(out, refs[i].id);
+    out += ", " + std::to_string(refs[i].size) + "]";
+  }
+  if (!refs.empty()) {
+    out += '\n';
+    out.append(indent, std::strlen(indent) - 2);
+  }
+  out += ']';
+}
+
 std::string streams_text(const manifest& m) {
   std::string out = "[";
   for (size_t k = 0; k < m.streams.size(); ++k) {
     auto& s = m.streams[k];
-    out += k == 0 ? "\n      {\n        \"chunks\": [" : ",\n      {\n        \"chunks\": [";
-    for (size_t i = 0; i < s.chunks.size(); ++i) {
-      out += i == 0 ? "\n          [" : ",\n          [";
-      append_string(out, s.chunks[i].id);
-      out += ", " + std::to_string(s.chunks[i].size) + "]";
+    out += k == 0 ? "\n      {\n" : ",\n      {\n";
+    if (s.listed()) {
+      out += "        \"list\": {\n          \"base\": ";
+      append_refs(out, s.list_base, "            ");
+      out += ",\n          \"count\": " + std::to_string(s.count) + ",\n          \"edits\": ";
+      append_refs(out, s.list_edits, "            ");
+      out += "\n        },\n";
+    } else {
+      out += "        \"chunks\": ";
+      append_refs(out, s.chunks, "          ");
+      out += ",\n";
     }
-    out += s.chunks.empty() ? "],\n        \"name\": " : "\n        ],\n        \"name\": ";
+    out += "        \"name\": ";
     append_string(out, s.name);
     out += ",\n        \"root\": ";
     append_string(out, s.root);
@@ -93,22 +116,31 @@ void compute_roots(manifest& m) {
   m.devices_root = root_of(ids);
   std::vector<const std::string*> roots = {&m.configuration_root, &m.devices_root};
   for (auto& s : m.streams) {
-    std::vector<const std::string*> sids;
-    for (auto& c : s.chunks)
-      sids.push_back(&c.id);
-    s.root = root_of(sids);
+    if (s.resolved()) s.root = chunks_root(s.chunks);
     roots.push_back(&s.root);
   }
   m.merkle_root = root_of(roots);
+}
+
+std::string chunks_root(const std::vector<chunk_ref>& chunks) {
+  std::vector<const std::string*> ids;
+  ids.reserve(chunks.size());
+  for (auto& c : chunks)
+    ids.push_back(&c.id);
+  return root_of(ids);
 }
 
 std::vector<const chunk_ref*> chunk_refs(const manifest& m) {
   std::vector<const chunk_ref*> all = {&m.configuration};
   for (auto& d : m.devices)
     all.push_back(&d.chunk);
-  for (auto& s : m.streams)
+  for (auto& s : m.streams) {
+    for (auto* list : {&s.list_base, &s.list_edits})
+      for (auto& c : *list)
+        all.push_back(&c);
     for (auto& c : s.chunks)
       all.push_back(&c);
+  }
   return all;
 }
 
@@ -133,7 +165,10 @@ std::string encode_manifest(const manifest& m) {
   if (!i.parent_id.empty())
     parent = {{"id", i.parent_id}, {"manifest_sha256", i.parent_manifest_sha256}};
   json body = {
-      {"format", manifest_format},
+      {"format", std::any_of(m.streams.begin(), m.streams.end(),
+                             [](const stream_entry& s) { return s.listed(); })
+                     ? manifest_format
+                     : 1},
       {"id", i.id},
       {"name", i.name},
       {"description", i.description},
@@ -180,7 +215,8 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
     return make_error(errc::integrity_error, path + ": manifest is not valid JSON");
   manifest m;
   try {
-    if (j.at("format").get<int>() != manifest_format)
+    const int format = j.at("format").get<int>();
+    if (format != 1 && format != manifest_format)
       return make_error(errc::integrity_error,
                         path + ": unknown manifest format " + j.at("format").dump());
     auto& i = m.info;
@@ -219,8 +255,22 @@ result<manifest> decode_manifest(const std::string& body, const std::string& pat
       stream_entry e;
       e.name = s.at("name").get<std::string>();
       e.size = s.at("size").get<uint64_t>();
-      for (auto& c : s.at("chunks"))
-        e.chunks.push_back({c.at(0).get<std::string>(), c.at(1).get<uint64_t>()});
+      auto refs = [](const json& list, std::vector<chunk_ref>& out) {
+        for (auto& c : list)
+          out.push_back({c.at(0).get<std::string>(), c.at(1).get<uint64_t>()});
+      };
+      if (format >= 2 && s.contains("list")) {
+        auto& l = s["list"];
+        refs(l.at("base"), e.list_base);
+        refs(l.at("edits"), e.list_edits);
+        e.count = l.at("count").get<uint64_t>();
+        e.root = s.at("root").get<std::string>(); // checked when the list is resolved
+        if (e.list_base.empty())
+          return make_error(errc::integrity_error,
+                            path + ": stream '" + e.name + "' has a list without a base");
+      } else {
+        refs(s.at("chunks"), e.chunks);
+      }
       stream_roots.push_back(s.at("root").get<std::string>());
       m.streams.push_back(std::move(e));
     }

@@ -14,7 +14,10 @@
 
 namespace dsmil {
 
-constexpr int manifest_format = 1;
+/// Format 1: every chunk list in the body. Format 2: a large stream's list
+/// kept in the store (stream_entry::listed(), chunk_lists.hpp); written only
+/// by a checkpoint that has such a stream. Both are read.
+constexpr int manifest_format = 2;
 
 struct device_chunk {
   device_id device = 0;
@@ -44,8 +47,14 @@ struct checkpoint_info {
 struct stream_entry {
   std::string name;
   uint64_t size = 0;
-  std::vector<chunk_ref> chunks;
+  std::vector<chunk_ref> chunks; ///< of a listed stream: empty until the store resolves the list
   std::string root;
+  /// A listed stream's list: the chunks of its base and of its edit script
+  /// (none: the base is the list), and how many entries the list has.
+  std::vector<chunk_ref> list_base, list_edits;
+  uint64_t count = 0;
+  bool listed() const { return !list_base.empty(); }
+  bool resolved() const { return !listed() || chunks.size() == count; }
 };
 
 struct manifest {
@@ -65,9 +74,15 @@ struct manifest {
 /// Component roots and Merkle root from the chunk lists: root of a component
 /// = SHA-256 over its chunk ids (raw) in order; Merkle root = SHA-256 over the
 /// component roots in the order configuration, devices, then each stream.
+/// An unresolved listed stream keeps the root its entry states (the store
+/// checks it against the list when it resolves it).
 void compute_roots(manifest& m);
 
-/// Every chunk the checkpoint needs: configuration, devices, then streams.
+/// SHA-256 over the raw ids of `chunks` in order (a component's root).
+std::string chunks_root(const std::vector<chunk_ref>& chunks);
+
+/// Every chunk the checkpoint needs: configuration, devices, then streams
+/// (a listed stream's list chunks, then its data chunks once resolved).
 /// The pointers point into `m`.
 std::vector<const chunk_ref*> chunk_refs(const manifest& m);
 

@@ -163,11 +163,13 @@ static status open_record(const checked_record& r, const char* h, const std::str
     std::memcpy(out, payload, payload_len);
   }
   const std::string_view plain(out, r.plain_len);
-  const std::string got =
-      keys != nullptr ? to_hex(hmac_sha256(keys->mac, plain)) : to_hex(sha256(plain));
+  // An encrypted record is named by its HMAC; a plain one by its SHA-256,
+  // also in an encrypted store (a large stream's chunk list, which holds
+  // only chunk ids and sizes, is stored plain so that it reads without the key).
+  const bool mac = r.cipher == chunk_cipher::aes_256_gcm;
+  const std::string got = mac ? to_hex(hmac_sha256(keys->mac, plain)) : to_hex(sha256(plain));
   if (got != id_hex)
-    return fail(keys != nullptr ? "HMAC mismatch (content damaged)"
-                                : "SHA-256 mismatch (content damaged)");
+    return fail(mac ? "HMAC mismatch (content damaged)" : "SHA-256 mismatch (content damaged)");
   return {};
 }
 

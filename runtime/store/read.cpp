@@ -99,6 +99,7 @@ result<manifest> checkpoint_store::read_verified_manifest(const std::string& id,
   if (!sig) return sig.err();
   auto m = decode_manifest(*body, json_rel);
   if (!m) return m.err();
+  if (auto err = resolve_lists(*m, json_rel)) return err;
   if (m->info.id != id)
     return make_error(errc::integrity_error, json_rel + ": manifest names id " + m->info.id);
   // The signed body names its signer; the signature file must agree.
@@ -164,7 +165,7 @@ result<std::string> checkpoint_store::read_chunk(const std::string& id_hex) {
 }
 
 result<std::vector<std::string>>
-checkpoint_store::read_chunks(const std::vector<std::string>& ids_hex) {
+checkpoint_store::read_chunks(const std::vector<std::string>& ids_hex, bool plain) {
   std::vector<chunk_location> locs(ids_hex.size());
   {
     std::lock_guard<std::mutex> guard(index_mu_);
@@ -209,10 +210,10 @@ checkpoint_store::read_chunks(const std::vector<std::string>& ids_hex) {
         return make_error(errc::integrity_error, pack_rel + ": record of chunk " +
                                                      ids_hex[i].substr(0, 16) +
                                                      " runs past the end of the pack");
-      auto plain = decode_record(bytes->substr(at, locs[i].length), locs[i], ids_hex[i], pack_rel,
-                                 keys_.get(), can_read_content());
-      if (!plain) return plain.err();
-      out[i] = std::move(*plain);
+      auto content = decode_record(bytes->substr(at, locs[i].length), locs[i], ids_hex[i], pack_rel,
+                                   keys_.get(), plain || can_read_content());
+      if (!content) return content.err();
+      out[i] = std::move(*content);
     }
     first = last;
   }

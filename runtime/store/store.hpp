@@ -358,7 +358,26 @@ private:
   result<std::string> read_chunk(const std::string& id_hex);
   /// The plaintext of many chunks, in order; records that lie close together
   /// in one pack are read with one pread.
-  result<std::vector<std::string>> read_chunks(const std::vector<std::string>& ids_hex);
+  /// With `plain`, the content of plain records is read also when the
+  /// store's data key is not available (chunk lists).
+  result<std::vector<std::string>> read_chunks(const std::vector<std::string>& ids_hex,
+                                               bool plain = false);
+  // Reads the lists of `m`'s listed streams from the store into their
+  // `chunks`, checked against count, size and root. Errors name `rel`.
+  status resolve_lists(manifest& m, const std::string& rel);
+  // For create(): gives the large stream `e` (chunks set) a stored list, a
+  // base with an edit script when the last base of its name is close, else
+  // a new base; `add` stores a list chunk (plain) and returns its ref.
+  status list_stream(stream_entry& e, const std::function<chunk_ref(const std::string&)>& add);
+  // The newest base of each listed stream name (list chunks and entries):
+  // from the checkpoints this process wrote, or read from the newest
+  // manifest on first use.
+  struct list_base {
+    std::vector<chunk_ref> refs;
+    std::vector<chunk_ref> entries;
+  };
+  std::map<std::string, list_base> list_bases_;
+  bool list_bases_loaded_ = false;
   status write(const std::string& path, const std::string& data, unsigned mode = 0644);
   // A pack written record by record into tmp/; finish_pack makes pack and
   // index durable, and only then its chunks visible to manifests.
