@@ -155,8 +155,15 @@ result<json> run_database_bench(const database_bench_options& o) {
   r["restore_s"] = now_s() - t0;
   if (!failed.empty())
     return make_error(errc::rollback_failed, failed[0].id + ": " + failed[0].error);
-  // A read-back is one digest of every restored table: the restore takes
-  // one before and one after its merge.
+  r["restore_tables"] = json::array();
+  for (auto& t : c.last_restore())
+    r["restore_tables"].push_back({{"table", t.table},
+                                   {"how", t.how},
+                                   {"deleted", t.deleted},
+                                   {"updated", t.updated},
+                                   {"inserted", t.inserted}});
+  // A read-back is one digest of every restored table, as the restore
+  // takes one of each table it changed.
   t0 = now_s();
   if (!c.read_back(step, *target).empty())
     return make_error(errc::rollback_failed, "the restored database differs from the checkpoint");
@@ -200,6 +207,13 @@ void print_database_report(const json& r) {
               r["pg_restore_matches"].get<bool>() ? "" : "  (pg_restore's rows differ!)");
   std::printf("  (a digest of the %u restored tables, as read back: %.2f s)\n",
               r["tables_restored"].get<unsigned>(), r["read_back_s"].get<double>());
+  std::string how;
+  for (auto& t : r["restore_tables"])
+    how += (how.empty() ? "" : ", ") + t["table"].get<std::string>() + " " +
+           t["how"].get<std::string>() + " (-" + std::to_string(t["deleted"].get<uint64_t>()) +
+           " ~" + std::to_string(t["updated"].get<uint64_t>()) + " +" +
+           std::to_string(t["inserted"].get<uint64_t>()) + " rows)";
+  std::printf("  (restored: %s)\n", how.c_str());
 }
 
 } // namespace dsmil::bench

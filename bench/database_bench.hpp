@@ -29,7 +29,8 @@ struct database_bench_options {
 /// (pg_restore_s / restore_s), incremental_fraction (incremental_bytes /
 /// pg_dump_bytes), incremental_manifest_bytes (the manifest's share),
 /// tables_restored, pg_restore_matches, read_back_s (one digest of the
-/// restored tables).
+/// restored tables), restore_tables (how the restore put each table back:
+/// delta, merge, replace or equal, with its rows deleted, updated, inserted).
 result<nlohmann::json> run_database_bench(const database_bench_options& o);
 void print_database_report(const nlohmann::json& r);
 

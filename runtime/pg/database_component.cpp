@@ -90,6 +90,11 @@ status database_component::capture_in(pg_session& db, component_image& image) {
   if (!sequences) return sequences.err();
   rec.sequences = std::move(*sequences);
   if (auto err = db.exec("COMMIT")) return err;
+  {
+    std::lock_guard<std::mutex> guard(known_mu_);
+    for (auto& [label, ref] : image.stored)
+      known_[label] = ref;
+  }
   image.records.emplace(record, rec.encode());
   image.detail = {{"server_version", rec.server_version},
                   {"database", rec.database},

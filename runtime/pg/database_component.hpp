@@ -37,6 +37,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "runtime/components/component.hpp"
@@ -44,6 +46,7 @@
 namespace dsmil {
 
 class pg_session;
+struct table_record;
 
 struct database_settings {
   std::string conninfo;            ///< libpq connection string, without a password
@@ -70,6 +73,16 @@ public:
   std::vector<failed_item> apply(const saga_step& step, const component_image& target) override;
   std::vector<failed_item> read_back(const saga_step& step, const component_image& target) override;
 
+  /// How the last apply() put each table back: "equal" (already as in the
+  /// checkpoint), "delta" (only the rows that differ from the version the
+  /// component last captured or restored), "merge" (every row compared by
+  /// key) or "replace" (deleted and loaded whole).
+  struct table_restore {
+    std::string table, how;
+    uint64_t deleted = 0, updated = 0, inserted = 0;
+  };
+  std::vector<table_restore> last_restore() const;
+
   /// An item naming a table: "table:schema.name"; "sequences": every sequence.
   static constexpr const char* item_prefix = "table:";
   static constexpr const char* sequences_item = "sequences";
@@ -88,9 +101,21 @@ private:
   status read_back_in(pg_session& db, const std::vector<std::string>& items,
                       const component_image& target, std::vector<failed_item>& out);
 
+  // Puts `ref`'s rows into table `t` (locked, inside apply's transaction):
+  // the delta from the version last seen when there is one, checked, else
+  // a merge. `how` says which.
+  status restore_table(pg_session& db, const table_record& t, const stream_ref& ref, size_t index,
+                       table_restore& how);
+
   database_settings settings_;
   std::shared_ptr<stream_port> port_;
   std::unique_ptr<pg_session> session_;
+  // The stream each table held when this component last captured it or
+  // committed a restore of it: a hint (another client may have written
+  // since), which a restore checks by the digest of its result.
+  mutable std::mutex known_mu_;
+  std::map<std::string, stream_ref> known_;
+  std::vector<table_restore> last_restore_;
 };
 
 } // namespace dsmil

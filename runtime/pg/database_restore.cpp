@@ -1,10 +1,12 @@
 // The database component's restore: apply (one transaction that merges the
 // checkpoint's rows into the tables that differ) and read back.
 #include <algorithm>
+#include <optional>
 
 #include "runtime/pg/database_component.hpp"
 #include "runtime/pg/database_image.hpp"
 #include "runtime/pg/pg_session.hpp"
+#include "runtime/pg/row_delta.hpp"
 
 namespace dsmil {
 
@@ -92,6 +94,22 @@ status merge(pg_session& db, const pg_table& t, const std::string& stage, bool r
   return {};
 }
 
+// Deletes the rows of `old_rows` from `t` and inserts those of `new_rows`,
+// both by key (an updated row is in both).
+status apply_delta(pg_session& db, const pg_table& t, const std::string& old_rows,
+                   const std::string& new_rows, merge_counts& counts) {
+  auto del = count_of(db, "DELETE FROM ONLY " + t.qualified() + " d USING " + old_rows +
+                              " s WHERE " + key_match(t));
+  if (!del) return del.err();
+  const auto cols = writable(t);
+  auto ins = count_of(db, "INSERT INTO " + t.qualified() + " AS d (" + column_list(cols, "") +
+                              ") OVERRIDING SYSTEM VALUE SELECT " + column_list(cols, "s") +
+                              " FROM " + new_rows + " s");
+  if (!ins) return ins.err();
+  counts = {*del, 0, *ins};
+  return {};
+}
+
 } // namespace
 
 std::vector<failed_item> database_component::apply(const saga_step& step,
@@ -134,34 +152,11 @@ status database_component::apply_in(pg_session& db, const saga_step& step,
     // Writers wait until the restore commits; readers go on.
     if (auto err = db.exec("LOCK TABLE " + list + " IN EXCLUSIVE MODE")) return err;
   }
+  std::vector<table_restore> done;
   for (size_t i = 0; i < tables.size(); ++i) {
-    const auto& t = *tables[i];
-    table_record now;
-    if (auto err = digest_rows(db, t.table, now)) return err;
-    if (now.sha256 == t.sha256) continue; // as in the checkpoint already
-    const std::string stage = "dsmil_restore_" + std::to_string(i);
-    if (auto err = db.exec("CREATE TEMP TABLE " + stage + " (LIKE " + t.table.qualified() +
-                           ") ON COMMIT DROP"))
-      return err;
-    const auto& ref = target.stored.at(t.table.label());
-    if (auto err = db.copy_in(stage, [&](const byte_sink& put) { return port_->read(ref, put); }))
-      return err;
-    merge_counts counts;
-    // A merge that breaks a unique or other constraint on its way (two
-    // rows swapping a unique value) is undone and the table replaced.
-    if (auto err = db.exec("SAVEPOINT dsmil_merge")) return err;
-    if (auto err = merge(db, t.table, stage, false, counts)) {
-      if (err.code == errc::database_unavailable || err.code == errc::timeout) return err;
-      if (auto e2 = db.exec("ROLLBACK TO SAVEPOINT dsmil_merge")) return e2;
-      if (auto e2 = merge(db, t.table, stage, true, counts)) return e2;
-    }
-    table_record after;
-    if (auto err = digest_rows(db, t.table, after)) return err;
-    if (after.sha256 != t.sha256 || after.rows != t.rows)
-      return make_error(errc::integrity_error,
-                        "table " + t.table.label() + " holds " + std::to_string(after.rows) +
-                            " rows after the restore, not the checkpoint's " +
-                            std::to_string(t.rows) + " (or their digest differs)");
+    table_restore how{tables[i]->table.label(), "equal"};
+    if (auto err = restore_table(db, *tables[i], target.stored.at(how.table), i, how)) return err;
+    done.push_back(std::move(how));
   }
   if (sequences)
     for (auto& q : then->sequences)
@@ -169,7 +164,99 @@ status database_component::apply_in(pg_session& db, const saga_step& step,
               db.exec("SELECT setval(" + sql_quoted(q.qualified(), '\'') + ", " +
                       std::to_string(q.last_value) + ", " + (q.is_called ? "true" : "false") + ")"))
         return err;
-  return db.exec("COMMIT");
+  if (auto err = db.exec("COMMIT")) return err;
+  std::lock_guard<std::mutex> guard(known_mu_);
+  for (auto* t : tables)
+    known_[t->table.label()] = target.stored.at(t->table.label());
+  last_restore_ = std::move(done);
+  return {};
+}
+
+std::vector<database_component::table_restore> database_component::last_restore() const {
+  std::lock_guard<std::mutex> guard(known_mu_);
+  return last_restore_;
+}
+
+status database_component::restore_table(pg_session& db, const table_record& t,
+                                         const stream_ref& ref, size_t index, table_restore& how) {
+  const std::string label = t.table.label();
+  auto check = [&]() -> status {
+    table_record after;
+    if (auto err = digest_rows(db, t.table, after)) return err;
+    if (after.sha256 != t.sha256 || after.rows != t.rows)
+      return make_error(errc::integrity_error,
+                        "table " + label + " holds " + std::to_string(after.rows) +
+                            " rows after the restore, not the checkpoint's " +
+                            std::to_string(t.rows) + " (or their digest differs)");
+    return {};
+  };
+  auto fatal = [](const error& e) {
+    return e.code == errc::database_unavailable || e.code == errc::timeout;
+  };
+  std::optional<stream_ref> known;
+  {
+    std::lock_guard<std::mutex> guard(known_mu_);
+    auto it = known_.find(label);
+    if (it != known_.end()) known = it->second;
+  }
+  const std::string stage = "dsmil_restore_" + std::to_string(index);
+  auto make_stage = [&](const std::string& name) {
+    return db.exec("CREATE TEMP TABLE " + name + " (LIKE " + t.table.qualified() +
+                   ") ON COMMIT DROP");
+  };
+  // The table as last seen, and that differs from the checkpoint's: only
+  // the rows that differ, deleted and inserted by key; the digest of the
+  // result says whether the table was as last seen (else a merge follows).
+  if (known && !same_chunks(*known, ref) && !t.table.key_columns.empty()) {
+    auto delta = rows_between(*port_, *known, ref);
+    if (!delta) return delta.err();
+    if (*delta) {
+      const auto& d = **delta;
+      if (auto err = db.exec("SAVEPOINT dsmil_delta")) return err;
+      status err = make_stage(stage + "_old");
+      if (!err) err = make_stage(stage + "_new");
+      auto load = [&](const std::string& name, const std::string& rows) {
+        return db.copy_in(name, [&](const byte_sink& put) { return put(rows); });
+      };
+      if (!err && !d.old_rows.empty()) err = load(stage + "_old", d.old_rows);
+      if (!err && !d.new_rows.empty()) err = load(stage + "_new", d.new_rows);
+      merge_counts counts;
+      if (!err) err = apply_delta(db, t.table, stage + "_old", stage + "_new", counts);
+      if (!err && (counts.deleted != d.old_count || counts.inserted != d.new_count))
+        err = make_error(errc::integrity_error, "table " + label + " is not as last seen");
+      if (!err) err = check();
+      if (!err) {
+        how = {label, "delta", counts.deleted, 0, counts.inserted};
+        return {};
+      }
+      if (fatal(err)) return err;
+      if (auto e2 = db.exec("ROLLBACK TO SAVEPOINT dsmil_delta")) return e2;
+      known.reset(); // not as last seen: a merge, without the digest first
+    }
+  }
+  if (!known || same_chunks(*known, ref)) {
+    table_record now;
+    if (auto err = digest_rows(db, t.table, now)) return err;
+    if (now.sha256 == t.sha256) return {}; // as in the checkpoint already
+  }
+  if (auto err = make_stage(stage)) return err;
+  if (auto err = db.copy_in(stage, [&](const byte_sink& put) { return port_->read(ref, put); }))
+    return err;
+  merge_counts counts;
+  // A merge that breaks a unique or other constraint on its way (two
+  // rows swapping a unique value) is undone and the table replaced.
+  how.how = "merge";
+  if (auto err = db.exec("SAVEPOINT dsmil_merge")) return err;
+  if (auto err = merge(db, t.table, stage, false, counts)) {
+    if (fatal(err)) return err;
+    if (auto e2 = db.exec("ROLLBACK TO SAVEPOINT dsmil_merge")) return e2;
+    if (auto e2 = merge(db, t.table, stage, true, counts)) return e2;
+    how.how = "replace";
+  }
+  how.deleted = counts.deleted;
+  how.updated = counts.updated;
+  how.inserted = counts.inserted;
+  return check();
 }
 
 std::vector<failed_item> database_component::read_back(const saga_step& step,

@@ -55,6 +55,14 @@ private:
   store_stream_port real_;
 };
 
+// How the component's last apply put each table back, by table.
+std::map<std::string, std::string> restored(const database_component& c) {
+  std::map<std::string, std::string> out;
+  for (auto& t : c.last_restore())
+    out[t.table] = t.how;
+  return out;
+}
+
 struct fixture {
   pg_database db;
   env_dir dir;
@@ -151,13 +159,47 @@ TEST_CASE("checkpoint, pgbench and edits, roll back: every table and sequence as
     FAIL_CHECK(x.id << ": " << x.error);
   CHECK(f.c->read_back(plan->steps[0], target).empty());
   CHECK(contents(f.db) == before);
+  // The tables the component had just captured went back by their delta
+  // alone; the one without a key was merged.
+  auto how = restored(*f.c);
+  CHECK(how["public.pgbench_accounts"] == "delta");
+  CHECK(how["public.notes"] == "delta");
+  CHECK(how["public.links"] == "delta");
+  CHECK(how["public.log"] == "merge");
+  CHECK(how["public.fixed"] == "equal");
   // Applying it again writes nothing and fails nothing.
   CHECK(f.c->apply(plan->steps[0], target).empty());
+  for (auto& [table, h] : restored(*f.c))
+    CHECK_MESSAGE(h == "equal", table);
 
-  // Compensation: back to the state the rollback left.
+  // Compensation: back to the state the rollback left, again by delta.
   CHECK(f.c->apply(plan->steps[0], now).empty());
   CHECK(f.c->read_back(plan->steps[0], now).empty());
   CHECK(contents(f.db) == edited);
+  CHECK(restored(*f.c)["public.pgbench_accounts"] == "delta");
+}
+
+TEST_CASE("a table another client wrote after the capture is put back whole, not by its delta") {
+  fixture f;
+  const auto before = contents(f.db);
+  auto target = f.checkpoint("before");
+  f.edit();
+  auto now = f.checkpoint("after edits");
+  auto plan = f.c->plan(now, target, plan_request{});
+  REQUIRE(plan.ok());
+  REQUIRE(plan->steps.size() == 1);
+  // Written after the capture the delta starts from, in rows the delta
+  // does not name: the digest of the delta's result tells, and a merge
+  // puts every row back.
+  auto x = f.db.session();
+  REQUIRE_FALSE(x->exec("UPDATE pgbench_accounts SET filler = 'late' WHERE aid IN (7, 50001); "
+                        "UPDATE notes SET body = 'late' WHERE id = 3"));
+  CHECK(f.c->apply(plan->steps[0], target).empty());
+  CHECK(contents(f.db) == before);
+  auto how = restored(*f.c);
+  CHECK(how["public.pgbench_accounts"] == "merge");
+  CHECK(how["public.notes"] == "merge");
+  CHECK(how["public.links"] == "delta");
 }
 
 TEST_CASE("a restore that fails in the middle leaves the database exactly as it was") {
