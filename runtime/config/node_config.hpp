@@ -52,7 +52,7 @@ struct database_config {
   std::vector<std::string> tables; ///< empty: every user table
   bool optional = false;
   uint32_t failure_threshold = 3; ///< failed calls before its breaker opens
-  uint32_t chunk_kib = 8;         ///< average chunk of a table's rows; a power of two
+  uint32_t chunk_kib = 4;         ///< average chunk of a table's rows; a power of two
 };
 
 /// Whether a libpq connection string holds a password (key=value or URI

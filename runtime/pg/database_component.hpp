@@ -53,7 +53,7 @@ struct database_settings {
   std::string passfile;            ///< libpq password file; empty: PGPASSFILE, ~/.pgpass
   std::vector<std::string> tables; ///< "schema.name" or "name"; empty: every user table
   bool optional = false;
-  uint32_t chunk_kib = 8;              ///< average chunk of a table's rows (min /4, max x4)
+  uint32_t chunk_kib = 4;              ///< average chunk of a table's rows (min /4, max x4)
   uint32_t connect_timeout_s = 5;      ///< opening a session
   uint32_t capture_timeout_ms = 60000; ///< lock and statement timeout of a capture
   uint32_t restore_timeout_ms = 10000; ///< lock and statement timeout of a restore

@@ -277,7 +277,7 @@ TEST_CASE("database settings in the node config are checked; a password is refus
   CHECK(set->database.tables == std::vector<std::string>{"orders", "audit.log"});
   CHECK(set->database.optional);
   CHECK(set->database.failure_threshold == 2);
-  CHECK(set->database.chunk_kib == 8);
+  CHECK(set->database.chunk_kib == 4);
   for (const char* with_password :
        {"host=h password=s3cret dbname=d", "host=h  password = 's3 cret' dbname=d",
         "postgresql://ops:s3cret@h/d", "postgresql://h/d?sslmode=require&password=s3cret"}) {
