@@ -323,6 +323,13 @@ result<stream_ref> store_stream_port::write(const std::string& name, const byte_
   return std::move(refs->front());
 }
 
+result<std::vector<stream_ref>> store_stream_port::write_all(const std::vector<input>& streams) {
+  std::vector<stream_write> all;
+  for (auto& s : streams)
+    all.push_back(stream_write{s.name, s.source, nullptr, {}, {}, s.chunking});
+  return store_.write_streams(all);
+}
+
 status store_stream_port::read(const stream_ref& s, const byte_sink& sink) {
   return store_.read_stream(s, sink);
 }

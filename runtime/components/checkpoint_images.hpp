@@ -75,6 +75,7 @@ public:
   explicit store_stream_port(checkpoint_store& store) : store_(store) {}
   result<stream_ref> write(const std::string& name, const byte_source& src,
                            const std::optional<chunker_params>& chunking) override;
+  result<std::vector<stream_ref>> write_all(const std::vector<input>& streams) override;
   status read(const stream_ref& s, const byte_sink& sink) override;
 
 private:

@@ -104,6 +104,23 @@ public:
   /// dedups with its last version only then.
   virtual result<stream_ref> write(const std::string& name, const byte_source& src,
                                    const std::optional<chunker_params>& chunking) = 0;
+  struct input {
+    std::string name;
+    byte_source source;
+    std::optional<chunker_params> chunking;
+  };
+  /// Several streams, in order: each source is read to its end before the
+  /// next is first called, and after a failure no later one is. The store
+  /// keeps them in one pack, made durable once (not once a stream).
+  virtual result<std::vector<stream_ref>> write_all(const std::vector<input>& streams) {
+    std::vector<stream_ref> out;
+    for (auto& s : streams) {
+      auto ref = write(s.name, s.source, s.chunking);
+      if (!ref) return ref.err();
+      out.push_back(std::move(*ref));
+    }
+    return out;
+  }
   /// Streams `s` back in order, every chunk checked; `sink` takes runs of
   /// about 1 MiB, one call at a time.
   virtual status read(const stream_ref& s, const byte_sink& sink) = 0;

@@ -73,18 +73,33 @@ status database_component::capture_in(pg_session& db, component_image& image) {
   rec.database = db.target().database;
   const uint32_t avg = settings_.chunk_kib * 1024;
   const chunker_params chunking{avg / 4, avg, avg * 4};
+  // Every table in one write to the store (one pack, one round of
+  // fsyncs): each table's COPY begins when the store first reads its
+  // stream, after the one before has ended.
+  rec.tables.resize(tables->size());
+  std::vector<stream_port::input> inputs;
+  for (size_t i = 0; i < tables->size(); ++i) {
+    auto& tr = rec.tables[i];
+    tr.table = (*tables)[i];
+    auto src = std::make_shared<byte_source>();
+    inputs.push_back({"database/" + tr.table.label(),
+                      [&db, &tr, src](uint8_t* buf, size_t cap) -> result<size_t> {
+                        if (!*src) {
+                          auto pull = db.copy_out(tr.table);
+                          if (!pull) return pull.err();
+                          *src = counting(std::move(*pull), tr);
+                        }
+                        return (*src)(buf, cap);
+                      },
+                      chunking});
+  }
+  auto refs = port_->write_all(inputs);
+  if (!refs) return refs.err();
   uint64_t rows = 0, bytes = 0;
-  for (auto& t : *tables) {
-    table_record tr;
-    tr.table = t;
-    auto pull = db.copy_out(t);
-    if (!pull) return pull.err();
-    auto ref = port_->write("database/" + t.label(), counting(std::move(*pull), tr), chunking);
-    if (!ref) return ref.err();
-    image.stored.emplace(t.label(), std::move(*ref));
-    rows += tr.rows;
-    bytes += tr.bytes;
-    rec.tables.push_back(std::move(tr));
+  for (size_t i = 0; i < rec.tables.size(); ++i) {
+    image.stored.emplace(rec.tables[i].table.label(), std::move((*refs)[i]));
+    rows += rec.tables[i].rows;
+    bytes += rec.tables[i].bytes;
   }
   auto sequences = db.sequences();
   if (!sequences) return sequences.err();
