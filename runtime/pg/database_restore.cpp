@@ -152,12 +152,39 @@ status database_component::apply_in(pg_session& db, const saga_step& step,
     // Writers wait until the restore commits; readers go on.
     if (auto err = db.exec("LOCK TABLE " + list + " IN EXCLUSIVE MODE")) return err;
   }
+  // Not a superuser: the user triggers of the tables the role owns are
+  // disabled for the restore (an audit trigger would add rows the
+  // checkpoint does not have) and enabled again before COMMIT, all inside
+  // the transaction; those of tables it does not own fire.
+  std::vector<std::vector<std::string>> quiet;
+  if (!*super && !tables.empty()) {
+    std::string names;
+    for (auto* t : tables)
+      names += std::string(names.empty() ? "" : ", ") + sql_quoted(t->table.qualified(), '\'') +
+               "::regclass";
+    auto rows = db.query("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+                         "quote_ident(g.tgname) FROM pg_trigger g JOIN pg_class c ON c.oid = "
+                         "g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT "
+                         "g.tgisinternal AND g.tgenabled = 'O' AND pg_has_role(c.relowner, "
+                         "'MEMBER') AND c.oid IN (" +
+                         names + ") ORDER BY 1, 2");
+    if (!rows) return rows.err();
+    quiet = std::move(*rows);
+    for (auto& q : quiet)
+      if (auto err = db.exec("ALTER TABLE " + q[0] + " DISABLE TRIGGER " + q[1])) return err;
+  }
   std::vector<table_restore> done;
   for (size_t i = 0; i < tables.size(); ++i) {
     table_restore how{tables[i]->table.label(), "equal"};
     if (auto err = restore_table(db, *tables[i], target.stored.at(how.table), i, how)) return err;
     done.push_back(std::move(how));
   }
+  // The deferred reference checks run now, as COMMIT would run them: a
+  // table with checks pending cannot have its triggers enabled.
+  if (!quiet.empty())
+    if (auto err = db.exec("SET CONSTRAINTS ALL IMMEDIATE")) return err;
+  for (auto& q : quiet)
+    if (auto err = db.exec("ALTER TABLE " + q[0] + " ENABLE TRIGGER " + q[1])) return err;
   if (sequences)
     for (auto& q : then->sequences)
       if (auto err =
