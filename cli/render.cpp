@@ -351,6 +351,14 @@ void render(const std::string& command, const json& b, std::ostream& out) {
         << "\n  signed by " << str(b["provider"]) << " key " << str(b["key_id"]).substr(0, 16)
         << "\n  " << b["devices"] << " devices, " << b["logical_bytes"] << " bytes of state\n";
     out << "  configuration: " << b["configuration"].dump() << "\n";
+    if (b.contains("database") && b["database"].is_object()) {
+      auto& d = b["database"];
+      out << "  database " << str(d["database"]) << " (" << str(d["server_version"]) << "), "
+          << d["sequences"] << " sequences:\n";
+      for (auto& t : d["tables"])
+        out << "    " << str(t["table"]) << "  " << t["rows"] << " rows, " << t["bytes"]
+            << " bytes, sha256 " << str(t["sha256"]).substr(0, 16) << "\n";
+    }
     return;
   }
   if (command == keys_show_request::command || command == keys_init_request::command) {

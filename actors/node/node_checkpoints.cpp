@@ -6,6 +6,7 @@
 #include "runtime/base/crypto.hpp"
 #include "runtime/components/checkpoint_images.hpp"
 #include "runtime/components/devices_component.hpp"
+#include "runtime/pg/database_image.hpp"
 #include "runtime/store/state_codec.hpp"
 
 namespace dsmil {
@@ -154,6 +155,14 @@ answer<checkpoint_show_reply> run(node_context& ctx, actor_calls&,
     body.agents.emplace();
     for (auto& [agent, bytes] : agents->second.streams)
       body.agents->push_back({agent, sha256_hex(bytes)});
+  }
+  if (auto db = image->find("database"); db != image->end()) {
+    auto rec = database_record::of(db->second);
+    if (!rec) return fail(rec.err());
+    body.database =
+        database_image_view{rec->database, rec->server_version, {}, rec->sequences.size()};
+    for (auto& t : rec->tables)
+      body.database->tables.push_back({t.table.label(), t.rows, t.bytes, t.sha256});
   }
   return ok(std::move(body));
 }

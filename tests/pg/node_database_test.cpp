@@ -43,6 +43,16 @@ TEST_CASE("a node with a database: checkpoint, edits, rollback: the database as 
   CHECK(cp["capture"]["database"]["database"] == db.name());
   const std::string id = cp["id"];
   const auto before = contents(db.conninfo());
+  // `checkpoint show` names the database, each table with its rows, and the sequences.
+  auto shown = f.ok("checkpoint.show", {{"id", id}});
+  CHECK(shown["database"]["database"] == db.name());
+  CHECK(shown["database"]["sequences"] == 1);
+  REQUIRE(shown["database"]["tables"].size() == 2);
+  CHECK(shown["database"]["tables"][0]["table"] == "public.lines");
+  CHECK(shown["database"]["tables"][0]["rows"] == 100);
+  CHECK(shown["database"]["tables"][1]["table"] == "public.orders");
+  CHECK(shown["database"]["tables"][1]["rows"] == 300);
+  CHECK(shown["database"]["tables"][1]["sha256"].get<std::string>().size() == 64);
 
   sql(db.conninfo(), "INSERT INTO orders (item) VALUES ('late'); UPDATE orders SET qty = 0 "
                      "WHERE id < 50; DELETE FROM lines WHERE order_id > 200");
