@@ -235,9 +235,13 @@ status database_component::restore_table(pg_session& db, const table_record& t,
   // the rows that differ, deleted and inserted by key; the digest of the
   // result says whether the table was as last seen (else a merge follows).
   if (known && !same_chunks(*known, ref) && !t.table.key_columns.empty()) {
+    // A version last seen but never stored (its checkpoint failed after
+    // the capture, and gc took its chunks) cannot be read: no delta then;
+    // a merge reads the checkpoint's rows, and says so if those are what
+    // cannot be read.
     auto delta = rows_between(*port_, *known, ref);
-    if (!delta) return delta.err();
-    if (*delta) {
+    if (!delta) known.reset();
+    if (delta && *delta) {
       const auto& d = **delta;
       if (auto err = db.exec("SAVEPOINT dsmil_delta")) return err;
       status err = make_stage(stage + "_old");

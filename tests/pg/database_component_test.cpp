@@ -258,3 +258,24 @@ TEST_CASE("a server that cannot be reached: the capture fails naming it, and wor
   CHECK(img.err().message.find("host 127.0.0.1, port 1, database fleet") != std::string::npos);
   CHECK(store->chunk_count() == 0);
 }
+
+TEST_CASE("a version last seen that the store no longer has: the restore merges instead") {
+  fixture f;
+  const auto before = contents(f.db);
+  auto target = f.checkpoint("before");
+  f.edit();
+  // Captured, but no checkpoint names it (its create failed, say): gc
+  // takes its chunks, and the delta has nothing to start from.
+  auto now = f.c->capture();
+  REQUIRE(now.ok());
+  REQUIRE(f.store->gc(1.0).ok());
+  CHECK_FALSE(f.store->has_chunks(now->stored.at("public.pgbench_accounts")));
+  auto plan = f.c->plan(*now, target, plan_request{});
+  REQUIRE(plan.ok());
+  REQUIRE(plan->steps.size() == 1);
+  auto failed = f.c->apply(plan->steps[0], target);
+  for (auto& x : failed)
+    FAIL_CHECK(x.id << ": " << x.error);
+  CHECK(contents(f.db) == before);
+  CHECK(restored(*f.c)["public.pgbench_accounts"] == "merge");
+}
