@@ -188,7 +188,7 @@ struct sim_agent_host::shared {
       whole.resize(file_header_bytes + 2 * slot_bytes, '\0');
       std::memcpy(whole.data() + at, p, slot_bytes);
       if (auto err = write_durable(*os, cfg.state_dir, file(i), whole)) return err;
-      auto f = os->open_random_rw_file(file(i), 0644);
+      auto f = os->open_random_rw_file(file(i), private_file_mode);
       if (!f) return f.err();
       a.file = std::move(*f);
     } else if (auto err = a.file->write_at(at, a.slot)) {
@@ -308,7 +308,7 @@ sim_agent_host::start(caf::actor_system& sys, const sim_agents_config& cfg, env&
                               cfg.state_dir + " to start the agents afresh");
       // A file of the first format is replaced by the first write.
       if (a.sequence > 0) {
-        auto f = e.open_random_rw_file(s->file(i), 0644);
+        auto f = e.open_random_rw_file(s->file(i), private_file_mode);
         if (!f) return f.err();
         a.file = std::move(*f);
       }

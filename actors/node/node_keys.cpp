@@ -46,7 +46,7 @@ answer<keys_reply> run(node_context& ctx, actor_calls&, const keys_init_request&
   for (auto& [id, pem] : pems) {
     const std::string path = ctx.store->dir() + "/keys/" + id + ".pem";
     if (ctx.os->exists(path)) continue;
-    if (auto err = write_durable(*ctx.os, ctx.store->dir() + "/tmp", path, pem, 0644))
+    if (auto err = write_durable(*ctx.os, ctx.store->dir() + "/tmp", path, pem, private_file_mode))
       return fail(err);
     exported.push_back(path);
   }

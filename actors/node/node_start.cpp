@@ -1,6 +1,7 @@
 // start_node(): opens the store, builds the simulator and the key, and
 // spawns the node's actor tree (device supervisors, component handlers,
 // dsmil.control and its workers, the automatic checkpoint timer).
+#include <cstdio>
 #include <set>
 
 #include <caf/all.hpp>
@@ -68,6 +69,16 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
       software = std::move(*s);
     }
     key = with_tpm_breaker(e, std::move(*k), std::move(software), cfg.breaker);
+  }
+  // Everything under the data dir is made private to this user; a data
+  // dir made by an older build (0644 files in 0755 directories) or opened
+  // up by hand is named, once.
+  if (auto loose = loose_modes(e, cfg.data_dir); !loose.empty()) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", loose.front().second);
+    spdlog::warn("data dir {}: {} files or directories other users may read or enter (e.g. {}, "
+                 "mode {}); run chmod -R go-rwx {}",
+                 cfg.data_dir, loose.size(), loose.front().first, mode, cfg.data_dir);
   }
   auto store = checkpoint_store::open(e, cfg.data_dir + "/store", so, std::move(key));
   if (!store) return store.err();

@@ -205,7 +205,7 @@ result<std::unique_ptr<key_provider>> open_software_key(env& e, const std::strin
   std::string id = sha256_hex(*der);
   const std::string pub_path = keys_dir + "/" + id + ".pem";
   if (!e.exists(pub_path))
-    if (auto err = write_durable(e, tmp_dir, pub_path, pem, 0644)) return err;
+    if (auto err = write_durable(e, tmp_dir, pub_path, pem, private_file_mode)) return err;
   return std::unique_ptr<key_provider>(
       new software_key(std::move(key), id, pem, std::move(passphrase)));
 }

@@ -1,5 +1,6 @@
 // The durable-write helpers of env.hpp: every one goes tmp file, fsync,
 // rename, fsync of the directory, through the env it is given.
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -105,6 +106,29 @@ status rename_durable(env& e, const std::vector<std::pair<std::string, std::stri
 status remove_durable(env& e, const std::string& path) {
   if (auto err = e.remove(path)) return err;
   return e.sync_dir(parent_dir(path));
+}
+
+std::vector<std::pair<std::string, unsigned>> loose_modes(env& e, const std::string& dir) {
+  std::vector<std::pair<std::string, unsigned>> out;
+  auto top = e.permissions(dir);
+  if (!top) return out; // an env that keeps no bits, or no such directory
+  if ((*top & 077) != 0) out.emplace_back(".", *top);
+  std::vector<std::string> pending = {""};
+  while (!pending.empty()) {
+    const std::string rel = pending.back();
+    pending.pop_back();
+    auto names = e.list_dir(rel.empty() ? dir : dir + "/" + rel);
+    if (!names) continue; // a file, or gone meanwhile
+    for (auto& n : *names) {
+      const std::string child = rel.empty() ? n : rel + "/" + n;
+      auto mode = e.permissions(dir + "/" + child);
+      if (!mode) continue;
+      if ((*mode & 077) != 0) out.emplace_back(child, *mode);
+      pending.push_back(child);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 } // namespace dsmil

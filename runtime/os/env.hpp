@@ -62,23 +62,29 @@ public:
   virtual result<std::string> read_at(uint64_t offset, uint64_t size) = 0;
 };
 
+/// Everything the node writes is private to its user (as restic and borg
+/// keep their repositories): a store holds every device's registers and the
+/// system configuration.
+constexpr unsigned private_file_mode = 0600;
+constexpr unsigned private_dir_mode = 0700; ///< create_dirs() makes directories so
+
 class env {
 public:
   virtual ~env() = default;
 
   /// Creates or truncates `path` with permission bits `mode`.
-  virtual result<std::unique_ptr<writable_file>> new_writable_file(const std::string& path,
-                                                                   unsigned mode = 0644) = 0;
+  virtual result<std::unique_ptr<writable_file>>
+  new_writable_file(const std::string& path, unsigned mode = private_file_mode) = 0;
   /// For large output written once, front to back (a restored stream): the
   /// data may bypass the page cache (O_DIRECT) where the file system allows.
   /// Appends of any size; durable after sync(), like any writable_file.
-  virtual result<std::unique_ptr<writable_file>> new_sequential_file(const std::string& path,
-                                                                     unsigned mode = 0644) {
+  virtual result<std::unique_ptr<writable_file>>
+  new_sequential_file(const std::string& path, unsigned mode = private_file_mode) {
     return new_writable_file(path, mode);
   }
   /// Opens `path` for appending, creating it when absent (a journal).
-  virtual result<std::unique_ptr<writable_file>> new_appendable_file(const std::string& path,
-                                                                     unsigned mode = 0644) = 0;
+  virtual result<std::unique_ptr<writable_file>>
+  new_appendable_file(const std::string& path, unsigned mode = private_file_mode) = 0;
   /// Opens `path` for reading and writing in place, creating it (empty) when
   /// absent.
   virtual result<std::unique_ptr<random_rw_file>> open_random_rw_file(const std::string& path,
@@ -87,6 +93,11 @@ public:
   virtual result<std::unique_ptr<random_access_file>>
   new_random_access_file(const std::string& path) = 0;
   virtual result<std::string> read_file(const std::string& path) = 0;
+  /// The permission bits of `path` (e.g. 0600); errc::unavailable from an
+  /// env that keeps none.
+  virtual result<unsigned> permissions(const std::string& path) {
+    return make_error(errc::unavailable, "no permission bits kept for " + path);
+  }
   /// `size` bytes at `offset`; fewer only at the end of the file.
   virtual result<std::string> read_range(const std::string& path, uint64_t offset,
                                          uint64_t size) = 0;
@@ -127,17 +138,23 @@ public:
 /// complete new one exists, durably: tmp file in `tmp_dir`, fsync, rename,
 /// fsync of the target directory.
 status write_durable(env& e, const std::string& tmp_dir, const std::string& path,
-                     std::string_view data, unsigned mode = 0644);
+                     std::string_view data, unsigned mode = private_file_mode);
 
 /// Creates `path` with `data` and fsyncs it (the first half of write_durable,
 /// for a file renamed into place later). Removes it on failure.
-status write_synced(env& e, const std::string& path, std::string_view data, unsigned mode = 0644);
+status write_synced(env& e, const std::string& path, std::string_view data,
+                    unsigned mode = private_file_mode);
+
+/// The files and directories under `dir` (and `dir` itself) that others
+/// than the owner may use: their paths relative to `dir` with their bits.
+/// Empty where `e` keeps no permission bits.
+std::vector<std::pair<std::string, unsigned>> loose_modes(env& e, const std::string& dir);
 
 /// One file for write_durable_pair.
 struct durable_file {
   std::string path;
   std::string_view data;
-  unsigned mode = 0644;
+  unsigned mode = private_file_mode;
 };
 
 /// write_durable of two files whose tmp files are written and fsynced

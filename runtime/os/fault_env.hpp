@@ -48,6 +48,7 @@ public:
   }
   bool exists(const std::string& path) override { return base_.exists(path); }
   result<fs_space> space(const std::string& path) override { return base_.space(path); }
+  result<unsigned> permissions(const std::string& path) override { return base_.permissions(path); }
   result<std::shared_ptr<void>> lock_file(const std::string& path) override {
     return base_.lock_file(path);
   }

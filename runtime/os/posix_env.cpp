@@ -347,13 +347,19 @@ public:
       pos = dir.find('/', pos + 1);
       cur = dir.substr(0, pos);
       if (cur.empty()) continue;
-      if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+      if (::mkdir(cur.c_str(), private_dir_mode) != 0 && errno != EEXIST)
         return io_fail("cannot create directory", cur);
     }
     struct stat st;
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       return make_error(errc::io_error, dir + " exists and is not a directory");
     return {};
+  }
+
+  result<unsigned> permissions(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return io_fail("cannot stat", path);
+    return static_cast<unsigned>(st.st_mode & 07777);
   }
 
   result<std::vector<std::string>> list_dir(const std::string& dir) override {
@@ -379,7 +385,7 @@ public:
   }
 
   result<std::shared_ptr<void>> lock_file(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, private_file_mode);
     if (fd < 0) return io_fail("cannot open lock file", path);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);

@@ -140,8 +140,10 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
       pack_bytes += record;
     }
   }
-  const durable_file pack_file{layout::path(dir_, layout::pack(pack_name)), pack_bytes, 0644};
-  const durable_file index_file{layout::path(dir_, layout::index(pack_name)), pack_index, 0644};
+  const durable_file pack_file{layout::path(dir_, layout::pack(pack_name)), pack_bytes,
+                               private_file_mode};
+  const durable_file index_file{layout::path(dir_, layout::index(pack_name)), pack_index,
+                                private_file_mode};
   // write_durable_stages removes the tmp files it did not rename.
   auto fail = [&](const error& err) {
     env_.remove(layout::path(dir_, layout::signature(info.id)));
@@ -202,8 +204,9 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   // orphan gc removes), or an index without its pack (not loaded on open;
   // gc removes it).
   const std::string sig_text = encode_signature(sf);
-  const durable_file sig_file{layout::path(dir_, layout::signature(info.id)), sig_text, 0644},
-      manifest_file{layout::path(dir_, layout::manifest(info.id)), body, 0644};
+  const durable_file sig_file{layout::path(dir_, layout::signature(info.id)), sig_text,
+                              private_file_mode},
+      manifest_file{layout::path(dir_, layout::manifest(info.id)), body, private_file_mode};
   std::vector<durable_file> first{sig_file};
   if (!counter && has_pack) {
     first.push_back(pack_file);

@@ -225,7 +225,7 @@ status checkpoint_store::init() {
   const std::string pem_path = layout::path(dir_, layout::public_key(key_->key_id()));
   if (!env_.exists(pem_path))
     if (auto err = write_durable(env_, layout::path(dir_, layout::tmp_dir), pem_path,
-                                 key_->public_pem(), 0644))
+                                 key_->public_pem(), private_file_mode))
       return err;
 
   return load_catalog();
@@ -292,7 +292,7 @@ status checkpoint_store::check_store_toml(const std::string& text, bool may_sign
     const std::string pem_path = layout::path(dir_, layout::public_key(key_->key_id()));
     if (!env_.exists(pem_path))
       if (auto err = write_durable(env_, layout::path(dir_, layout::tmp_dir), pem_path,
-                                   key_->public_pem(), 0644))
+                                   key_->public_pem(), private_file_mode))
         return err;
     auto value = key_->sign_digest(d);
     if (!value) return value.err();

@@ -378,7 +378,7 @@ private:
   };
   std::map<std::string, list_base> list_bases_;
   bool list_bases_loaded_ = false;
-  status write(const std::string& path, const std::string& data, unsigned mode = 0644);
+  status write(const std::string& path, const std::string& data, unsigned mode = private_file_mode);
   // A pack written record by record into tmp/; finish_pack makes pack and
   // index durable, and only then its chunks visible to manifests.
   static std::string new_pack_name();            // 64 random hex digits

@@ -25,7 +25,7 @@ result<std::unique_ptr<open_pack>> checkpoint_store::start_pack() {
   auto p = std::make_unique<open_pack>();
   p->name = new_pack_name();
   p->tmp_path = layout::path(dir_, layout::tmp(p->name + ".pack"));
-  auto f = env_.new_writable_file(p->tmp_path, 0644);
+  auto f = env_.new_writable_file(p->tmp_path, private_file_mode);
   if (!f) return f.err();
   p->file = std::move(*f);
   const std::string head = pack_header();
