@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dsmil/agent_replies.hpp"
+#include "dsmil/database_replies.hpp"
 
 #include "dsmil/errors.hpp"
 #include "dsmil/fields.hpp"
@@ -218,22 +219,6 @@ struct device_image_view {
   bool enabled = false;
   int64_t security_level = 0;
   std::vector<uint32_t> registers;
-};
-
-/// One table as a checkpoint holds it.
-struct table_image_view {
-  std::string table; ///< schema.name
-  uint64_t rows = 0;
-  uint64_t bytes = 0; ///< of its rows as text COPY
-  std::string sha256; ///< of those bytes, in key order
-};
-
-/// The database component's part of a checkpoint.
-struct database_image_view {
-  std::string database;
-  std::string server_version;
-  std::vector<table_image_view> tables;
-  uint64_t sequences = 0;
 };
 
 struct checkpoint_show_reply : checkpoint_view {
@@ -451,12 +436,6 @@ template <class F> void fields(F& f, checkpoint_create_reply& x) {
 }
 template <class F> void fields(F& f, device_image_view& x) {
   DSMIL_F(id), DSMIL_F(enabled), DSMIL_F(security_level), DSMIL_F(registers);
-}
-template <class F> void fields(F& f, table_image_view& x) {
-  DSMIL_F(table), DSMIL_F(rows), DSMIL_F(bytes), DSMIL_F(sha256);
-}
-template <class F> void fields(F& f, database_image_view& x) {
-  DSMIL_F(database), DSMIL_F(server_version), DSMIL_F(tables), DSMIL_F(sequences);
 }
 template <class F> void fields(F& f, checkpoint_show_reply& x) {
   fields(f, static_cast<checkpoint_view&>(x));

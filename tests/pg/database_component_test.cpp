@@ -10,6 +10,7 @@
 #include "runtime/base/crypto.hpp"
 #include "runtime/components/checkpoint_images.hpp"
 #include "runtime/pg/database_component.hpp"
+#include "tests/pg/checkpoint_database.hpp"
 #include "tests/pg/pg_fixture.hpp"
 #include "tests/test_env.hpp"
 
@@ -94,18 +95,7 @@ struct fixture {
   // Everything the component has, checkpointed and read back as a
   // rollback reads it.
   component_image checkpoint(const std::string& name) {
-    auto img = c->capture();
-    REQUIRE_MESSAGE(img.ok(), (img ? "" : img.err().message));
-    checkpoint_request req;
-    req.name = name;
-    auto info = create_checkpoint(*store, req, {{"database", *img}});
-    REQUIRE_MESSAGE(info.ok(), (info ? "" : info.err().message));
-    auto loaded = store->load(info->id);
-    REQUIRE(loaded.ok());
-    auto back = image_of(*store, *loaded);
-    REQUIRE(back.ok());
-    REQUIRE(back->count("database"));
-    return (*back)["database"];
+    return checkpoint_database(*store, *c, name);
   }
 
   void edit() {

@@ -7,6 +7,7 @@
 
 #include "runtime/components/checkpoint_images.hpp"
 #include "runtime/pg/database_component.hpp"
+#include "tests/pg/checkpoint_database.hpp"
 #include "tests/pg/pg_fixture.hpp"
 #include "tests/test_env.hpp"
 
@@ -53,15 +54,7 @@ struct role_fixture {
     return std::move(*s);
   }
   component_image checkpoint(const std::string& name) {
-    auto img = c->capture();
-    REQUIRE_MESSAGE(img.ok(), (img ? "" : img.err().message));
-    checkpoint_request req;
-    req.name = name;
-    auto info = create_checkpoint(*store, req, {{"database", *img}});
-    REQUIRE_MESSAGE(info.ok(), (info ? "" : info.err().message));
-    auto back = image_of(*store, *store->load(info->id));
-    REQUIRE(back.ok());
-    return (*back)["database"];
+    return checkpoint_database(*store, *c, name);
   }
   std::string contents() const { return database_contents(db.conninfo()); }
 };
