@@ -58,35 +58,23 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   if (held)
     for (auto& [id, record] : held->records)
       added.insert(id);
-  auto add_chunk = [&](const std::string& bytes) {
-    auto d = chunk_id(bytes);
+  // A chunk of state (counted as captured), or of a stream's list (plain).
+  auto add = [&](const std::string& bytes, bool plain) {
+    auto d = plain ? sha256(bytes) : chunk_id(bytes);
     chunk_ref ref{to_hex(d), bytes.size()};
-    info.logical_bytes += bytes.size();
+    if (!plain) info.logical_bytes += bytes.size();
     bool stored;
     {
       std::lock_guard<std::mutex> guard(index_mu_);
       stored = index_.count(ref.id) > 0;
     }
     if (!stored && added.insert(ref.id).second) {
-      fresh.push_back({d, bytes, false});
+      fresh.push_back({d, bytes, plain});
       info.new_bytes += bytes.size();
     }
     return ref;
   };
-  auto add_list_chunk = [&](const std::string& bytes) {
-    auto d = sha256(bytes);
-    chunk_ref ref{to_hex(d), bytes.size()};
-    bool stored;
-    {
-      std::lock_guard<std::mutex> guard(index_mu_);
-      stored = index_.count(ref.id) > 0;
-    }
-    if (!stored && added.insert(ref.id).second) {
-      fresh.push_back({d, bytes, true});
-      info.new_bytes += bytes.size();
-    }
-    return ref;
-  };
+  auto add_chunk = [&](const std::string& bytes) { return add(bytes, false); };
   m.configuration = add_chunk(encode_config(configuration));
   std::vector<const device_state*> sorted;
   for (auto& d : devices)
@@ -109,7 +97,7 @@ result<checkpoint_info> checkpoint_store::create(const checkpoint_request& req,
   }
   for (auto& e : m.streams)
     if (e.chunks.size() >= listed_stream_min_chunks)
-      if (auto err = list_stream(e, add_list_chunk)) return err;
+      if (auto err = list_stream(e, [&](const std::string& b) { return add(b, true); })) return err;
   info.new_bytes += req.streams_new_bytes;
   compute_roots(m);
 

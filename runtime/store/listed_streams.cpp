@@ -19,6 +19,19 @@ std::vector<std::string> ids_of(const std::vector<chunk_ref>& refs) {
 
 } // namespace
 
+result<std::string> checkpoint_store::list_bytes(const std::vector<chunk_ref>& refs) {
+  auto pieces = read_chunks(ids_of(refs), true);
+  if (!pieces) return pieces.err();
+  std::string all;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    if ((*pieces)[i].size() != refs[i].size)
+      return make_error(errc::integrity_error,
+                        "list chunk " + refs[i].id.substr(0, 16) + " has the wrong size");
+    all += (*pieces)[i];
+  }
+  return all;
+}
+
 status checkpoint_store::resolve_lists(manifest& m, const std::string& rel) {
   for (auto& s : m.streams) {
     if (s.resolved()) continue;
@@ -26,14 +39,8 @@ status checkpoint_store::resolve_lists(manifest& m, const std::string& rel) {
       return make_error(errc::integrity_error, rel + ": stream '" + s.name + "': " + what);
     };
     auto read_all = [&](const std::vector<chunk_ref>& refs) -> result<std::string> {
-      auto pieces = read_chunks(ids_of(refs), true);
-      if (!pieces) return bad(pieces.err().message);
-      std::string all;
-      for (size_t i = 0; i < refs.size(); ++i) {
-        if ((*pieces)[i].size() != refs[i].size)
-          return bad("list chunk " + refs[i].id.substr(0, 16) + " has the wrong size");
-        all += (*pieces)[i];
-      }
+      auto all = list_bytes(refs);
+      if (!all) return bad(all.err().message);
       return all;
     };
     auto base_bytes = read_all(s.list_base);
@@ -70,12 +77,9 @@ status checkpoint_store::list_stream(stream_entry& e,
         if (auto m = decode_manifest(*body, rel))
           for (auto& s : m->streams) {
             if (!s.listed()) continue;
-            std::string all;
-            auto pieces = read_chunks(ids_of(s.list_base), true);
-            if (!pieces) continue; // a new base then
-            for (auto& p : *pieces)
-              all += p;
-            if (auto entries = decode_list(all))
+            auto all = list_bytes(s.list_base);
+            if (!all) continue; // a new base then
+            if (auto entries = decode_list(*all))
               list_bases_[s.name] = {s.list_base, std::move(*entries)};
           }
     }

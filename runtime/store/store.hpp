@@ -362,6 +362,8 @@ private:
   /// store's data key is not available (chunk lists).
   result<std::vector<std::string>> read_chunks(const std::vector<std::string>& ids_hex,
                                                bool plain = false);
+  // The bytes of a list's chunks `refs`, concatenated, each checked.
+  result<std::string> list_bytes(const std::vector<chunk_ref>& refs);
   // Reads the lists of `m`'s listed streams from the store into their
   // `chunks`, checked against count, size and root. Errors name `rel`.
   status resolve_lists(manifest& m, const std::string& rel);
