@@ -56,6 +56,45 @@ struct rollback_progress {
   std::string body;
 };
 
+/// The control endpoint's handshake per request (actors/node/control_gate.hpp):
+/// a client asks for a nonce, then sends its request signed over it.
+struct challenge_request {};
+/// A rollback with the identity that asked for it (the rollback history
+/// names it): the endpoint's verified certificate CN, or what the
+/// embedding host names itself. A remote client cannot send it.
+struct rollback_by {
+  std::string identity;
+  rollback_request request;
+};
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, rollback_by& x) {
+  return f(caf::meta::type_name("rollback_by"), x.identity, x.request);
+}
+struct challenge {
+  std::string nonce; ///< single use, valid 30 s
+};
+/// A command as a remote client sends it: the typed request encoded with
+/// CAF's binary serializer, the client's certificate (DER) and its ECDSA
+/// signature over nonce || SHA-256(command '\0' request).
+struct signed_request {
+  std::string command;
+  std::string request;
+  std::string cert;
+  std::string nonce;
+  std::string signature;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, challenge_request&) {
+  return f(caf::meta::type_name("challenge_request"));
+}
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, challenge& x) {
+  return f(caf::meta::type_name("challenge"), x.nonce);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, signed_request& x) {
+  return f(caf::meta::type_name("signed_request"), x.command, x.request, x.cert, x.nonce,
+           x.signature);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rollback_progress& x) {
   return f(caf::meta::type_name("rollback_progress"), x.body);
@@ -242,6 +281,20 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::rollback_history_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::rollback_show_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::rollback_reply>))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::rollback_cancel_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::tls_issue_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::tls_revoke_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::tls_list_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::audit_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::audit_verify_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::tls_issue_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::tls_revoke_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::tls_list_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::audit_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::answer<dsmil::audit_verify_reply>))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::challenge_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::challenge))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::signed_request))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_by))
 CAF_END_TYPE_ID_BLOCK(dsmil)
 
 namespace dsmil {

@@ -9,10 +9,6 @@ namespace dsmil {
 
 namespace {
 
-template <class T> control_reply to_control_reply(const answer<T>& a) {
-  return control_reply{static_cast<uint8_t>(a.code), a.message, to_json_answer(a).dump()};
-}
-
 template <class T> struct reply_type { using type = T; };
 
 // The answer to a request that was never sent: `why` says what is wrong.

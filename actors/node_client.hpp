@@ -14,9 +14,15 @@
 
 #include "actors/messages.hpp"
 #include "actors/node_api.hpp"
+#include "dsmil/fields_json.hpp"
 #include "dsmil/result.hpp"
 
 namespace dsmil {
+
+/// An answer as a client prints it: code, line and the JSON of its body.
+template <class T> control_reply to_control_reply(const answer<T>& a) {
+  return control_reply{static_cast<uint8_t>(a.code), a.message, to_json_answer(a).dump()};
+}
 
 /// Sends `command` to `node` from the event-based actor `self`; `done` gets
 /// the answer as control_reply (its body the reply's JSON), `failed` what

@@ -1,7 +1,8 @@
 // `dsmil-bench latency`: how long `status` takes on an idle node, and while
 // a checkpoint of a large stream (1 GiB by default) runs beside it. Measured
 // side by side in one run, from a client in the node's process and from one
-// over the loopback network (as dsmilctl, on one kept connection).
+// over the loopback network (one kept connection to a plaintext CAF endpoint
+// the bench opens: the node's own cost; `dsmil-bench control` measures TLS).
 #pragma once
 
 #include <cstdint>

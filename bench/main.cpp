@@ -7,6 +7,7 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/checkpoint_bench.hpp"
+#include "bench/control_bench.hpp"
 #include "bench/latency_bench.hpp"
 #include "bench/agents_bench.hpp"
 #include "bench/database_bench.hpp"
@@ -133,6 +134,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(4u, 1024u));
   db->add_option("--dir", dbo.dir, "work directory (default: a fresh one under /var/tmp)");
   db->add_flag("--json", as_json, "print one JSON document on stdout");
+  auto* ct = app.add_subcommand("control", "status round trip over mutual TLS with signed "
+                                           "requests vs plaintext and in-process (target p99 < "
+                                           "5 ms)");
+  control_bench_options co;
+  ct->add_option("--requests", co.requests, "status requests per path (default 2000)");
+  ct->add_option("--connections", co.connections,
+                 "fresh TLS connections, one request each (default 20)");
+  ct->add_option("--dir", co.dir, "work directory (default: a fresh one under /var/tmp)");
+  ct->add_flag("--json", as_json, "print one JSON document on stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -161,6 +171,13 @@ int main(int argc, char** argv) {
     return report(run_agents_bench(ao), as_json, print_agents_report);
   }
   if (sk->parsed()) return report(run_soak_bench(so), as_json, print_soak_report);
+  if (ct->parsed()) {
+    if (co.requests == 0 || co.connections == 0)
+      return std::fprintf(stderr, "dsmil-bench: --requests and --connections must be at least "
+                                  "1\n"),
+             2;
+    return report(run_control_bench(co), as_json, print_control_report);
+  }
   if (db->parsed()) {
     if (dbo.scale == 0 || dbo.transactions == 0)
       return std::fprintf(stderr, "dsmil-bench: --scale and --transactions must be at least 1\n"),

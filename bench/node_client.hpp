@@ -6,10 +6,12 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/gate_api.hpp"
 #include "actors/node_api.hpp"
 #include <nlohmann/json.hpp>
 
 #include "dsmil/result.hpp"
+#include "runtime/auth/pki.hpp"
 
 namespace dsmil::bench {
 
@@ -18,6 +20,12 @@ namespace dsmil::bench {
 /// code and line, or unavailable when no answer came within `timeout`).
 result<nlohmann::json> ask(caf::actor_system& sys, const node_api& control,
                            const std::string& command, const nlohmann::json& args,
+                           std::chrono::seconds timeout = std::chrono::seconds(120));
+
+/// The same through a node's control gate (mutual TLS), signed by `signer`.
+result<nlohmann::json> ask(caf::actor_system& sys, const gate_api& gate,
+                           const request_signer& signer, const std::string& command,
+                           const nlohmann::json& args,
                            std::chrono::seconds timeout = std::chrono::seconds(120));
 
 } // namespace dsmil::bench

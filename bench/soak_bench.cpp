@@ -17,6 +17,8 @@
 #include "actors/messages.hpp"
 #include "bench/bench_util.hpp"
 #include "bench/node_client.hpp"
+#include "actors/remote_client.hpp"
+#include "runtime/auth/node_pki.hpp"
 
 namespace dsmil::bench {
 
@@ -92,15 +94,22 @@ private:
 };
 
 // One request over a connection of its own, as a dsmilctl invocation makes it.
-result<json> call(const std::string& host, uint16_t port, const std::string& command,
-                  const json& args) {
+result<json> call(const credential_files& cred, const std::string& host, uint16_t port,
+                  const std::string& command, const json& args) {
   caf::actor_system_config cfg;
-  configure_actor_system(cfg);
+  configure_client(cfg, cred);
   caf::actor_system sys{cfg};
-  auto remote = sys.middleman().remote_actor<node_api>(host, port);
-  if (!remote)
-    return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
-  return ask(sys, *remote, command, args, std::chrono::seconds(60));
+  auto signer = load_signer(cred);
+  if (!signer) return signer.err();
+  auto remote = connect_node(sys, host, port);
+  if (!remote) return remote.err();
+  return ask(sys, *remote, *signer, command, args, std::chrono::seconds(60));
+}
+
+// The admin credential dsmild makes in its data dir.
+credential_files admin_of(const std::string& data_dir) {
+  return {data_dir + "/" + tls_layout::admin_cert, data_dir + "/" + tls_layout::admin_key,
+          data_dir + "/" + tls_layout::ca_cert};
 }
 
 std::string default_dsmild() {
@@ -125,30 +134,33 @@ result<json> run_soak_bench(const soak_bench_options& o) {
   const auto port = static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
 
   // A checkpoint that stays, as on a node in use.
-  if (auto r = call(host, port, "checkpoint.create", {{"name", "kept"}}); !r) return r.err();
+  const auto cred = admin_of((*work)->path() + "/data");
+  if (auto r = call(cred, host, port, "checkpoint.create", {{"name", "kept"}}); !r) return r.err();
   const uint64_t rss_start = node.rss();
 
   // Requests over one long-lived connection (an embedding host, a fleet
   // peer), and connections of one request each (dsmilctl invocations).
   caf::actor_system_config client_cfg;
-  configure_actor_system(client_cfg);
+  configure_client(client_cfg, cred);
   caf::actor_system client{client_cfg};
-  auto remote = client.middleman().remote_actor<node_api>(host, port);
-  if (!remote)
-    return make_error(errc::unavailable, "cannot reach dsmild: " + to_string(remote.error()));
+  auto signer = load_signer(cred);
+  if (!signer) return signer.err();
+  auto remote = connect_node(client, host, port);
+  if (!remote) return remote.err();
   auto cycle = [&]() -> status {
-    auto c = ask(client, *remote, "checkpoint.create", {{"name", "soak"}});
+    auto c = ask(client, *remote, *signer, "checkpoint.create", {{"name", "soak"}});
     if (!c) return c.err();
-    auto d = ask(client, *remote, "checkpoint.delete", {{"id", (*c)["id"]}});
+    auto d = ask(client, *remote, *signer, "checkpoint.delete", {{"id", (*c)["id"]}});
     return d ? status{} : d.err();
   };
   auto request = [&]() -> status {
-    auto r = ask(client, *remote, "status", json::object());
+    auto r = ask(client, *remote, *signer, "status", json::object());
     return r ? status{} : r.err();
   };
   // A dsmilctl process per connection: each is a new CAF node to dsmild.
   const std::string ctl = dsmild.substr(0, dsmild.find_last_of('/') + 1) + "dsmilctl";
-  const std::string ctl_cmd = "'" + ctl + "' --node " + endpoint + " status >/dev/null 2>&1";
+  const std::string ctl_cmd = "'" + ctl + "' --node " + endpoint + " --data-dir '" +
+                              (*work)->path() + "/data' status >/dev/null 2>&1";
   auto connection = [&]() -> status {
     if (std::system(ctl_cmd.c_str()) != 0)
       return make_error(errc::unavailable, ctl + " status failed against " + endpoint);

@@ -1,6 +1,7 @@
 // dsmilctl: the operator's client for a dsmild node.
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <sstream>
 
@@ -14,6 +15,11 @@
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_client.hpp"
+#include "actors/remote_client.hpp"
+#include "runtime/auth/node_pki.hpp"
+#include "runtime/os/env.hpp"
+#include "runtime/store/manifest.hpp"
+#include "cli/ctl_commands.hpp"
 #include "cli/render.hpp"
 #include "dsmil/version.hpp"
 #include "runtime/store/store.hpp"
@@ -24,55 +30,17 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* exit_codes =
+    "Credentials: --cert/--key/--ca, else $DSMIL_CERT/$DSMIL_KEY/$DSMIL_CA, else the node's admin "
+    "credential under --data-dir (default ./data: <data_dir>/tls/admin.crt, admin.key, ca.crt).\n"
     "Exit codes: 0 success; 1 other failure; 2 bad input (usage, unknown or invalid device id, "
-    "bad value); 3 not found (checkpoint id); 4 refused (quarantined device, critical device "
-    "without --ack-critical, thermal limit); 5 integrity failure (tampered or damaged checkpoint); "
-    "6 node not reachable; 7 device or rollback failure.";
+    "bad value, no credential found); 3 not found (checkpoint id); 4 refused (quarantined "
+    "device, critical device without --ack-critical, thermal limit, permission denied, revoked "
+    "or expired credential); 5 integrity failure (tampered or damaged checkpoint or audit log); "
+    "6 node not reachable or TLS handshake refused; 7 device or rollback failure.";
 
 int die(const std::string& line, int code) {
   std::fprintf(stderr, "dsmilctl: %s\n", line.c_str());
   return code;
-}
-
-// Parses "0x1F", "31" as a 32-bit register value.
-bool parse_value(const std::string& s, int64_t& out) {
-  if (s.empty() || s[0] == '-') return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 0);
-  if (errno != 0 || end != s.c_str() + s.size() || v > 0xFFFFFFFFull) return false;
-  out = static_cast<int64_t>(v);
-  return true;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-// `checkpoint verify` against a store directory: no node, no TPM, nothing
-// written (the store opens read-only).
-int verify_offline(const std::string& dir, const json& args, bool as_json) {
-  dsmil::store_options o;
-  o.read_only = true;
-  auto store = dsmil::checkpoint_store::open(dsmil::env::posix(), dir, o);
-  if (!store) return die(store.err().message, dsmil::exit_code(store.err().code));
-  auto id = (*store)->resolve(args.value("id", ""));
-  if (!id) return die(id.err().message, dsmil::exit_code(id.err().code));
-  const bool chain = args.value("chain", false), quick = args.value("quick", false);
-  auto report = chain ? (*store)->verify_chain(*id) : (*store)->verify(*id, quick);
-  json body = {{"id", *id}, {"valid", report.ok()}, {"chain", chain}};
-  if (report) body["checks"] = report->checks;
-  if (as_json)
-    std::cout << body.dump(2) << "\n";
-  else if (report)
-    dsmil::render(dsmil::checkpoint_verify_request::command, body, std::cout);
-  if (!report) return die(report.err().message, dsmil::exit_code(report.err().code));
-  return 0;
 }
 
 } // namespace
@@ -93,6 +61,13 @@ int main(int argc, char** argv) {
                  "only; needs no TPM: public keys are in the store)");
   app.add_option("--timeout", timeout_s, "seconds to wait for the node's answer")
       ->check(CLI::PositiveNumber);
+  std::string cert_file, key_file, ca_file, data_dir = "data";
+  app.add_option("--cert", cert_file, "client certificate, PEM (or $DSMIL_CERT)");
+  app.add_option("--key", key_file, "its private key, PEM (or $DSMIL_KEY)");
+  app.add_option("--ca", ca_file, "the CA of the node's certificate, PEM (or $DSMIL_CA)");
+  app.add_option("--data-dir", data_dir,
+                 "a node's data dir: use its admin credential (tls/admin.crt, tls/admin.key, "
+                 "tls/ca.crt) where --cert/--key/--ca and $DSMIL_* name none (default ./data)");
 
   std::string command;
   json args = json::object();
@@ -317,6 +292,9 @@ int main(int argc, char** argv) {
     args["id"] = rb_id;
   });
 
+  dsmil::cli::access_options access;
+  dsmil::cli::add_access_commands(app, command, args, access);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -332,9 +310,9 @@ int main(int argc, char** argv) {
       int64_t r, v;
       if (reg_text.empty() || value_text.empty())
         return die("--register and --value go together", 2);
-      if (!parse_value(reg_text, r))
+      if (!dsmil::cli::parse_value(reg_text, r))
         return die("--register must be a register index, got '" + reg_text + "'", 2);
-      if (!parse_value(value_text, v))
+      if (!dsmil::cli::parse_value(value_text, v))
         return die("--value must be a 32-bit number (decimal or 0x hex), got '" + value_text + "'",
                    2);
       args["register"] = r;
@@ -367,15 +345,14 @@ int main(int argc, char** argv) {
     args["ack_critical"] = ack;
     if (!rb_type.empty()) args["type"] = rb_type;
     if (!reason.empty()) args["reason"] = reason;
-    args["initiated_by"] = "dsmilctl";
-    if (!components.empty()) args["components"] = split(components);
-    if (!devices.empty()) args["devices"] = split(devices);
-    if (!agents.empty()) args["agents"] = split(agents);
+    if (!components.empty()) args["components"] = dsmil::cli::split(components);
+    if (!devices.empty()) args["devices"] = dsmil::cli::split(devices);
+    if (!agents.empty()) args["agents"] = dsmil::cli::split(agents);
     if (!groups.empty()) {
       json g = json::array();
-      for (auto& s : split(groups)) {
+      for (auto& s : dsmil::cli::split(groups)) {
         int64_t v;
-        if (!parse_value(s, v) || v > 6)
+        if (!dsmil::cli::parse_value(s, v) || v > 6)
           return die("--groups takes group numbers 0-6, got '" + s + "'", 2);
         g.push_back(v);
       }
@@ -388,26 +365,44 @@ int main(int argc, char** argv) {
       return die("--store works with 'checkpoint verify' only; other commands need a node "
                  "(--node)",
                  2);
-    return verify_offline(store_dir, args, as_json);
+    return dsmil::cli::verify_offline(store_dir, args, as_json);
   }
 
   std::string host;
   uint16_t port = 0;
   if (auto err = dsmil::parse_host_port(node, host, port)) return die("--node: " + err.message, 2);
 
+  // tls issue: the key is made here and never leaves this machine; the
+  // node signs its public half.
+  std::string issued_key;
+  if (command == dsmil::tls_issue_request::command) {
+    if (auto err = dsmil::cli::check_out_dir(access.out_dir, access.name))
+      return die(err.message, 2);
+    auto key = dsmil::new_private_key();
+    auto pub = key ? dsmil::public_key_of(*key) : dsmil::result<std::string>(key.err());
+    if (!pub) return die(pub.err().message, 1);
+    issued_key = *key;
+    args["public_key"] = *pub;
+  }
+
+  auto cred = dsmil::cli::find_credential(cert_file, key_file, ca_file, data_dir);
+  if (!cred) return die(cred.err().message, 2);
+  auto signer = dsmil::load_signer(*cred);
+  if (!signer) return die(signer.err().message, 2);
+  if (auto err = dsmil::cli::check_validity(signer->info())) return die(err.message, 4);
+
   caf::actor_system_config caf_cfg;
-  dsmil::configure_actor_system(caf_cfg);
+  dsmil::configure_client(caf_cfg, *cred);
   caf::actor_system sys{caf_cfg};
-  auto remote = sys.middleman().remote_actor<dsmil::node_api>(host, port);
-  if (remote.error() == caf::sec::unexpected_actor_messaging_interface)
-    return die("dsmild at " + node +
-                   " speaks another version of the control protocol than "
-                   "this dsmilctl (" DSMIL_VERSION "); use the dsmilctl built with that dsmild",
-               6);
-  if (!remote)
-    return die("cannot reach dsmild at " + node + " (" + dsmil::from_caf(remote.error()).message +
+  auto remote = dsmil::connect_node(sys, host, port);
+  if (!remote) {
+    const std::string& why = remote.err().message;
+    if (why.rfind("the TLS handshake", 0) == 0)
+      return die("dsmild at " + node + ": " + why + " (certificate " + cred->cert + ")", 6);
+    return die("cannot reach dsmild at " + node + " (" + why +
                    "); start it with 'dsmild' or pass --node HOST:PORT",
                6);
+  }
 
   dsmil::control_reply reply;
   bool got = false;
@@ -429,8 +424,8 @@ int main(int argc, char** argv) {
       a->send(waiter, dsmil::lost_atom::value);
       a->quit();
     });
-    dsmil::ask_node(
-        a, remote_node, caf::duration{t}, command, args,
+    dsmil::ask_gate(
+        a, remote_node, *signer, caf::duration{t}, command, args,
         [=](dsmil::control_reply& r) {
           a->send(waiter, std::move(r));
           a->quit();
@@ -493,5 +488,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dsmilctl: %s\n", reply.message.c_str());
     return dsmil::exit_code(code);
   }
+  if (command == dsmil::tls_issue_request::command)
+    return dsmil::cli::write_credential(access.out_dir, access.name, issued_key, body, as_json);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,21 @@ int die(const std::string& line, int code) {
   return code;
 }
 
+// CAF 0.17 keeps a silent connection open for good (it has no idle
+// timeout): a peer that connects and says nothing holds one descriptor.
+// The soft limit goes up to the hard one, so that such peers exhaust it
+// much later than the default 1024; the log says what it is.
+rlim_t raise_open_file_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
+  if (r.rlim_cur < r.rlim_max) {
+    rlimit want = r;
+    want.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) return want.rlim_cur;
+  }
+  return r.rlim_cur;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -37,7 +53,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "node configuration (TOML); default: the embedded one");
   app.add_option("--data-dir", data_dir, "where the store lives (overrides [node] data_dir)");
   app.add_option("--listen", listen,
-                 "HOST:PORT of the control endpoint (default 127.0.0.1:7411; port 0 picks one)");
+                 "HOST:PORT of the control endpoint, mutual TLS (default 127.0.0.1:7411; port 0 "
+                 "picks one; 0.0.0.0:PORT for every interface)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
   app.add_option("--keys", keys,
                  "signing key provider: software or tpm (overrides [keys] provider)");
@@ -84,6 +101,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  const rlim_t open_files = raise_open_file_limit();
   auto started = dsmil::node::start(opts);
   if (!started) return die(started.err().message, 1);
   auto& node = **started;
@@ -98,10 +116,15 @@ int main(int argc, char** argv) {
     return die(port.err().message + " (dsmild --listen HOST:PORT)", 1);
   }
   const std::string endpoint = listen_host + ":" + std::to_string(*port);
-  spdlog::info("dsmild {} listening on {} ({} devices, store {}/store, config {})", DSMIL_VERSION,
-               endpoint, desc.devices, desc.data_dir, desc.config_source);
+  spdlog::info("dsmild {} listening on {} ({} devices, store {}/store, config {}, open-file "
+               "limit {})",
+               DSMIL_VERSION, endpoint, desc.devices, desc.data_dir, desc.config_source,
+               static_cast<unsigned long long>(open_files));
   std::printf("dsmild listening on %s\n", endpoint.c_str());
-  std::printf("use it with: dsmilctl --node %s status   (stop with Ctrl-C)\n", endpoint.c_str());
+  std::printf("use it with: dsmilctl --node %s --data-dir %s status   (stop with Ctrl-C)\n",
+              endpoint.c_str(), desc.data_dir.c_str());
+  std::printf("mutual TLS: admin credential and CA in %s/tls; more with 'dsmilctl tls issue'\n",
+              desc.data_dir.c_str());
   std::fflush(stdout);
 
   // A node that stops on its own (its supervision gave up) ends the

@@ -410,6 +410,38 @@ void render(const std::string& command, const json& b, std::ostream& out) {
         << b["bytes_reclaimed"] << " bytes reclaimed\n";
     return;
   }
+  if (command == tls_issue_request::command) return; // dsmilctl says which files it wrote
+  if (command == tls_revoke_request::command) {
+    out << "revoked " << str(b["name"]) << ": " << b["serials"].size()
+        << " certificate(s), refused from their next request on\n";
+    return;
+  }
+  if (command == tls_list_request::command) {
+    out << "CA " << str(b["ca_file"])
+        << (b.value("own_ca", true) ? " (the node's own)\n" : " (an operator's)\n");
+    for (auto& c : b["credentials"])
+      out << "  " << str(c["name"]) << "  " << str(c["role"]) << "  until " << str(c["not_after"])
+          << "  serial " << str(c["serial"]).substr(0, 12)
+          << (c.value("revoked", false) ? "  REVOKED" : "") << "\n";
+    return;
+  }
+  if (command == audit_request::command) {
+    for (auto& r : b["records"]) {
+      out << r["seq"] << "  " << str(r["at"]) << "  " << str(r["identity"]) << " ("
+          << str(r["role"]) << ")  " << str(r["command"]);
+      if (!str(r["target"]).empty()) out << " " << str(r["target"]);
+      out << "  " << str(r["outcome"]) << "\n";
+    }
+    return;
+  }
+  if (command == audit_verify_request::command) {
+    if (!b.contains("valid")) return;
+    out << "audit log " << str(b["log"]) << ": " << b["records"] << " records, "
+        << (b["valid"].get<bool>() ? "chain and signed head intact"
+                                   : "DAMAGED: " + str(b["problem"]))
+        << "\n";
+    return;
+  }
   out << b.dump(2) << "\n";
 }
 

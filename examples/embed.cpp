@@ -80,9 +80,11 @@ int main(int argc, char** argv) {
   rb.id = id;
   rb.type = "full";
   rb.reason = "embed example";
-  rb.initiated_by = "examples/embed.cpp";
   size_t events = 0;
-  auto rolled = node.rollback(rb, [&events](const dsmil::rollback_event&) { ++events; }).get();
+  auto rolled =
+      node.rollback(
+              rb, [&events](const dsmil::rollback_event&) { ++events; }, "examples/embed.cpp")
+          .get();
   if (rolled.code != dsmil::errc::none || !rolled.body->success)
     return fail("rollback", rolled.message);
 

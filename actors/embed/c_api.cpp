@@ -113,7 +113,6 @@ result<rollback_request> to_request(const dsmil_rollback_request* r) {
     req.components = strings(r->components, r->component_count);
   if (r->agents && r->agent_count > 0) req.agents = strings(r->agents, r->agent_count);
   req.reason = str(r->reason);
-  req.initiated_by = r->initiated_by ? r->initiated_by : "c-api";
   req.ack_critical = r->ack_critical != 0;
   return req;
 }
@@ -377,22 +376,26 @@ int dsmil_rollback_execute_async(dsmil_node* n, const dsmil_rollback_request* r,
         progress_cb(e.saga.c_str(), e.phase.c_str(), e.component.c_str(), e.devices_done,
                     e.devices_total, user);
       };
-    n->n->rollback_async(std::move(*req), progress, [cb, user](answer<rollback_reply> a) {
-      if (!cb) return;
-      dsmil_rollback_result res;
-      std::memset(&res, 0, sizeof res);
-      res.status = static_cast<int>(a.code);
-      copy_to(res.error_message, a.message);
-      if (a.body) {
-        const auto& b = *a.body;
-        res.success = b.success ? 1 : 0;
-        if (b.saga) copy_to(res.saga_id, *b.saga);
-        if (b.outcome) copy_to(res.outcome, *b.outcome);
-        if (b.failed_phase) copy_to(res.failed_phase, *b.failed_phase);
-        res.warnings = b.warnings ? static_cast<uint32_t>(b.warnings->size()) : 0;
-      }
-      cb(&res, user);
-    });
+    const std::string by = r->initiated_by ? r->initiated_by : "c-api";
+    n->n->rollback_async(
+        std::move(*req), progress,
+        [cb, user](answer<rollback_reply> a) {
+          if (!cb) return;
+          dsmil_rollback_result res;
+          std::memset(&res, 0, sizeof res);
+          res.status = static_cast<int>(a.code);
+          copy_to(res.error_message, a.message);
+          if (a.body) {
+            const auto& b = *a.body;
+            res.success = b.success ? 1 : 0;
+            if (b.saga) copy_to(res.saga_id, *b.saga);
+            if (b.outcome) copy_to(res.outcome, *b.outcome);
+            if (b.failed_phase) copy_to(res.failed_phase, *b.failed_phase);
+            res.warnings = b.warnings ? static_cast<uint32_t>(b.warnings->size()) : 0;
+          }
+          cb(&res, user);
+        },
+        by);
     return static_cast<int>(DSMIL_OK);
   });
 }

@@ -32,7 +32,9 @@ struct node::impl {
   node_handles handles;
   node_description description;
   caf::duration timeout;
-  caf::actor watcher; ///< monitors the control actor for on_down
+  std::string identity; ///< node_options::identity
+  caf::actor watcher;   ///< monitors the control actor for on_down
+  caf::actor gate;      ///< the published control gate, once listening
   std::shared_ptr<down_state> down;
 
   std::mutex mu;

@@ -5,12 +5,16 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/agents/sim_agents.hpp"
 #include "actors/caf_glue.hpp"
 #include "actors/embed/embedded.hpp"
+#include "actors/node/control_gate.hpp"
 #include "actors/node_client.hpp"
+#include "runtime/auth/node_pki.hpp"
 #include "runtime/os/env.hpp"
 
 namespace dsmil {
@@ -61,6 +65,18 @@ void prepare(caf::actor_system_config& cfg) {
   configure_actor_system(cfg, true);
 }
 
+status prepare(caf::actor_system_config& cfg, const node_options& opts) {
+  auto c = load_config(opts);
+  if (!c) return c.err();
+  configure_actor_system(cfg, true);
+  auto files = tls_files_of(*c);
+  cfg.openssl_certificate = files.cert;
+  cfg.openssl_key = files.key;
+  cfg.openssl_cafile = files.ca;
+  cfg.load<caf::openssl::manager>();
+  return {};
+}
+
 node::node(std::unique_ptr<impl> p) : p_(std::move(p)) {}
 
 node::~node() {
@@ -82,6 +98,7 @@ result<std::unique_ptr<node>> node::start(caf::actor_system& sys, const node_opt
   auto p = std::make_unique<impl>();
   p->sys = &sys;
   p->handles = std::move(*handles);
+  p->identity = opts.identity.empty() ? "embedded" : opts.identity;
   p->timeout = opts.request_timeout.count() > 0 ? caf::duration{opts.request_timeout}
                                                 : caf::duration{caf::infinite};
   p->description.data_dir = cfg->data_dir;
@@ -121,7 +138,7 @@ status node::check(const node_options& opts) {
 result<std::unique_ptr<node>> node::start(const node_options& opts) {
   if (auto err = check(opts)) return err;
   auto cfg = std::make_unique<caf::actor_system_config>();
-  prepare(*cfg);
+  if (auto err = prepare(*cfg, opts)) return err;
   auto sys = std::make_unique<caf::actor_system>(*cfg);
   auto n = start(*sys, opts);
   if (!n) return n;
@@ -134,14 +151,21 @@ result<uint16_t> node::listen(const std::string& host, uint16_t port) {
   std::lock_guard<std::mutex> lock(p_->mu);
   if (p_->stopped) return make_error(errc::unavailable, "the node is stopped");
   if (p_->listening) return make_error(errc::busy, "the node listens already");
-  if (!p_->sys->has_middleman())
+  const auto& files = p_->handles.pki->files();
+  const auto& sc = p_->sys->config();
+  if (!p_->sys->has_middleman() || !p_->sys->has_openssl_manager() ||
+      sc.openssl_certificate != files.cert || sc.openssl_key != files.key ||
+      sc.openssl_cafile != files.ca)
     return make_error(errc::invalid_argument,
-                      "the actor system has no middleman: call dsmil::prepare(cfg) on its "
-                      "actor_system_config before building it");
+                      "the actor system is not prepared for this node's TLS files: call "
+                      "dsmil::prepare(cfg, opts) with the node's options before building it");
+  auto gate = spawn_control_gate(*p_->sys, *p_->handles.control, p_->handles.pki, p_->handles.audit,
+                                 env::posix());
   // SO_REUSEADDR: a node restarted right after a kill -9 binds its port
   // although connections of the old process still linger (FIN-WAIT-2, a
   // client that never closed). Linux still refuses a second listener on it.
-  auto bound = p_->sys->middleman().publish(*p_->handles.control, port, host.c_str(), true);
+  p_->gate = caf::actor_cast<caf::actor>(gate);
+  auto bound = caf::openssl::publish(gate, port, host.c_str(), true);
   if (!bound)
     return make_error(errc::unavailable,
                       "cannot listen on " + host + ":" + std::to_string(port) +
@@ -218,8 +242,13 @@ DSMIL_NODE_COMMAND(rollback_history_request)
 DSMIL_NODE_COMMAND(rollback_show_request)
 DSMIL_NODE_COMMAND(rollback_request)
 DSMIL_NODE_COMMAND(rollback_cancel_request)
+DSMIL_NODE_COMMAND(tls_issue_request)
+DSMIL_NODE_COMMAND(tls_revoke_request)
+DSMIL_NODE_COMMAND(tls_list_request)
+DSMIL_NODE_COMMAND(audit_request)
+DSMIL_NODE_COMMAND(audit_verify_request)
 #undef DSMIL_NODE_COMMAND
-static_assert(std::tuple_size<node_requests>::value == 27,
+static_assert(std::tuple_size<node_requests>::value == 32,
               "a command was added to dsmil/control.hpp: add it to the list above");
 
 std::future<answer<checkpoint_create_reply>> node::checkpoint(checkpoint_create_request req) {
@@ -252,13 +281,15 @@ answer<rollback_reply> node::plan(rollback_request req) {
 }
 
 void node::rollback_async(rollback_request req, std::function<void(const rollback_event&)> progress,
-                          std::function<void(answer<rollback_reply>)> done) {
+                          std::function<void(answer<rollback_reply>)> done,
+                          const std::string& initiated_by) {
   using A = answer<rollback_reply>;
   req.progress = static_cast<bool>(progress);
   auto api = *p_->handles.control;
   auto t = p_->timeout;
-  p_->sys->spawn([api, t, req, done, progress](caf::event_based_actor* self) -> caf::behavior {
-    self->request(api, t, req)
+  rollback_by by{initiated_by.empty() ? p_->identity : initiated_by, std::move(req)};
+  p_->sys->spawn([api, t, by, done, progress](caf::event_based_actor* self) -> caf::behavior {
+    self->request(api, t, by)
         .then(
             [self, done](A& a) {
               if (done) done(std::move(a));
@@ -283,12 +314,14 @@ void node::rollback_async(rollback_request req, std::function<void(const rollbac
 }
 
 std::future<answer<rollback_reply>>
-node::rollback(rollback_request req, std::function<void(const rollback_event&)> progress) {
+node::rollback(rollback_request req, std::function<void(const rollback_event&)> progress,
+               const std::string& initiated_by) {
   using A = answer<rollback_reply>;
   auto done = std::make_shared<std::promise<A>>();
   auto f = done->get_future();
-  rollback_async(std::move(req), std::move(progress),
-                 [done](A a) { done->set_value(std::move(a)); });
+  rollback_async(
+      std::move(req), std::move(progress), [done](A a) { done->set_value(std::move(a)); },
+      initiated_by);
   return f;
 }
 
@@ -319,6 +352,7 @@ void node::stop() {
   }
   auto control = caf::actor_cast<caf::actor>(*p_->handles.control);
   caf::scoped_actor self{*p_->sys};
+  if (p_->gate) self->send_exit(p_->gate, caf::exit_reason::user_shutdown);
   self->monitor(control);
   self->send_exit(control, caf::exit_reason::user_shutdown);
   self->receive([](caf::down_msg&) {});

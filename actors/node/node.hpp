@@ -19,7 +19,9 @@
 namespace dsmil {
 
 class agent_host;
+class audit_log;
 class component;
+class node_pki;
 class env;
 class sim_driver;
 class sim_agent_host;
@@ -55,6 +57,10 @@ struct node_handles {
   std::shared_ptr<sim_agent_host> agents_sim;
   /// Where the control actor was published, once it is (for status).
   std::shared_ptr<published_endpoint> endpoint;
+  /// The endpoint's TLS files and request checks, and the audit log: what
+  /// the control gate (actors/node/control_gate.hpp) works with.
+  std::shared_ptr<node_pki> pki;
+  std::shared_ptr<audit_log> audit;
   /// For tests of supervision: the node's actor of that name now
   /// ("dsmil.reader", "dsmil.writer", "dsmil.scheduler", "dsmil.saga": the
   /// running rollback's),

@@ -193,6 +193,7 @@ public:
               [](decltype(rs)&) -> caf::result<answer<typename decltype(rs)::reply>> {
                 return caf::skip; // seen again after become()
               }...,
+              [](rollback_by&) -> caf::result<answer<rollback_reply>> { return caf::skip; },
           };
         },
         node_requests{});
@@ -221,11 +222,17 @@ private:
               [this](decltype(rs)& req) -> caf::result<answer<typename decltype(rs)::reply>> {
                 using R = decltype(rs);
                 if constexpr (std::is_same<R, rollback_request>::value) {
-                  if (!req.dry_run) return start_saga(req); // a dry run is a long read
+                  // a dry run is a long read
+                  if (!req.dry_run) return start_saga(req, "embedded");
                 }
                 delegate(on_reader(R::kind) ? reader_ : writer_, std::move(req));
                 return caf::delegated<answer<typename R::reply>>{};
               }...,
+              [this](rollback_by& r) -> caf::result<answer<rollback_reply>> {
+                if (!r.request.dry_run) return start_saga(r.request, r.identity);
+                delegate(writer_, std::move(r.request));
+                return caf::delegated<answer<rollback_reply>>{};
+              },
           };
         },
         node_requests{});
@@ -347,7 +354,8 @@ private:
   }
 
   // Starts a saga for a rollback request, or says why not.
-  caf::result<answer<rollback_reply>> start_saga(rollback_request& req) {
+  caf::result<answer<rollback_reply>> start_saga(rollback_request& req,
+                                                 const std::string& identity) {
     auto& ctx = ctx_;
     const bool emergency = req.type == "emergency";
     auto st = std::make_shared<saga_status>();
@@ -396,7 +404,7 @@ private:
       if (it != sagas_.end() && it->second.client.pending())
         it->second.client.deliver(to_rollback_answer(r));
     };
-    request(saga, caf::infinite, std::move(req), client)
+    request(saga, caf::infinite, rollback_by{identity, std::move(req)}, client)
         .then([deliver](control_reply& r) { deliver(r); },
               [deliver](caf::error& e) {
                 deliver(error_reply(make_error(errc::internal, "rollback: " + caf::to_string(e))));

@@ -33,6 +33,8 @@
 #include "runtime/saga/saga_types.hpp"
 #include "runtime/store/reserve.hpp"
 #include "runtime/store/store.hpp"
+#include "runtime/auth/audit_log.hpp"
+#include "runtime/auth/node_pki.hpp"
 #include "runtime/base/uuid.hpp"
 
 namespace dsmil {
@@ -84,6 +86,10 @@ struct node_context {
   retention_policy retention; ///< applied after each automatic checkpoint
   int64_t started_ns = 0;
   std::shared_ptr<published_endpoint> endpoint;
+  /// Who may use the control endpoint (its CA, revocations) and what they
+  /// did (the audit log): served by tls.* and audit commands.
+  std::shared_ptr<node_pki> pki;
+  std::shared_ptr<audit_log> audit;
   /// Run once, when start-up recovery is done and commands are served
   /// (the reference agents start working then).
   std::function<void()> on_ready;
@@ -339,6 +345,13 @@ answer<retention_reply> run(node_context&, actor_calls&, const retention_request
 // node_keys.cpp:
 answer<keys_reply> run(node_context&, actor_calls&, const keys_show_request&);
 answer<keys_reply> run(node_context&, actor_calls&, const keys_init_request&);
+
+// node_access.cpp
+answer<tls_issue_reply> run(node_context&, actor_calls&, const tls_issue_request&);
+answer<tls_revoke_reply> run(node_context&, actor_calls&, const tls_revoke_request&);
+answer<tls_list_reply> run(node_context&, actor_calls&, const tls_list_request&);
+answer<audit_reply> run(node_context&, actor_calls&, const audit_request&);
+answer<audit_verify_reply> run(node_context&, actor_calls&, const audit_verify_request&);
 
 /// What a saga whose compensation failed leaves to put back: its steps in
 /// compensation order and the pre-rollback image. A settler retries it

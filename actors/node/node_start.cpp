@@ -179,8 +179,36 @@ result<node_handles> start_node(caf::actor_system& sys, const node_config& cfg, 
                          spawn_component_handler(sys, std::move(database), b, e));
   }
 
+  // Who may use the control endpoint, and the record of what they did.
+  // What the PKI made or renewed is news; anything else a warning.
+  auto warn = [](const std::string& line) {
+    if (line.rfind("made ", 0) == 0 || line.rfind("renewed ", 0) == 0)
+      spdlog::info("{}", line);
+    else
+      spdlog::warn("{}", line);
+  };
+  auto pki = node_pki::open(e, cfg, warn);
+  if (!pki) return pki.err();
+  ctx->pki = *pki;
+  auto node_key = e.read_file(ctx->pki->files().key);
+  auto node_cert = e.read_file(ctx->pki->files().cert);
+  if (!node_key) return node_key.err();
+  if (!node_cert) return node_cert.err();
+  auto signer = request_signer::load(*node_cert, *node_key);
+  if (!signer) return signer.err();
+  auto audit = audit_log::open(
+      e, cfg.data_dir, [s = *signer](const std::string& bytes) { return s.sign_bytes(bytes); },
+      [cert = *node_cert](const std::string& bytes, const std::string& sig) {
+        return check_signature(cert, bytes, sig);
+      },
+      warn);
+  if (!audit) return audit.err();
+  ctx->audit = std::move(*audit);
+
   ctx->endpoint = std::make_shared<published_endpoint>();
   node_handles h;
+  h.pki = ctx->pki;
+  h.audit = ctx->audit;
   h.sim = ctx->sim;
   h.endpoint = ctx->endpoint;
   h.find_actor = [weak = std::weak_ptr<node_context>(ctx)](const std::string& name) {

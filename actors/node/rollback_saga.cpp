@@ -41,19 +41,22 @@ public:
     set_default_handler(caf::skip);
     io_ = setup_.io(this);
     components_ = setup_.components(this);
-    return {[this](rollback_request& req, caf::actor& client) { return start(req, client); }};
+    return {[this](rollback_by& r, caf::actor& client) {
+      return start(r.request, r.identity, client);
+    }};
   }
 
 private:
   // -- waiting its turn, validating ------------------------------------------------
 
-  caf::result<control_reply> start(rollback_request& req, caf::actor& client) {
+  caf::result<control_reply> start(rollback_request& req, const std::string& identity,
+                                   caf::actor& client) {
     client_ = make_response_promise<control_reply>();
     args_ = to_json_fields(req); // what validation reads
     // `client` is who asked dsmil.control (which asks here, so that it can
     // answer the client itself should this actor stop): progress goes to it.
     if (req.progress) progress_to_ = client;
-    initiated_by_ = req.initiated_by;
+    initiated_by_ = identity;
     reason_ = req.reason;
     bool my_turn = false;
     {

@@ -19,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "dsmil/access_replies.hpp"
 #include "dsmil/control_replies.hpp"
 #include "dsmil/fields.hpp"
 
@@ -187,7 +188,6 @@ struct rollback_request {
   std::optional<std::vector<int64_t>> groups;
   std::optional<std::vector<std::string>> agents; ///< agent ids (the agents component)
   std::string reason;
-  std::string initiated_by = "dsmilctl";
   bool dry_run = false;
   bool ack_critical = false; ///< allow changes to critical devices
   bool undo = false;
@@ -198,6 +198,38 @@ struct rollback_request {
 /// its caller gets that answer. Served beside the saga, as a lever is.
 struct rollback_cancel_request {
   DSMIL_COMMAND("rollback.cancel", lever, rollback_cancel_reply);
+};
+
+/// A client certificate signed by the node's CA for `public_key` (the
+/// client keeps its private key). Credentials are issued and revoked
+/// beside a running rollback (served as a lever is): revoking one must not
+/// wait for it.
+struct tls_issue_request {
+  DSMIL_COMMAND("tls.issue", lever, tls_issue_reply);
+  std::string name;       ///< the certificate's CN
+  std::string role;       ///< viewer, operator or admin
+  std::string public_key; ///< PEM
+  int64_t days = 365;
+};
+
+/// Every certificate issued to `name` is refused from its next request on.
+struct tls_revoke_request {
+  DSMIL_COMMAND("tls.revoke", lever, tls_revoke_reply);
+  std::string name;
+};
+
+struct tls_list_request {
+  DSMIL_COMMAND("tls.list", read, tls_list_reply);
+};
+
+struct audit_request {
+  DSMIL_COMMAND("audit", read, audit_reply);
+  std::string since; ///< RFC 3339 UTC (or a prefix, e.g. 2026-12-03); empty: all
+  int64_t limit = 0; ///< the newest this many; 0: all
+};
+
+struct audit_verify_request {
+  DSMIL_COMMAND("audit.verify", read, audit_verify_reply);
 };
 
 #undef DSMIL_COMMAND
@@ -211,7 +243,8 @@ using node_requests =
                checkpoint_verify_request, checkpoint_delete_request, checkpoint_pin_request,
                store_check_request, store_gc_request, store_prune_request, retention_request,
                keys_show_request, keys_init_request, rollback_history_request,
-               rollback_show_request, rollback_request, rollback_cancel_request>;
+               rollback_show_request, rollback_request, rollback_cancel_request, tls_issue_request,
+               tls_revoke_request, tls_list_request, audit_request, audit_verify_request>;
 
 /// True when serving `r` changes something (and so waits for no rollback).
 template <class R> bool changes_state(const R&) {
@@ -302,11 +335,22 @@ template <class F> void fields(F& f, rollback_show_request& x) {
 }
 template <class F> void fields(F& f, rollback_request& x) {
   DSMIL_F(id), DSMIL_F(type), DSMIL_F(components), DSMIL_F(devices), DSMIL_F(groups),
-      DSMIL_F(agents), DSMIL_F(reason), DSMIL_F(initiated_by), DSMIL_F(dry_run),
-      DSMIL_F(ack_critical), DSMIL_F(undo), DSMIL_F(progress);
+      DSMIL_F(agents), DSMIL_F(reason), DSMIL_F(dry_run), DSMIL_F(ack_critical), DSMIL_F(undo),
+      DSMIL_F(progress);
 }
 
 template <class F> void fields(F&, rollback_cancel_request&) {}
+template <class F> void fields(F& f, tls_issue_request& x) {
+  DSMIL_F(name), DSMIL_F(role), DSMIL_F(public_key), DSMIL_F(days);
+}
+template <class F> void fields(F& f, tls_revoke_request& x) {
+  DSMIL_F(name);
+}
+template <class F> void fields(F&, tls_list_request&) {}
+template <class F> void fields(F& f, audit_request& x) {
+  DSMIL_F(since), DSMIL_F(limit);
+}
+template <class F> void fields(F&, audit_verify_request&) {}
 
 #undef DSMIL_F
 

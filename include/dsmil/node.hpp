@@ -46,9 +46,16 @@ class actor_system_config;
 namespace dsmil {
 
 /// Registers dsmil's message types, its error category and CAF's middleman
-/// (for listen() and remote nodes) with the host's configuration. Call it
-/// once, before the caf::actor_system is built from `cfg`.
+/// with the host's configuration. Call it once, before the
+/// caf::actor_system is built from `cfg`. A node in such a system runs but
+/// cannot listen(): use the overload below for that.
 void prepare(caf::actor_system_config& cfg);
+
+struct node_options;
+/// The same, and CAF's OpenSSL module with the TLS files of the node
+/// `opts` describes ([tls], or <data_dir>/tls, made by start()), so that
+/// listen() serves mutual TLS. One node per actor system listens.
+status prepare(caf::actor_system_config& cfg, const node_options& opts);
 
 struct node_options {
   /// The node's configuration (TOML, see config/dsmil.toml): a file, or
@@ -72,6 +79,9 @@ struct node_options {
   /// How long an answer may take; zero: as long as it takes (a rollback
   /// ends by itself, compensating when a step runs past its own timeout).
   std::chrono::milliseconds request_timeout{0};
+  /// The name this host's rollbacks are recorded under in the rollback
+  /// history (dsmilctl's are recorded under their certificate's name).
+  std::string identity = "embedded";
 };
 
 /// What a node runs with, once started.
@@ -114,8 +124,11 @@ public:
   node(const node&) = delete;
   node& operator=(const node&) = delete;
 
-  /// Publishes the control endpoint for dsmilctl and remote actors on
-  /// HOST:PORT (port 0 picks a free one); returns the port. Once only.
+  /// Publishes the control endpoint for dsmilctl and remote nodes on
+  /// HOST:PORT (port 0 picks a free one), mutual TLS only, every request
+  /// signed and checked (see actors/node/control_gate.hpp); returns the
+  /// port. Once only; the actor system must have been prepared with this
+  /// node's options.
   result<uint16_t> listen(const std::string& host, uint16_t port);
 
   const node_description& description() const;
@@ -136,11 +149,14 @@ public:
   /// A dry run of `req`: what it would do, changing nothing.
   answer<rollback_reply> plan(rollback_request req);
   /// Runs `req` as a saga; `progress` (optional) gets its events as it
-  /// runs, `done` its answer.
+  /// runs, `done` its answer. The history names `initiated_by`, or
+  /// node_options::identity when it is empty.
   void rollback_async(rollback_request req, std::function<void(const rollback_event&)> progress,
-                      std::function<void(answer<rollback_reply>)> done);
+                      std::function<void(answer<rollback_reply>)> done,
+                      const std::string& initiated_by = {});
   std::future<answer<rollback_reply>>
-  rollback(rollback_request req, std::function<void(const rollback_event&)> progress = {});
+  rollback(rollback_request req, std::function<void(const rollback_event&)> progress = {},
+           const std::string& initiated_by = {});
   answer<rollback_history_reply> history(int64_t limit = 50);
   answer<agent_list_reply> agents();
 

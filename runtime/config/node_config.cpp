@@ -93,7 +93,7 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
   if (auto err = tu::check_keys(root,
                                 {"node", "devices", "breaker", "retry", "supervision", "thermal",
                                  "configuration", "store", "checkpoints", "retention", "keys",
-                                 "rollback", "components", "agents", "database"},
+                                 "rollback", "components", "agents", "database", "tls"},
                                 source, "the node config"))
     return err;
   node_config c;
@@ -326,6 +326,26 @@ result<node_config> node_config::parse(const std::string& text, const std::strin
             return {};
           }))
     return err;
+  if (auto err = section(root, "tls", {"ca_file", "cert_file", "key_file", "crl_file"}, source,
+                         [&](const toml::table& t) -> status {
+                           for (auto [key, out] : {std::pair{"ca_file", &c.tls.ca_file},
+                                                   std::pair{"cert_file", &c.tls.cert_file},
+                                                   std::pair{"key_file", &c.tls.key_file},
+                                                   std::pair{"crl_file", &c.tls.crl_file}})
+                             if (auto e = tu::get_string(t, key, *out, source)) return e;
+                           return {};
+                         }))
+    return err;
+  if (!c.tls.own_pki() &&
+      (c.tls.ca_file.empty() || c.tls.cert_file.empty() || c.tls.key_file.empty()))
+    return make_error(errc::config_error,
+                      source + ": [tls] ca_file, cert_file and key_file go together (an "
+                               "operator's own PKI); leave all three empty for the node's own CA");
+  if (c.tls.own_pki() && !c.tls.crl_file.empty())
+    return make_error(errc::config_error,
+                      source + ": [tls] crl_file belongs to an operator's own PKI (with ca_file, "
+                               "cert_file, key_file); the node's own CA keeps its list under "
+                               "<data_dir>/tls");
   if (auto err = section(
           root, "keys",
           {"provider", "tcti", "handle", "pcrs", "seal_pcrs", "passphrase_file", "on_tpm_failure"},

@@ -59,6 +59,12 @@ struct database_config {
 /// form), told without libpq: the configuration refuses one at load.
 bool conninfo_has_password(const std::string& conninfo);
 
+/// [tls] ca_file, cert_file, key_file, crl_file (paths as given).
+struct tls_config {
+  std::string ca_file, cert_file, key_file, crl_file;
+  bool own_pki() const { return ca_file.empty() && cert_file.empty() && key_file.empty(); }
+};
+
 struct node_config {
   std::string source; ///< file the config came from, or "embedded dsmil.toml"
   std::string data_dir = "data";
@@ -86,6 +92,9 @@ struct node_config {
   uint32_t key_handle = 0x81010001; ///< persistent handle of the TPM signing key
   std::vector<int> key_pcrs = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+  /// [tls]: an operator's own PKI for the control endpoint; all empty:
+  /// the node's own CA under <data_dir>/tls (made on first start).
+  tls_config tls;
   uint32_t automatic_interval_s = 0;
   uint32_t rollback_step_timeout_ms = 10000; ///< one saga step (a group, the configuration)
   uint32_t rollback_timeout_ms = 30000;      ///< a whole saga

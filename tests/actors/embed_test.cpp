@@ -180,7 +180,7 @@ TEST_CASE("embed: a host's agents are checkpointed and rolled back through the C
   test::temp_dir dir;
   auto agents = std::make_shared<memory_agents>(6);
   caf::actor_system_config cfg;
-  prepare(cfg);
+  REQUIRE_FALSE(prepare(cfg, options(dir, agents))); // with TLS: it will listen
   caf::actor_system sys{cfg};
   auto started = node::start(sys, options(dir, agents));
   REQUIRE_MESSAGE(started.ok(), (started ? "" : started.err().message));
@@ -230,6 +230,8 @@ TEST_CASE("embed: a host's agents are checkpointed and rolled back through the C
   REQUIRE(hist.body->rollbacks.size() == 2);
   CHECK(hist.body->rollbacks[0].outcome == "compensated");
   CHECK(hist.body->rollbacks[1].outcome == "completed");
+  // In-process rollbacks are the host's: node_options::identity names them.
+  CHECK(hist.body->rollbacks[1].initiated_by.value_or("") == "embedded");
   (void)second;
 
   // It listens only when asked; then dsmilctl can reach it.

@@ -209,7 +209,7 @@ struct saga_fixture {
       };
     s.settle = [this](settle_job job) { settled.push_back(std::move(job)); };
     auto saga = spawn_saga(*sys, std::move(s));
-    (*self)->send(saga, rollback_request{}, caf::actor{});
+    (*self)->send(saga, rollback_by{"saga-test", rollback_request{}}, caf::actor{});
     sched->run();
     return {saga, st};
   }

@@ -37,11 +37,13 @@ struct running_node {
     REQUIRE_MESSAGE(line.compare(0, prefix.size(), prefix) == 0,
                     "dsmild did not start: '" << line << "' " << slurp(proc->stderr_path()));
     endpoint = line.substr(prefix.size());
-    CHECK(proc->read_line().find("dsmilctl --node " + endpoint + " status") != std::string::npos);
+    CHECK(proc->read_line().find("dsmilctl --node " + endpoint + " --data-dir " + dir.path() +
+                                 "/data status") != std::string::npos);
   }
 
   run_result ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {program("DSMILCTL"), "--node", endpoint};
+    std::vector<std::string> argv = {program("DSMILCTL"), "--node", endpoint, "--data-dir",
+                                     dir.path() + "/data"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv);
   }
@@ -220,7 +222,10 @@ TEST_CASE("a node killed with kill -9 restarts on its own port at once, clients 
   REQUIRE(line.rfind(prefix, 0) == 0);
   const std::string endpoint = line.substr(prefix.size());
   const int port = std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
-  REQUIRE(run({program("DSMILCTL"), "--node", endpoint, "checkpoint", "create"}).rc == 0);
+  const std::string data_dir = dir.path() + "/data";
+  REQUIRE(
+      run({program("DSMILCTL"), "--node", endpoint, "--data-dir", data_dir, "checkpoint", "create"})
+          .rc == 0);
 
   // A client that stays connected and never closes: once dsmild dies, the
   // node's end of it lingers in FIN-WAIT-2 on the node's port.
@@ -236,7 +241,8 @@ TEST_CASE("a node killed with kill -9 restarts on its own port at once, clients 
   auto second = start(endpoint);
   line = second->read_line();
   CHECK_MESSAGE(line == prefix + endpoint, slurp(second->stderr_path()));
-  auto list = run({program("DSMILCTL"), "--node", endpoint, "--json", "checkpoint", "list"});
+  auto list = run({program("DSMILCTL"), "--node", endpoint, "--data-dir", data_dir, "--json",
+                   "checkpoint", "list"});
   REQUIRE_MESSAGE(list.rc == 0, list.err);
   CHECK(json::parse(list.out)["checkpoints"].size() == 1);
 
@@ -256,8 +262,9 @@ TEST_CASE("dsmilctl learns at once that its node went away mid-rollback, and say
   REQUIRE(n.ctl({"device", "set", "0x8031", "--register", "3", "--value", "7"}).rc == 0);
   // Every call to the device now takes 3 s: the rollback sits in its step.
   REQUIRE(n.ctl({"device", "fault", "0x8031", "--latency-ms", "3000"}).rc == 0);
-  child_process ctl({program("DSMILCTL"), "--node", n.endpoint, "--json", "--timeout", "300",
-                     "rollback", id, "--type", "incremental"});
+  child_process ctl({program("DSMILCTL"), "--node", n.endpoint, "--data-dir",
+                     n.dir.path() + "/data", "--json", "--timeout", "300", "rollback", id, "--type",
+                     "incremental"});
   std::string line;
   do {
     line = ctl.read_line(60000);
@@ -317,12 +324,13 @@ TEST_CASE("a tampered checkpoint fails verify and rollback with the file named")
 
 TEST_CASE(
     "the node not running, the port taken, a malformed config: one line each, non-zero exit") {
-  auto none = run({program("DSMILCTL"), "--node", "127.0.0.1:1", "status"});
+  running_node n;
+  auto none = run({program("DSMILCTL"), "--node", "127.0.0.1:1", "--data-dir",
+                   n.dir.path() + "/data", "status"});
   CHECK(none.rc == 6);
   CHECK(none.err.find("cannot reach dsmild at 127.0.0.1:1") != std::string::npos);
   CHECK(none.err.find("start it with 'dsmild'") != std::string::npos);
 
-  running_node n;
   temp_dir other;
   auto taken = run({program("DSMILD"), "--listen", n.endpoint, "--data-dir", other.path()});
   CHECK(taken.rc == 1);

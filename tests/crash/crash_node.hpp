@@ -18,6 +18,8 @@
 #include "actors/caf_glue.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_client.hpp"
+#include "actors/remote_client.hpp"
+#include "runtime/auth/node_pki.hpp"
 #include "dsmil/fields_json.hpp"
 #include "runtime/base/crypto.hpp"
 #include "runtime/os/env.hpp"
@@ -126,9 +128,13 @@ public:
                     "dsmild did not start: '" << line << "' " << test::slurp(proc_->stderr_path()));
     auto endpoint = line.substr(prefix.size());
     auto colon = endpoint.rfind(':');
-    auto remote = sys_.middleman().remote_actor<node_api>(
-        endpoint.substr(0, colon), static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
-    REQUIRE_MESSAGE(remote, "cannot connect to dsmild at " << endpoint);
+    auto signer = load_signer(admin_of(data_dir_));
+    REQUIRE_MESSAGE(signer, signer.err().message);
+    signer_ = std::make_unique<request_signer>(*signer);
+    auto remote = connect_node(sys_, endpoint.substr(0, colon),
+                               static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
+    REQUIRE_MESSAGE(remote,
+                    "cannot connect to dsmild at " << endpoint << ": " << remote.err().message);
     node_ = *remote;
   }
 
@@ -142,8 +148,14 @@ public:
     proc_.reset();
   }
 
+  /// The admin credential dsmild makes under its data dir.
+  static credential_files admin_of(const std::string& data_dir) {
+    return {data_dir + "/" + tls_layout::admin_cert, data_dir + "/" + tls_layout::admin_key,
+            data_dir + "/" + tls_layout::ca_cert};
+  }
+
   control_reply ctl(const std::string& command, const json& args = json::object()) {
-    auto r = ask_node(sys_, node_, std::chrono::seconds(60), command, args);
+    auto r = ask_gate(sys_, node_, *signer_, std::chrono::seconds(60), command, args);
     if (!r) return control_reply{255, r.err().message, "{}"};
     return *r;
   }
@@ -154,10 +166,18 @@ public:
   }
   // Fire and forget: the answer is never awaited (the node is killed).
   void send(const std::string& command, const json& args) {
-    REQUIRE(command == "rollback");
-    rollback_request req;
-    REQUIRE(from_json_fields(args, req).empty());
-    caf::anon_send(node_, req);
+    auto bytes = encode_request(command, args);
+    REQUIRE(bytes);
+    caf::scoped_actor self{sys_};
+    self->request(node_, std::chrono::seconds(10), challenge_request{})
+        .receive(
+            [&](challenge& c) {
+              auto sig = signer_->sign(c.nonce, command, *bytes);
+              REQUIRE(sig);
+              caf::anon_send(node_,
+                             signed_request{command, *bytes, signer_->cert_der(), c.nonce, *sig});
+            },
+            [&](caf::error& e) { FAIL("no nonce from the node: " << caf::to_string(e)); });
   }
 
 private:
@@ -165,7 +185,8 @@ private:
   std::string data_dir_;
   std::string config_;
   std::unique_ptr<test::child_process> proc_;
-  node_api node_;
+  std::unique_ptr<request_signer> signer_;
+  gate_api node_;
 };
 
 } // namespace dsmil::test

@@ -82,11 +82,13 @@ TEST_CASE("kill -9 at random instants of rollback sagas never leaves a mixed sta
     if (!d.quarantined) writable.push_back(d.id);
   }
 
-  caf::actor_system_config caf_cfg;
-  configure_actor_system(caf_cfg);
-  caf::actor_system sys{caf_cfg};
   test::temp_dir dir;
   const std::string data = dir.path() + "/data";
+  // The node's admin credential, made by dsmild on its first start (CAF
+  // reads the files when it connects).
+  caf::actor_system_config caf_cfg;
+  REQUIRE_FALSE(configure_client(caf_cfg, node_driver::admin_of(data)));
+  caf::actor_system sys{caf_cfg};
   const std::string devices_file = data + "/devices.sim";
   // Eight agents of the reference host, working all along.
   constexpr int agent_count = 8;

@@ -1,0 +1,204 @@
+#include "actors/node/control_gate.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/caf_glue.hpp"
+#include "actors/node/command_classes.hpp"
+#include "actors/node_client.hpp"
+#include "runtime/auth/audit_log.hpp"
+#include "runtime/auth/node_pki.hpp"
+#include "runtime/base/crypto.hpp"
+#include "runtime/os/env.hpp"
+
+namespace dsmil {
+
+namespace {
+
+constexpr size_t max_nonces = 16384; // outstanding at once; a client needs one per request
+
+using forward_atom = caf::atom_constant<caf::atom("forward")>;
+
+control_reply refusal(const std::string& line) {
+  nlohmann::json body = {
+      {"error", {{"code", to_string(errc::permission_denied)}, {"message", line}}}};
+  return control_reply{static_cast<uint8_t>(errc::permission_denied), line, body.dump()};
+}
+
+control_reply bad_request(const std::string& line) {
+  nlohmann::json body = {
+      {"error", {{"code", to_string(errc::invalid_argument)}, {"message", line}}}};
+  return control_reply{static_cast<uint8_t>(errc::invalid_argument), line, body.dump()};
+}
+
+// What a command names, for the audit: a checkpoint, device, agent or
+// credential, a configuration key.
+template <class R> std::string target_of(R req) {
+  nlohmann::json j = to_json_fields(req);
+  for (const std::string key : {"id", "name", "key"}) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) continue;
+    std::string v = *it;
+    if (!v.empty()) return v;
+  }
+  if constexpr (std::is_same<R, rollback_request>::value)
+    if (req.undo) return "undo";
+  return {};
+}
+
+struct gate_state {
+  node_api node;
+  std::shared_ptr<node_pki> pki;
+  std::shared_ptr<audit_log> audit;
+  env* os = nullptr;
+  int64_t nonce_life_ns = 0;
+  std::unordered_map<std::string, int64_t> nonces; ///< nonce -> when it was issued (steady)
+
+  void record(const std::string& identity, const std::string& role, const std::string& command,
+              const std::string& target, const std::string& outcome) {
+    audit_record r;
+    r.identity = identity;
+    r.role = role;
+    r.command = command;
+    r.target = target;
+    r.outcome = outcome;
+    if (auto err = audit->append(std::move(r)))
+      spdlog::error("audit log: cannot append ({}): {} {} by {} is not recorded", err.message,
+                    command, outcome, identity);
+  }
+
+  // A refused request: logged, audited, answered with one line.
+  control_reply refuse(const std::string& identity, const std::string& role,
+                       const std::string& command, const std::string& target,
+                       const control_reply& answer) {
+    spdlog::warn("control: refused {} from {}: {}", command.empty() ? "a request" : command,
+                 identity, answer.message);
+    record(identity, role, command, target, "denied: " + answer.message);
+    return answer;
+  }
+
+  void sweep(int64_t now) {
+    for (auto it = nonces.begin(); it != nonces.end();)
+      it = now - it->second > nonce_life_ns ? nonces.erase(it) : std::next(it);
+  }
+};
+
+// Hands one accepted request to the node and its answer to the client
+// (the gate delegated the client's request here); passes a rollback's
+// progress on; audits the outcome of a command that changes something.
+template <class R>
+caf::behavior forwarder(caf::event_based_actor* self, std::shared_ptr<gate_state> st, R req,
+                        std::string identity, std::string role, bool audited) {
+  return {[=](forward_atom) {
+    // Before the promise: making it moves the sender out of the message.
+    auto client = caf::actor_cast<caf::actor>(self->current_sender());
+    auto rp = self->make_response_promise<control_reply>();
+    // A rollback's progress, as it runs, is the client's.
+    self->become([=](rollback_progress& p) {
+      if (client) self->send(client, std::move(p));
+    });
+    auto finish = [=](control_reply r) mutable {
+      if (audited)
+        st->record(identity, role, R::command, target_of(req),
+                   r.code == 0 ? "ok" : std::string("failed: ") + r.message);
+      rp.deliver(std::move(r));
+      self->quit();
+    };
+    using A = answer<typename R::reply>;
+    auto on_error = [=](caf::error& e) mutable {
+      auto err = from_caf(e);
+      nlohmann::json body = {{"error", {{"code", to_string(err.code)}, {"message", err.message}}}};
+      finish(control_reply{static_cast<uint8_t>(err.code), err.message, body.dump()});
+    };
+    if constexpr (std::is_same<R, rollback_request>::value) {
+      self->request(st->node, caf::infinite, rollback_by{identity, req})
+          .then([=](A& a) mutable { finish(to_control_reply(a)); }, on_error);
+    } else {
+      self->request(st->node, caf::infinite, req)
+          .then([=](A& a) mutable { finish(to_control_reply(a)); }, on_error);
+    }
+  }};
+}
+
+gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state> st) {
+  // The gate ends with the node.
+  self->monitor(st->node);
+  self->set_down_handler([self](caf::down_msg& dm) { self->quit(dm.reason); });
+  return {
+      [=](challenge_request) -> caf::result<challenge> {
+        const int64_t now = st->os->steady_ns();
+        if (st->nonces.size() >= max_nonces) st->sweep(now);
+        if (st->nonces.size() >= max_nonces)
+          return caf::make_error(caf::sec::runtime_error, "too many requests in flight");
+        uint8_t raw[32];
+        random_bytes(raw, sizeof raw);
+        std::string nonce(reinterpret_cast<char*>(raw), sizeof raw);
+        st->nonces.emplace(nonce, now);
+        return challenge{nonce};
+      },
+      [=](signed_request& in) -> caf::result<control_reply> {
+        const int64_t now = st->os->steady_ns();
+        auto n = st->nonces.find(in.nonce);
+        const bool fresh = n != st->nonces.end() && now - n->second <= st->nonce_life_ns;
+        if (n != st->nonces.end()) st->nonces.erase(n);
+        // Until the certificate is checked, its name is only a claim.
+        auto claimed = read_cert(in.cert);
+        const std::string who = "unverified:" + (claimed ? claimed->name : std::string("?"));
+        if (!fresh)
+          return st->refuse(who, "", in.command, "",
+                            refusal("the request's nonce is unknown, used or older than 30 s; "
+                                    "send it again with a new one"));
+        auto holder = st->pki->verifier()->verify(in.cert, in.nonce, in.command, in.request,
+                                                  in.signature, st->os->now_unix_ns() / 1000000000);
+        if (!holder) return st->refuse(who, "", in.command, "", refusal(holder.err().message));
+        auto r = parse_enum<role>(holder->role);
+        if (!r)
+          return st->refuse(holder->name, holder->role, in.command, "",
+                            refusal("certificate '" + holder->name + "' names no role (its OU " +
+                                    "must be " + enum_choices<role>() + ", is '" + holder->role +
+                                    "')"));
+        caf::result<control_reply> out = control_reply{};
+        bool typed = with_request_type(in.command, [&](auto req) {
+          using R = decltype(req);
+          caf::binary_deserializer src{self->system(), in.request.data(), in.request.size()};
+          if (auto err = src(req); err || src.remaining() != 0) {
+            out = st->refuse(holder->name, holder->role, in.command, "",
+                             bad_request("the request does not decode as '" + in.command + "'"));
+            return;
+          }
+          const auto& rule = rule_for(req);
+          if (!may(*r, rule.least)) {
+            out = st->refuse(holder->name, holder->role, R::command, target_of(req),
+                             refusal("permission denied: " + holder->name + " (role " +
+                                     holder->role + ") may not " + rule.refusal));
+            return;
+          }
+          auto fwd = self->spawn(forwarder<R>, st, std::move(req), holder->name, holder->role,
+                                 rule.least != role::viewer);
+          self->delegate(caf::actor_cast<caf::actor>(fwd), forward_atom::value);
+          out = caf::delegated<control_reply>{};
+        });
+        if (!typed)
+          return st->refuse(holder->name, holder->role, in.command, "",
+                            bad_request("unknown command '" + in.command + "'"));
+        return out;
+      },
+  };
+}
+
+} // namespace
+
+gate_api spawn_control_gate(caf::actor_system& sys, node_api node, std::shared_ptr<node_pki> pki,
+                            std::shared_ptr<audit_log> audit, env& e, int64_t nonce_life_ms) {
+  auto st = std::make_shared<gate_state>();
+  st->node = std::move(node);
+  st->pki = std::move(pki);
+  st->audit = std::move(audit);
+  st->os = &e;
+  st->nonce_life_ns = nonce_life_ms * 1000000;
+  return sys.spawn(gate, st);
+}
+
+} // namespace dsmil
