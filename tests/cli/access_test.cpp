@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 
 #include <doctest/doctest.h>
@@ -33,12 +34,17 @@ struct tls_node {
 
   // dsmild started in `dir` with no --data-dir: it keeps ./data, as the
   // README's commands do.
-  explicit tls_node(const std::string& listen = "127.0.0.1:0") {
+  explicit tls_node(const std::string& config_text = {}) {
     data = dir.path() + "/data";
+    std::string config;
+    if (!config_text.empty()) {
+      spit(dir.path() + "/dsmil.toml", config_text);
+      config = " --config " + quoted(dir.path() + "/dsmil.toml");
+    }
     proc = std::make_unique<child_process>(std::vector<std::string>{
         "/bin/sh", "-c",
-        "cd " + quoted(dir.path()) + " && exec " + quoted(program("DSMILD")) + " --listen " +
-            listen + " --log-level warn"});
+        "cd " + quoted(dir.path()) + " && exec " + quoted(program("DSMILD")) +
+            " --listen 127.0.0.1:0 --log-level warn" + config});
     auto line = proc->read_line();
     const std::string prefix = "dsmild listening on ";
     REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0,
@@ -198,8 +204,8 @@ TEST_CASE("access: issued credentials, roles, revocation and the audit log throu
   CHECK(n.ctl({"status"}).rc == 0);
 }
 
-TEST_CASE("access: another node's credential, an expired one, TLS below 1.2 and no certificate "
-          "are refused at the handshake") {
+TEST_CASE("access: another node's credential, an expired one, TLS below 1.2, anonymous ciphers "
+          "and no certificate are refused at the handshake") {
   tls_node a, b;
   // b's admin credential against a: the handshake fails, exit 6.
   auto other = a.ctl({"--data-dir", b.data, "status"});
@@ -231,6 +237,9 @@ TEST_CASE("access: another node's credential, an expired one, TLS below 1.2 and 
   auto old_tls =
       s_client(a, "-tls1_1 -cert " + a.data + "/tls/admin.crt -key " + a.data + "/tls/admin.key");
   CHECK_MESSAGE(old_tls.out.find("Cipher is (NONE)") != std::string::npos, old_tls.out);
+  auto anonymous = s_client(a, "-tls1_2 -cipher aNULL@SECLEVEL=0 -cert " + a.data +
+                                   "/tls/admin.crt -key " + a.data + "/tls/admin.key");
+  CHECK_MESSAGE(anonymous.out.find("Cipher is (NONE)") != std::string::npos, anonymous.out);
   auto good =
       s_client(a, "-tls1_3 -cert " + a.data + "/tls/admin.crt -key " + a.data + "/tls/admin.key");
   CHECK_MESSAGE(good.out.find("Verify return code: 0 (ok)") != std::string::npos, good.out);
@@ -265,4 +274,41 @@ TEST_CASE("access: garbage, a handshake stopped half-way and 200 idle connection
   ::close(g);
   CHECK(n.ctl({"status"}).rc == 0);
   CHECK(n.proc->stop(SIGTERM) == 0);
+}
+
+TEST_CASE("access: an operator's own PKI in [tls]; its CRL is reread; the node issues nothing") {
+  // The operator's CA: here, the one another node made.
+  tls_node ca_holder;
+  const std::string pki = ca_holder.data + "/tls";
+  temp_dir op;
+  const std::string crl = op.path() + "/crl.pem";
+  tls_node n("[tls]\nca_file = \"" + pki + "/ca.crt\"\ncert_file = \"" + pki +
+             "/node.crt\"\nkey_file = \"" + pki + "/node.key\"\ncrl_file = \"" + crl + "\"\n");
+  CHECK_FALSE(std::filesystem::exists(n.data + "/tls"));
+  // A credential of that CA gets in; the node has no CA key to issue with.
+  CHECK(n.ctl({"--data-dir", ca_holder.data, "status"}).rc == 0);
+  temp_dir creds;
+  one_line(n.ctl({"--data-dir", ca_holder.data, "tls", "issue", "x", "--role", "viewer", "--out",
+                  creds.path()}),
+           2, "this node uses an operator's PKI");
+  // The operator revokes the admin credential in the CRL file; the node
+  // rereads it within a second or so.
+  auto serial = dsmil::read_cert(slurp(pki + "/admin.crt"));
+  REQUIRE(serial);
+  auto list = dsmil::make_crl(slurp(pki + "/ca.crt"), slurp(pki + "/ca.key"), {serial->serial},
+                              static_cast<int64_t>(std::time(nullptr)), 30);
+  REQUIRE(list);
+  spit(crl, *list);
+  run_result r;
+  for (int i = 0; i < 30; ++i) {
+    r = n.ctl({"--data-dir", ca_holder.data, "status"});
+    if (r.rc != 0) break;
+    ::usleep(200000);
+  }
+  one_line(r, 4, "certificate 'admin' is revoked");
+  // A bad [tls] is one line naming what to do.
+  spit(op.path() + "/bad.toml", "[tls]\nca_file = \"/x.crt\"\n");
+  auto bad = run({program("DSMILD"), "--config", op.path() + "/bad.toml"});
+  CHECK(bad.rc == 2);
+  CHECK(bad.err.find("[tls] ca_file, cert_file and key_file go together") != std::string::npos);
 }
