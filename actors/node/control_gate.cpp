@@ -148,8 +148,9 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
         const std::string who = "unverified:" + (claimed ? claimed->name : std::string("?"));
         if (!fresh)
           return st->refuse(who, "", in.command, "",
-                            refusal("the request's nonce is unknown, used or older than 30 s; "
-                                    "send it again with a new one"));
+                            refusal("the request's nonce is unknown, used or older than " +
+                                    std::to_string(st->nonce_life_ns / 1000000000) +
+                                    " s; send it again with a new one"));
         auto holder = st->pki->verifier()->verify(in.cert, in.nonce, in.command, in.request,
                                                   in.signature, st->os->now_unix_ns() / 1000000000);
         if (!holder) return st->refuse(who, "", in.command, "", refusal(holder.err().message));
