@@ -82,9 +82,18 @@ struct signed_request {
   std::string nonce;
   std::string signature;
 };
+/// The gate's answer to a signed_request, with a fresh nonce for the next
+/// request on this connection (one round trip per command after the first).
+struct signed_reply {
+  control_reply reply;
+  std::string next_nonce; ///< empty when the node has none to give now
+};
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, challenge_request&) {
   return f(caf::meta::type_name("challenge_request"));
+}
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, signed_reply& x) {
+  return f(caf::meta::type_name("signed_reply"), x.reply, x.next_nonce);
 }
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, challenge& x) {
   return f(caf::meta::type_name("challenge"), x.nonce);
@@ -295,6 +304,7 @@ CAF_ADD_TYPE_ID(dsmil, (dsmil::challenge_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::challenge))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::signed_request))
 CAF_ADD_TYPE_ID(dsmil, (dsmil::rollback_by))
+CAF_ADD_TYPE_ID(dsmil, (dsmil::signed_reply))
 CAF_END_TYPE_ID_BLOCK(dsmil)
 
 namespace dsmil {

@@ -114,7 +114,7 @@ void ask_gate(caf::event_based_actor* self, const gate_api& gate, const request_
             }
             signed_request req{command, *bytes, signer.cert_der(), c.nonce, *sig};
             self->request(gate, timeout, std::move(req))
-                .then([done](control_reply& r) { done(r); },
+                .then([done](signed_reply& r) { done(r.reply); },
                       [failed](caf::error& e) { failed(e); });
           },
           [failed](caf::error& e) { failed(e); });
@@ -122,26 +122,44 @@ void ask_gate(caf::event_based_actor* self, const gate_api& gate, const request_
 
 result<control_reply> ask_gate(caf::actor_system& sys, const gate_api& gate,
                                const request_signer& signer, caf::timespan timeout,
-                               const std::string& command, const nlohmann::json& args) {
+                               const std::string& command, const nlohmann::json& args,
+                               gate_nonce* next) {
   auto bytes = encode_request(command, args);
   if (!bytes) return unsent(bytes.err());
   caf::scoped_actor self{sys};
-  result<control_reply> out = make_error(errc::internal, "no reply");
-  self->request(gate, timeout, challenge_request{})
-      .receive(
-          [&](challenge& c) {
-            auto sig = signer.sign(c.nonce, command, *bytes);
-            if (!sig) {
-              out = sig.err();
-              return;
-            }
-            signed_request req{command, *bytes, signer.cert_der(), c.nonce, *sig};
-            self->request(gate, timeout, std::move(req))
-                .receive([&](control_reply& r) { out = std::move(r); },
-                         [&](caf::error& e) { out = from_caf(e); });
-          },
-          [&](caf::error& e) { out = from_caf(e); });
-  return out;
+  auto fresh_nonce = [&]() -> result<std::string> {
+    result<std::string> out = make_error(errc::internal, "no nonce");
+    self->request(gate, timeout, challenge_request{})
+        .receive([&](challenge& c) { out = std::move(c.nonce); },
+                 [&](caf::error& e) { out = from_caf(e); });
+    return out;
+  };
+  auto attempt = [&](const std::string& nonce) -> result<signed_reply> {
+    auto sig = signer.sign(nonce, command, *bytes);
+    if (!sig) return sig.err();
+    result<signed_reply> out = make_error(errc::internal, "no reply");
+    signed_request req{command, *bytes, signer.cert_der(), nonce, *sig};
+    self->request(gate, timeout, std::move(req))
+        .receive([&](signed_reply& r) { out = std::move(r); },
+                 [&](caf::error& e) { out = from_caf(e); });
+    return out;
+  };
+  const auto now = std::chrono::steady_clock::now();
+  const bool cached =
+      next && !next->value.empty() && now - next->received < std::chrono::seconds(20);
+  auto nonce = cached ? result<std::string>(next->value) : fresh_nonce();
+  if (next) next->value.clear();
+  if (!nonce) return nonce.err();
+  auto r = attempt(*nonce);
+  if (cached && r && r->reply.code == static_cast<uint8_t>(errc::permission_denied) &&
+      r->reply.message.rfind("the request's nonce", 0) == 0) {
+    nonce = fresh_nonce(); // the node restarted, or forgot it
+    if (!nonce) return nonce.err();
+    r = attempt(*nonce);
+  }
+  if (!r) return r.err();
+  if (next) *next = {r->next_nonce, std::chrono::steady_clock::now()};
+  return std::move(r->reply);
 }
 
 } // namespace dsmil

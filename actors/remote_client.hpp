@@ -3,6 +3,7 @@
 // commands signed per request (actors/gate_api.hpp).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -46,9 +47,19 @@ void ask_gate(caf::event_based_actor* self, const gate_api& gate, const request_
               const caf::duration& timeout, const std::string& command, const nlohmann::json& args,
               std::function<void(control_reply&)> done, std::function<void(caf::error&)> failed);
 
-/// The same, waiting.
+/// The nonce the node handed back with its last answer on a kept
+/// connection: the next request signs it instead of asking for one (used
+/// while younger than 20 s; the node keeps them 30 s).
+struct gate_nonce {
+  std::string value;
+  std::chrono::steady_clock::time_point received;
+};
+
+/// The same, waiting. With `next`, a kept connection's nonce is used and
+/// renewed (one round trip per command); a refused one is asked for anew once.
 result<control_reply> ask_gate(caf::actor_system& sys, const gate_api& gate,
                                const request_signer& signer, caf::timespan timeout,
-                               const std::string& command, const nlohmann::json& args);
+                               const std::string& command, const nlohmann::json& args,
+                               gate_nonce* next = nullptr);
 
 } // namespace dsmil

@@ -1,7 +1,8 @@
 // `dsmil-bench control`: what the control endpoint's security costs. A node
 // of its own (embedded in this process, listening as dsmild does) answers
-// `status` over mutual TLS with signed requests (a nonce, then the signed
-// request: two round trips), next to the same node's control actor over a
+// `status` over mutual TLS with signed requests, on a kept connection (each
+// answer's nonce signs the next request: one round trip) and asking for a
+// nonce each time (two), next to the same node's control actor over a
 // plaintext CAF endpoint on loopback and called in-process, in one run,
 // requests interleaved.
 #pragma once
@@ -20,7 +21,8 @@ struct control_bench_options {
   std::string dir;           ///< empty: a fresh one under /var/tmp, removed after
 };
 
-/// Keys: requests, status_p50_ms, status_p99_ms, status_max_ms (TLS, signed),
+/// Keys: requests, status_p50_ms, status_p99_ms, status_max_ms (TLS, signed,
+/// nonce carried), challenge_p50_ms, challenge_p99_ms (TLS, nonce asked),
 /// plaintext_p50_ms, plaintext_p99_ms, in_process_p50_ms, in_process_p99_ms,
 /// connect_p50_ms, connect_p99_ms (TLS handshake + first request), target_met.
 result<nlohmann::json> run_control_bench(const control_bench_options& o);

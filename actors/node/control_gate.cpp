@@ -83,6 +83,18 @@ struct gate_state {
     for (auto it = nonces.begin(); it != nonces.end();)
       it = now - it->second > nonce_life_ns ? nonces.erase(it) : std::next(it);
   }
+
+  // A fresh nonce, remembered; empty when too many are outstanding.
+  std::string issue_nonce() {
+    const int64_t now = os->steady_ns();
+    if (nonces.size() >= max_nonces) sweep(now);
+    if (nonces.size() >= max_nonces) return {};
+    uint8_t raw[32];
+    random_bytes(raw, sizeof raw);
+    std::string nonce(reinterpret_cast<char*>(raw), sizeof raw);
+    nonces.emplace(nonce, now);
+    return nonce;
+  }
 };
 
 // Hands one accepted request to the node and its answer to the client
@@ -90,11 +102,12 @@ struct gate_state {
 // progress on; audits the outcome of a command that changes something.
 template <class R>
 caf::behavior forwarder(caf::event_based_actor* self, std::shared_ptr<gate_state> st, R req,
-                        std::string identity, std::string role, bool audited) {
+                        std::string identity, std::string role, bool audited,
+                        std::string next_nonce) {
   return {[=](forward_atom) {
     // Before the promise: making it moves the sender out of the message.
     auto client = caf::actor_cast<caf::actor>(self->current_sender());
-    auto rp = self->make_response_promise<control_reply>();
+    auto rp = self->make_response_promise<signed_reply>();
     // A rollback's progress, as it runs, is the client's.
     self->become([=](rollback_progress& p) {
       if (client) self->send(client, std::move(p));
@@ -103,7 +116,7 @@ caf::behavior forwarder(caf::event_based_actor* self, std::shared_ptr<gate_state
       if (audited)
         st->record(identity, role, R::command, target_of(req),
                    r.code == 0 ? "ok" : std::string("failed: ") + r.message);
-      rp.deliver(std::move(r));
+      rp.deliver(signed_reply{std::move(r), next_nonce});
       self->quit();
     };
     using A = answer<typename R::reply>;
@@ -128,17 +141,16 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
   self->set_down_handler([self](caf::down_msg& dm) { self->quit(dm.reason); });
   return {
       [=](challenge_request) -> caf::result<challenge> {
-        const int64_t now = st->os->steady_ns();
-        if (st->nonces.size() >= max_nonces) st->sweep(now);
-        if (st->nonces.size() >= max_nonces)
+        auto nonce = st->issue_nonce();
+        if (nonce.empty())
           return caf::make_error(caf::sec::runtime_error, "too many requests in flight");
-        uint8_t raw[32];
-        random_bytes(raw, sizeof raw);
-        std::string nonce(reinterpret_cast<char*>(raw), sizeof raw);
-        st->nonces.emplace(nonce, now);
         return challenge{nonce};
       },
-      [=](signed_request& in) -> caf::result<control_reply> {
+      [=](signed_request& in) -> caf::result<signed_reply> {
+        // Every answer brings the nonce for the next request.
+        auto answer = [&](control_reply r) {
+          return signed_reply{std::move(r), st->issue_nonce()};
+        };
         const int64_t now = st->os->steady_ns();
         auto n = st->nonces.find(in.nonce);
         const bool fresh = n != st->nonces.end() && now - n->second <= st->nonce_life_ns;
@@ -147,43 +159,45 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
         auto claimed = read_cert(in.cert);
         const std::string who = "unverified:" + (claimed ? claimed->name : std::string("?"));
         if (!fresh)
-          return st->refuse(who, "", in.command, "",
-                            refusal("the request's nonce is unknown, used or older than " +
-                                    std::to_string(st->nonce_life_ns / 1000000000) +
-                                    " s; send it again with a new one"));
+          return answer(st->refuse(who, "", in.command, "",
+                                   refusal("the request's nonce is unknown, used or older than " +
+                                           std::to_string(st->nonce_life_ns / 1000000000) +
+                                           " s; send it again with a new one")));
         auto holder = st->pki->verifier()->verify(in.cert, in.nonce, in.command, in.request,
                                                   in.signature, st->os->now_unix_ns() / 1000000000);
-        if (!holder) return st->refuse(who, "", in.command, "", refusal(holder.err().message));
+        if (!holder)
+          return answer(st->refuse(who, "", in.command, "", refusal(holder.err().message)));
         auto r = parse_enum<role>(holder->role);
         if (!r)
-          return st->refuse(holder->name, holder->role, in.command, "",
-                            refusal("certificate '" + holder->name + "' names no role (its OU " +
-                                    "must be " + enum_choices<role>() + ", is '" + holder->role +
-                                    "')"));
-        caf::result<control_reply> out = control_reply{};
+          return answer(st->refuse(holder->name, holder->role, in.command, "",
+                                   refusal("certificate '" + holder->name +
+                                           "' names no role (its OU " + "must be " +
+                                           enum_choices<role>() + ", is '" + holder->role + "')")));
+        caf::result<signed_reply> out = signed_reply{};
         bool typed = with_request_type(in.command, [&](auto req) {
           using R = decltype(req);
           caf::binary_deserializer src{self->system(), in.request.data(), in.request.size()};
           if (auto err = src(req); err || src.remaining() != 0) {
-            out = st->refuse(holder->name, holder->role, in.command, "",
-                             bad_request("the request does not decode as '" + in.command + "'"));
+            out = answer(
+                st->refuse(holder->name, holder->role, in.command, "",
+                           bad_request("the request does not decode as '" + in.command + "'")));
             return;
           }
           const auto& rule = rule_for(req);
           if (!may(*r, rule.least)) {
-            out = st->refuse(holder->name, holder->role, R::command, target_of(req),
-                             refusal("permission denied: " + holder->name + " (role " +
-                                     holder->role + ") may not " + rule.refusal));
+            out = answer(st->refuse(holder->name, holder->role, R::command, target_of(req),
+                                    refusal("permission denied: " + holder->name + " (role " +
+                                            holder->role + ") may not " + rule.refusal)));
             return;
           }
           auto fwd = self->spawn(forwarder<R>, st, std::move(req), holder->name, holder->role,
-                                 rule.least != role::viewer);
+                                 rule.least != role::viewer, st->issue_nonce());
           self->delegate(caf::actor_cast<caf::actor>(fwd), forward_atom::value);
-          out = caf::delegated<control_reply>{};
+          out = caf::delegated<signed_reply>{};
         });
         if (!typed)
-          return st->refuse(holder->name, holder->role, in.command, "",
-                            bad_request("unknown command '" + in.command + "'"));
+          return answer(st->refuse(holder->name, holder->role, in.command, "",
+                                   bad_request("unknown command '" + in.command + "'")));
         return out;
       },
   };

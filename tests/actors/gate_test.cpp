@@ -86,7 +86,7 @@ struct gate_fixture : node_fixture {
     caf::scoped_actor self{*sys};
     control_reply out;
     self->request(gate, std::chrono::seconds(60), req)
-        .receive([&](control_reply& r) { out = r; },
+        .receive([&](signed_reply& r) { out = r.reply; },
                  [&](caf::error& e) { FAIL(caf::to_string(e)); });
     return out;
   }
@@ -233,6 +233,26 @@ TEST_CASE("gate: a request's identity is checked every time: nonce, signature, C
     std::this_thread::sleep_for(std::chrono::milliseconds(nonce_life_ms + 200));
     CHECK(f.send(req).code == denied);
     CHECK(f.send(signed_with(alice, f.nonce())).code == 0);
+  }
+  SUBCASE("the nonce an answer brings signs the next request, once") {
+    gate_nonce next;
+    for (int i = 0; i < 3; ++i) {
+      auto r = ask_gate(*f.sys, f.gate, alice, std::chrono::seconds(10), "status", json::object(),
+                        &next);
+      REQUIRE(r);
+      CHECK(r->code == 0);
+      CHECK(next.value.size() == 32);
+    }
+    const auto used = next.value;
+    REQUIRE(
+        ask_gate(*f.sys, f.gate, alice, std::chrono::seconds(10), "status", json::object(), &next));
+    CHECK(f.send(signed_with(alice, challenge{used})).code == denied);
+    // A carried nonce the node no longer knows: asked for anew, once.
+    next.value = std::string(32, 'y');
+    auto r =
+        ask_gate(*f.sys, f.gate, alice, std::chrono::seconds(10), "status", json::object(), &next);
+    REQUIRE(r);
+    CHECK(r->code == 0);
   }
   SUBCASE("a nonce the node never issued") {
     CHECK(f.send(signed_with(alice, challenge{std::string(32, 'x')})).code == denied);

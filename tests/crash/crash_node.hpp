@@ -155,7 +155,7 @@ public:
   }
 
   control_reply ctl(const std::string& command, const json& args = json::object()) {
-    auto r = ask_gate(sys_, node_, *signer_, std::chrono::seconds(60), command, args);
+    auto r = ask_gate(sys_, node_, *signer_, std::chrono::seconds(60), command, args, &nonce_);
     if (!r) return control_reply{255, r.err().message, "{}"};
     return *r;
   }
@@ -186,6 +186,7 @@ private:
   std::string config_;
   std::unique_ptr<test::child_process> proc_;
   std::unique_ptr<request_signer> signer_;
+  gate_nonce nonce_; ///< carried from one answer to the next request
   gate_api node_;
 };
 
