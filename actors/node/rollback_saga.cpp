@@ -41,22 +41,20 @@ public:
     set_default_handler(caf::skip);
     io_ = setup_.io(this);
     components_ = setup_.components(this);
-    return {[this](rollback_by& r, caf::actor& client) {
-      return start(r.request, r.identity, client);
-    }};
+    return {[this](rollback_by& r, caf::actor& client) { return start(r, client); }};
   }
 
 private:
   // -- waiting its turn, validating ------------------------------------------------
 
-  caf::result<control_reply> start(rollback_request& req, const std::string& identity,
-                                   caf::actor& client) {
+  caf::result<control_reply> start(rollback_by& by, caf::actor& client) {
+    auto& req = by.request;
     client_ = make_response_promise<control_reply>();
     args_ = to_json_fields(req); // what validation reads
     // `client` is who asked dsmil.control (which asks here, so that it can
     // answer the client itself should this actor stop): progress goes to it.
     if (req.progress) progress_to_ = client;
-    initiated_by_ = identity;
+    initiated_by_ = by.identity;
     reason_ = req.reason;
     bool my_turn = false;
     {
@@ -471,13 +469,12 @@ private:
   caf::response_promise client_;
   caf::actor progress_to_;
   json args_;
-  std::string initiated_by_, reason_;
+  std::string initiated_by_, reason_, pre_rollback_;
   clock_point start_, phase_start_;
   json result_;
   validated v_;
-  bool borrowed_ = false; ///< the worker released the space reserve for the saga
-  bool held_ = false;     ///< the components are held still until the saga ends
-  std::string pre_rollback_;
+  bool borrowed_ = false;               ///< the worker released the space reserve for the saga
+  bool held_ = false;                   ///< the components are held still until the saga ends
   std::vector<size_t> started_;         ///< steps whose step_start is journalled
   std::optional<size_t> current_;       ///< the step whose answer is awaited
   uint64_t asked_ = 0;                  ///< bumped to drop an abandoned step's answer
