@@ -297,6 +297,7 @@ private:
     if (scheduler_) send_exit(scheduler_, reason);
     {
       std::lock_guard<std::mutex> lock(ctx_->saga_mu);
+      ctx_->stopping = true;
       if (auto s = caf::actor_cast<caf::actor>(ctx_->settler)) send_exit(s, reason);
     }
     for (auto& h : ctx_->handlers)

@@ -111,6 +111,9 @@ struct node_context {
   /// The saga actor putting back what a compensation could not, if any:
   /// told to stop when the node stops.
   caf::actor_addr settler; ///< weak: it holds this context
+  /// dsmil.control has stopped: no settler starts from then on (a saga that
+  /// ends as the node stops leaves its items to the next start's journal).
+  bool stopping = false;
   /// dsmil.reader and dsmil.writer as they are now (restarted by
   /// dsmil.control when they die; guarded by saga_mu). Weak: they hold
   /// this context.

@@ -106,9 +106,17 @@ private:
 
 void spawn_settler(caf::actor_system& sys, std::shared_ptr<node_context> ctx, settle_job job) {
   auto& c = *ctx;
-  auto a = sys.spawn<settler_actor>(std::move(ctx), std::move(job));
+  // Spawned and named under the lock dsmil.control's exit takes: a settler
+  // either is told to stop with the node or never starts (one started after
+  // would wait out its backoff and hold the actor system open).
   std::lock_guard<std::mutex> lock(c.saga_mu);
-  c.settler = a.address(); // told to stop with the node from now on
+  if (c.stopping) {
+    spdlog::info("rollback {}: the node is stopping; its next start puts back what is left",
+                 job.saga);
+    return;
+  }
+  auto a = sys.spawn<settler_actor>(std::move(ctx), std::move(job));
+  c.settler = a.address();
 }
 
 void release_saga(node_context& ctx, const std::string& id) {
