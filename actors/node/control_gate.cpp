@@ -20,6 +20,46 @@ namespace {
 constexpr size_t max_nonces = 16384; // outstanding at once; a client needs one per request
 
 using forward_atom = caf::atom_constant<caf::atom("forward")>;
+using audited_atom = caf::atom_constant<caf::atom("audited")>;
+
+} // namespace
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, audit_record& r) {
+  return f(caf::meta::type_name("audit_record"), r.seq, r.at, r.identity, r.role, r.command,
+           r.target, r.outcome);
+}
+
+namespace {
+
+// dsmil.audit appends the gate's records one at a time on a thread of its
+// own: an append is fsynced and signs the chain head (milliseconds), so
+// neither the gate nor CAF's scheduler threads wait on the disk; a client
+// is answered once its record is on disk. It ends after the gate (records
+// sent before are written first).
+using audit_api = caf::typed_actor<caf::replies_to<audit_record>::with<audited_atom>>;
+
+class audit_writer final : public audit_api::base {
+public:
+  audit_writer(caf::actor_config& cfg, std::shared_ptr<audit_log> log, caf::actor_addr gate)
+      : audit_api::base(cfg), log_(std::move(log)), gate_(std::move(gate)) {}
+  const char* name() const override { return "dsmil.audit"; }
+
+protected:
+  behavior_type make_behavior() override {
+    monitor(gate_);
+    set_down_handler([this](caf::down_msg&) { quit(); });
+    return {[this](audit_record& r) {
+      const auto what = r.command + " " + r.outcome + " by " + r.identity;
+      if (auto err = log_->append(std::move(r)))
+        spdlog::error("audit log: cannot append ({}): {} is not recorded", err.message, what);
+      return audited_atom::value;
+    }};
+  }
+
+private:
+  std::shared_ptr<audit_log> log_;
+  caf::actor_addr gate_;
+};
 
 control_reply refusal(const std::string& line) {
   nlohmann::json body = {
@@ -54,29 +94,44 @@ struct gate_state {
   std::shared_ptr<audit_log> audit;
   env* os = nullptr;
   int64_t nonce_life_ns = 0;
+  audit_api writer;                                ///< dsmil.audit, spawned by the gate
   std::unordered_map<std::string, int64_t> nonces; ///< nonce -> when it was issued (steady)
 
-  void record(const std::string& identity, const std::string& role, const std::string& command,
-              const std::string& target, const std::string& outcome) {
+  static audit_record record(const std::string& identity, const std::string& role,
+                             const std::string& command, const std::string& target,
+                             const std::string& outcome) {
     audit_record r;
     r.identity = identity;
     r.role = role;
     r.command = command;
     r.target = target;
     r.outcome = outcome;
-    if (auto err = audit->append(std::move(r)))
-      spdlog::error("audit log: cannot append ({}): {} {} by {} is not recorded", err.message,
-                    command, outcome, identity);
+    return r;
   }
 
-  // A refused request: logged, audited, answered with one line.
-  control_reply refuse(const std::string& identity, const std::string& role,
-                       const std::string& command, const std::string& target,
-                       const control_reply& answer) {
+  // dsmil.audit did not answer: it stopped with the node (a failed append
+  // it logs itself and answers).
+  static void unrecorded(const std::string& what, const caf::error& e) {
+    spdlog::error("audit log: {} is not recorded ({})", what, caf::to_string(e));
+  }
+
+  // A refused request: logged, audited, answered with one line (and the
+  // next nonce) once its record is written; the gate goes on meanwhile.
+  caf::result<signed_reply> refuse(gate_api::pointer self, const std::string& identity,
+                                   const std::string& role, const std::string& command,
+                                   const std::string& target, control_reply answer) {
     spdlog::warn("control: refused {} from {}: {}", command.empty() ? "a request" : command,
                  identity, answer.message);
-    record(identity, role, command, target, "denied: " + answer.message);
-    return answer;
+    auto reply = signed_reply{std::move(answer), issue_nonce()};
+    auto rp = self->make_response_promise<signed_reply>();
+    self->request(writer, caf::infinite,
+                  record(identity, role, command, target, "denied: " + reply.reply.message))
+        .then([=](audited_atom) mutable { rp.deliver(reply); },
+              [=](caf::error& e) mutable {
+                unrecorded(command + " refused for " + identity, e);
+                rp.deliver(reply);
+              });
+    return caf::delegated<signed_reply>{};
   }
 
   void sweep(int64_t now) {
@@ -113,11 +168,25 @@ caf::behavior forwarder(caf::event_based_actor* self, std::shared_ptr<gate_state
       if (client) self->send(client, std::move(p));
     });
     auto finish = [=](control_reply r) mutable {
-      if (audited)
-        st->record(identity, role, R::command, target_of(req),
-                   r.code == 0 ? "ok" : std::string("failed: ") + r.message);
-      rp.deliver(signed_reply{std::move(r), next_nonce});
-      self->quit();
+      auto reply = signed_reply{std::move(r), next_nonce};
+      if (!audited) {
+        rp.deliver(std::move(reply));
+        return self->quit();
+      }
+      auto deliver = [=]() mutable {
+        rp.deliver(reply);
+        self->quit();
+      };
+      self->request(st->writer, caf::infinite,
+                    gate_state::record(identity, role, R::command, target_of(req),
+                                       reply.reply.code == 0
+                                           ? "ok"
+                                           : std::string("failed: ") + reply.reply.message))
+          .then([=](audited_atom) mutable { deliver(); },
+                [=](caf::error& e) mutable {
+                  gate_state::unrecorded(std::string(R::command) + " by " + identity, e);
+                  deliver();
+                });
     };
     using A = answer<typename R::reply>;
     auto on_error = [=](caf::error& e) mutable {
@@ -136,7 +205,8 @@ caf::behavior forwarder(caf::event_based_actor* self, std::shared_ptr<gate_state
 }
 
 gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state> st) {
-  // The gate ends with the node.
+  // The gate ends with the node; dsmil.audit after it.
+  st->writer = self->spawn<audit_writer, caf::detached>(st->audit, self->address());
   self->monitor(st->node);
   self->set_down_handler([self](caf::down_msg& dm) { self->quit(dm.reason); });
   return {
@@ -147,10 +217,6 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
         return challenge{nonce};
       },
       [=](signed_request& in) -> caf::result<signed_reply> {
-        // Every answer brings the nonce for the next request.
-        auto answer = [&](control_reply r) {
-          return signed_reply{std::move(r), st->issue_nonce()};
-        };
         const int64_t now = st->os->steady_ns();
         auto n = st->nonces.find(in.nonce);
         const bool fresh = n != st->nonces.end() && now - n->second <= st->nonce_life_ns;
@@ -159,35 +225,34 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
         auto claimed = read_cert(in.cert);
         const std::string who = "unverified:" + (claimed ? claimed->name : std::string("?"));
         if (!fresh)
-          return answer(st->refuse(who, "", in.command, "",
-                                   refusal("the request's nonce is unknown, used or older than " +
-                                           std::to_string(st->nonce_life_ns / 1000000000) +
-                                           " s; send it again with a new one")));
+          return st->refuse(self, who, "", in.command, "",
+                            refusal("the request's nonce is unknown, used or older than " +
+                                    std::to_string(st->nonce_life_ns / 1000000000) +
+                                    " s; send it again with a new one"));
         auto holder = st->pki->verifier()->verify(in.cert, in.nonce, in.command, in.request,
                                                   in.signature, st->os->now_unix_ns() / 1000000000);
         if (!holder)
-          return answer(st->refuse(who, "", in.command, "", refusal(holder.err().message)));
+          return st->refuse(self, who, "", in.command, "", refusal(holder.err().message));
         auto r = parse_enum<role>(holder->role);
         if (!r)
-          return answer(st->refuse(holder->name, holder->role, in.command, "",
-                                   refusal("certificate '" + holder->name +
-                                           "' names no role (its OU " + "must be " +
-                                           enum_choices<role>() + ", is '" + holder->role + "')")));
+          return st->refuse(self, holder->name, holder->role, in.command, "",
+                            refusal("certificate '" + holder->name + "' names no role (its OU " +
+                                    "must be " + enum_choices<role>() + ", is '" + holder->role +
+                                    "')"));
         caf::result<signed_reply> out = signed_reply{};
         bool typed = with_request_type(in.command, [&](auto req) {
           using R = decltype(req);
           caf::binary_deserializer src{self->system(), in.request.data(), in.request.size()};
           if (auto err = src(req); err || src.remaining() != 0) {
-            out = answer(
-                st->refuse(holder->name, holder->role, in.command, "",
-                           bad_request("the request does not decode as '" + in.command + "'")));
+            out = st->refuse(self, holder->name, holder->role, in.command, "",
+                             bad_request("the request does not decode as '" + in.command + "'"));
             return;
           }
           const auto& rule = rule_for(req);
           if (!may(*r, rule.least)) {
-            out = answer(st->refuse(holder->name, holder->role, R::command, target_of(req),
-                                    refusal("permission denied: " + holder->name + " (role " +
-                                            holder->role + ") may not " + rule.refusal)));
+            out = st->refuse(self, holder->name, holder->role, R::command, target_of(req),
+                             refusal("permission denied: " + holder->name + " (role " +
+                                     holder->role + ") may not " + rule.refusal));
             return;
           }
           auto fwd = self->spawn(forwarder<R>, st, std::move(req), holder->name, holder->role,
@@ -196,8 +261,8 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
           out = caf::delegated<signed_reply>{};
         });
         if (!typed)
-          return answer(st->refuse(holder->name, holder->role, in.command, "",
-                                   bad_request("unknown command '" + in.command + "'")));
+          return st->refuse(self, holder->name, holder->role, in.command, "",
+                            bad_request("unknown command '" + in.command + "'"));
         return out;
       },
   };
