@@ -1,6 +1,8 @@
 #include "bench/control_bench.hpp"
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -91,6 +93,59 @@ result<json> run_control_bench(const control_bench_options& o) {
     plain_ms.push_back(*p);
     local_ms.push_back(*l);
   }
+  // The same status round trips while another client holding a credential
+  // floods the gate with requests it refuses (a nonce it never issued):
+  // each refusal is audited (fsynced, head signed) on dsmil.audit, not on
+  // the gate, so status should barely notice.
+  std::vector<double> flood_ms;
+  std::atomic<bool> flooding{true};
+  std::atomic<uint64_t> refused{0};
+  std::string flood_error; // the flooder's, read after it is joined
+  std::atomic<bool> flooder_done{false};
+  std::thread flooder([&] {
+    struct set_on_exit {
+      std::atomic<bool>& f;
+      ~set_on_exit() { f = true; } // however the flooder ends
+    } done{flooder_done};
+    caf::actor_system_config cfg;
+    if (auto err = configure_client(cfg, cred)) return void(flood_error = err.message);
+    caf::actor_system sys{cfg};
+    auto g = connect_node(sys, "127.0.0.1", *port);
+    if (!g) return void(flood_error = g.err().message);
+    caf::scoped_actor self{sys};
+    while (flooding) {
+      signed_request bogus;
+      bogus.command = "status";
+      bogus.nonce = std::string(32, '\0');
+      self->request(*g, timeout, bogus)
+          .receive(
+              [&](signed_reply& r) {
+                if (r.reply.code == static_cast<uint8_t>(errc::permission_denied)) ++refused;
+              },
+              [&](caf::error& e) { flood_error = caf::to_string(e); });
+      if (!flood_error.empty()) return;
+    }
+  });
+  spdlog::set_level(spdlog::level::err); // not a warning line per refusal
+  const double flood_t0 = now_s();
+  for (unsigned i = 0; i < o.requests && !flooder_done; ++i) {
+    auto t = timed([&] {
+      return fails(ask_gate(tls_client, *gate, *signer, timeout, "status", json::object(), &next));
+    });
+    if (!t) {
+      flooding = false;
+      flooder.join();
+      return t.err();
+    }
+    flood_ms.push_back(*t);
+  }
+  const double flood_s = now_s() - flood_t0;
+  flooding = false;
+  flooder.join();
+  spdlog::set_level(spdlog::level::warn);
+  if (!flood_error.empty())
+    return make_error(errc::unavailable, "the flooding client failed: " + flood_error);
+
   // A dsmilctl invocation: a client actor system, the TLS handshake, one
   // signed request.
   for (unsigned i = 0; i < o.connections; ++i) {
@@ -118,6 +173,10 @@ result<json> run_control_bench(const control_bench_options& o) {
               {"plaintext_p99_ms", percentile(plain_ms, 0.99)},
               {"in_process_p50_ms", percentile(local_ms, 0.5)},
               {"in_process_p99_ms", percentile(local_ms, 0.99)},
+              {"flood_status_p50_ms", percentile(flood_ms, 0.5)},
+              {"flood_status_p99_ms", percentile(flood_ms, 0.99)},
+              {"flood_refusals", refused.load()},
+              {"flood_refusals_per_s", static_cast<double>(refused.load()) / flood_s},
               {"connections", o.connections},
               {"connect_p50_ms", percentile(connect_ms, 0.5)},
               {"connect_p99_ms", percentile(connect_ms, 0.99)},
@@ -142,6 +201,11 @@ void print_control_report(const json& r) {
                 "5 ms: %s\n",
                 r["status_p50_ms"].get<double>() - plain, r["status_p50_ms"].get<double>() / plain,
                 r["target_met"].get<bool>() ? "met" : "NOT met");
+  std::printf("  %-44s p50 %7.3f ms  p99 %7.3f ms\n", "the same while a client is refused (flood)",
+              r["flood_status_p50_ms"].get<double>(), r["flood_status_p99_ms"].get<double>());
+  std::printf("  (%llu refusals audited meanwhile, %.0f/s)\n",
+              static_cast<unsigned long long>(r["flood_refusals"].get<uint64_t>()),
+              r["flood_refusals_per_s"].get<double>());
   std::printf("  a new connection (TLS handshake + one signed request), %u times: p50 %.2f ms, "
               "p99 %.2f ms\n",
               r["connections"].get<unsigned>(), r["connect_p50_ms"].get<double>(),
