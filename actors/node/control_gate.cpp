@@ -1,6 +1,11 @@
 #include "actors/node/control_gate.hpp"
 
+#include <algorithm>
 #include <unordered_map>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -16,8 +21,6 @@
 namespace dsmil {
 
 namespace {
-
-constexpr size_t max_nonces = 16384; // outstanding at once; a client needs one per request
 
 using forward_atom = caf::atom_constant<caf::atom("forward")>;
 using audited_atom = caf::atom_constant<caf::atom("audited")>;
@@ -94,8 +97,13 @@ struct gate_state {
   std::shared_ptr<audit_log> audit;
   env* os = nullptr;
   int64_t nonce_life_ns = 0;
-  audit_api writer;                                ///< dsmil.audit, spawned by the gate
-  std::unordered_map<std::string, int64_t> nonces; ///< nonce -> when it was issued (steady)
+  audit_api writer; ///< dsmil.audit, spawned by the gate
+  /// Nonces carry what the gate needs to check them (see issue_nonce): it
+  /// keeps no state per nonce it hands out, only the ones signed requests
+  /// have used, until they expire.
+  std::string nonce_key;                         ///< HMAC key, random per gate
+  std::unordered_map<std::string, int64_t> used; ///< nonce -> when it was issued (steady)
+  size_t sweep_at = 1024;
 
   static audit_record record(const std::string& identity, const std::string& role,
                              const std::string& command, const std::string& target,
@@ -134,20 +142,50 @@ struct gate_state {
     return caf::delegated<signed_reply>{};
   }
 
-  void sweep(int64_t now) {
-    for (auto it = nonces.begin(); it != nonces.end();)
-      it = now - it->second > nonce_life_ns ? nonces.erase(it) : std::next(it);
+  // When the nonce was issued (steady ns), if this gate issued it; -1 if not.
+  int64_t issued_at(const std::string& nonce) const {
+    if (nonce.size() != 32) return -1;
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    HMAC(EVP_sha256(), nonce_key.data(), static_cast<int>(nonce_key.size()),
+         reinterpret_cast<const uint8_t*>(nonce.data()), 16, mac, &len);
+    if (CRYPTO_memcmp(mac, nonce.data() + 16, 16) != 0) return -1;
+    int64_t t = 0;
+    for (int i = 0; i < 8; ++i)
+      t = (t << 8) | static_cast<uint8_t>(nonce[i]);
+    return t;
   }
 
-  // A fresh nonce, remembered; empty when too many are outstanding.
+  // Whether a signed request may use `nonce`: issued here, not older than
+  // nonce_life_ns, not used yet.
+  bool fresh(const std::string& nonce, int64_t now) const {
+    const int64_t t = issued_at(nonce);
+    return t >= 0 && now - t <= nonce_life_ns && !used.count(nonce);
+  }
+
+  // Once a request's signature holds: its nonce is spent.
+  void spend(const std::string& nonce, int64_t now) {
+    used.emplace(nonce, issued_at(nonce));
+    if (used.size() < sweep_at) return;
+    for (auto it = used.begin(); it != used.end();)
+      it = now - it->second > nonce_life_ns ? used.erase(it) : std::next(it);
+    sweep_at = std::max<size_t>(1024, 2 * used.size());
+  }
+
+  // A fresh nonce: when (8 bytes, steady ns, big-endian), 8 random bytes,
+  // and the first 16 bytes of their HMAC-SHA-256 under this gate's key. A
+  // client asking for nonces without end costs the gate nothing it keeps.
   std::string issue_nonce() {
-    const int64_t now = os->steady_ns();
-    if (nonces.size() >= max_nonces) sweep(now);
-    if (nonces.size() >= max_nonces) return {};
-    uint8_t raw[32];
-    random_bytes(raw, sizeof raw);
-    std::string nonce(reinterpret_cast<char*>(raw), sizeof raw);
-    nonces.emplace(nonce, now);
+    std::string nonce(32, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(nonce.data());
+    uint64_t now = static_cast<uint64_t>(os->steady_ns());
+    for (int i = 7; i >= 0; --i, now >>= 8)
+      p[i] = static_cast<uint8_t>(now);
+    random_bytes(p + 8, 8);
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    HMAC(EVP_sha256(), nonce_key.data(), static_cast<int>(nonce_key.size()), p, 16, mac, &len);
+    std::copy(mac, mac + 16, p + 16);
     return nonce;
   }
 };
@@ -210,21 +248,13 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
   self->monitor(st->node);
   self->set_down_handler([self](caf::down_msg& dm) { self->quit(dm.reason); });
   return {
-      [=](challenge_request) -> caf::result<challenge> {
-        auto nonce = st->issue_nonce();
-        if (nonce.empty())
-          return caf::make_error(caf::sec::runtime_error, "too many requests in flight");
-        return challenge{nonce};
-      },
+      [=](challenge_request) { return challenge{st->issue_nonce()}; },
       [=](signed_request& in) -> caf::result<signed_reply> {
         const int64_t now = st->os->steady_ns();
-        auto n = st->nonces.find(in.nonce);
-        const bool fresh = n != st->nonces.end() && now - n->second <= st->nonce_life_ns;
-        if (n != st->nonces.end()) st->nonces.erase(n);
         // Until the certificate is checked, its name is only a claim.
         auto claimed = read_cert(in.cert);
         const std::string who = "unverified:" + (claimed ? claimed->name : std::string("?"));
-        if (!fresh)
+        if (!st->fresh(in.nonce, now))
           return st->refuse(self, who, "", in.command, "",
                             refusal("the request's nonce is unknown, used or older than " +
                                     std::to_string(st->nonce_life_ns / 1000000000) +
@@ -233,6 +263,7 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
                                                   in.signature, st->os->now_unix_ns() / 1000000000);
         if (!holder)
           return st->refuse(self, who, "", in.command, "", refusal(holder.err().message));
+        st->spend(in.nonce, now);
         auto r = parse_enum<role>(holder->role);
         if (!r)
           return st->refuse(self, holder->name, holder->role, in.command, "",
@@ -278,6 +309,8 @@ gate_api spawn_control_gate(caf::actor_system& sys, node_api node, std::shared_p
   st->audit = std::move(audit);
   st->os = &e;
   st->nonce_life_ns = nonce_life_ms * 1000000;
+  st->nonce_key.resize(32);
+  random_bytes(reinterpret_cast<uint8_t*>(st->nonce_key.data()), st->nonce_key.size());
   return sys.spawn(gate, st);
 }
 

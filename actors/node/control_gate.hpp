@@ -1,6 +1,9 @@
 // The control gate: what a node publishes instead of its control actor.
 // For every request it checks, in order: the nonce is one it issued, at
-// most 30 s ago, and unused; the certificate chains to the node's CA, is
+// most 30 s ago, and unused (a nonce carries its issue time and an HMAC
+// under the gate's key: handing them out keeps no state, so asking for
+// them without end holds no one up; the gate remembers only those signed
+// requests spent, until they expire); the certificate chains to the node's CA, is
 // within its validity, carries clientAuth and is not revoked; the
 // signature over nonce || SHA-256(command, request) is the certificate's
 // key's; the certificate's OU names a role; and that role may use the

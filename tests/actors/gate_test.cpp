@@ -256,6 +256,21 @@ TEST_CASE("gate: a request's identity is checked every time: nonce, signature, C
   }
   SUBCASE("a nonce the node never issued") {
     CHECK(f.send(signed_with(alice, challenge{std::string(32, 'x')})).code == denied);
+    auto forged = f.nonce(); // its time moved on: the gate's HMAC no longer matches
+    forged.nonce[7] = static_cast<char>(forged.nonce[7] ^ 1);
+    CHECK(f.send(signed_with(alice, forged)).code == denied);
+  }
+  SUBCASE("asking for nonces without end holds no one up") {
+    for (int i = 0; i < 20000; ++i) // more than a table of issued nonces would hold
+      REQUIRE(f.nonce().nonce.size() == 32);
+    CHECK(f.send(signed_with(alice, f.nonce())).code == 0);
+  }
+  SUBCASE("a request that fails its checks does not spend the nonce it names") {
+    auto c = f.nonce();
+    auto forged = signed_with(alice, c);
+    forged.signature[forged.signature.size() / 2] ^= 1;
+    CHECK(f.send(forged).code == denied);
+    CHECK(f.send(signed_with(alice, c)).code == 0);
   }
   SUBCASE("the signature covers the request") {
     auto req = signed_with(alice, f.nonce());
