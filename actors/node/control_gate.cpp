@@ -104,6 +104,28 @@ struct gate_state {
   std::string nonce_key;                         ///< HMAC key, random per gate
   std::unordered_map<std::string, int64_t> used; ///< nonce -> when it was issued (steady)
   size_t sweep_at = 1024;
+  /// Refusals logged in the current second, and those only audited.
+  int64_t log_second = 0;
+  uint32_t logged = 0, unlogged = 0;
+
+  // At most 20 refusal lines a second: a client refused in a loop fills
+  // the audit log (every refusal is there), not the node's log. Those past
+  // 20 are counted in one line, logged with the next refusal after.
+  void log_refusal(const std::string& command, const std::string& identity,
+                   const std::string& why) {
+    const int64_t second = os->steady_ns() / 1000000000;
+    if (second != log_second) {
+      if (unlogged > 0)
+        spdlog::warn("control: {} more refusal(s) in the last second, not logged one by one; "
+                     "'dsmilctl audit' lists them",
+                     unlogged);
+      log_second = second;
+      logged = unlogged = 0;
+    }
+    if (++logged > 20) return void(++unlogged);
+    spdlog::warn("control: refused {} from {}: {}", command.empty() ? "a request" : command,
+                 identity, why);
+  }
 
   static audit_record record(const std::string& identity, const std::string& role,
                              const std::string& command, const std::string& target,
@@ -128,8 +150,7 @@ struct gate_state {
   caf::result<signed_reply> refuse(gate_api::pointer self, const std::string& identity,
                                    const std::string& role, const std::string& command,
                                    const std::string& target, control_reply answer) {
-    spdlog::warn("control: refused {} from {}: {}", command.empty() ? "a request" : command,
-                 identity, answer.message);
+    log_refusal(command, identity, answer.message);
     auto reply = signed_reply{std::move(answer), issue_nonce()};
     auto rp = self->make_response_promise<signed_reply>();
     self->request(writer, caf::infinite,

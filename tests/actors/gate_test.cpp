@@ -3,9 +3,12 @@
 // CA, expiry, revocation, role). TLS itself is tested with real processes
 // (tests/cli/access_test.cpp).
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "actors/node/command_classes.hpp"
 #include "actors/node/control_gate.hpp"
@@ -339,4 +342,42 @@ TEST_CASE("gate: a request's identity is checked every time: nonce, signature, C
   for (auto& rec : *f.node.audit->read())
     CHECK(rec.outcome.rfind("denied: ", 0) == 0);
   CHECK(f.ask(alice, "status").code == 0);
+}
+
+TEST_CASE("gate: a client refused in a loop fills the audit log, not the node's log") {
+  std::ostringstream lines;
+  auto old = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "gate-test", spdlog::sinks_init_list{std::make_shared<spdlog::sinks::ostream_sink_mt>(lines),
+                                           old->sinks().front()});
+  spdlog::set_default_logger(logger);
+  size_t added = 0;
+  {
+    gate_fixture f;
+    auto alice = f.credential("alice", "operator");
+    const size_t before = f.audited();
+    signed_request bogus{"status", *encode_request("status", json::object()), alice.cert_der(),
+                         std::string(32, 'x'), "signature"};
+    for (int i = 0; i < 100; ++i)
+      REQUIRE(f.send(bogus).code == denied);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // the next second's refusal
+    REQUIRE(f.send(bogus).code == denied);                        // reports those not logged
+    added = f.audited() - before;
+  }
+  spdlog::set_default_logger(old);
+  CHECK(added == 101); // every one audited
+  // Every refusal is either a line of its own or counted in a summary line.
+  size_t one_by_one = 0, summarized = 0;
+  std::istringstream in(lines.str());
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("control: refused status from unverified:alice") != std::string::npos)
+      ++one_by_one;
+    const auto at = line.find("control: ");
+    const auto more = line.find(" more refusal(s) in the last second");
+    if (at != std::string::npos && more != std::string::npos)
+      summarized += std::stoul(line.substr(at + 9, more - at - 9));
+  }
+  CHECK(one_by_one + summarized == 101);
+  CHECK(summarized > 0);
+  CHECK(one_by_one < 101);
 }
