@@ -37,8 +37,8 @@ namespace {
 // dsmil.audit appends the gate's records one at a time on a thread of its
 // own: an append is fsynced and signs the chain head (milliseconds), so
 // neither the gate nor CAF's scheduler threads wait on the disk; a client
-// is answered once its record is on disk. It ends after the gate (records
-// sent before are written first).
+// is answered once its record is written (or why not is logged). It ends
+// after the gate (records sent before are written first).
 using audit_api = caf::typed_actor<caf::replies_to<audit_record>::with<audited_atom>>;
 
 class audit_writer final : public audit_api::base {
@@ -116,7 +116,7 @@ struct gate_state {
     const int64_t second = os->steady_ns() / 1000000000;
     if (second != log_second) {
       if (unlogged > 0)
-        spdlog::warn("control: {} more refusal(s) in the last second, not logged one by one; "
+        spdlog::warn("control: {} more refusal(s) in one second were not logged one by one; "
                      "'dsmilctl audit' lists them",
                      unlogged);
       log_second = second;
@@ -177,16 +177,16 @@ struct gate_state {
     return t;
   }
 
-  // Whether a signed request may use `nonce`: issued here, not older than
-  // nonce_life_ns, not used yet.
-  bool fresh(const std::string& nonce, int64_t now) const {
+  // When `nonce` was issued, if a signed request may use it: issued here,
+  // not older than nonce_life_ns, not used yet; -1 if not.
+  int64_t fresh(const std::string& nonce, int64_t now) const {
     const int64_t t = issued_at(nonce);
-    return t >= 0 && now - t <= nonce_life_ns && !used.count(nonce);
+    return t >= 0 && now - t <= nonce_life_ns && !used.count(nonce) ? t : -1;
   }
 
-  // Once a request's signature holds: its nonce is spent.
-  void spend(const std::string& nonce, int64_t now) {
-    used.emplace(nonce, issued_at(nonce));
+  // Once a request's signature holds: its nonce (issued at `issued`) is spent.
+  void spend(const std::string& nonce, int64_t issued, int64_t now) {
+    used.emplace(nonce, issued);
     if (used.size() < sweep_at) return;
     for (auto it = used.begin(); it != used.end();)
       it = now - it->second > nonce_life_ns ? used.erase(it) : std::next(it);
@@ -275,7 +275,8 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
         // Until the certificate is checked, its name is only a claim.
         auto claimed = read_cert(in.cert);
         const std::string who = "unverified:" + (claimed ? claimed->name : std::string("?"));
-        if (!st->fresh(in.nonce, now))
+        const int64_t issued = st->fresh(in.nonce, now);
+        if (issued < 0)
           return st->refuse(self, who, "", in.command, "",
                             refusal("the request's nonce is unknown, used or older than " +
                                     std::to_string(st->nonce_life_ns / 1000000000) +
@@ -284,7 +285,7 @@ gate_api::behavior_type gate(gate_api::pointer self, std::shared_ptr<gate_state>
                                                   in.signature, st->os->now_unix_ns() / 1000000000);
         if (!holder)
           return st->refuse(self, who, "", in.command, "", refusal(holder.err().message));
-        st->spend(in.nonce, now);
+        st->spend(in.nonce, issued, now);
         auto r = parse_enum<role>(holder->role);
         if (!r)
           return st->refuse(self, holder->name, holder->role, in.command, "",

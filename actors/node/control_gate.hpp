@@ -12,10 +12,11 @@
 // audited; commands of the operator and admin classes are audited with
 // their outcome. Records are written by dsmil.audit, a detached actor the
 // gate spawns (fsync and head signature off the gate's and the scheduler's
-// threads); an answer goes out once its record is on disk. Every answer
-// carries a fresh nonce for the next request. Accepted requests go to the
-// node as their typed request (a rollback as rollback_by, naming the
-// certificate's CN); a rollback's progress is passed on to the client.
+// threads); an answer goes out once dsmil.audit has written its record (or
+// logged why it could not). Every answer carries a fresh nonce for the
+// next request. Accepted requests go to the node as their typed request (a
+// rollback as rollback_by, naming the certificate's CN); a rollback's
+// progress is passed on to the client.
 #pragma once
 
 #include <memory>

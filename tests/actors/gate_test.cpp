@@ -373,7 +373,7 @@ TEST_CASE("gate: a client refused in a loop fills the audit log, not the node's 
     if (line.find("control: refused status from unverified:alice") != std::string::npos)
       ++one_by_one;
     const auto at = line.find("control: ");
-    const auto more = line.find(" more refusal(s) in the last second");
+    const auto more = line.find(" more refusal(s) in one second");
     if (at != std::string::npos && more != std::string::npos)
       summarized += std::stoul(line.substr(at + 9, more - at - 9));
   }
